@@ -1,0 +1,1 @@
+"""Hawker chat package."""

@@ -1,0 +1,1 @@
+"""Hawker inventory package."""

@@ -1,0 +1,79 @@
+"""The composition root: builds the aiohttp application and wires every part into it."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import orjson
+import socketio
+from aiohttp import web
+
+from live import health, metrics, pages
+from live.config import Config
+from live.errors import error_middleware
+from live.store import connect
+
+log = logging.getLogger("hawker")
+
+
+class _OrjsonModule:
+    """python-socketio's JSON hook: orjson for speed, same API as the json module."""
+
+    @staticmethod
+    def dumps(obj, **_kw) -> str:  # type: ignore[no-untyped-def]
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
+
+    @staticmethod
+    def loads(s, **_kw):  # type: ignore[no-untyped-def]
+        return orjson.loads(s)
+
+
+@web.middleware
+async def _count_requests(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    resp = await handler(request)
+    metrics.HTTP_REQUESTS.labels(request.method, str(resp.status)).inc()
+    return resp
+
+
+def create_app(config: Config) -> web.Application:
+    """Build the app. Redis is connected lazily by the pool; nothing here blocks."""
+    app = web.Application(middlewares=[error_middleware, _count_requests], client_max_size=config.max_request_bytes)
+    app["config"] = config
+    app["redis"] = connect(config.redis_url, timeout_s=config.redis_timeout_s)
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        cors_allowed_origins="*",
+        json=_OrjsonModule,
+        max_http_buffer_size=config.max_message_bytes,
+        ping_interval=20,
+        ping_timeout=20,
+    )
+    sio.attach(app, socketio_path="socket.io")
+    app["sio"] = sio
+
+    health.setup(app)
+    pages.setup(app)
+
+    app.on_startup.append(_start_background)
+    app.on_cleanup.append(_close)
+    return app
+
+
+async def _start_background(app: web.Application) -> None:
+    metrics.PROCESS_UP.inc()
+    app["lag_task"] = asyncio.create_task(_watch_loop_lag())
+
+
+async def _close(app: web.Application) -> None:
+    app["lag_task"].cancel()
+    metrics.PROCESS_UP.dec()
+    await app["redis"].aclose()
+
+
+async def _watch_loop_lag(period: float = 0.1) -> None:
+    """Event-loop lag: how late a timer fires. A busy loop delays pings and every reply."""
+    while True:
+        start = time.perf_counter()
+        await asyncio.sleep(period)
+        metrics.EVENT_LOOP_LAG.observe(max(0.0, time.perf_counter() - start - period))

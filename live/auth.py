@@ -1,0 +1,92 @@
+"""JWT (HS256) tokens: who you are (`sub`), what you may do (`role`), and for which broadcast (`bc`)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+import jwt
+from aiohttp import web
+
+from live.errors import ApiError
+
+ROLES = ("host", "moderator", "viewer")
+ADMIN_BROADCAST = "*"  # a token for every broadcast (an operator's / merchant's admin token)
+
+
+class AuthError(Exception):
+    """A token that cannot be used; `code` is machine-readable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Claims:
+    sub: str
+    role: str
+    broadcast: str
+    name: str
+    exp: int
+
+    def allows(self, broadcast: str) -> bool:
+        return self.broadcast in (broadcast, ADMIN_BROADCAST)
+
+    @property
+    def is_staff(self) -> bool:
+        """Host or moderator: may moderate chat."""
+        return self.role in ("host", "moderator")
+
+
+def mint(secret: str, *, sub: str, role: str, broadcast: str, name: str | None = None, ttl: int = 12 * 3600) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if not sub or not broadcast:
+        raise ValueError("sub and broadcast are required")
+    now = int(time.time())
+    payload = {"sub": sub, "role": role, "bc": broadcast, "name": name or sub, "iat": now, "exp": now + int(ttl)}
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+def verify(secret: str, token: str | None) -> Claims:
+    if not token:
+        raise AuthError("TOKEN_MISSING", "a bearer token is required")
+    try:
+        data = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["sub", "exp"]})
+    except jwt.ExpiredSignatureError:
+        raise AuthError("TOKEN_EXPIRED", "the token has expired") from None
+    except jwt.InvalidSignatureError:
+        raise AuthError("TOKEN_INVALID", "the token signature does not match") from None
+    except jwt.PyJWTError as exc:
+        raise AuthError("TOKEN_INVALID", f"the token is not valid: {exc}") from None
+    role = data.get("role")
+    broadcast = data.get("bc") or data.get("broadcast")
+    sub = data.get("sub")
+    if role not in ROLES:
+        raise AuthError("TOKEN_INVALID", "the token has no valid role")
+    if not isinstance(broadcast, str) or not broadcast or not isinstance(sub, str) or not sub:
+        raise AuthError("TOKEN_INVALID", "the token names no broadcast or subject")
+    name = data.get("name") if isinstance(data.get("name"), str) else sub
+    return Claims(sub=sub, role=role, broadcast=broadcast, name=name[:64], exp=int(data["exp"]))
+
+
+def bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return None
+
+
+def require(request: web.Request, roles: Iterable[str] = ROLES, broadcast: str | None = None) -> Claims:
+    """Authenticate an HTTP request; raise 401 (no/bad token) or 403 (wrong role or broadcast)."""
+    try:
+        claims = verify(request.app["config"].secret, bearer(request))
+    except AuthError as exc:
+        raise ApiError(401, exc.code, exc.message) from None
+    if claims.role not in tuple(roles):
+        raise ApiError(403, "FORBIDDEN", f"role {claims.role!r} may not do this")
+    if broadcast is not None and not claims.allows(broadcast):
+        raise ApiError(403, "FORBIDDEN", "the token is for another broadcast")
+    return claims

@@ -1,0 +1,91 @@
+"""The `hawker` command: serve, demo, token."""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from typing import Sequence
+
+from live.config import Config
+
+# CLI flag -> Config field (every flag mirrors a HAWKER_* variable).
+_FLAG_HELP = {
+    "host": "address to listen on",
+    "port": "port to listen on",
+    "redis_url": "Redis URL (redis://host:port/db)",
+    "secret": "HS256 secret for tokens (required outside demo mode)",
+    "public_url": "URL viewers reach this server at (for printed links)",
+    "workers": "processes sharing the port (SO_REUSEPORT)",
+    "data_dir": "folder for the embedded Redis, media and other state",
+    "tick_ms": "fan-out tick in milliseconds",
+    "log_level": "debug, info, warning, error",
+    "ice_servers": "comma-separated STUN/TURN URLs handed to browsers and aiortc",
+    "webrtc_viewer_cap": "WebRTC viewers per process before the player is sent to HLS",
+    "media_dir": "folder for HLS segments (default: DATA_DIR/media)",
+}
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    types = {f.name: f.type for f in fields(Config)}
+    for name, help_text in _FLAG_HELP.items():
+        t = types[name]
+        conv = int if t == "int" else float if t == "float" else str
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=conv, default=None,
+                       help=f"{help_text} [env HAWKER_{name.upper()}]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hawker", description="Hawker live-shopping server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server")
+    _add_config_flags(serve)
+    demo = sub.add_parser("demo", help="run with an embedded Redis and a demo shop")
+    _add_config_flags(demo)
+    token = sub.add_parser("token", help="print a JWT")
+    token.add_argument("--role", required=True, choices=["host", "moderator", "viewer"])
+    token.add_argument("--broadcast", required=True)
+    token.add_argument("--sub", required=True)
+    token.add_argument("--name", default=None)
+    token.add_argument("--ttl", type=int, default=12 * 3600, help="lifetime in seconds")
+    token.add_argument("--secret", default=None, help="[env HAWKER_SECRET]")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if k in {f.name for f in fields(Config)}}
+    try:
+        if args.command == "token":
+            return _token(args, Config.from_env(secret=args.secret))
+        config = Config.from_env(**overrides)
+    except ValueError as exc:
+        print(f"hawker: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        if config.uses_default_secret and not config.demo:
+            print("hawker: refusing to serve with the default secret; set HAWKER_SECRET or --secret "
+                  "(or run `hawker demo` to try it out)", file=sys.stderr)
+            return 2
+        from live.server import serve
+
+        return serve(config)
+    if args.command == "demo":
+        from live.demo import run_demo
+
+        return run_demo(config)
+    return 2
+
+
+def _token(args: argparse.Namespace, config: Config) -> int:
+    from live.auth import mint
+
+    try:
+        print(mint(config.secret, sub=args.sub, role=args.role, broadcast=args.broadcast, name=args.name, ttl=args.ttl))
+    except ValueError as exc:
+        print(f"hawker: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

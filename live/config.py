@@ -1,0 +1,83 @@
+"""Settings: one frozen dataclass, read from HAWKER_* environment variables and mirrored by CLI flags."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping
+
+DEFAULT_SECRET = "hawker-dev-secret-change-me"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting Hawker reads. `Config.from_env()` fills it from HAWKER_<NAME>."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    secret: str = DEFAULT_SECRET
+    public_url: str = ""
+    workers: int = 1
+    demo: bool = False
+    data_dir: str = ".hawker"
+    tick_ms: int = 100
+    max_message_bytes: int = 64 * 1024
+    max_request_bytes: int = 1024 * 1024
+    redis_timeout_s: float = 5.0
+    log_level: str = "info"
+    ice_servers: str = ""
+    webrtc_viewer_cap: int = 250
+    media_dir: str = ""
+    shutdown_grace_s: float = 5.0
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get(f"HAWKER_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _coerce(f.type, raw, f.name)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> "Config":
+        return replace(self, **changes)
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def uses_default_secret(self) -> bool:
+        return self.secret == DEFAULT_SECRET
+
+
+def env_names() -> list[str]:
+    """Every HAWKER_* variable the server reads (used by docs and the Docker test)."""
+    return [f"HAWKER_{f.name.upper()}" for f in fields(Config) if f.name != "extra"]
+
+
+def _coerce(type_name: Any, raw: str, name: str) -> Any:
+    t = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", str(type_name))
+    try:
+        if t == "int":
+            return int(raw)
+        if t == "float":
+            return float(raw)
+        if t == "bool":
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+    except ValueError as exc:
+        raise ValueError(f"HAWKER_{name.upper()}={raw!r} is not a valid {t}") from exc
+    return raw

@@ -1,0 +1,24 @@
+"""Prometheus metrics. With several worker processes, each writes to PROMETHEUS_MULTIPROC_DIR and
+`/metrics` merges them, so one scrape covers every process."""
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+HTTP_REQUESTS = Counter("hawker_http_requests_total", "HTTP requests answered", ["method", "status"])
+PROCESS_UP = Gauge("hawker_process_up", "1 per running server process", multiprocess_mode="livesum")
+EVENT_LOOP_LAG = Histogram(
+    "hawker_event_loop_lag_seconds", "How late the event loop woke a 100 ms timer",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+
+def render() -> tuple[bytes, str]:
+    """The text exposition for this process, or for all processes in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,95 @@
+"""Running the app: one process, or N processes sharing one port (SO_REUSEPORT), with graceful shutdown."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import socket
+import tempfile
+
+from aiohttp import web
+
+from live.config import Config
+
+log = logging.getLogger("hawker.server")
+
+
+def _bind(config: Config, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((config.host, config.port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_async(config: Config, *, reuse_port: bool = False, ready: "mp.synchronize.Event | None" = None) -> None:
+    """Serve until SIGTERM/SIGINT; then stop accepting, say goodbye to sockets, flush, return."""
+    from live.app import create_app  # after PROMETHEUS_MULTIPROC_DIR is set
+
+    app = create_app(config)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.shutdown_grace_s)
+    await runner.setup()
+    site = web.SockSite(runner, _bind(config, reuse_port))
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("hawker serving on %s (pid %d)", config.base_url, os.getpid())
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    log.info("shutting down (pid %d)", os.getpid())
+    for hook in app.get("shutdown_hooks", []):  # stop accepting work, tell sockets to reconnect elsewhere
+        try:
+            await hook()
+        except Exception:  # noqa: BLE001
+            log.exception("shutdown hook failed")
+    await runner.cleanup()
+
+
+def _worker(config: Config, ready: "mp.synchronize.Event") -> None:
+    configure_logging(config.log_level)
+    asyncio.run(serve_async(config, reuse_port=True, ready=ready))
+
+
+def serve(config: Config) -> int:
+    """Blocking entry point for `hawker serve`. Returns the process exit code."""
+    configure_logging(config.log_level)
+    if config.workers <= 1:
+        asyncio.run(serve_async(config))
+        return 0
+    metrics_dir = tempfile.mkdtemp(prefix="hawker-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    ctx = mp.get_context("spawn")
+    procs = []
+    for _ in range(config.workers):
+        ready = ctx.Event()
+        p = ctx.Process(target=_worker, args=(config, ready), daemon=False)
+        p.start()
+        procs.append(p)
+    signal.signal(signal.SIGINT, lambda *_: None)  # the workers get it from the terminal too
+
+    def forward(signum: int, _frame: object) -> None:
+        for p in procs:
+            if p.pid and p.is_alive():
+                os.kill(p.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    code = 0
+    for p in procs:
+        p.join()
+        code = code or (p.exitcode or 0)
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    return code
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,1 @@
+"""Hawker loadtest package."""

@@ -12,6 +12,7 @@ from aiohttp import web
 from live import health, metrics, pages
 from live.config import Config
 from live.errors import error_middleware
+from live.services import Services
 from live.store import connect
 
 log = logging.getLogger("hawker")
@@ -51,6 +52,8 @@ def create_app(config: Config) -> web.Application:
     )
     sio.attach(app, socketio_path="socket.io")
     app["sio"] = sio
+    services = Services(config=config, redis=app["redis"], sio=sio)
+    app["services"] = services
 
     health.setup(app)
     pages.setup(app)

@@ -9,7 +9,7 @@ import orjson
 import socketio
 from aiohttp import web
 
-from live import health, metrics, pages
+from live import health, media, metrics, pages
 from live.config import Config
 from live.errors import error_middleware
 from live.services import Services
@@ -57,6 +57,7 @@ def create_app(config: Config) -> web.Application:
 
     health.setup(app)
     pages.setup(app)
+    media.setup(app, services)
 
     app.on_startup.append(_start_background)
     app.on_cleanup.append(_close)

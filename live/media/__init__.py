@@ -1,0 +1,42 @@
+"""Video: WHIP ingest, WebRTC forwarding of the host's encoded frames, HLS for the mass audience.
+
+`setup(app, services)` wires it into the app: routes, a `MediaService` at `app["media"]`
+(also `services.parts["media"]`), hub signalling when the hub is present, and shutdown."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from live.media import ice
+from live.media.hls import HlsService
+from live.media.routes import add_routes
+from live.media.service import MediaService
+
+log = logging.getLogger("hawker.media")
+
+__all__ = ["MediaService", "setup", "media_root"]
+
+
+def media_root(config: Any) -> Path:
+    return Path(config.media_dir) if config.media_dir else Path(config.data_dir) / "media"
+
+
+def setup(app: web.Application, services: Any) -> MediaService:
+    config = services.config
+    hls = HlsService(media_root(config) / "hls")
+    media = MediaService(ice_servers=ice.parse(config.ice_servers), viewer_cap=config.webrtc_viewer_cap, hls=hls)
+    app["media"] = media
+    services.parts["media"] = media
+    add_routes(app)
+    from live.media import signalling
+
+    signalling.setup(app, services, media)
+
+    async def _close(_app: web.Application) -> None:
+        await media.close()
+
+    app.on_shutdown.append(_close)
+    return media

@@ -1,0 +1,383 @@
+"""The media part of a node: publish sessions (WHIP), viewer sessions (WHEP / hub), state events.
+
+HTTP routes and hub events are thin doors onto `MediaService.publish()` / `play()`, so both doors
+share one code path, one viewer cap and one set of errors."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
+from aiortc.exceptions import InternalError, InvalidStateError, OperationError
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
+
+from live.errors import ApiError
+from live.media import ice, tap
+from live.media.forward import ForwardTrack, prepare_sender
+from live.media.sdp import check_offer
+from live.media.stream import KeyframeRequester, Stream
+
+log = logging.getLogger("hawker.media")
+
+BROADCAST_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+VIDEO_QUEUE_FRAMES = 60  # ~2 s at 30 fps, then drop to the next keyframe
+AUDIO_QUEUE_FRAMES = 100  # ~2 s of 20 ms Opus packets
+VIEWER_HEADER_EXTENSIONS = ("urn:ietf:params:rtp-hdrext:sdes:mid",)
+
+StateListener = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+def check_broadcast(broadcast: str) -> str:
+    if not BROADCAST_RE.match(broadcast or ""):
+        raise ApiError(400, "INVALID_BROADCAST", "broadcast ids are 1-64 letters, digits, '-' or '_'")
+    return broadcast
+
+
+@dataclass(eq=False)
+class PublishSession:
+    id: str
+    broadcast: str
+    sub: str
+    pc: RTCPeerConnection
+    stream: Stream
+    receivers: dict[str, RTCRtpReceiver] = field(default_factory=dict)
+    taps: dict[str, tap.FrameTap] = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+    went_live: bool = False
+    closed: bool = False
+
+
+@dataclass(eq=False)
+class ViewerSession:
+    id: str
+    broadcast: str
+    sub: str
+    pc: RTCPeerConnection
+    video: ForwardTrack | None
+    audio: ForwardTrack | None
+    via: str  # "whep" | "hub"
+    created: float = field(default_factory=time.time)
+    attached: bool = False
+    closed: bool = False
+
+
+@dataclass(frozen=True)
+class Answer:
+    session_id: str
+    sdp: str
+
+
+class MediaService:
+    """Owns every peer connection of this process. One instance per app (`app["media"]`)."""
+
+    def __init__(self, *, ice_servers: list[ice.IceServer], viewer_cap: int, hls: Any | None = None) -> None:
+        self.ice_servers = ice_servers
+        self.viewer_cap = viewer_cap
+        self.hls = hls  # live.media.hls.HlsService or None
+        self.publishers: dict[str, PublishSession] = {}  # by broadcast
+        self.publish_sessions: dict[str, PublishSession] = {}  # by session id
+        self.viewers: dict[str, ViewerSession] = {}  # by session id
+        self.listeners: list[StateListener] = []
+        self._pending_publish: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._over_cap = False
+        self.closing = False
+
+    # ---- state -------------------------------------------------------------------------------
+
+    def viewer_count(self, broadcast: str | None = None) -> int:
+        if broadcast is None:
+            return len(self.viewers)
+        return sum(1 for v in self.viewers.values() if v.broadcast == broadcast)
+
+    def hls_url(self, broadcast: str) -> str:
+        return f"/hls/{broadcast}/index.m3u8"
+
+    def mode(self) -> str:
+        return "hls" if len(self.viewers) >= self.viewer_cap else "webrtc"
+
+    def state(self, broadcast: str) -> dict[str, Any]:
+        """What a player needs to pick its playback: is the host live, WebRTC or HLS, where."""
+        pub = self.publishers.get(broadcast)
+        live = bool(pub and not pub.closed)
+        hls_ready = bool(self.hls and self.hls.has_playlist(broadcast))
+        codec = None
+        if pub and pub.stream.info.video_codec is not None:
+            codec = pub.stream.info.video_codec.name  # type: ignore[attr-defined]
+        return {
+            "broadcast": broadcast,
+            "live": live,
+            "mode": self.mode() if live else "hls",
+            "codec": codec,
+            "whep_url": f"/whep/{broadcast}",
+            "hls_url": self.hls_url(broadcast) if (hls_ready or live) and self.hls else None,
+            "webrtc_viewers": self.viewer_count(broadcast),
+            "webrtc_cap": self.viewer_cap,
+            "ts": int(time.time() * 1000),
+        }
+
+    def on_state(self, listener: StateListener) -> None:
+        """Register `await listener(broadcast, state)` for stream up/down and playback-mode flips."""
+        self.listeners.append(listener)
+
+    def _emit(self, broadcast: str) -> None:
+        state = self.state(broadcast)
+        for listener in self.listeners:
+            self._spawn(listener(broadcast, state))
+
+    def _check_cap_flip(self) -> None:
+        over = len(self.viewers) >= self.viewer_cap
+        if over != self._over_cap:
+            self._over_cap = over
+            for broadcast in list(self.publishers):
+                self._emit(broadcast)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _pc(self) -> RTCPeerConnection:
+        return RTCPeerConnection(ice.rtc_configuration(self.ice_servers))
+
+    # ---- publishing (WHIP) -------------------------------------------------------------------
+
+    async def publish(self, broadcast: str, sdp: str, sub: str) -> Answer:
+        """Accept the host's offer; 409 when the broadcast already has a publisher."""
+        check_broadcast(broadcast)
+        check_offer(sdp, publishing=True)
+        if self.closing:
+            raise ApiError(503, "SHUTTING_DOWN", "this node is shutting down")
+        if broadcast in self.publishers or broadcast in self._pending_publish:
+            raise ApiError(409, "ALREADY_PUBLISHING", "this broadcast already has a live publisher")
+        self._pending_publish.add(broadcast)
+        try:
+            return await self._publish(broadcast, sdp, sub)
+        finally:
+            self._pending_publish.discard(broadcast)
+
+    async def _publish(self, broadcast: str, sdp: str, sub: str) -> Answer:
+        pc = self._pc()
+        session_id = secrets.token_urlsafe(16)
+        session: PublishSession | None = None
+        requester = KeyframeRequester(lambda: self._send_pli(session))
+        stream = Stream(broadcast=broadcast, session_id=session_id, keyframes=requester)
+        session = PublishSession(id=session_id, broadcast=broadcast, sub=sub, pc=pc, stream=stream)
+
+        @pc.on("track")
+        def _on_track(track: Any) -> None:
+            receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
+            session.receivers[track.kind] = receiver
+            session.taps[track.kind] = tap.install(
+                receiver, track.kind, lambda f: self._on_publisher_frame(session, f),
+                lambda kind: self._on_tap_end(session, kind),
+            )
+
+        @pc.on("connectionstatechange")
+        async def _on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                await self.end_publish(broadcast, session_id, reason=pc.connectionState)
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            self._pick_publisher_codecs(pc, stream)
+            if stream.info.video_codec is None and stream.info.audio_codec is None:
+                raise ApiError(422, "UNSUPPORTED_CODEC", "send VP8 or H264 video and/or Opus audio")
+            await pc.setLocalDescription(await pc.createAnswer())
+        except ApiError:
+            await pc.close()
+            raise
+        except (OperationError, InternalError, InvalidStateError, ValueError) as exc:
+            await pc.close()
+            raise ApiError(422, "UNSUPPORTED_CODEC", f"cannot answer this offer: {exc}") from None
+        self.publishers[broadcast] = session
+        self.publish_sessions[session_id] = session
+        if self.hls is not None:
+            self.hls.attach(stream)
+        log.info("publish %s started (session %s, video %s)", broadcast, session_id,
+                 getattr(stream.info.video_codec, "name", None))
+        return Answer(session_id, pc.localDescription.sdp)
+
+    def _pick_publisher_codecs(self, pc: RTCPeerConnection, stream: Stream) -> None:
+        """Keep the publisher's first supported codec (plus its RTX) and drop goog-remb: the
+        answer then names exactly the codec every viewer must accept, and the host never waits
+        for REMB feedback we do not send."""
+        for t in pc.getTransceivers():
+            codecs: list[RTCRtpCodecParameters] = list(getattr(t, "_codecs", []))
+            main = next((c for c in codecs if c.name.lower() != "rtx" and _supported(c)), None)
+            if main is None:
+                t._codecs = []  # type: ignore[attr-defined]
+                t.direction = "inactive"
+                continue
+            rtx = [c for c in codecs if c.name.lower() == "rtx" and c.parameters.get("apt") == main.payloadType]
+            main.rtcpFeedback = [fb for fb in main.rtcpFeedback if fb.type != "goog-remb"]
+            t._codecs = [main, *rtx]  # type: ignore[attr-defined]
+            if t.kind == "video":
+                stream.info.video_codec = main
+            elif t.kind == "audio":
+                stream.info.audio_codec = main
+
+    def _on_publisher_frame(self, session: PublishSession, frame: Any) -> None:
+        if not session.went_live:
+            session.went_live = True
+            self._emit(session.broadcast)
+        session.stream.on_frame(frame)
+
+    def _on_tap_end(self, session: PublishSession, kind: str) -> None:
+        # The host's receiver stopped (RTCP BYE, DTLS close, pc closed): the publish is over.
+        if not session.closed and (kind == "video" or session.stream.info.video_codec is None):
+            self._spawn(self.end_publish(session.broadcast, session.id, reason=f"{kind} ended"))
+
+    def _send_pli(self, session: PublishSession | None) -> None:
+        if session is None or session.closed:
+            return
+        receiver = session.receivers.get("video")
+        if receiver is None:
+            return
+        ssrc = tap.media_ssrc(receiver)
+        if ssrc is not None:
+            self._spawn(receiver._send_rtcp_pli(ssrc))
+
+    async def end_publish(self, broadcast: str, session_id: str, reason: str = "deleted") -> bool:
+        """End a publish: viewers are closed, the HLS run is finalized as the replay."""
+        session = self.publish_sessions.get(session_id)
+        if session is None or session.broadcast != broadcast or session.closed:
+            return False
+        session.closed = True
+        self.publish_sessions.pop(session_id, None)
+        if self.publishers.get(broadcast) is session:
+            del self.publishers[broadcast]
+        session.stream.end()
+        log.info("publish %s ended (%s)", broadcast, reason)
+        viewers = [v for v in self.viewers.values() if v.broadcast == broadcast]
+        if self.hls is not None:
+            self.hls.detach(session.stream)
+        await asyncio.gather(*(self.end_play(broadcast, v.id) for v in viewers), return_exceptions=True)
+        await session.pc.close()
+        if self.hls is not None:
+            await self.hls.wait_finished(session.stream)
+        self._emit(broadcast)
+        return True
+
+    # ---- playback (WHEP and hub) -------------------------------------------------------------
+
+    async def play(self, broadcast: str, sdp: str, sub: str, via: str = "whep") -> Answer:
+        """Answer a viewer's offer with a sendonly connection forwarding the host's frames."""
+        check_broadcast(broadcast)
+        check_offer(sdp, publishing=False)
+        pub = self.publishers.get(broadcast)
+        if pub is None or pub.closed:
+            raise ApiError(404, "NOT_LIVE", "this broadcast has no live publisher", hls_url=self._replay_url(broadcast))
+        if len(self.viewers) >= self.viewer_cap:
+            raise ApiError(503, "USE_HLS", "WebRTC viewer capacity reached; play the HLS stream",
+                           hls_url=self.hls_url(broadcast))
+        stream = pub.stream
+        pc = self._pc()
+        session_id = secrets.token_urlsafe(16)
+        video = audio = None
+        if stream.info.video_codec is not None:
+            video = ForwardTrack("video", VIDEO_QUEUE_FRAMES, stream.keyframes.request)
+            tr = pc.addTransceiver(video, direction="sendonly")
+            tr.setCodecPreferences(_capabilities_for(stream.info.video_codec, "video"))
+            prepare_sender(tr.sender, stream.keyframes.request)
+        if stream.info.audio_codec is not None:
+            audio = ForwardTrack("audio", AUDIO_QUEUE_FRAMES, lambda: None)
+            tr = pc.addTransceiver(audio, direction="sendonly")
+            tr.setCodecPreferences(_capabilities_for(stream.info.audio_codec, "audio"))
+            prepare_sender(tr.sender, lambda: None)
+        session = ViewerSession(id=session_id, broadcast=broadcast, sub=sub, pc=pc, video=video, audio=audio, via=via)
+        self.viewers[session_id] = session  # counts against the cap from now on
+
+        @pc.on("connectionstatechange")
+        async def _on_state() -> None:
+            if pc.connectionState == "connected" and not session.attached and not session.closed:
+                current = self.publishers.get(broadcast)
+                if current is None or current.stream is not stream:
+                    await self.end_play(broadcast, session_id)
+                    return
+                session.attached = True
+                stream.add_tracks(video, audio)
+            elif pc.connectionState in ("failed", "closed"):
+                await self.end_play(broadcast, session_id)
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            _trim_viewer_negotiation(pc)
+            await pc.setLocalDescription(await pc.createAnswer())
+        except (OperationError, InternalError, InvalidStateError, ValueError) as exc:
+            self.viewers.pop(session_id, None)
+            await pc.close()
+            raise ApiError(422, "UNSUPPORTED_CODEC",
+                           f"the viewer must accept {getattr(stream.info.video_codec, 'name', 'Opus')}: {exc}") from None
+        if self.publishers.get(broadcast) is not pub:  # the host left while we negotiated
+            await self.end_play(broadcast, session_id)
+            raise ApiError(404, "NOT_LIVE", "the broadcast ended", hls_url=self._replay_url(broadcast))
+        self._check_cap_flip()
+        return Answer(session_id, pc.localDescription.sdp)
+
+    async def end_play(self, broadcast: str, session_id: str) -> bool:
+        session = self.viewers.get(session_id)
+        if session is None or session.broadcast != broadcast or session.closed:
+            return False
+        session.closed = True
+        del self.viewers[session_id]
+        pub = self.publishers.get(broadcast)
+        if pub is not None:
+            pub.stream.remove_tracks(session.video, session.audio)
+        else:
+            for track in (session.video, session.audio):
+                if track is not None:
+                    track.stop()
+        await session.pc.close()
+        self._check_cap_flip()
+        return True
+
+    def _replay_url(self, broadcast: str) -> str | None:
+        if self.hls is not None and self.hls.has_playlist(broadcast):
+            return self.hls_url(broadcast)
+        return None
+
+    async def close(self) -> None:
+        """Shut down: end every publish (finalizing replays) and every viewer."""
+        self.closing = True
+        for pub in list(self.publishers.values()):
+            await self.end_publish(pub.broadcast, pub.id, reason="shutdown")
+        await asyncio.gather(*(self.end_play(v.broadcast, v.id) for v in list(self.viewers.values())),
+                             return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _supported(codec: RTCRtpCodecParameters) -> bool:
+    name = codec.name.lower()
+    if name == "h264":
+        return str(codec.parameters.get("packetization-mode", "0")) == "1"
+    return name in ("vp8", "opus")
+
+
+def _capabilities_for(codec: Any, kind: str) -> list[RTCRtpCodecCapability]:
+    """The viewer may only use the host's codec (we forward, we never transcode)."""
+    caps = RTCRtpReceiver.getCapabilities(kind).codecs
+    name = codec.name.lower()
+    wanted = [c for c in caps if c.name.lower() == name]
+    if name == "h264":
+        # any packetization-mode=1 H264 entry works: the bitstream is forwarded as it is
+        wanted = [c for c in wanted if str(c.parameters.get("packetization-mode")) == "1"]
+    rtx = [c for c in caps if c.name.lower() == "rtx"]
+    return wanted + (rtx if kind == "video" else [])
+
+
+def _trim_viewer_negotiation(pc: RTCPeerConnection) -> None:
+    """Viewers get no REMB and no abs-send-time: we never adapt a forwarded stream's bitrate,
+    so that feedback would only cost RTCP parsing and header bytes per packet."""
+    for t in pc.getTransceivers():
+        for codec in getattr(t, "_codecs", []):
+            codec.rtcpFeedback = [fb for fb in codec.rtcpFeedback if fb.type != "goog-remb"]
+        exts = getattr(t, "_headerExtensions", None)
+        if exts is not None:
+            t._headerExtensions = [e for e in exts if e.uri in VIEWER_HEADER_EXTENSIONS]  # type: ignore[attr-defined]

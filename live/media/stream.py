@@ -1,0 +1,118 @@
+"""One live stream: the host's encoded frames in, pushed to every viewer track and to the HLS writer.
+
+`on_frame()` runs on the event loop for each frame the ingest reassembles. The work per viewer is
+an O(1) `push()` into a bounded deque; RTP payloads are cut once per frame (frames.EncodedFrame)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from live.media.forward import ForwardTrack
+from live.media.frames import EncodedFrame
+
+log = logging.getLogger("hawker.media.stream")
+
+
+class KeyframeRequester:
+    """Merges keyframe requests (viewer PLIs, new viewers, HLS) into at most one PLI per interval."""
+
+    def __init__(self, send: Callable[[], None], min_interval_s: float = 1.0) -> None:
+        self._send = send
+        self._min = min_interval_s
+        self._last = -1e9
+        self._pending: asyncio.TimerHandle | None = None
+        self.sent = 0
+        self.requested = 0
+
+    def request(self) -> None:
+        self.requested += 1
+        if self._pending is not None:
+            return  # already scheduled: this request is merged into it
+        now = time.monotonic()
+        wait = self._last + self._min - now
+        if wait <= 0:
+            self._fire()
+        else:
+            self._pending = asyncio.get_running_loop().call_later(wait, self._fire)
+
+    def _fire(self) -> None:
+        self._pending = None
+        self._last = time.monotonic()
+        self.sent += 1
+        try:
+            self._send()
+        except Exception:  # noqa: BLE001
+            log.exception("sending a keyframe request failed")
+
+    def close(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+
+
+@dataclass
+class StreamInfo:
+    """What a viewer needs to negotiate: the host's codecs as aiortc codec parameters."""
+
+    video_codec: object | None = None  # aiortc RTCRtpCodecParameters
+    audio_codec: object | None = None
+
+
+FrameListener = Callable[[EncodedFrame], None]
+
+
+@dataclass(eq=False)
+class Stream:
+    """The host's stream for one broadcast while it is published."""
+
+    broadcast: str
+    session_id: str
+    keyframes: KeyframeRequester
+    info: StreamInfo = field(default_factory=StreamInfo)
+    video_tracks: set[ForwardTrack] = field(default_factory=set)
+    audio_tracks: set[ForwardTrack] = field(default_factory=set)
+    listeners: list[FrameListener] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+    frames_in: int = 0
+    keyframes_in: int = 0
+    ended: bool = False
+
+    def on_frame(self, frame: EncodedFrame) -> None:
+        if self.ended:
+            return
+        self.frames_in += 1
+        if frame.kind == "video":
+            if frame.keyframe:
+                self.keyframes_in += 1
+            for track in self.video_tracks:
+                track.push(frame)
+        else:
+            for track in self.audio_tracks:
+                track.push(frame)
+        for listener in self.listeners:
+            listener(frame)
+
+    def add_tracks(self, video: ForwardTrack | None, audio: ForwardTrack | None) -> None:
+        if video is not None:
+            self.video_tracks.add(video)
+            self.keyframes.request()  # a new viewer waits for the next keyframe: ask for it now
+        if audio is not None:
+            self.audio_tracks.add(audio)
+
+    def remove_tracks(self, *tracks: ForwardTrack | None) -> None:
+        for track in tracks:
+            if track is not None:
+                self.video_tracks.discard(track)
+                self.audio_tracks.discard(track)
+                track.stop()
+
+    def end(self) -> None:
+        self.ended = True
+        self.keyframes.close()
+        for track in list(self.video_tracks) + list(self.audio_tracks):
+            track.stop()
+        self.video_tracks.clear()
+        self.audio_tracks.clear()

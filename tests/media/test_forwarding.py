@@ -1,0 +1,44 @@
+"""WHIP publisher -> server -> WHEP viewers, all real aiortc peers over the machine's interface."""
+from __future__ import annotations
+
+import pytest
+
+from loadtest.media_clients import Publisher, Viewer
+from tests.media.conftest import wait_for
+
+pytestmark = [pytest.mark.media, pytest.mark.slow]
+
+
+async def test_two_viewers_then_a_late_one_get_decodable_video_and_end_cleanly(media_server, http, token):
+    media = media_server.app["media"]
+    pub = Publisher(media_server.url, "b1", token("host", "b1", "h1"), width=320, height=240)
+    await pub.start(http)
+    viewers = [Viewer(media_server.url, "b1", token("viewer", "b1", f"v{i}")) for i in range(2)]
+    for v in viewers:
+        assert await v.start(http), v.error
+    await wait_for(lambda: all(len(v.sizes) >= 10 for v in viewers), 60, "both viewers to decode 10 frames")
+    for v in viewers:
+        assert set(v.sizes) == {(320, 240)}
+        assert v.audio_frames > 0
+
+    stream = media.publishers["b1"].stream
+    keyframes_before = stream.keyframes_in
+    late = Viewer(media_server.url, "b1", token("viewer", "b1", "late"))
+    assert await late.start(http), late.error
+    await wait_for(lambda: len(late.sizes) >= 5, 60, "the late viewer to decode frames")
+    assert set(late.sizes) == {(320, 240)}
+    # the late viewer's PLI request made the host send a new keyframe, and that is where it started
+    assert stream.keyframes_in > keyframes_before
+    late_session = next(s for s in media.viewers.values() if s.sub == "late")
+    assert late_session.video is not None and late_session.video.sent >= 5
+
+    # the server forwards, it does not transcode: every viewer's sender got the shared frames
+    assert media.viewer_count("b1") == 3
+
+    assert await pub.stop(http) == 200
+    for v in [*viewers, late]:
+        await wait_for(v.ended.is_set, 30, "viewer tracks to end after the publish ended")
+    await wait_for(lambda: media.viewer_count("b1") == 0, 30, "viewer sessions to close")
+    assert "b1" not in media.publishers
+    for v in [*viewers, late]:
+        await v.stop()

@@ -1,0 +1,118 @@
+"""WHIP/WHEP HTTP contract: auth, content type, bad SDP, a second publisher, capacity, CORS."""
+from __future__ import annotations
+
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
+
+from loadtest.media_clients import Publisher, Viewer, post_sdp
+from tests.media.conftest import wait_for
+
+pytestmark = pytest.mark.media
+
+
+async def _offer(kind: str = "publish") -> str:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    direction = "sendonly" if kind == "publish" else "recvonly"
+    pc.addTransceiver("video", direction=direction)
+    pc.addTransceiver("audio", direction=direction)
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return sdp
+
+
+async def _error(resp) -> str:  # type: ignore[no-untyped-def]
+    assert resp.headers["Content-Type"].startswith("application/json")
+    return (await resp.json())["error"]["code"]
+
+
+async def test_whip_rejects_bad_requests_with_codes(media_server, http, token, media_ip):
+    url = f"{media_server.url}/whip/b1"
+    offer = await _offer()
+    status, _, body = await post_sdp(http, url, offer, None)
+    assert status == 401 and '"TOKEN_MISSING"' in body
+    status, _, body = await post_sdp(http, url, offer, "not-a-jwt")
+    assert status == 401 and '"TOKEN_INVALID"' in body
+    status, _, body = await post_sdp(http, url, offer, token("viewer", "b1"))
+    assert status == 403 and '"FORBIDDEN"' in body
+    status, _, body = await post_sdp(http, url, offer, token("host", "other"))
+    assert status == 403 and '"FORBIDDEN"' in body
+
+    headers = {"Authorization": f"Bearer {token('host', 'b1')}", "Content-Type": "application/json"}
+    async with http.post(url, data=b"{}", headers=headers) as resp:
+        assert resp.status == 415 and await _error(resp) == "UNSUPPORTED_MEDIA_TYPE"
+    for garbage in ("hello", "v=0\r\n", "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"):
+        status, _, body = await post_sdp(http, url, garbage, token("host", "b1"))
+        assert status == 400 and '"INVALID_SDP"' in body, body
+    # a viewer's recvonly offer is not a publish
+    status, _, body = await post_sdp(http, url, await _offer("play"), token("host", "b1"))
+    assert status == 400 and '"INVALID_SDP"' in body
+    assert media_server.app["media"].publishers == {}
+
+
+async def test_second_publisher_conflicts_and_delete_needs_the_session(media_server, http, token, media_ip):
+    media = media_server.app["media"]
+    pub = Publisher(media_server.url, "b1", token("host", "b1"))
+    await pub.start(http)
+    assert pub.location and pub.location.startswith("/whip/b1/")
+    status, _, body = await post_sdp(http, f"{media_server.url}/whip/b1", await _offer(), token("host", "b1", "h2"))
+    assert status == 409 and '"ALREADY_PUBLISHING"' in body
+
+    async with http.patch(media_server.url + pub.location, headers={"Authorization": f"Bearer {token('host', 'b1')}"}) as resp:
+        assert resp.status == 405 and await _error(resp) == "TRICKLE_NOT_SUPPORTED"
+        assert "DELETE" in resp.headers["Allow"]
+    async with http.delete(media_server.url + "/whip/b1/nope", headers={"Authorization": f"Bearer {token('host', 'b1')}"}) as resp:
+        assert resp.status == 404 and await _error(resp) == "SESSION_NOT_FOUND"
+    async with http.delete(media_server.url + pub.location, headers={"Authorization": f"Bearer {token('viewer', 'b1')}"}) as resp:
+        assert resp.status == 403
+    assert "b1" in media.publishers
+    assert await pub.stop(http) == 200
+    await wait_for(lambda: "b1" not in media.publishers, 30, "the publish to end")
+
+
+async def test_whep_not_live_unsupported_and_over_cap(make_server, http, token, media_ip, tmp_path):
+    server = await make_server(media_dir=str(tmp_path / "m"), webrtc_viewer_cap=1)
+    media = server.app["media"]
+    url = f"{server.url}/whep/b1"
+    status, _, body = await post_sdp(http, url, await _offer("play"), token("viewer", "b1"))
+    assert status == 404 and '"NOT_LIVE"' in body
+    status, _, body = await post_sdp(http, url, await _offer("play"), None)
+    assert status == 401
+
+    pub = Publisher(server.url, "b1", token("host", "b1"))
+    await pub.start(http)
+    first = Viewer(server.url, "b1", token("viewer", "b1", "v1"))
+    assert await first.start(http), first.error
+    second = Viewer(server.url, "b1", token("viewer", "b1", "v2"))
+    assert not await second.start(http)
+    assert second.status == 503
+    assert second.error and second.error["code"] == "USE_HLS" and second.error["hls_url"] == "/hls/b1/index.m3u8"
+    assert media.state("b1")["mode"] == "hls"
+
+    await first.stop(http)
+    await wait_for(lambda: media.viewer_count() == 0, 30, "the first viewer to leave")
+    assert media.state("b1")["mode"] == "webrtc"
+    await pub.stop(http)
+
+
+async def test_preflight_and_ice_config(make_server, http, token, media_ip, tmp_path):
+    ice = "stun:stun.example.com:3478,turn:alice:s3cret@turn.example.com:3478?transport=udp"
+    server = await make_server(media_dir=str(tmp_path / "m"), ice_servers=ice)
+    async with http.options(f"{server.url}/whip/b1") as resp:
+        assert resp.status == 204
+        assert resp.headers["Access-Control-Allow-Origin"] == "*"
+        assert "POST" in resp.headers["Access-Control-Allow-Methods"]
+        assert resp.headers["Accept-Post"] == "application/sdp"
+        links = resp.headers.getall("Link")
+        assert any(link.startswith("<stun:stun.example.com:3478>") for link in links)
+    async with http.get(f"{server.url}/api/ice") as resp:
+        assert resp.status == 401
+    async with http.get(f"{server.url}/api/ice", headers={"Authorization": f"Bearer {token('viewer', 'b1')}"}) as resp:
+        servers = (await resp.json())["ice_servers"]
+    assert servers == [
+        {"urls": ["stun:stun.example.com:3478"]},
+        {"urls": ["turn:turn.example.com:3478?transport=udp"], "username": "alice", "credential": "s3cret"},
+    ]
+    async with http.get(f"{server.url}/api/media/b1") as resp:
+        state = await resp.json()
+    assert state["live"] is False and state["mode"] == "hls" and state["whep_url"] == "/whep/b1"

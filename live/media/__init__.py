@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,10 @@ def media_root(config: Any) -> Path:
 def setup(app: web.Application, services: Any) -> MediaService:
     config = services.config
     hls = HlsService(media_root(config) / "hls")
-    media = MediaService(ice_servers=ice.parse(config.ice_servers), viewer_cap=config.webrtc_viewer_cap, hls=hls)
+    # HAWKER_MEDIA_FORWARD=sender switches to aiortc's per-viewer RTCRtpSender loop (for comparison)
+    forward = os.environ.get("HAWKER_MEDIA_FORWARD", "direct")
+    media = MediaService(ice_servers=ice.parse(config.ice_servers), viewer_cap=config.webrtc_viewer_cap,
+                         hls=hls, forward=forward)
     app["media"] = media
     services.parts["media"] = media
     add_routes(app)

@@ -19,6 +19,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from live.errors import ApiError
 from live.media import ice, tap
 from live.media.forward import ForwardTrack, prepare_sender
+from live.media.rtpout import RtpOutput
 from live.media.sdp import check_offer
 from live.media.stream import KeyframeRequester, Stream
 
@@ -61,6 +62,7 @@ class ViewerSession:
     video: ForwardTrack | None
     audio: ForwardTrack | None
     via: str  # "whep" | "hub"
+    outputs: list[RtpOutput] = field(default_factory=list)
     created: float = field(default_factory=time.time)
     attached: bool = False
     closed: bool = False
@@ -75,7 +77,11 @@ class Answer:
 class MediaService:
     """Owns every peer connection of this process. One instance per app (`app["media"]`)."""
 
-    def __init__(self, *, ice_servers: list[ice.IceServer], viewer_cap: int, hls: Any | None = None) -> None:
+    def __init__(self, *, ice_servers: list[ice.IceServer], viewer_cap: int, hls: Any | None = None,
+                 forward: str = "direct") -> None:
+        if forward not in ("direct", "sender"):
+            raise ValueError("forward must be 'direct' (fan-out loop) or 'sender' (aiortc RTCRtpSender per viewer)")
+        self.forward = forward
         self.ice_servers = ice_servers
         self.viewer_cap = viewer_cap
         self.hls = hls  # live.media.hls.HlsService or None
@@ -301,7 +307,14 @@ class MediaService:
                     await self.end_play(broadcast, session_id)
                     return
                 session.attached = True
-                stream.add_tracks(video, audio)
+                if self.forward == "direct":
+                    session.outputs = [
+                        RtpOutput(t.sender.track.kind, t, stream.keyframes.request)
+                        for t in pc.getTransceivers() if isinstance(t.sender.track, ForwardTrack)
+                    ]
+                    stream.add_outputs(session.outputs)
+                else:
+                    stream.add_tracks(video, audio)
             elif pc.connectionState in ("failed", "closed"):
                 await self.end_play(broadcast, session_id)
 
@@ -328,6 +341,7 @@ class MediaService:
         del self.viewers[session_id]
         pub = self.publishers.get(broadcast)
         if pub is not None:
+            pub.stream.remove_outputs(session.outputs)
             pub.stream.remove_tracks(session.video, session.audio)
         else:
             for track in (session.video, session.audio):

@@ -12,6 +12,7 @@ from typing import Callable
 
 from live.media.forward import ForwardTrack
 from live.media.frames import EncodedFrame
+from live.media.rtpout import RtpOutput, now_ntp
 
 log = logging.getLogger("hawker.media.stream")
 
@@ -74,6 +75,8 @@ class Stream:
     info: StreamInfo = field(default_factory=StreamInfo)
     video_tracks: set[ForwardTrack] = field(default_factory=set)
     audio_tracks: set[ForwardTrack] = field(default_factory=set)
+    video_outputs: set[RtpOutput] = field(default_factory=set)
+    audio_outputs: set[RtpOutput] = field(default_factory=set)
     listeners: list[FrameListener] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     frames_in: int = 0
@@ -87,11 +90,21 @@ class Stream:
         if frame.kind == "video":
             if frame.keyframe:
                 self.keyframes_in += 1
-            for track in self.video_tracks:
-                track.push(frame)
+            tracks, outputs = self.video_tracks, self.video_outputs
         else:
-            for track in self.audio_tracks:
-                track.push(frame)
+            tracks, outputs = self.audio_tracks, self.audio_outputs
+        for track in tracks:
+            track.push(frame)
+        if outputs:
+            ntp = now_ntp()
+            for output in outputs:
+                try:
+                    output.send(frame, ntp)
+                except Exception:  # noqa: BLE001 - one broken viewer must not stop the others
+                    log.exception("sending to a viewer failed; dropping it from the fan-out")
+                    output.close()
+            if any(o.closed for o in outputs):
+                outputs.difference_update([o for o in outputs if o.closed])
         for listener in self.listeners:
             listener(frame)
 
@@ -101,6 +114,18 @@ class Stream:
             self.keyframes.request()  # a new viewer waits for the next keyframe: ask for it now
         if audio is not None:
             self.audio_tracks.add(audio)
+
+    def add_outputs(self, outputs: list[RtpOutput]) -> None:
+        for output in outputs:
+            (self.video_outputs if output.kind == "video" else self.audio_outputs).add(output)
+        if any(o.kind == "video" for o in outputs):
+            self.keyframes.request()  # a new viewer waits for the next keyframe: ask for it now
+
+    def remove_outputs(self, outputs: list[RtpOutput]) -> None:
+        for output in outputs:
+            output.close()
+            self.video_outputs.discard(output)
+            self.audio_outputs.discard(output)
 
     def remove_tracks(self, *tracks: ForwardTrack | None) -> None:
         for track in tracks:
@@ -116,3 +141,7 @@ class Stream:
             track.stop()
         self.video_tracks.clear()
         self.audio_tracks.clear()
+        for output in list(self.video_outputs) + list(self.audio_outputs):
+            output.close()
+        self.video_outputs.clear()
+        self.audio_outputs.clear()

@@ -1,0 +1,133 @@
+"""Direct RTP output: one viewer's packets written straight onto its SRTP + ICE transport.
+
+Why: through aiortc's RTCRtpSender every packet of every viewer costs a task wake-up, an RtpPacket
+object, header-extension serialization, two NTP clock reads and four nested coroutines; measured
+here that was ~0.65-0.9 % of a core per viewer at 750 kbps. The fan-out loop below does, per packet
+and viewer, one struct.pack, one SRTP protect and one sendto, from a single pass over the viewers
+when the host's frame arrives (no task per recipient, like the hub's "encode once, fan out").
+
+aiortc (pinned 1.16.0) still owns everything else for the viewer: ICE, DTLS, SDP, RTCP (sender
+reports are fed with our counters below; NACKs are answered from our history; PLI/FIR are merged
+into one keyframe request to the host). The RTCRtpSender's own RTP loop sits idle on a track that
+never yields a frame.
+
+"Bounded per-viewer queue": the viewer's queue is its UDP socket buffer plus asyncio's datagram
+buffer; when that backlog passes MAX_BACKLOG_BYTES the viewer drops video until the next keyframe
+(and asks for one), instead of buffering without limit."""
+from __future__ import annotations
+
+import logging
+from struct import pack
+from typing import Any, Callable
+
+from aiortc import RTCRtpSender, RTCRtpTransceiver, clock
+from aiortc.rtcrtpsender import random_sequence_number
+from aiortc.rtp import HeaderExtensions
+from aiortc.utils import random32
+
+from live.media.frames import EncodedFrame
+
+log = logging.getLogger("hawker.media.rtpout")
+
+HISTORY = 512  # packets kept for NACK retransmission (~5 s of 750 kbps video)
+MAX_BACKLOG_BYTES = 256 * 1024
+_S = "_RTCRtpSender__"
+
+
+class RtpOutput:
+    """Sends the shared RTP payloads of one kind (video or audio) to one viewer."""
+
+    __slots__ = ("kind", "sender", "dtls", "ice", "ssrc", "pt", "seq", "ts_origin", "ext", "b0",
+                 "history", "waiting", "want_keyframe", "closed", "packets", "octets", "frames",
+                 "dropped", "overflows")
+
+    def __init__(self, kind: str, transceiver: RTCRtpTransceiver, want_keyframe: Callable[[], None]) -> None:
+        sender: RTCRtpSender = transceiver.sender
+        self.kind = kind
+        self.sender = sender
+        self.dtls = sender.transport
+        self.ice = self.dtls.transport._connection  # aioice.Connection
+        self.ssrc = sender._ssrc
+        codecs = [c for c in transceiver._codecs if c.name.lower() != "rtx"]  # type: ignore[attr-defined]
+        self.pt = codecs[0].payloadType
+        self.seq = random_sequence_number()
+        self.ts_origin = random32()
+        ext = HeaderExtensions()
+        ext.mid = getattr(sender, _S + "mid")
+        profile, value = getattr(sender, _S + "rtp_header_extensions_map").set(ext)
+        self.ext = pack("!HH", profile, len(value) >> 2) + value if value else b""
+        self.b0 = 0x90 if value else 0x80  # version 2, extension bit when a MID is negotiated
+        self.history: list[tuple[int, bytes] | None] = [None] * HISTORY
+        self.waiting = kind == "video"
+        self.want_keyframe = want_keyframe
+        self.closed = False
+        self.packets = self.octets = self.frames = self.dropped = self.overflows = 0
+        sender._retransmit = self.retransmit  # type: ignore[method-assign]
+
+    def send(self, frame: EncodedFrame, ntp: int) -> None:
+        """Packetized once upstream; here: RTP header + SRTP + sendto for each payload."""
+        if self.closed:
+            return
+        if self.waiting:
+            if not frame.keyframe:
+                self.dropped += 1
+                return
+            self.waiting = False
+        pair = self.ice._nominated.get(1)
+        srtp = self.dtls._tx_srtp
+        if pair is None or srtp is None:
+            self.dropped += 1
+            return
+        transport = pair.protocol.transport
+        if transport is None:
+            self.dropped += 1
+            return
+        if transport.get_write_buffer_size() > MAX_BACKLOG_BYTES:
+            self.overflows += 1
+            self.dropped += 1
+            if self.kind == "video":
+                self.waiting = True
+                self.want_keyframe()
+            return
+        addr = pair.remote_addr
+        protect = srtp.protect
+        history = self.history
+        payloads = frame.payloads()
+        last = len(payloads) - 1
+        ts = (self.ts_origin + frame.timestamp) & 0xFFFFFFFF
+        seq = self.seq
+        head, ext, pt, ssrc = self.b0, self.ext, self.pt, self.ssrc
+        octets = 0
+        for i, payload in enumerate(payloads):
+            data = pack("!BBHLL", head, ((i == last) << 7) | pt, seq, ts, ssrc) + ext + payload
+            history[seq % HISTORY] = (seq, data)
+            transport.sendto(protect(data), addr)
+            octets += len(payload)
+            seq = (seq + 1) & 0xFFFF
+        self.seq = seq
+        self.frames += 1
+        self.packets += len(payloads)
+        self.octets += octets
+        # feed the aiortc sender's RTCP sender reports (A/V sync and stats in the browser)
+        sender = self.sender
+        setattr(sender, _S + "ntp_timestamp", ntp)
+        setattr(sender, _S + "rtp_timestamp", ts)
+        setattr(sender, _S + "packet_count", self.packets & 0xFFFFFFFF)
+        setattr(sender, _S + "octet_count", self.octets & 0xFFFFFFFF)
+
+    async def retransmit(self, sequence_number: int) -> None:
+        """Answer a viewer's NACK from our history (same SSRC and sequence number)."""
+        entry = self.history[sequence_number % HISTORY]
+        if entry is None or entry[0] != sequence_number or self.closed:
+            return
+        try:
+            await self.dtls._send_rtp(entry[1])
+        except ConnectionError:
+            pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def now_ntp() -> int:
+    return clock.current_ntp_time()

@@ -48,49 +48,28 @@ def _token(role: str, broadcast: str, sub: str) -> str:
 # ---- viewer worker process -------------------------------------------------------------------
 
 
-def _install_light_receive() -> dict[Any, list[int]]:
-    """Replace aiortc's receive path in THIS process (a bench worker only): once SRTP is set up,
-    count video frames from RTP headers (marker bit on the video payload type) and drop the packet."""
-    from aiortc.rtcdtlstransport import RTCDtlsTransport
+def _light_receive(connection: Any, counter: list[int]) -> None:
+    """Count this viewer's video frames straight from the ICE connection (a bench worker only):
+    SRTP packets are looked at in their clear RTP header (marker bit on the video payload type)
+    and dropped, so the viewer costs no decryption, queueing or decoding. DTLS, RTCP and STUN
+    still go through aiortc/aioice as usual."""
+    passthrough = connection.data_received
 
-    counters: dict[Any, list[int]] = {}  # transport -> [video_pt, frames, packets]
-    original = RTCDtlsTransport._recv_next
-
-    async def light_recv_next(self: Any) -> None:
-        counter = counters.get(self)
-        if counter is None or getattr(self, "_rx_srtp", None) is None:
-            await original(self)
-            return
-        data = await self.transport._recv()
-        first = data[0]
-        if 127 < first < 192 and len(data) > 12:
-            second = data[1]
-            if 192 <= second <= 223:  # RTCP
-                return
+    def data_received(data: bytes, component: int) -> None:
+        if len(data) > 12 and 127 < data[0] < 192 and not 192 <= data[1] <= 223:
             counter[2] += 1
-            if (second & 0x7F) == counter[0] and second & 0x80:
+            if (data[1] & 0x7F) == counter[0] and data[1] & 0x80:
                 counter[1] += 1
-        elif 19 < first < 64:  # a late DTLS record (retransmitted flight, close_notify)
-            from OpenSSL import SSL
+            return
+        passthrough(data, component)
 
-            self._ssl.bio_write(data)
-            try:
-                self._ssl.recv(1500)
-            except SSL.ZeroReturnError:
-                raise ConnectionError("DTLS closed by the server") from None
-            except SSL.Error:
-                pass
-            await self._write_ssl()
-
-    RTCDtlsTransport._recv_next = light_recv_next  # type: ignore[method-assign]
-    return counters
+    connection.data_received = data_received
 
 
 async def _worker_main(conn: Any, base_url: str, broadcast: str, batch: int) -> None:
     import aiohttp
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-    counters = _install_light_receive()
     viewers: list[dict[str, Any]] = []
     loop = asyncio.get_running_loop()
     session = aiohttp.ClientSession()
@@ -115,13 +94,10 @@ async def _worker_main(conn: Any, base_url: str, broadcast: str, batch: int) -> 
             viewers.append({"ok": False, "status": 0, "body": repr(exc)})
             return
         video_pt = next(int(line.split()[3]) for line in body.splitlines() if line.startswith("m=video"))
-        transport = pc.getTransceivers()[0].receiver.transport
         counter = [video_pt, 0, 0]
-        counters[transport] = counter
         await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
-        # the bundled transport may have been swapped during setRemoteDescription
-        transport = pc.getTransceivers()[0].receiver.transport
-        counters[transport] = counter
+        # after setRemoteDescription the bundled transport is final: count on its ICE connection
+        _light_receive(pc.getTransceivers()[0].receiver.transport.transport._connection, counter)
         viewers.append({"ok": True, "pc": pc, "counter": counter})
 
     while True:
@@ -244,7 +220,8 @@ class Bench:
                 self.log(f"N={target:4d} connected={step['connected']:4d} receiving={step['receiving']:4d} "
                          f"server cpu {step['server_cpu_pct']:6.1f}%  fps mean {step['fps_mean']:5.1f} "
                          f"p10 {step['fps_p10']:5.1f} min {step['fps_min']:5.1f}  publisher {step['publisher_fps']:4.1f} fps  "
-                         f"{step['ingest_kbps']:.0f} kbps  per viewer {step['cpu_pct_per_viewer']:.2f}% "
+                         f"{step['ingest_kbps']:.0f} kbps  per viewer {step['cpu_pct_per_viewer']:.2f}%  "
+                         f"viewer procs {step['viewer_procs_cpu_pct']:.0f}%  machine {step['machine_busy_pct']:.0f}% busy "
                          f"(connect {step['connect_s']}s, failed {len(failed)})")
                 if step["fps_mean"] < self.args.stop_below:
                     self.log(f"stopping: delivered fps fell below {self.args.stop_below}")
@@ -261,7 +238,12 @@ class Bench:
         return results
 
     async def measure(self, sproc: Any, pub: Any, window: float) -> dict[str, Any]:
+        import psutil
+
+        workers = [psutil.Process(proc.pid) for proc, _ in self.workers]
         before = await self.ask_all(("stats",))
+        wcpu0 = sum(sum(w.cpu_times()[:2]) for w in workers)
+        psutil.cpu_percent()
         cpu0 = sum(sproc.cpu_times()[:2])
         pub0 = pub.video_track._count if pub.video_track else 0
         bytes0 = await _ingest_bytes(pub)
@@ -269,6 +251,8 @@ class Bench:
         await asyncio.sleep(window)
         after = await self.ask_all(("stats",))
         cpu1 = sum(sproc.cpu_times()[:2])
+        wcpu1 = sum(sum(w.cpu_times()[:2]) for w in workers)
+        machine = psutil.cpu_percent()
         elapsed = time.monotonic() - t0
         pub1 = pub.video_track._count if pub.video_track else 0
         bytes1 = await _ingest_bytes(pub)
@@ -282,6 +266,8 @@ class Bench:
         fps.sort()
         return {
             "server_cpu_pct": round(100 * (cpu1 - cpu0) / elapsed, 1),
+            "viewer_procs_cpu_pct": round(100 * (wcpu1 - wcpu0) / elapsed, 1),
+            "machine_busy_pct": machine,
             "connected": connected,
             "receiving": sum(1 for f in fps if f > 0),
             "fps_mean": round(statistics.fmean(fps), 2) if fps else 0.0,

@@ -21,6 +21,7 @@ from struct import pack
 from typing import Any, Callable
 
 from aiortc import RTCRtpSender, RTCRtpTransceiver, clock
+from pylibsrtp._binding import ffi, lib
 from aiortc.rtcrtpsender import random_sequence_number
 from aiortc.rtp import HeaderExtensions
 from aiortc.utils import random32
@@ -39,7 +40,7 @@ class RtpOutput:
 
     __slots__ = ("kind", "sender", "dtls", "ice", "ssrc", "pt", "seq", "ts_origin", "ext", "b0",
                  "history", "waiting", "want_keyframe", "closed", "packets", "octets", "frames",
-                 "dropped", "overflows")
+                 "dropped", "overflows", "len_p")
 
     def __init__(self, kind: str, transceiver: RTCRtpTransceiver, want_keyframe: Callable[[], None]) -> None:
         sender: RTCRtpSender = transceiver.sender
@@ -62,6 +63,7 @@ class RtpOutput:
         self.want_keyframe = want_keyframe
         self.closed = False
         self.packets = self.octets = self.frames = self.dropped = self.overflows = 0
+        self.len_p = ffi.new("int *")
         sender._retransmit = self.retransmit  # type: ignore[method-assign]
 
     def send(self, frame: EncodedFrame, ntp: int) -> None:
@@ -90,7 +92,9 @@ class RtpOutput:
                 self.want_keyframe()
             return
         addr = pair.remote_addr
-        protect = srtp.protect
+        # pylibsrtp's Session.protect, inlined: one shared 1500-byte buffer, no per-call allocation
+        session, cdata, buf, len_p, srtp_protect = srtp._srtp[0], srtp._cdata, srtp._buffer, self.len_p, lib.srtp_protect
+        sock = transport._sock if not transport._buffer else None  # asyncio's fast path, minus checks
         history = self.history
         payloads = frame.payloads()
         last = len(payloads) - 1
@@ -101,19 +105,38 @@ class RtpOutput:
         for i, payload in enumerate(payloads):
             data = pack("!BBHLL", head, ((i == last) << 7) | pt, seq, ts, ssrc) + ext + payload
             history[seq % HISTORY] = (seq, data)
-            transport.sendto(protect(data), addr)
+            n = len(data)
+            if n > 1400:
+                raise ValueError("RTP packet too long for SRTP")
+            buf[0:n] = data
+            len_p[0] = n
+            if srtp_protect(session, cdata, len_p) != 0:
+                raise RuntimeError("srtp_protect failed")
+            packet = buf[0:len_p[0]]
+            if sock is not None:
+                try:
+                    sock.sendto(packet, addr)
+                except (BlockingIOError, InterruptedError):
+                    transport.sendto(packet, addr)  # queues it and waits for the socket
+                    sock = None
+                except OSError:
+                    pass  # ICMP errors etc.: UDP is best effort, RTCP/consent will notice
+            else:
+                transport.sendto(packet, addr)
             octets += len(payload)
             seq = (seq + 1) & 0xFFFF
         self.seq = seq
         self.frames += 1
         self.packets += len(payloads)
         self.octets += octets
-        # feed the aiortc sender's RTCP sender reports (A/V sync and stats in the browser)
-        sender = self.sender
-        setattr(sender, _S + "ntp_timestamp", ntp)
-        setattr(sender, _S + "rtp_timestamp", ts)
-        setattr(sender, _S + "packet_count", self.packets & 0xFFFFFFFF)
-        setattr(sender, _S + "octet_count", self.octets & 0xFFFFFFFF)
+        if self.frames & 7 == 1:
+            # feed the aiortc sender's RTCP sender reports (A/V sync and stats in the browser); one
+            # consistent (NTP, RTP) pair every 8 frames is plenty for SRs sent about once a second
+            sender = self.sender
+            setattr(sender, _S + "ntp_timestamp", ntp)
+            setattr(sender, _S + "rtp_timestamp", ts)
+            setattr(sender, _S + "packet_count", self.packets & 0xFFFFFFFF)
+            setattr(sender, _S + "octet_count", self.octets & 0xFFFFFFFF)
 
     async def retransmit(self, sequence_number: int) -> None:
         """Answer a viewer's NACK from our history (same SSRC and sequence number)."""

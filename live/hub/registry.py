@@ -1,0 +1,222 @@
+"""The hub's command registry: every client event goes through one dispatcher.
+
+Other parts plug in by name, without touching sockets:
+
+    def register(hub: Hub, services: Services) -> None:
+        @hub.command("chat.send", roles=("host", "moderator", "viewer"))
+        async def send(caller: Caller, payload: dict) -> dict:
+            if not payload.get("text"):
+                raise HubError("VALIDATION", "text is required", field="text")
+            return {"id": "..."}            # ack: {"ok": true, "id": "..."}
+
+        @hub.snapshot_part("chat")
+        async def chat_history(caller: Caller) -> list:
+            return [...]                     # snapshot["chat"]
+
+The dispatcher guarantees, for every event: the caller is an authenticated socket of one
+broadcast (`caller.broadcast`, never anything the client sends); the payload is a JSON object
+(missing -> `{}`) no larger than the command's `max_bytes`; the caller's role is allowed
+(`FORBIDDEN` otherwise); the socket is within its rate (`FLOOD`, with `retry_after` ms); unknown
+events are answered `UNKNOWN_EVENT`; a handler's `HubError` becomes an error ack with its code
+and details; any other exception is logged and answered `INTERNAL`. A handler's dict return value
+is merged into `{"ok": true, ...}`. Nothing here knows about a specific command.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Iterable
+
+import orjson
+
+from live.hub import metrics
+from live.auth import ROLES
+
+log = logging.getLogger("hawker.hub")
+
+STAFF = ("host", "moderator")
+HOST = ("host",)
+EVERYONE = ROLES
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated socket an event came from. `broadcast` is the one it joined."""
+
+    sid: str
+    user: str
+    name: str
+    role: str
+    broadcast: str
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF
+
+
+class HubError(Exception):
+    """Raise from a handler to refuse: the client gets `{"ok": false, "error": {code, message, **details}}`."""
+
+    def __init__(self, code: str, message: str = "", **details: Any) -> None:
+        super().__init__(message or code)
+        self.code = code
+        self.message = message or code.replace("_", " ").lower()
+        self.details = details
+
+    def ack(self) -> dict[str, Any]:
+        return error_ack(self.code, self.message, **self.details)
+
+
+def error_ack(code: str, message: str, **details: Any) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message, **details}}
+
+
+Handler = Callable[[Caller, dict], Awaitable[dict | None]]
+SnapshotPart = Callable[[Caller], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Command:
+    event: str
+    handler: Handler
+    roles: tuple[str, ...]
+    max_bytes: int
+    cost: float
+    timeout_s: float
+
+
+@dataclass
+class _Bucket:
+    """Token bucket: `rate` events/s, bursts up to `burst`."""
+
+    tokens: float
+    stamp: float
+
+
+@dataclass
+class Registry:
+    """Commands and snapshot parts by name, and the dispatcher that runs them safely."""
+
+    max_bytes: int = 16 * 1024
+    rate: float = 20.0  # events per second per socket (sustained)
+    burst: float = 40.0  # events a socket may send at once
+    timeout_s: float = 10.0
+    commands: dict[str, Command] = field(default_factory=dict)
+    parts: dict[str, SnapshotPart] = field(default_factory=dict)
+    _buckets: dict[str, _Bucket] = field(default_factory=dict)
+
+    # ---- plugging in ---------------------------------------------------------------------------
+
+    def command(self, event: str, *, roles: Iterable[str] = EVERYONE, max_bytes: int | None = None,
+                cost: float = 1.0, timeout_s: float | None = None) -> Callable[[Handler], Handler]:
+        """Decorator: handle client event `event` for callers whose role is in `roles`.
+
+        `cost` is how many rate tokens one call takes (a heavy command may cost more)."""
+        roles = tuple(roles)
+        bad = [r for r in roles if r not in ROLES]
+        if bad or not roles:
+            raise ValueError(f"unknown roles {bad!r}")
+        if event in self.commands:
+            raise ValueError(f"hub command {event!r} is already registered")
+        if event in ("connect", "disconnect", "*"):
+            raise ValueError(f"{event!r} is reserved")
+
+        def deco(fn: Handler) -> Handler:
+            self.commands[event] = Command(event, fn, roles, max_bytes or self.max_bytes, cost,
+                                           timeout_s or self.timeout_s)
+            return fn
+
+        return deco
+
+    def snapshot_part(self, name: str) -> Callable[[SnapshotPart], SnapshotPart]:
+        """Decorator: `snapshot[name] = await fn(caller)` in every join snapshot."""
+        if name in self.parts:
+            raise ValueError(f"snapshot part {name!r} is already registered")
+
+        def deco(fn: SnapshotPart) -> SnapshotPart:
+            self.parts[name] = fn
+            return fn
+
+        return deco
+
+    # ---- running -------------------------------------------------------------------------------
+
+    def forget(self, sid: str) -> None:
+        """Drop a disconnected socket's rate state."""
+        self._buckets.pop(sid, None)
+
+    def _take(self, sid: str, cost: float) -> int:
+        """0 if the socket may go on, else milliseconds until it may."""
+        now = time.monotonic()
+        b = self._buckets.get(sid)
+        if b is None:
+            b = self._buckets[sid] = _Bucket(self.burst, now)
+        b.tokens = min(self.burst, b.tokens + (now - b.stamp) * self.rate)
+        b.stamp = now
+        if b.tokens >= cost:
+            b.tokens -= cost
+            return 0
+        return max(1, int((cost - b.tokens) / self.rate * 1000))
+
+    async def dispatch(self, caller: Caller | None, event: Any, args: tuple) -> dict[str, Any]:
+        """Run one client event and return its ack. Never raises."""
+        cmd = self.commands.get(event) if isinstance(event, str) else None
+        label = cmd.event if cmd else "_unknown"
+        ack = await self._run(caller, event, cmd, args)
+        code = "OK" if ack.get("ok") else ack["error"]["code"]
+        metrics.HUB_COMMANDS.labels(label, code).inc()
+        return ack
+
+    async def _run(self, caller: Caller | None, event: Any, cmd: Command | None, args: tuple) -> dict[str, Any]:
+        if caller is None:
+            return error_ack("NOT_JOINED", "this socket has not joined a broadcast")
+        wait_ms = self._take(caller.sid, cmd.cost if cmd else 1.0)
+        if wait_ms:
+            return error_ack("FLOOD", "too many events; slow down", retry_after=wait_ms)
+        if cmd is None:
+            return error_ack("UNKNOWN_EVENT", f"unknown event {str(event)[:64]!r}")
+        if len(args) > 1:
+            return error_ack("BAD_PAYLOAD", "send one JSON object as the event's only argument")
+        payload = args[0] if args else {}
+        if payload is None:
+            payload = {}
+        if not isinstance(payload, dict):
+            return error_ack("BAD_PAYLOAD", "the payload must be a JSON object")
+        try:
+            size = len(orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS))
+        except (TypeError, orjson.JSONEncodeError):
+            return error_ack("BAD_PAYLOAD", "the payload is not plain JSON")
+        if size > cmd.max_bytes:
+            return error_ack("PAYLOAD_TOO_LARGE", f"payload larger than {cmd.max_bytes} bytes", max_bytes=cmd.max_bytes)
+        if caller.role not in cmd.roles:
+            return error_ack("FORBIDDEN", f"role {caller.role!r} may not send {cmd.event!r}")
+        try:
+            result = await asyncio.wait_for(cmd.handler(caller, payload), cmd.timeout_s)
+        except HubError as exc:
+            return exc.ack()
+        except asyncio.TimeoutError:
+            log.warning("hub command %s timed out after %.1fs", cmd.event, cmd.timeout_s)
+            return error_ack("TIMEOUT", "the server took too long; retry with the same request_id")
+        except Exception:  # noqa: BLE001 - the one place a handler's crash becomes an ack
+            log.exception("hub command %s failed", cmd.event)
+            return error_ack("INTERNAL", "internal error")
+        if result is None:
+            return {"ok": True}
+        if not isinstance(result, dict):
+            log.error("hub command %s returned %s, not a dict", cmd.event, type(result).__name__)
+            return error_ack("INTERNAL", "internal error")
+        return {"ok": True, **result}
+
+    async def snapshot(self, caller: Caller) -> dict[str, Any]:
+        """Every registered part, gathered concurrently; a failing part is logged and left None."""
+        names = list(self.parts)
+        results = await asyncio.gather(*(self.parts[n](caller) for n in names), return_exceptions=True)
+        out: dict[str, Any] = {}
+        for name, value in zip(names, results):
+            if isinstance(value, BaseException):
+                log.error("snapshot part %s failed", name, exc_info=value)
+                value = None
+            out[name] = value
+        return out

@@ -1,0 +1,104 @@
+"""Field checks shared by socket commands and REST: one `Invalid(field, message)` for both doors.
+
+Commands turn it into `HubError("VALIDATION", message, field=...)`, REST into a 422 `VALIDATION`."""
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+MAX_MONEY = 10**12
+MAX_TS = 10**13  # ms; year 2286
+
+
+class Invalid(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+_MISSING = object()
+
+
+def _get(data: Mapping[str, Any], name: str, required: bool, default: Any) -> Any:
+    value = data.get(name, _MISSING)
+    if value is _MISSING or value is None:
+        if required:
+            raise Invalid(name, f"{name} is required")
+        return default
+    return value
+
+
+def text(data: Mapping[str, Any], name: str, *, required: bool = True, max_len: int = 200, min_len: int = 1,
+         default: str | None = None) -> str | None:
+    value = _get(data, name, required, default)
+    if value is default and not required:
+        return default
+    if not isinstance(value, str):
+        raise Invalid(name, f"{name} must be a string")
+    value = value.strip()
+    if not (min_len <= len(value) <= max_len):
+        raise Invalid(name, f"{name} must be {min_len}-{max_len} characters")
+    return value
+
+
+def ident(data: Mapping[str, Any], name: str, *, required: bool = True, default: str | None = None) -> str | None:
+    value = _get(data, name, required, default)
+    if value is default and not required:
+        return default
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise Invalid(name, f"{name} must be 1-64 letters, digits, '-' or '_'")
+    return value
+
+
+def integer(data: Mapping[str, Any], name: str, *, required: bool = True, lo: int = 0, hi: int = MAX_MONEY,
+            default: int | None = None) -> int | None:
+    value = _get(data, name, required, default)
+    if value is default and not required:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(name, f"{name} must be an integer")
+    if not (lo <= value <= hi):
+        raise Invalid(name, f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def currency(data: Mapping[str, Any], name: str = "currency", *, required: bool = True,
+             default: str | None = None) -> str | None:
+    value = _get(data, name, required, default)
+    if value is default and not required:
+        return default
+    if not isinstance(value, str) or not CURRENCY_RE.match(value):
+        raise Invalid(name, f"{name} must be an ISO 4217 code like 'USD'")
+    return value
+
+
+def url(data: Mapping[str, Any], name: str, *, required: bool = False, default: str = "") -> str:
+    value = _get(data, name, required, default)
+    if value == "":
+        return ""
+    if not isinstance(value, str) or len(value) > 2048 or not (
+            value.startswith("https://") or value.startswith("http://") or value.startswith("/")):
+        raise Invalid(name, f"{name} must be an http(s) URL or a path starting with '/'")
+    return value
+
+
+def string_list(data: Mapping[str, Any], name: str, *, lo: int, hi: int, max_len: int = 100) -> list[str]:
+    value = _get(data, name, True, None)
+    if not isinstance(value, list) or not (lo <= len(value) <= hi):
+        raise Invalid(name, f"{name} must be a list of {lo}-{hi} strings")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not (1 <= len(item.strip()) <= max_len):
+            raise Invalid(f"{name}[{i}]", f"each of {name} must be 1-{max_len} characters")
+        out.append(item.strip())
+    return out
+
+
+def only(data: Mapping[str, Any], allowed: set[str]) -> None:
+    """Refuse unknown fields: a typo should not be silently ignored."""
+    for key in data:
+        if key not in allowed:
+            raise Invalid(str(key)[:64], f"unknown field {str(key)[:64]!r}")

@@ -29,6 +29,7 @@ BROADCAST_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 VIDEO_QUEUE_FRAMES = 60  # ~2 s at 30 fps, then drop to the next keyframe
 AUDIO_QUEUE_FRAMES = 100  # ~2 s of 20 ms Opus packets
 VIEWER_HEADER_EXTENSIONS = ("urn:ietf:params:rtp-hdrext:sdes:mid",)
+CONNECT_TIMEOUT_S = 30.0  # a peer that never completes ICE+DTLS must not hold a slot (or a broadcast)
 
 StateListener = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -93,6 +94,7 @@ class MediaService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._over_cap = False
         self.closing = False
+        self.connect_timeout_s = CONNECT_TIMEOUT_S
 
     # ---- state -------------------------------------------------------------------------------
 
@@ -203,6 +205,7 @@ class MediaService:
             raise ApiError(422, "UNSUPPORTED_CODEC", f"cannot answer this offer: {exc}") from None
         self.publishers[broadcast] = session
         self.publish_sessions[session_id] = session
+        self._spawn(self._connect_watchdog(pc, lambda: self.end_publish(broadcast, session_id, reason="never connected")))
         if self.hls is not None:
             self.hls.attach(stream)
         log.info("publish %s started (session %s, video %s)", broadcast, session_id,
@@ -331,7 +334,14 @@ class MediaService:
             await self.end_play(broadcast, session_id)
             raise ApiError(404, "NOT_LIVE", "the broadcast ended", hls_url=self._replay_url(broadcast))
         self._check_cap_flip()
+        self._spawn(self._connect_watchdog(pc, lambda: self.end_play(broadcast, session_id)))
         return Answer(session_id, pc.localDescription.sdp)
+
+    async def _connect_watchdog(self, pc: RTCPeerConnection, end: Callable[[], Awaitable[Any]]) -> None:
+        await asyncio.sleep(self.connect_timeout_s)
+        if pc.connectionState not in ("connected", "closed"):
+            log.info("peer connection still %s after %.0fs: closing it", pc.connectionState, self.connect_timeout_s)
+            await end()
 
     async def end_play(self, broadcast: str, session_id: str) -> bool:
         session = self.viewers.get(session_id)

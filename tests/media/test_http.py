@@ -116,3 +116,15 @@ async def test_preflight_and_ice_config(make_server, http, token, media_ip, tmp_
     async with http.get(f"{server.url}/api/media/b1") as resp:
         state = await resp.json()
     assert state["live"] is False and state["mode"] == "hls" and state["whep_url"] == "/whep/b1"
+
+
+async def test_a_publisher_that_never_connects_frees_the_broadcast(media_server, http, token, media_ip):
+    media = media_server.app["media"]
+    media.connect_timeout_s = 1.0
+    status, headers, _ = await post_sdp(http, f"{media_server.url}/whip/b1", await _offer(), token("host", "b1"))
+    assert status == 201 and headers["Location"].startswith("/whip/b1/")
+    assert "b1" in media.publishers  # the offering peer is gone: ICE never completes
+    await wait_for(lambda: "b1" not in media.publishers, 30, "the unconnected publish to be dropped")
+    pub = Publisher(media_server.url, "b1", token("host", "b1"))
+    await pub.start(http)
+    assert await pub.stop(http) == 200

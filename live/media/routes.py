@@ -8,6 +8,7 @@ from aiohttp import web
 
 from live import auth
 from live.errors import ApiError, error_response, json_response
+from live.media import metrics
 from live.media.ice import browser_config
 from live.media.service import MediaService, check_broadcast
 
@@ -44,6 +45,7 @@ def cors(handler: Handler) -> Handler:
         try:
             resp = await handler(request)
         except ApiError as exc:
+            metrics.REFUSED.labels(exc.code).inc()
             resp = error_response(exc.status, exc.code, exc.message, **exc.details)
         resp.headers.update(CORS)
         return resp

@@ -26,6 +26,7 @@ from aiortc.rtcrtpsender import random_sequence_number
 from aiortc.rtp import HeaderExtensions
 from aiortc.utils import random32
 
+from live.media import metrics
 from live.media.frames import EncodedFrame
 
 log = logging.getLogger("hawker.media.rtpout")
@@ -87,6 +88,7 @@ class RtpOutput:
         if transport.get_write_buffer_size() > MAX_BACKLOG_BYTES:
             self.overflows += 1
             self.dropped += 1
+            metrics.VIEWER_OVERFLOWS.inc()
             if self.kind == "video":
                 self.waiting = True
                 self.want_keyframe()

@@ -17,7 +17,7 @@ from aiortc.exceptions import InternalError, InvalidStateError, OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 
 from live.errors import ApiError
-from live.media import ice, tap
+from live.media import ice, metrics, tap
 from live.media.forward import ForwardTrack, prepare_sender
 from live.media.rtpout import RtpOutput
 from live.media.sdp import check_offer
@@ -205,6 +205,7 @@ class MediaService:
             raise ApiError(422, "UNSUPPORTED_CODEC", f"cannot answer this offer: {exc}") from None
         self.publishers[broadcast] = session
         self.publish_sessions[session_id] = session
+        metrics.PUBLISHERS.inc()
         self._spawn(self._connect_watchdog(pc, lambda: self.end_publish(broadcast, session_id, reason="never connected")))
         if self.hls is not None:
             self.hls.attach(stream)
@@ -232,6 +233,7 @@ class MediaService:
                 stream.info.audio_codec = main
 
     def _on_publisher_frame(self, session: PublishSession, frame: Any) -> None:
+        metrics.FRAMES_IN.labels(frame.kind).inc()
         if not session.went_live:
             session.went_live = True
             self._emit(session.broadcast)
@@ -250,6 +252,7 @@ class MediaService:
             return
         ssrc = tap.media_ssrc(receiver)
         if ssrc is not None:
+            metrics.KEYFRAME_REQUESTS.inc()
             self._spawn(receiver._send_rtcp_pli(ssrc))
 
     async def end_publish(self, broadcast: str, session_id: str, reason: str = "deleted") -> bool:
@@ -258,6 +261,7 @@ class MediaService:
         if session is None or session.broadcast != broadcast or session.closed:
             return False
         session.closed = True
+        metrics.PUBLISHERS.dec()
         self.publish_sessions.pop(session_id, None)
         if self.publishers.get(broadcast) is session:
             del self.publishers[broadcast]
@@ -301,6 +305,7 @@ class MediaService:
             prepare_sender(tr.sender, lambda: None)
         session = ViewerSession(id=session_id, broadcast=broadcast, sub=sub, pc=pc, video=video, audio=audio, via=via)
         self.viewers[session_id] = session  # counts against the cap from now on
+        metrics.VIEWERS.inc()
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
@@ -327,6 +332,7 @@ class MediaService:
             await pc.setLocalDescription(await pc.createAnswer())
         except (OperationError, InternalError, InvalidStateError, ValueError) as exc:
             self.viewers.pop(session_id, None)
+            metrics.VIEWERS.dec()
             await pc.close()
             raise ApiError(422, "UNSUPPORTED_CODEC",
                            f"the viewer must accept {getattr(stream.info.video_codec, 'name', 'Opus')}: {exc}") from None
@@ -349,6 +355,7 @@ class MediaService:
             return False
         session.closed = True
         del self.viewers[session_id]
+        metrics.VIEWERS.dec()
         pub = self.publishers.get(broadcast)
         if pub is not None:
             pub.stream.remove_outputs(session.outputs)

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from live.errors import ApiError
+from live.media import metrics
 from live.media.service import MediaService
 
 log = logging.getLogger("hawker.media.signalling")
@@ -49,6 +50,7 @@ def register(hub: Any, services: Any, media: MediaService | None = None) -> None
         try:
             answer = await media.play(caller.broadcast, sdp, caller.user, via="hub")
         except ApiError as exc:
+            metrics.REFUSED.labels(exc.code).inc()
             raise HubError(exc.code, exc.message, **exc.details) from None
         if hub.caller(caller.sid) is None:  # the socket left while we negotiated
             await media.end_play(caller.broadcast, answer.session_id)

@@ -66,6 +66,9 @@ async def test_second_publisher_conflicts_and_delete_needs_the_session(media_ser
     async with http.delete(media_server.url + pub.location, headers={"Authorization": f"Bearer {token('viewer', 'b1')}"}) as resp:
         assert resp.status == 403
     assert "b1" in media.publishers
+    async with http.get(media_server.url + "/metrics") as resp:
+        text = await resp.text()
+    assert "hawker_media_publishers" in text and 'hawker_media_sessions_refused_total{code="ALREADY_PUBLISHING"}' in text
     assert await pub.stop(http) == 200
     await wait_for(lambda: "b1" not in media.publishers, 30, "the publish to end")
 

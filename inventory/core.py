@@ -1,13 +1,25 @@
-"""The Inventory facade: validates input in Python, then runs one Lua script per operation."""
+"""The Inventory facade: validates input in Python, then runs one Lua script per operation.
+
+Bad input never reaches Redis: it is answered with a typed refusal (reservation calls) or an
+InventoryError (lot admin calls). All script calls go through the auto-pipeline."""
 from __future__ import annotations
+
+import re
+from typing import Any
 
 import redis.asyncio as aioredis
 
+from inventory.batcher import AutoPipeline, Script
+from inventory.lua import SCRIPTS, source
 from inventory.types import (
     AuditReport,
+    InventoryError,
     Lot,
     LotSpec,
+    LotState,
+    Refusal,
     Reservation,
+    ReservationState,
     ReserveResult,
     StockEvent,
     StockLevels,
@@ -16,16 +28,67 @@ from inventory.types import (
 
 MAX_ID_LEN = 64
 MAX_QTY = 1_000_000
+MAX_TOTAL = 1_000_000_000
+MAX_PRICE = 10**12
+_LOT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_KEY_NAMES = ("meta", "res", "exp", "usr", "uh", "req", "wl", "wlu", "ev")
 
 
 def keys_for(lot_id: str) -> list[str]:
     """Every key of one lot; all share the hash tag {lot:ID}, hence one cluster slot."""
     tag = "{lot:%s}" % lot_id
-    return [f"inv:{tag}:{name}" for name in ("meta", "res", "exp", "usr", "uh", "req", "wl", "wlu", "ev")]
+    return [f"inv:{tag}:{name}" for name in _KEY_NAMES]
+
+
+def _valid_id(x: object) -> bool:
+    return type(x) is str and 0 < len(x) <= MAX_ID_LEN and x.isprintable()
+
+
+def _valid_lot_id(x: object) -> bool:
+    return type(x) is str and _LOT_ID.fullmatch(x) is not None
+
+
+def _valid_qty(x: object) -> bool:
+    return type(x) is int and 1 <= x <= MAX_QTY
+
+
+def _int(x: object, lo: int, hi: int) -> bool:
+    return type(x) is int and lo <= x <= hi
+
+
+def _s(x: Any) -> str:
+    return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def _opt_int(x: Any) -> int | None:
+    s = _s(x)
+    return int(s) if s else None
+
+
+def _levels(r: list[Any]) -> StockLevels:
+    return StockLevels(int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]))
+
+
+def _reservation(lot_id: str, r: list[Any], i: int) -> Reservation:
+    order = _s(r[i + 5])
+    return Reservation(
+        id=_s(r[i]), lot_id=lot_id, user=_s(r[i + 1]), qty=int(r[i + 2]),
+        state=ReservationState(_s(r[i + 3])), expires_at_ms=int(r[i + 4]),
+        order_id=order or None, created_at_ms=int(r[i + 6]), extended=bool(int(r[i + 7])),
+        from_waitlist=bool(int(r[i + 8])),
+    )
+
+
+def _refused(code: Refusal, message: str = "") -> ReserveResult:
+    return ReserveResult(ok=False, code=code, message=message or code.value)
 
 
 class Inventory:
-    """Stock lots and reservations of one Redis (or Redis Cluster with hash-tagged keys)."""
+    """Stock lots and reservations of one Redis (keys hash-tagged per lot, so Cluster-ready).
+
+    events_maxlen caps each lot's event stream (approximately, MAXLEN ~); payment_grace_s is how
+    long a PAYING reservation is kept at least; extend() adds min(hold_s, max_extend_s) seconds."""
 
     def __init__(self, redis: aioredis.Redis, *, events_maxlen: int = 10_000,
                  payment_grace_s: int = 120, max_extend_s: int = 300) -> None:
@@ -33,28 +96,278 @@ class Inventory:
         self.events_maxlen = events_maxlen
         self.payment_grace_s = payment_grace_s
         self.max_extend_s = max_extend_s
+        self.scripts = {name: Script(name, source(name)) for name in SCRIPTS}
+        self.pipeline = AutoPipeline(redis)
 
-    async def load_scripts(self) -> None: raise NotImplementedError
-    async def server_time_ms(self) -> int: raise NotImplementedError
-    async def create_lot(self, spec: LotSpec) -> Lot: raise NotImplementedError
-    async def get_lot(self, lot_id: str) -> Lot | None: raise NotImplementedError
-    async def list_lots(self) -> list[str]: raise NotImplementedError
-    async def adjust_total(self, lot_id: str, new_total: int) -> Lot: raise NotImplementedError
-    async def open(self, lot_id: str) -> Lot: raise NotImplementedError
-    async def close(self, lot_id: str) -> Lot: raise NotImplementedError
-    async def cancel(self, lot_id: str) -> Lot: raise NotImplementedError
-    async def reserve(self, lot_id: str, user: str, qty: int, request_id: str) -> ReserveResult: raise NotImplementedError
-    async def extend(self, lot_id: str, reservation_id: str, user: str) -> ReserveResult: raise NotImplementedError
-    async def release(self, lot_id: str, reservation_id: str, user: str) -> ReserveResult: raise NotImplementedError
-    async def begin_payment(self, lot_id: str, reservation_id: str, user: str) -> ReserveResult: raise NotImplementedError
-    async def confirm(self, lot_id: str, reservation_id: str, order_id: str) -> ReserveResult: raise NotImplementedError
-    async def abort_payment(self, lot_id: str, reservation_id: str) -> ReserveResult: raise NotImplementedError
-    async def expire_due(self, lot_id: str, limit: int = 500) -> int: raise NotImplementedError
-    async def join_waitlist(self, lot_id: str, user: str, qty: int) -> WaitlistResult: raise NotImplementedError
-    async def get_reservation(self, lot_id: str, reservation_id: str) -> Reservation | None: raise NotImplementedError
-    async def holds_of(self, lot_id: str, user: str) -> list[Reservation]: raise NotImplementedError
-    async def snapshot(self, lot_id: str) -> StockLevels | None: raise NotImplementedError
-    async def audit(self, lot_id: str) -> AuditReport: raise NotImplementedError
-    def events_key(self, lot_id: str) -> str: return keys_for(lot_id)[8]
+    # --- plumbing --------------------------------------------------------------------------------
+
+    async def load_scripts(self) -> None:
+        """SCRIPT LOAD every script now (optional: a NOSCRIPT answer loads it on demand)."""
+        for script in self.scripts.values():
+            await self.redis.script_load(script.source)
+
+    async def _run(self, name: str, lot_id: str, *args: Any) -> list[Any]:
+        return await self.pipeline.call(self.scripts[name], keys_for(lot_id), [self.events_maxlen, *args])
+
+    async def server_time_ms(self) -> int:
+        """Redis's clock (TIME) in epoch ms: the clock every script uses; use it for countdowns."""
+        secs, micros = await self.redis.time()
+        return int(secs) * 1000 + int(micros) // 1000
+
+    # --- lots ------------------------------------------------------------------------------------
+
+    def _lot(self, lot_id: str, r: list[Any]) -> Lot:
+        return Lot(
+            lot_id=lot_id, sku=_s(r[6]), total=int(r[1]), unit_price=int(_s(r[7])), currency=_s(r[8]),
+            per_user_limit=int(r[9]), hold_s=int(r[10]), opens_at_ms=_opt_int(r[11]),
+            closes_at_ms=_opt_int(r[12]), state=LotState(_s(r[13])), created_at_ms=int(_s(r[14])),
+            levels=_levels(r),
+        )
+
+    def _lot_or_raise(self, lot_id: str, r: list[Any]) -> Lot:
+        code = _s(r[0])
+        if code:
+            raise InventoryError(Refusal(code), f"lot {lot_id!r}")
+        return self._lot(lot_id, r)
+
+    @staticmethod
+    def _check_spec(spec: LotSpec) -> None:
+        problems = []
+        if not isinstance(spec, LotSpec):
+            raise InventoryError(Refusal.INVALID_REQUEST, "spec must be a LotSpec")
+        if not _valid_lot_id(spec.lot_id):
+            problems.append("lot_id: 1-64 of A-Z a-z 0-9 _ . : -")
+        if not _valid_id(spec.sku):
+            problems.append("sku: 1-64 printable characters")
+        if not _int(spec.total, 0, MAX_TOTAL):
+            problems.append(f"total: int 0..{MAX_TOTAL}")
+        if not _int(spec.unit_price, 0, MAX_PRICE):
+            problems.append("unit_price: int minor units >= 0")
+        if type(spec.currency) is not str or not _CURRENCY.fullmatch(spec.currency):
+            problems.append("currency: ISO 4217 code like EUR")
+        if not _int(spec.per_user_limit, 1, MAX_QTY):
+            problems.append(f"per_user_limit: int 1..{MAX_QTY}")
+        if not _int(spec.hold_s, 1, 86_400):
+            problems.append("hold_s: int 1..86400")
+        for name in ("opens_at_ms", "closes_at_ms"):
+            v = getattr(spec, name)
+            if v is not None and not _int(v, 0, 10**14):
+                problems.append(f"{name}: epoch ms or None")
+        if (type(spec.opens_at_ms) is int and type(spec.closes_at_ms) is int
+                and spec.closes_at_ms <= spec.opens_at_ms):
+            problems.append("closes_at_ms must be after opens_at_ms")
+        if problems:
+            raise InventoryError(Refusal.INVALID_REQUEST, "; ".join(problems))
+
+    async def create_lot(self, spec: LotSpec) -> Lot:
+        """Create a SCHEDULED lot (OPEN by itself at opens_at_ms). Raises LOT_EXISTS / INVALID_REQUEST."""
+        self._check_spec(spec)
+        opt = lambda v: "" if v is None else v  # noqa: E731
+        r = await self._run("create_lot", spec.lot_id, spec.sku, spec.total, spec.unit_price, spec.currency,
+                            spec.per_user_limit, spec.hold_s, opt(spec.opens_at_ms), opt(spec.closes_at_ms),
+                            spec.lot_id)
+        await self.redis.sadd("inv:lots", spec.lot_id)
+        return self._lot_or_raise(spec.lot_id, r)
+
+    async def get_lot(self, lot_id: str) -> Lot | None:
+        if not _valid_lot_id(lot_id):
+            return None
+        r = await self._run("get_lot", lot_id)
+        return None if _s(r[0]) else self._lot(lot_id, r)
+
+    async def list_lots(self) -> list[str]:
+        """Ids of every lot created (an index outside the lots' slots, for sweepers and admin)."""
+        return sorted(_s(x) for x in await self.redis.smembers("inv:lots"))
+
+    async def adjust_total(self, lot_id: str, new_total: int) -> Lot:
+        """Restock or reduce; never below held + sold (BELOW_COMMITTED). Restocked units serve
+        the waitlist first."""
+        if not _valid_lot_id(lot_id) or not _int(new_total, 0, MAX_TOTAL):
+            raise InventoryError(Refusal.INVALID_REQUEST, f"new_total: int 0..{MAX_TOTAL}")
+        return self._lot_or_raise(lot_id, await self._run("adjust_total", lot_id, new_total))
+
+    async def _set_state(self, lot_id: str, action: str) -> Lot:
+        if not _valid_lot_id(lot_id):
+            raise InventoryError(Refusal.UNKNOWN_LOT, f"lot {lot_id!r}")
+        return self._lot_or_raise(lot_id, await self._run("set_state", lot_id, action))
+
+    async def open(self, lot_id: str) -> Lot:
+        """Open now (before opens_at, or re-open a closed lot). A cancelled lot stays closed (CLOSED)."""
+        return await self._set_state(lot_id, "open")
+
+    async def close(self, lot_id: str) -> Lot:
+        """Stop new reservations; existing holds may still be paid until they expire."""
+        return await self._set_state(lot_id, "close")
+
+    async def cancel(self, lot_id: str) -> Lot:
+        """Close for good: open() is refused afterwards."""
+        return await self._set_state(lot_id, "cancel")
+
+    # --- reservations ----------------------------------------------------------------------------
+
+    def _result(self, lot_id: str, r: list[Any]) -> ReserveResult:
+        code = _s(r[0])
+        if len(r) == 1:
+            return _refused(Refusal(code))
+        levels = _levels(r)
+        res = _reservation(lot_id, r, 6) if len(r) >= 15 else None
+        if code:
+            return ReserveResult(ok=False, reservation=res, code=Refusal(code), levels=levels, message=code)
+        return ReserveResult(ok=True, reservation=res, levels=levels)
+
+    async def reserve(self, lot_id: str, user: str, qty: int, request_id: str) -> ReserveResult:
+        """Hold qty units for user until now + hold_s (Redis clock). Idempotent per (user, request_id)."""
+        if not _valid_lot_id(lot_id) or not _valid_id(user) or not _valid_id(request_id):
+            return _refused(Refusal.INVALID_REQUEST, "lot_id, user and request_id: 1-64 char strings")
+        if not _valid_qty(qty):
+            return _refused(Refusal.INVALID_QTY, f"qty: int 1..{MAX_QTY}")
+        return self._result(lot_id, await self._run("reserve", lot_id, user, qty, request_id))
+
+    def _bad_ref(self, lot_id: object, reservation_id: object, who: object) -> ReserveResult | None:
+        if not _valid_lot_id(lot_id) or not _valid_id(reservation_id) or not _valid_id(who):
+            return _refused(Refusal.INVALID_REQUEST, "ids: 1-64 char strings")
+        return None
+
+    async def extend(self, lot_id: str, reservation_id: str, user: str) -> ReserveResult:
+        """Once per reservation, while HELD: expiry += min(hold_s, max_extend_s)."""
+        if bad := self._bad_ref(lot_id, reservation_id, user):
+            return bad
+        return self._result(lot_id, await self._run("extend", lot_id, reservation_id, user, self.max_extend_s))
+
+    async def release(self, lot_id: str, reservation_id: str, user: str) -> ReserveResult:
+        """The user gives a HELD reservation back; the units go to the waitlist head first."""
+        if bad := self._bad_ref(lot_id, reservation_id, user):
+            return bad
+        return self._result(lot_id, await self._run("release", lot_id, reservation_id, user))
+
+    async def begin_payment(self, lot_id: str, reservation_id: str, user: str) -> ReserveResult:
+        """HELD -> PAYING; expiry pushed to at least now + payment_grace_s so a charge in flight
+        does not lose its units."""
+        if bad := self._bad_ref(lot_id, reservation_id, user):
+            return bad
+        return self._result(lot_id, await self._run("begin_payment", lot_id, reservation_id, user,
+                                                     self.payment_grace_s))
+
+    async def confirm(self, lot_id: str, reservation_id: str, order_id: str) -> ReserveResult:
+        """PAYING -> SOLD with the order id (retry with the same order id answers ok)."""
+        if bad := self._bad_ref(lot_id, reservation_id, order_id):
+            return bad
+        return self._result(lot_id, await self._run("confirm", lot_id, reservation_id, order_id))
+
+    async def abort_payment(self, lot_id: str, reservation_id: str) -> ReserveResult:
+        """PAYING -> HELD (the charge failed); the expiry stays where begin_payment put it."""
+        if bad := self._bad_ref(lot_id, reservation_id, "-"):
+            return bad
+        return self._result(lot_id, await self._run("abort_payment", lot_id, reservation_id))
+
+    async def expire_due(self, lot_id: str, limit: int = 500) -> int:
+        """Expire up to `limit` due HELD/PAYING reservations; freed units serve the waitlist.
+        Returns how many expired (0 for an unknown lot)."""
+        if not _valid_lot_id(lot_id) or not _int(limit, 1, 100_000):
+            return 0
+        r = await self._run("expire_due", lot_id, limit)
+        return 0 if _s(r[0]) else int(r[6])
+
+    async def join_waitlist(self, lot_id: str, user: str, qty: int) -> WaitlistResult:
+        """Queue for up to qty units while sold out; already queued -> ok with the same position."""
+        if not _valid_lot_id(lot_id) or not _valid_id(user):
+            return WaitlistResult(ok=False, code=Refusal.INVALID_REQUEST, message="ids: 1-64 char strings")
+        if not _valid_qty(qty):
+            return WaitlistResult(ok=False, code=Refusal.INVALID_QTY, message=f"qty: int 1..{MAX_QTY}")
+        r = await self._run("join_waitlist", lot_id, user, qty)
+        code = _s(r[0])
+        if len(r) == 1:
+            return WaitlistResult(ok=False, code=Refusal(code), message=code)
+        if code:
+            return WaitlistResult(ok=False, code=Refusal(code), levels=_levels(r), message=code)
+        return WaitlistResult(ok=True, position=int(r[6]), levels=_levels(r))
+
+    async def get_reservation(self, lot_id: str, reservation_id: str) -> Reservation | None:
+        """Read only; a HELD/PAYING reservation past its expiry reads as EXPIRED."""
+        if not _valid_lot_id(lot_id) or not _valid_id(reservation_id):
+            return None
+        r = await self._run("get_reservation", lot_id, reservation_id)
+        return None if _s(r[0]) else _reservation(lot_id, r, 6)
+
+    async def holds_of(self, lot_id: str, user: str) -> list[Reservation]:
+        """The user's HELD, PAYING and SOLD reservations in the lot (what counts towards the limit)."""
+        if not _valid_lot_id(lot_id) or not _valid_id(user):
+            return []
+        r = await self._run("holds_of", lot_id, user)
+        if _s(r[0]):
+            return []
+        return [_reservation(lot_id, r, i) for i in range(6, len(r), 9)]
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    async def snapshot(self, lot_id: str) -> StockLevels | None:
+        if not _valid_lot_id(lot_id):
+            return None
+        r = await self._run("levels", lot_id)
+        return None if _s(r[0]) else _levels(r)
+
+    async def audit(self, lot_id: str) -> AuditReport:
+        """Recompute from the reservations (one atomic read) and compare with the counters."""
+        import json
+
+        if not _valid_lot_id(lot_id):
+            raise InventoryError(Refusal.INVALID_REQUEST, "lot_id")
+        r = await self._run("dump", lot_id)
+        if _s(r[0]):
+            raise InventoryError(Refusal.UNKNOWN_LOT, f"lot {lot_id!r}")
+        levels = _levels(r)
+        limit, exp_card = int(r[6]), int(r[8])
+        flat_res, flat_usr = r[9], r[10]
+        held = sold = live = 0
+        per_user: dict[str, int] = {}
+        for i in range(0, len(flat_res), 2):
+            d = json.loads(_s(flat_res[i + 1]))
+            q, st, u = int(d["q"]), d["s"], d["u"]
+            if st in ("HELD", "PAYING"):
+                held += q
+                live += 1
+            elif st == "SOLD":
+                sold += q
+            if st in ("HELD", "PAYING", "SOLD"):
+                per_user[u] = per_user.get(u, 0) + q
+        stored_user = {_s(flat_usr[i]): int(flat_usr[i + 1]) for i in range(0, len(flat_usr), 2)}
+        recomputed = StockLevels(levels.total, levels.total - held - sold, held, sold, levels.waitlist)
+        problems: list[str] = []
+        if levels.available + levels.held + levels.sold != levels.total:
+            problems.append(f"available+held+sold={levels.available + levels.held + levels.sold} != total={levels.total}")
+        if (levels.held, levels.sold) != (held, sold):
+            problems.append(f"counters held={levels.held} sold={levels.sold} but reservations say held={held} sold={sold}")
+        if recomputed.available < 0 or levels.available < 0:
+            problems.append(f"oversold: available would be {min(recomputed.available, levels.available)}")
+        over = {u: n for u, n in per_user.items() if n > limit}
+        if over:
+            problems.append(f"{len(over)} user(s) above the limit {limit}: {sorted(over.items())[:5]}")
+        if stored_user != per_user:
+            problems.append("per-user counters differ from the reservations")
+        if exp_card != live:
+            problems.append(f"expiry index has {exp_card} entries for {live} live reservations")
+        return AuditReport(
+            ok=not problems, problems=problems, levels=levels, recomputed=recomputed,
+            reservations=len(flat_res) // 2, max_user_units=max(per_user.values(), default=0),
+            oversold=max(0, held + sold - levels.total),
+        )
+
+    def events_key(self, lot_id: str) -> str:
+        """The lot's capped stream (XREAD it yourself, or use read_events)."""
+        return keys_for(lot_id)[8]
+
     async def read_events(self, lot_id: str, after_id: str = "0-0", count: int = 100,
-                          block_ms: int | None = None) -> list[StockEvent]: raise NotImplementedError
+                          block_ms: int | None = None) -> list[StockEvent]:
+        """Events after `after_id` (exclusive), oldest first; block_ms waits for new ones."""
+        if not _valid_lot_id(lot_id):
+            return []
+        got = await self.redis.xread({self.events_key(lot_id): after_id}, count=count, block=block_ms)
+        out: list[StockEvent] = []
+        streams = got.items() if isinstance(got, dict) else (got or [])
+        for _stream, entries in streams:
+            for eid, fields in entries:
+                f = {_s(k): _s(v) for k, v in fields.items()}
+                lv = [int(x) for x in f.pop("lv").split()]
+                out.append(StockEvent(id=_s(eid), lot_id=lot_id, type=f.pop("t"), at_ms=int(f.pop("at")),
+                                      levels=StockLevels(*lv), data=f))
+        return out

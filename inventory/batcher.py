@@ -1,0 +1,99 @@
+"""Auto-pipelining: script calls made in the same event-loop tick travel in one pipeline.
+
+Each call queues (script, keys, args) and gets a future; the first call of a tick schedules a flush
+with loop.call_soon, so everything queued before the loop comes round again is written to Redis in
+one round trip and answered in order. Under load (hundreds of concurrent reserves) this turns N
+round trips and N syscalls into one, which is where the Python path loses most against Redis itself.
+A NOSCRIPT answer (server restarted or SCRIPT FLUSH) loads the script and retries just those calls.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
+
+
+@dataclass(frozen=True)
+class Script:
+    name: str
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+_Call = tuple[Script, list[str], list[Any], "asyncio.Future[Any]"]
+
+
+class AutoPipeline:
+    """Queues EVALSHA calls and flushes them once per event-loop iteration."""
+
+    def __init__(self, redis: aioredis.Redis, max_batch: int = 1024) -> None:
+        self.redis = redis
+        self.max_batch = max_batch
+        self._queue: list[_Call] = []
+        self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.batches = 0  # counters for the benchmark / curiosity
+        self.calls = 0
+
+    def call(self, script: Script, keys: list[str], args: list[Any]) -> "asyncio.Future[Any]":
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._queue.append((script, keys, args, fut))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return fut
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        queue, self._queue = self._queue, []
+        for i in range(0, len(queue), self.max_batch):
+            task = asyncio.ensure_future(self._run(queue[i:i + self.max_batch]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: list[_Call], use_eval: bool = False) -> list[Any]:
+        pipe = self.redis.pipeline(transaction=False)
+        for script, keys, args, _ in batch:
+            if use_eval:
+                pipe.execute_command("EVAL", script.source, len(keys), *keys, *args)
+            else:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        return await pipe.execute(raise_on_error=False)
+
+    async def _run(self, batch: list[_Call]) -> None:
+        self.batches += 1
+        self.calls += len(batch)
+        try:
+            results = await self._send(batch)
+            missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+            if missing:
+                retry = [batch[i] for i in missing]
+                for script in {c[0] for c in retry}:
+                    await self.redis.script_load(script.source)
+                again = await self._send(retry)
+                if any(isinstance(r, NoScriptError) for r in again):  # flushed again meanwhile
+                    again = await self._send(retry, use_eval=True)
+                for i, r in zip(missing, again):
+                    results[i] = r
+        except BaseException as exc:  # connection lost, cancelled: every caller hears of it
+            for *_, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc if isinstance(exc, Exception) else ConnectionError(str(exc)))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (*_, fut), res in zip(batch, results):
+            if fut.done():
+                continue
+            if isinstance(res, Exception):
+                fut.set_exception(res)
+            else:
+                fut.set_result(res)

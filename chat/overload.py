@@ -1,0 +1,57 @@
+"""Chat overload: past `rate` inbound messages/s in a broadcast, viewers get at most `k` messages per
+tick (a sample); the host and moderators still get every message.
+
+The fan-out engine applies it per tick; this module holds the knobs and the two pure pieces it needs:
+a per-broadcast inbound rate meter and the choice of which messages a sampled viewer keeps."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class OverloadPolicy:
+    rate: float = 50.0   # inbound messages per second per broadcast that switch sampling on
+    k: int = 10          # messages per tick a viewer gets while sampling
+
+    def sampling(self, inbound_per_s: float) -> bool:
+        return inbound_per_s > self.rate
+
+
+class RateMeter:
+    """Messages per second over a sliding window of whole seconds (cheap: one counter per second)."""
+
+    def __init__(self, window_s: int = 2) -> None:
+        self.window_s = window_s
+        self._counts: dict[int, int] = {}
+
+    def add(self, now_ms: int, n: int = 1) -> None:
+        sec = now_ms // 1000
+        self._counts[sec] = self._counts.get(sec, 0) + n
+        if len(self._counts) > self.window_s + 2:
+            for old in [s for s in self._counts if s < sec - self.window_s]:
+                del self._counts[old]
+
+    def rate(self, now_ms: int) -> float:
+        """Average over the last `window_s` complete seconds plus the current one's share."""
+        sec = now_ms // 1000
+        total = sum(c for s, c in self._counts.items() if sec - self.window_s <= s <= sec)
+        span = self.window_s + (now_ms % 1000) / 1000
+        return total / span if span else 0.0
+
+
+def sample(items: Sequence[T], k: int, keep: Callable[[T], bool] = lambda _: False) -> list[T]:
+    """At most `k` items in their original order: first every item `keep` says must stay (staff,
+    system, questions), then the rest spread evenly over the batch (so one flooder cannot fill it)."""
+    if len(items) <= k:
+        return list(items)
+    must = [i for i, it in enumerate(items) if keep(it)][:k]
+    room = k - len(must)
+    picked = set(must)
+    rest = [i for i in range(len(items)) if i not in picked]
+    if room > 0 and rest:
+        step = len(rest) / room
+        picked.update(rest[int(j * step)] for j in range(room))
+    return [items[i] for i in sorted(picked)]

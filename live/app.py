@@ -57,6 +57,9 @@ def create_app(config: Config) -> web.Application:
 
     health.setup(app)
     pages.setup(app)
+    from live.hub.setup import setup as hub_setup
+
+    services.hub = hub_setup(app, services)  # before parts that register hub commands
     media.setup(app, services)
 
     app.on_startup.append(_start_background)

@@ -18,3 +18,4 @@ class Services:
     redis: aioredis.Redis
     sio: socketio.AsyncServer
     parts: dict[str, Any] = field(default_factory=dict)
+    hub: Any = None  # live.hub.Hub: command registry, snapshot parts, broadcast store (live/hub/)

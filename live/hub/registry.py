@@ -50,6 +50,7 @@ class Caller:
     name: str
     role: str
     broadcast: str
+    exp: int = 0  # the token's expiry (unix s); 0 = never
 
     @property
     def is_staff(self) -> bool:
@@ -172,6 +173,8 @@ class Registry:
     async def _run(self, caller: Caller | None, event: Any, cmd: Command | None, args: tuple) -> dict[str, Any]:
         if caller is None:
             return error_ack("NOT_JOINED", "this socket has not joined a broadcast")
+        if caller.exp and time.time() >= caller.exp:
+            return error_ack("TOKEN_EXPIRED", "the token has expired; reconnect with a fresh one")
         wait_ms = self._take(caller.sid, cmd.cost if cmd else 1.0)
         if wait_ms:
             return error_ack("FLOOD", "too many events; slow down", retry_after=wait_ms)

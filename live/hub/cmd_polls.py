@@ -1,0 +1,103 @@
+"""Poll commands: create / close (staff), vote (everyone), the close timer and the snapshot part.
+
+Tallies go out coalesced per tick as level `poll:<id>`; `poll.opened` and `poll.closed` are urgent."""
+from __future__ import annotations
+
+from typing import Any
+
+from live.hub import validate as v
+from live.hub.errors import refusals
+from live.hub.hub import Hub
+from live.hub.polls import Poll, PollStore
+from live.hub.registry import EVERYONE, STAFF, Caller, HubError
+from live.hub.scheduler import NOT_YET, Scheduler
+
+MIN_S, MAX_S = 5, 24 * 3600
+
+
+def level_key(poll_id: str) -> str:
+    return f"poll:{poll_id}"
+
+
+def tally_dict(poll_id: str, tallies: list[int]) -> dict[str, Any]:
+    return {"poll_id": poll_id, "tallies": tallies, "total": sum(tallies)}
+
+
+class Polls:
+    def __init__(self, hub: Hub, scheduler: Scheduler) -> None:
+        self.hub = hub
+        self.store = PollStore(hub.redis)
+        self.timers = scheduler
+
+    async def announce_close(self, broadcast: str, poll_id: str) -> None:
+        poll = await self.store.get(broadcast, poll_id)
+        if poll is not None:
+            self.hub.fanout.urgent(broadcast, "poll.closed", poll.to_dict())
+
+    async def create(self, caller: Caller, payload: dict) -> dict[str, Any]:
+        with refusals():
+            v.only(payload, {"question", "options", "duration_s"})
+            question = v.text(payload, "question", max_len=200)
+            options = v.string_list(payload, "options", lo=2, hi=6, max_len=100)
+            duration_s = v.integer(payload, "duration_s", required=False, lo=MIN_S, hi=MAX_S, default=60)
+            bc = await self.hub.broadcasts.require(caller.broadcast)
+            if bc.state == "ended":
+                raise HubError("BAD_STATE", "the broadcast has ended", state="ended")
+            assert question is not None and duration_s is not None
+            poll = await self.store.create(caller.broadcast, question, options, duration_s * 1000)
+        await self.timers.add(poll.closes_at, "poll.close", caller.broadcast, poll.id)
+        self.hub.fanout.urgent(caller.broadcast, "poll.opened", poll.to_dict())
+        return {"poll": poll.to_dict()}
+
+    async def close(self, caller: Caller, payload: dict) -> dict[str, Any]:
+        with refusals():
+            poll_id = v.ident(payload, "poll_id")
+        assert poll_id is not None
+        code = await self.store.close(caller.broadcast, poll_id)
+        if code != "OK":
+            raise HubError(code, "the poll is already closed" if code == "POLL_CLOSED" else f"no poll {poll_id!r}")
+        await self.timers.cancel("poll.close", caller.broadcast, poll_id)
+        await self.announce_close(caller.broadcast, poll_id)
+        return {"poll_id": poll_id}
+
+    async def on_close_timer(self, args: list[str]) -> object:
+        broadcast, poll_id = args
+        code = await self.store.close(broadcast, poll_id, only_if_due=True)
+        if code == "OK":
+            await self.announce_close(broadcast, poll_id)
+        return NOT_YET if code == "NOT_YET" else code
+
+    async def vote(self, caller: Caller, payload: dict) -> dict[str, Any]:
+        with refusals():
+            poll_id = v.ident(payload, "poll_id")
+            option = v.integer(payload, "option", lo=0, hi=5)
+            assert poll_id is not None and option is not None
+            counted, chosen, tallies = await self.store.vote(caller.broadcast, poll_id, caller.user, option)
+        if counted:
+            self.hub.fanout.level(caller.broadcast, level_key(poll_id), tally_dict(poll_id, tallies))
+        elif chosen != option:
+            raise HubError("ALREADY_VOTED", "you already voted in this poll", option=chosen)
+        return {"poll_id": poll_id, "option": chosen, "counted": counted, "tallies": tallies}
+
+    async def end_broadcast(self, broadcast: str) -> None:
+        poll = await self.store.active(broadcast)
+        if poll is not None and await self.store.close(broadcast, poll.id) == "OK":
+            await self.announce_close(broadcast, poll.id)
+
+    async def snapshot_part(self, caller: Caller) -> dict[str, Any] | None:
+        poll: Poll | None = await self.store.active(caller.broadcast)
+        if poll is None:
+            return None
+        mine = await self.store.vote_of(caller.broadcast, poll.id, caller.user)
+        return {**poll.to_dict(), "my_vote": mine}
+
+
+def register(hub: Hub, scheduler: Scheduler) -> Polls:
+    polls = Polls(hub, scheduler)
+    hub.command("poll.create", roles=STAFF)(polls.create)
+    hub.command("poll.close", roles=STAFF)(polls.close)
+    hub.command("poll.vote", roles=EVERYONE)(polls.vote)
+    hub.snapshot_part("poll")(polls.snapshot_part)
+    scheduler.handler("poll.close")(polls.on_close_timer)
+    hub.on_broadcast_end(polls.end_broadcast)
+    return polls

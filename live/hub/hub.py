@@ -1,0 +1,196 @@
+"""The Hub: owns the Socket.IO handlers (connect, disconnect, every event) of one node.
+
+Connect -> authenticate -> join the broadcast in the fan-out engine -> one `snapshot` event.
+Every other event goes through the Registry's dispatcher. The hub keeps no state that matters
+beyond its sockets: everything else is in Redis, so a reconnect to any node resumes."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any, Awaitable, Callable
+
+import redis.asyncio as aioredis
+import socketio
+
+from live.hub import metrics
+from live.hub.broadcasts import BroadcastStore
+from live.hub.clock import ServerClock
+from live.hub.connect import Refused, authenticate
+from live.hub.registry import Caller, Handler, Registry, SnapshotPart
+
+log = logging.getLogger("hawker.hub")
+
+Hook = Callable[[Caller], Awaitable[None]]
+
+
+class Hub:
+    def __init__(self, *, sio: socketio.AsyncServer, redis: aioredis.Redis, fanout: Any, secret: str,
+                 registry: Registry | None = None, node_id: str | None = None) -> None:
+        self.sio = sio
+        self.redis = redis
+        self.fanout = fanout
+        self.secret = secret
+        self.registry = registry or Registry()
+        self.node_id = node_id or uuid.uuid4().hex[:12]
+        self.clock = ServerClock(redis)
+        self.broadcasts = BroadcastStore(redis)
+        self._callers: dict[str, Caller] = {}
+        self._join_hooks: list[Hook] = []
+        self._leave_hooks: list[Hook] = []
+        self._end_hooks: list[Callable[[str], Awaitable[None]]] = []
+        self._starters: list[Callable[[], Awaitable[None]]] = []
+        self._stoppers: list[Callable[[], Awaitable[None]]] = []
+        self._tasks: set[asyncio.Task] = set()
+        sio.on("connect", self._on_connect)
+        sio.on("disconnect", self._on_disconnect)
+        sio.on("*", self._on_event)
+
+    # ---- what other parts use ------------------------------------------------------------------
+
+    def command(self, event: str, **kw: Any) -> Callable[[Handler], Handler]:
+        """See Registry.command."""
+        return self.registry.command(event, **kw)
+
+    def snapshot_part(self, name: str) -> Callable[[SnapshotPart], SnapshotPart]:
+        """See Registry.snapshot_part."""
+        return self.registry.snapshot_part(name)
+
+    def on_join(self, fn: Hook) -> Hook:
+        """Called after a socket joined (before its snapshot is built)."""
+        self._join_hooks.append(fn)
+        return fn
+
+    def on_leave(self, fn: Hook) -> Hook:
+        """Called when a joined socket disconnects (clean up per-socket state, e.g. media sessions)."""
+        self._leave_hooks.append(fn)
+        return fn
+
+    def on_broadcast_end(self, fn: Callable[[str], Awaitable[None]]) -> None:
+        """Called once when a broadcast ends (close its polls and sales...)."""
+        self._end_hooks.append(fn)
+
+    async def run_end_hooks(self, broadcast: str) -> None:
+        for fn in self._end_hooks:
+            try:
+                await fn(broadcast)
+            except Exception:  # noqa: BLE001
+                log.exception("broadcast end hook failed")
+
+    def on_start(self, fn: Callable[[], Awaitable[None]]) -> None:
+        self._starters.append(fn)
+
+    def on_stop(self, fn: Callable[[], Awaitable[None]]) -> None:
+        self._stoppers.append(fn)
+
+    def caller(self, sid: str) -> Caller | None:
+        return self._callers.get(sid)
+
+    def callers(self, broadcast: str | None = None) -> list[Caller]:
+        return [c for c in self._callers.values() if broadcast is None or c.broadcast == broadcast]
+
+    async def send(self, sid: str, event: str, data: Any) -> None:
+        """A private event to one socket of this node."""
+        await self.sio.emit(event, data, to=sid)
+
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
+        """A fire-and-forget task that is kept referenced and whose failure is logged."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("hub task failed", exc_info=task.exception())
+
+    async def build_snapshot(self, caller: Caller) -> dict[str, Any]:
+        parts = await self.registry.snapshot(caller)
+        return {
+            "broadcast_id": caller.broadcast,
+            "you": {"user": caller.user, "name": caller.name, "role": caller.role},
+            **parts,
+            "viewers": self.fanout.viewer_count(caller.broadcast),
+            "server_time": self.clock.now_ms(),
+        }
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.clock.start()
+        for fn in self._starters:
+            await fn()
+
+    async def stop(self) -> None:
+        for fn in reversed(self._stoppers):
+            try:
+                await fn()
+            except Exception:  # noqa: BLE001
+                log.exception("hub stop hook failed")
+        for task in list(self._tasks):
+            task.cancel()
+        await self.clock.stop()
+
+    async def disconnect_all(self) -> None:
+        """Graceful shutdown: close our sockets so clients reconnect to another node at once."""
+        for sid in list(self._callers):
+            try:
+                await self.sio.disconnect(sid)
+            except Exception:  # noqa: BLE001
+                log.debug("disconnect %s failed", sid, exc_info=True)
+
+    # ---- socket.io handlers --------------------------------------------------------------------
+
+    async def _on_connect(self, sid: str, environ: dict, auth: Any = None) -> bool:
+        try:
+            ident = authenticate(self.secret, environ, auth)
+            try:
+                found = await self.broadcasts.exists(ident.broadcast)
+            except Exception:  # noqa: BLE001 - Redis down: refuse with a reason, the client retries
+                log.warning("connect: broadcast lookup failed", exc_info=True)
+                raise Refused("UNAVAILABLE", "the server cannot reach its store; retry shortly") from None
+            if not found:
+                raise Refused("BROADCAST_NOT_FOUND", f"no broadcast {ident.broadcast!r}")
+        except Refused as exc:
+            metrics.HUB_CONNECTS.labels(exc.code).inc()
+            raise exc.refusal() from None
+        c = ident.claims
+        caller = Caller(sid=sid, user=c.sub, name=c.name, role=c.role, broadcast=ident.broadcast, exp=c.exp)
+        self._callers[sid] = caller
+        await self.fanout.join(sid, caller.broadcast, staff=caller.is_staff, user=caller.user)
+        metrics.HUB_CONNECTS.labels("OK").inc()
+        metrics.HUB_SOCKETS.labels(caller.broadcast).inc()
+        # The CONNECT packet goes out when this handler returns; the snapshot follows it.
+        self.spawn(self._welcome(caller))
+        return True
+
+    async def _welcome(self, caller: Caller) -> None:
+        for hook in self._join_hooks:
+            try:
+                await hook(caller)
+            except Exception:  # noqa: BLE001
+                log.exception("join hook failed")
+        await asyncio.sleep(0)
+        snap = await self.build_snapshot(caller)
+        if caller.sid in self._callers:
+            await self.send(caller.sid, "snapshot", snap)
+
+    async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
+        caller = self._callers.pop(sid, None)
+        self.registry.forget(sid)
+        if caller is None:
+            return
+        metrics.HUB_SOCKETS.labels(caller.broadcast).dec()
+        try:
+            await self.fanout.leave(sid)
+        except Exception:  # noqa: BLE001
+            log.exception("fanout leave failed")
+        for hook in self._leave_hooks:
+            try:
+                await hook(caller)
+            except Exception:  # noqa: BLE001
+                log.exception("leave hook failed")
+
+    async def _on_event(self, event: Any, sid: str, *args: Any) -> dict[str, Any]:
+        return await self.registry.dispatch(self._callers.get(sid), event, args)

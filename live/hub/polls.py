@@ -1,0 +1,167 @@
+"""Polls: one active poll per broadcast, one vote per viewer, counted atomically in Redis.
+
+Keys (hash tag = broadcast):
+  hub:{bc}:poll             string  id of the active poll
+  hub:{bc}:poll:<id>        hash    question, options (JSON), n, state, opened_at, closes_at, closed_at
+  hub:{bc}:poll:<id>:votes  hash    user -> option index     (HSETNX: the first vote stands)
+  hub:{bc}:poll:<id>:tally  hash    option index -> count
+
+A vote is one Lua script: check open (Redis TIME < closes_at), HSETNX the vote, HINCRBY the
+tally only when the HSETNX won, return the tallies. A retried vote returns the first answer."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+POLL_TTL_S = 7 * 24 * 3600  # closed polls are kept a week
+
+
+def _k(bc: str, *parts: str) -> str:
+    return ":".join([f"hub:{{{bc}}}", *parts])
+
+
+class PollError(Exception):
+    def __init__(self, code: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+@dataclass
+class Poll:
+    id: str
+    broadcast: str
+    question: str
+    options: list[str]
+    state: str  # open | closed
+    opened_at: int
+    closes_at: int
+    closed_at: int | None
+    tallies: list[int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.tallies)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total": self.total}
+
+
+_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+
+_CREATE = _NOW + """
+-- KEYS: active, poll, ARGV: id, question, options-json, n, duration-ms, ttl-s, poll key prefix
+local active = redis.call('GET', KEYS[1])
+if active then
+  local st = redis.call('HGET', ARGV[7] .. active, 'state')
+  if st == 'open' then return {'POLL_ACTIVE', active} end
+end
+local closes = now + tonumber(ARGV[5])
+redis.call('HSET', KEYS[2], 'id', ARGV[1], 'question', ARGV[2], 'options', ARGV[3], 'n', ARGV[4],
+           'state', 'open', 'opened_at', now, 'closes_at', closes, 'closed_at', '')
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('SET', KEYS[1], ARGV[1])
+return {'OK', tostring(closes)}
+"""
+
+_VOTE = _NOW + """
+-- KEYS: poll, votes, tally   ARGV: user, option, ttl-s
+local p = redis.call('HMGET', KEYS[1], 'state', 'closes_at', 'n')
+if not p[1] then return {'POLL_NOT_FOUND'} end
+local n = tonumber(p[3])
+local opt = tonumber(ARGV[2])
+local first = 1
+local chosen = redis.call('HGET', KEYS[2], ARGV[1])
+if chosen then
+  first = 0
+else
+  if p[1] ~= 'open' or now >= tonumber(p[2]) then return {'POLL_CLOSED'} end
+  if opt >= n then return {'BAD_OPTION'} end
+  redis.call('HSET', KEYS[2], ARGV[1], opt)
+  redis.call('HINCRBY', KEYS[3], opt, 1)
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
+  chosen = opt
+end
+local counts = {}
+for i = 0, n - 1 do counts[#counts + 1] = tonumber(redis.call('HGET', KEYS[3], i) or '0') end
+return {'OK', first, tonumber(chosen), cjson.encode(counts)}
+"""
+
+_CLOSE = _NOW + """
+-- KEYS: poll, active   ARGV: id, only-if-due ('1' from the timer)
+local p = redis.call('HMGET', KEYS[1], 'state', 'closes_at')
+if not p[1] then return 'POLL_NOT_FOUND' end
+if p[1] ~= 'open' then return 'POLL_CLOSED' end
+if ARGV[2] == '1' and now < tonumber(p[2]) then return 'NOT_YET' end
+redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_at', now)
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 'OK'
+"""
+
+
+class PollStore:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._r = redis
+        self._create = redis.register_script(_CREATE)
+        self._vote = redis.register_script(_VOTE)
+        self._close = redis.register_script(_CLOSE)
+
+    async def create(self, broadcast: str, question: str, options: list[str], duration_ms: int) -> Poll:
+        poll_id = uuid.uuid4().hex[:12]
+        res = await self._create(keys=[_k(broadcast, "poll"), _k(broadcast, "poll", poll_id)],
+                                 args=[poll_id, question, orjson.dumps(options), len(options), duration_ms, POLL_TTL_S,
+                                       _k(broadcast, "poll", "")])
+        if res[0] == b"POLL_ACTIVE":
+            raise PollError("POLL_ACTIVE", "close the active poll first", poll_id=res[1].decode())
+        poll = await self.get(broadcast, poll_id)
+        assert poll is not None
+        return poll
+
+    async def get(self, broadcast: str, poll_id: str) -> Poll | None:
+        async with self._r.pipeline(transaction=False) as p:
+            p.hgetall(_k(broadcast, "poll", poll_id))
+            p.hgetall(_k(broadcast, "poll", poll_id, "tally"))
+            raw, tally = await p.execute()
+        if not raw:
+            return None
+        h = {k.decode(): val.decode() for k, val in raw.items()}
+        n = int(h["n"])
+        counts = {int(k): int(val) for k, val in tally.items()}
+        return Poll(id=h["id"], broadcast=broadcast, question=h["question"], options=orjson.loads(h["options"]),
+                    state=h["state"], opened_at=int(h["opened_at"]), closes_at=int(h["closes_at"]),
+                    closed_at=int(h["closed_at"]) if h.get("closed_at") else None,
+                    tallies=[counts.get(i, 0) for i in range(n)])
+
+    async def active(self, broadcast: str) -> Poll | None:
+        poll_id = await self._r.get(_k(broadcast, "poll"))
+        return await self.get(broadcast, poll_id.decode()) if poll_id else None
+
+    async def vote_of(self, broadcast: str, poll_id: str, user: str) -> int | None:
+        raw = await self._r.hget(_k(broadcast, "poll", poll_id, "votes"), user)
+        return int(raw) if raw is not None else None
+
+    async def vote(self, broadcast: str, poll_id: str, user: str, option: int) -> tuple[bool, int, list[int]]:
+        """(counted now?, the viewer's option, tallies). A repeat returns the first vote, uncounted."""
+        res = await self._vote(keys=[_k(broadcast, "poll", poll_id), _k(broadcast, "poll", poll_id, "votes"),
+                                     _k(broadcast, "poll", poll_id, "tally")],
+                               args=[user, option, POLL_TTL_S])
+        code = res[0].decode()
+        if code == "POLL_NOT_FOUND":
+            raise PollError(code, f"no poll {poll_id!r}")
+        if code == "POLL_CLOSED":
+            raise PollError(code, "the poll is closed")
+        if code == "BAD_OPTION":
+            raise PollError("VALIDATION", "option is out of range", field="option")
+        return bool(res[1]), int(res[2]), orjson.loads(res[3])
+
+    async def close(self, broadcast: str, poll_id: str, *, only_if_due: bool = False) -> str:
+        """'OK' once (the caller that closed it announces it), else POLL_CLOSED / POLL_NOT_FOUND / NOT_YET."""
+        res = await self._close(keys=[_k(broadcast, "poll", poll_id), _k(broadcast, "poll")],
+                                args=[poll_id, "1" if only_if_due else "0"])
+        return res.decode()

@@ -1,0 +1,163 @@
+"""REST for hosts: create / update / list broadcasts, add / edit products (Bearer JWT).
+
+A host token for broadcast X manages X only; a `*` host token manages every broadcast.
+Mutating calls honour `Idempotency-Key`: a retry within a day gets the first response."""
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from live.auth import ADMIN_BROADCAST, Claims, require
+from live.errors import ApiError, json_response, read_json
+from live.hub import validate as v
+from live.hub.broadcasts import BroadcastStore, parse_product
+from live.hub.errors import api_errors
+
+IDEMPOTENCY_TTL_S = 24 * 3600
+MAX_PRODUCTS = 200
+
+
+def _store(request: web.Request) -> BroadcastStore:
+    return request.app["hub"].broadcasts
+
+
+async def _idempotent(request: web.Request, claims: Claims, make: Callable[[], Awaitable[web.Response]]) -> web.Response:
+    key = request.headers.get("Idempotency-Key")
+    if not key:
+        return await make()
+    if len(key) > 128:
+        raise ApiError(400, "BAD_REQUEST", "Idempotency-Key longer than 128 characters")
+    redis = request.app["redis"]
+    rkey = f"hub:idem:{claims.sub}:{request.method}:{request.path}:{key}"
+    cached = await redis.get(rkey)
+    if cached is not None:
+        saved = orjson.loads(cached)
+        return json_response(saved["body"], status=saved["status"], headers={"Idempotent-Replayed": "true"})
+    resp = await make()
+    if resp.status < 500:
+        await redis.set(rkey, orjson.dumps({"status": resp.status, "body": orjson.loads(resp.body)}),
+                        ex=IDEMPOTENCY_TTL_S, nx=True)
+    return resp
+
+
+def _scheduled_start(body: dict[str, Any]) -> int | None:
+    return v.integer(body, "scheduled_start", required=False, lo=0, hi=v.MAX_TS)
+
+
+async def create_broadcast(request: web.Request) -> web.Response:
+    claims = require(request, roles=("host",))
+
+    async def make() -> web.Response:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(422, "VALIDATION", "the body must be a JSON object", field="")
+        with api_errors():
+            v.only(body, {"id", "title", "scheduled_start", "products"})
+            default_id = None if claims.broadcast == ADMIN_BROADCAST else claims.broadcast
+            bid = v.ident(body, "id", required=default_id is None, default=default_id)
+            if not claims.allows(bid):  # type: ignore[arg-type]
+                raise ApiError(403, "FORBIDDEN", "the token is for another broadcast")
+            title = v.text(body, "title")
+            start = _scheduled_start(body)
+            raw_products = body.get("products") or []
+            if not isinstance(raw_products, list) or len(raw_products) > MAX_PRODUCTS:
+                raise v.Invalid("products", f"products must be a list of at most {MAX_PRODUCTS}")
+            products = []
+            for i, p in enumerate(raw_products):
+                if not isinstance(p, dict):
+                    raise v.Invalid(f"products[{i}]", "each product must be an object")
+                try:
+                    products.append(parse_product(p))
+                except v.Invalid as exc:
+                    raise v.Invalid(f"products[{i}].{exc.field}", exc.message) from None
+            if len({p.id for p in products}) != len(products):
+                raise v.Invalid("products", "product ids must be unique")
+            bc = await _store(request).create(bid, title=title, host=claims.sub, scheduled_start=start,  # type: ignore[arg-type]
+                                              products=products)
+        return json_response(bc.to_dict(), status=201)
+
+    return await _idempotent(request, claims, make)
+
+
+async def list_broadcasts(request: web.Request) -> web.Response:
+    claims = require(request, roles=("host", "moderator"))
+    try:
+        limit = max(1, min(100, int(request.query.get("limit", "100"))))
+    except ValueError:
+        raise ApiError(422, "VALIDATION", "limit must be an integer", field="limit") from None
+    ids = None if claims.broadcast == ADMIN_BROADCAST else [claims.broadcast]
+    items = await _store(request).list(limit=limit, ids=ids)
+    return json_response({"broadcasts": [b.to_dict() for b in items]})
+
+
+async def get_broadcast(request: web.Request) -> web.Response:
+    bid = request.match_info["broadcast"]
+    require(request, broadcast=bid)
+    with api_errors():
+        bc = await _store(request).require(bid)
+    return json_response(bc.to_dict())
+
+
+async def update_broadcast(request: web.Request) -> web.Response:
+    bid = request.match_info["broadcast"]
+    claims = require(request, roles=("host",), broadcast=bid)
+
+    async def make() -> web.Response:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(422, "VALIDATION", "the body must be a JSON object", field="")
+        with api_errors():
+            v.only(body, {"title", "scheduled_start"})
+            title = v.text(body, "title", required=False)
+            changes: dict[str, Any] = {"title": title}
+            if "scheduled_start" in body:
+                changes["scheduled_start"] = _scheduled_start(body)
+            bc = await _store(request).update(bid, **changes)
+        request.app["hub"].fanout.urgent(bid, "broadcast.updated", bc.to_dict())
+        return json_response(bc.to_dict())
+
+    return await _idempotent(request, claims, make)
+
+
+async def add_product(request: web.Request) -> web.Response:
+    bid = request.match_info["broadcast"]
+    claims = require(request, roles=("host",), broadcast=bid)
+
+    async def make() -> web.Response:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(422, "VALIDATION", "the body must be a JSON object", field="")
+        with api_errors():
+            product = await _store(request).add_product(bid, parse_product(body))
+        request.app["hub"].fanout.urgent(bid, "product.updated", {"broadcast_id": bid, "product": product.to_dict()})
+        return json_response(product.to_dict(), status=201)
+
+    return await _idempotent(request, claims, make)
+
+
+async def edit_product(request: web.Request) -> web.Response:
+    bid = request.match_info["broadcast"]
+    pid = request.match_info["product"]
+    claims = require(request, roles=("host",), broadcast=bid)
+
+    async def make() -> web.Response:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(422, "VALIDATION", "the body must be a JSON object", field="")
+        with api_errors():
+            product = await _store(request).edit_product(bid, pid, body)
+        request.app["hub"].fanout.urgent(bid, "product.updated", {"broadcast_id": bid, "product": product.to_dict()})
+        return json_response(product.to_dict())
+
+    return await _idempotent(request, claims, make)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/broadcasts", create_broadcast)
+    app.router.add_get("/api/broadcasts", list_broadcasts)
+    app.router.add_get("/api/broadcasts/{broadcast}", get_broadcast)
+    app.router.add_patch("/api/broadcasts/{broadcast}", update_broadcast)
+    app.router.add_post("/api/broadcasts/{broadcast}/products", add_product)
+    app.router.add_patch("/api/broadcasts/{broadcast}/products/{product}", edit_product)

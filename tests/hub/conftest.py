@@ -1,0 +1,94 @@
+"""Hub test helpers: real Socket.IO clients (websocket transport) against real nodes and Redis."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import socketio
+
+from live.hub.broadcasts import BroadcastStore
+
+PRODUCTS = [
+    {"id": "p1", "title": "Linen shirt", "price": 12900, "currency": "KRW", "image_url": "https://img.example/p1.jpg",
+     "description": "Breathable"},
+    {"id": "p2", "title": "Straw hat", "price": 4500, "currency": "KRW"},
+]
+
+
+async def wait_for(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll a condition with a generous timeout (the machine is shared and loaded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+class Client:
+    """A python-socketio AsyncClient that records every event it hears."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, Any, float]] = []
+        self.refused: Any = None
+
+        @self.sio.on("*")
+        async def _any(event: str, *args: Any) -> None:
+            self.events.append((event, args[0] if args else None, time.monotonic()))
+
+        @self.sio.on("connect_error")
+        async def _refused(data: Any) -> None:
+            self.refused = data
+
+    async def connect(self, url: str, token: str | None, **auth: Any) -> "Client":
+        a = {"token": token, **auth} if token is not None else auth
+        await self.sio.connect(url, auth=a, transports=["websocket"], wait_timeout=15)
+        return self
+
+    def of(self, event: str) -> list[Any]:
+        return [d for (e, d, _) in self.events if e == event]
+
+    async def snapshot(self) -> dict:
+        return (await wait_for(lambda: self.of("snapshot"), what="snapshot"))[0]
+
+    async def call(self, event: str, payload: Any = None, timeout: float = 15.0) -> Any:
+        return await self.sio.call(event, payload, timeout=timeout)
+
+    def levels(self, key: str) -> Any:
+        """The latest coalesced level `key` seen in `tick` batches."""
+        value = None
+        for batch in self.of("tick"):
+            levels = (batch or {}).get("levels") or {}
+            if key in levels:
+                value = levels[key]
+        return value
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Callable[..., Any]]:
+    """`await clients(url, token, **auth)` -> a connected Client; all are disconnected afterwards."""
+    made: list[Client] = []
+
+    async def connect(url: str, token: str | None, **auth: Any) -> Client:
+        c = Client()
+        made.append(c)
+        return await c.connect(url, token, **auth)
+
+    yield connect
+    for c in made:
+        if c.sio.connected:
+            await c.sio.disconnect()
+
+
+@pytest.fixture
+async def bc(redis) -> str:  # type: ignore[no-untyped-def]
+    """Broadcast "b1" hosted by "h1" with two products."""
+    await BroadcastStore(redis).ensure("b1", title="Summer drop", host="h1", products=PRODUCTS)
+    await BroadcastStore(redis).ensure("b2", title="Other show", host="h2", products=PRODUCTS[:1])
+    return "b1"

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,21 @@ class Script:
 _Call = tuple[Script, list[str], list[Any], "asyncio.Future[Any]"]
 
 
+def _bulk(x: Any) -> bytes:
+    b = x if isinstance(x, bytes) else str(x).encode()
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
 class AutoPipeline:
     """Queues EVALSHA calls and flushes them once per event-loop iteration."""
 
     def __init__(self, redis: aioredis.Redis, max_batch: int = 1024) -> None:
         self.redis = redis
         self.max_batch = max_batch
+        # fast path: write pre-packed RESP on a pooled connection (plain Redis clients); other
+        # clients (e.g. RedisCluster) go through their own pipeline
+        self._pool = getattr(redis, "connection_pool", None)
+        self._prefix: dict[tuple[str, tuple[str, ...], bool], tuple[int, bytes]] = {}
         self._queue: list[_Call] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -59,7 +69,42 @@ class AutoPipeline:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def _packed(self, script: Script, keys: list[str], args: list[Any], use_eval: bool) -> bytes:
+        """Script, keys and the first arg (events maxlen) are the same for every call on a lot:
+        their RESP is built once and only the per-call args are encoded each time."""
+        key = (script.name, tuple(keys), use_eval)
+        cached = self._prefix.get(key)
+        if cached is None:
+            head = [b"EVAL", script.source] if use_eval else [b"EVALSHA", script.sha]
+            fixed = [*head, len(keys), *keys, args[0]]
+            cached = (len(fixed), b"".join(_bulk(p) for p in fixed))
+            if len(self._prefix) < 10_000:
+                self._prefix[key] = cached
+        n_fixed, prefix = cached
+        rest = args[1:]
+        return b"*%d\r\n" % (n_fixed + len(rest)) + prefix + b"".join(_bulk(p) for p in rest)
+
     async def _send(self, batch: list[_Call], use_eval: bool = False) -> list[Any]:
+        if self._pool is None:
+            return await self._send_pipeline(batch, use_eval)
+        conn = await self._pool.get_connection()
+        try:
+            await conn.send_packed_command([self._packed(s, k, a, use_eval) for s, k, a, _ in batch],
+                                           check_health=False)
+            results: list[Any] = []
+            for _ in batch:
+                try:
+                    results.append(await conn.read_response(timeout=math.inf))
+                except ResponseError as exc:  # an error reply: keep reading the others
+                    results.append(exc)
+            return results
+        except BaseException:
+            await conn.disconnect(nowait=True)  # the stream is out of step: never reuse it
+            raise
+        finally:
+            await self._pool.release(conn)
+
+    async def _send_pipeline(self, batch: list[_Call], use_eval: bool = False) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
         for script, keys, args, _ in batch:
             if use_eval:

@@ -1,0 +1,210 @@
+"""Reserve benchmark: the Python API (auto-pipelined) against redis-benchmark running the same script.
+
+    python -m inventory.bench [--json] [--redis-url URL] [--n 50000] [--callers 256]
+
+Starts its own redis-server on a free loopback port unless --redis-url is given, then in one run on
+that server:
+
+1. API: `--callers` asyncio tasks call Inventory.reserve() back to back until `--n` reservations
+   are answered; reports reservations/s and p50/p99 latency of one call.
+2. raw: `redis-benchmark -n N -c 50 EVALSHA <sha of the reserve script> 9 <keys> <maxlen> u:__rand_int__
+   1 q:__rand_int__`, i.e. the very same Lua with a fresh random user and request id per call
+   (so every call takes the full path: limit check, new hold, expiry index, idempotency entry,
+   stream event, instead of an idempotent replay). 50 clients without -P is redis-benchmark's
+   default and the figure "what Redis itself can do for this script" the ratio is taken against;
+   the pipelined (-P 16) figure is printed too, for information.
+3. ratio = api_per_s / raw_per_s, and an audit of both lots (oversold must be 0).
+
+With --json the last line is one JSON object: api_per_s, raw_per_s, raw_pipelined_per_s, ratio,
+p50_ms, p99_ms, oversold, batches, mean_batch, n, callers.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import redis.asyncio as aioredis
+
+from inventory import Inventory, LotSpec, keys_for
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _RedisServer:
+    """A throwaway redis-server (no persistence) for the benchmark."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.dir = tempfile.mkdtemp(prefix="hawker-bench-")
+        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("redis-server did not start")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _percentile(sorted_vals: list[float], p: float) -> float:
+    if not sorted_vals:
+        return 0.0
+    return sorted_vals[min(len(sorted_vals) - 1, int(p * len(sorted_vals)))]
+
+
+async def _api_phase(inv: Inventory, lot_id: str, n: int, callers: int) -> tuple[float, list[float], int]:
+    counter = iter(range(n))
+    latencies: list[float] = []
+    refused = 0
+
+    async def caller(c: int) -> None:
+        nonlocal refused
+        clock = time.perf_counter
+        for i in counter:
+            t0 = clock()
+            res = await inv.reserve(lot_id, f"u{c}-{i}", 1, f"q{i}")
+            latencies.append(clock() - t0)
+            if not res.ok:
+                refused += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(caller(c) for c in range(callers)))
+    elapsed = time.perf_counter() - t0
+    return n / elapsed, latencies, refused
+
+
+def _redis_benchmark(port: int, sha: str, lot_id: str, n: int, pipeline: int, maxlen: int) -> float:
+    exe = shutil.which("redis-benchmark")
+    if not exe:
+        raise RuntimeError("redis-benchmark not found (Debian package redis-tools / redis-server)")
+    keys = keys_for(lot_id)
+    cmd = [exe, "-h", "127.0.0.1", "-p", str(port), "-n", str(n), "-c", "50", "-r", "100000000",
+           "-P", str(pipeline), "-q", "EVALSHA", sha, str(len(keys)), *keys, str(maxlen),
+           "u:__rand_int__", "1", "q:__rand_int__"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
+    rates = re.findall(r"([\d.]+) requests per second", out.replace("\r", "\n"))
+    if not rates:
+        raise RuntimeError(f"could not parse redis-benchmark output: {out[-300:]!r}")
+    return float(rates[-1])
+
+
+async def run(redis_url: str, port: int, n: int, callers: int) -> dict[str, float | int]:
+    client = aioredis.Redis.from_url(redis_url, max_connections=64)
+    inv = Inventory(client)
+    await inv.load_scripts()
+    stamp = int(time.time() * 1000)
+    api_lot, raw_lot, rawp_lot = f"bench-api-{stamp}", f"bench-raw-{stamp}", f"bench-rawp-{stamp}"
+    for lot_id in (api_lot, raw_lot, rawp_lot):
+        await inv.create_lot(LotSpec(lot_id, "BENCH", total=1_000_000_000, unit_price=100, currency="EUR",
+                                     per_user_limit=2, hold_s=3600))
+        await inv.open(lot_id)
+
+    await _api_phase(inv, f"{api_lot}", min(2000, n), callers)  # warm-up (same lot, distinct ids)
+    inv.pipeline.batches = inv.pipeline.calls = 0
+    api_lot_run = f"{api_lot}"
+    # warm-up used request ids q0..; use a fresh lot so the measured run never replays
+    api_lot_run = api_lot + "-m"
+    await inv.create_lot(LotSpec(api_lot_run, "BENCH", total=1_000_000_000, unit_price=100, currency="EUR",
+                                 per_user_limit=2, hold_s=3600))
+    await inv.open(api_lot_run)
+    api_per_s, lat, refused = await _api_phase(inv, api_lot_run, n, callers)
+    lat.sort()
+    batches, calls = inv.pipeline.batches, inv.pipeline.calls
+
+    sha = inv.scripts["reserve"].sha
+    loop = asyncio.get_running_loop()
+    raw_per_s = await loop.run_in_executor(None, _redis_benchmark, port, sha, raw_lot, n, 1, inv.events_maxlen)
+    rawp_per_s = await loop.run_in_executor(None, _redis_benchmark, port, sha, rawp_lot, n, 16,
+                                            inv.events_maxlen)
+
+    oversold = 0
+    audits_ok = True
+    for lot_id in (api_lot, api_lot_run, raw_lot, rawp_lot):
+        report = await inv.audit(lot_id)
+        oversold += report.oversold
+        audits_ok = audits_ok and report.ok
+    await client.aclose()
+    return {
+        "api_per_s": round(api_per_s, 1),
+        "raw_per_s": round(raw_per_s, 1),
+        "raw_pipelined_per_s": round(rawp_per_s, 1),
+        "ratio": round(api_per_s / raw_per_s, 3) if raw_per_s else 0.0,
+        "p50_ms": round(_percentile(lat, 0.50) * 1000, 3),
+        "p99_ms": round(_percentile(lat, 0.99) * 1000, 3),
+        "oversold": oversold,
+        "audit_ok": audits_ok,
+        "refused": refused,
+        "batches": batches,
+        "mean_batch": round(calls / batches, 1) if batches else 0.0,
+        "n": n,
+        "callers": callers,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m inventory.bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--json", action="store_true", help="last line: one JSON object with the figures")
+    ap.add_argument("--redis-url", help="use this Redis instead of starting one (must be loopback for "
+                                        "redis-benchmark: host 127.0.0.1)")
+    ap.add_argument("--n", type=int, default=50_000, help="reservations per phase (default 50000)")
+    ap.add_argument("--callers", type=int, default=256, help="concurrent API callers (default 256)")
+    args = ap.parse_args(argv)
+
+    server = None
+    if args.redis_url:
+        url = args.redis_url
+        port = aioredis.Redis.from_url(url).connection_pool.connection_kwargs.get("port", 6379)
+    else:
+        server = _RedisServer()
+        url, port = server.url, server.port
+    try:
+        figures = asyncio.run(run(url, int(port), args.n, args.callers))
+    finally:
+        if server:
+            server.stop()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"reserve through the Python API: {figures['api_per_s']:.0f}/s with {args.callers} callers, "
+          f"p50 {figures['p50_ms']:.2f} ms, p99 {figures['p99_ms']:.2f} ms "
+          f"(mean batch {figures['mean_batch']} calls)")
+    print(f"redis-benchmark EVALSHA reserve, 50 clients: {figures['raw_per_s']:.0f}/s "
+          f"(-P 16: {figures['raw_pipelined_per_s']:.0f}/s)")
+    print(f"ratio api/raw: {figures['ratio']:.3f}   oversold: {figures['oversold']}   "
+          f"audit ok: {figures['audit_ok']}   load avg: {load:.2f}")
+    if args.json:
+        print(json.dumps(figures))
+    return 0 if figures["oversold"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -55,6 +55,9 @@ class ChatKeys:
     def dups(self, user: str) -> str:   # zset fingerprint -> ms
         return self.base + "d:" + user
 
+    def request(self, user: str, request_id: str) -> str:  # string -> message id (a retry's answer)
+        return self.base + "r:" + user + ":" + request_id
+
     def all_fixed(self) -> list[str]:
         return [self.stream, self.bans, self.mutes, self.cfg, self.removed, self.answered,
                 self.questions, self.reactions]

@@ -55,3 +55,36 @@ def sample(items: Sequence[T], k: int, keep: Callable[[T], bool] = lambda _: Fal
         step = len(rest) / room
         picked.update(rest[int(j * step)] for j in range(room))
     return [items[i] for i in sorted(picked)]
+
+
+def _always_kept(message: object) -> bool:
+    """Staff and system lines survive sampling (a host's announcement must reach every viewer)."""
+    if isinstance(message, dict):
+        return message.get("role") in ("host", "moderator", "system")
+    return getattr(message, "role", None) in ("host", "moderator", "system")
+
+
+class ChatSampler:
+    """What a fan-out engine calls once per broadcast tick with the tick's merged chat batch (all
+    nodes' messages): `for_viewers` returns the subset viewer sockets get; staff sockets get the
+    whole batch. The engine on every node sees the same inbound stream, so the rate is global."""
+
+    def __init__(self, policy: OverloadPolicy) -> None:
+        self.policy = policy
+        self._meters: dict[str, RateMeter] = {}
+
+    def inbound_rate(self, broadcast: str, now_ms: int) -> float:
+        meter = self._meters.get(broadcast)
+        return meter.rate(now_ms) if meter else 0.0
+
+    def for_viewers(self, broadcast: str, batch: Sequence[T], now_ms: int) -> list[T]:
+        meter = self._meters.get(broadcast)
+        if meter is None:
+            meter = self._meters[broadcast] = RateMeter()
+        meter.add(now_ms, len(batch))
+        if not self.policy.sampling(meter.rate(now_ms)):
+            return list(batch)
+        return sample(batch, self.policy.k, keep=_always_kept)
+
+    def forget(self, broadcast: str) -> None:
+        self._meters.pop(broadcast, None)

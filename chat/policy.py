@@ -23,6 +23,7 @@ class ChatPolicy:
     join_history: int = 50             # messages a joining client gets
     retention_s: int = 7 * 86400       # kept this long after the broadcast is closed
     questions_cap: int = 1000          # question index entries kept per broadcast
+    request_ttl_s: int = 600           # a retried chat.send request_id returns the first answer this long
     buy_max_qty: int = 10              # comment-to-buy: largest quantity a message may order
     react_per_s: int = 20              # reactions one user may send per second (per node)
     overload_rate: float = 50.0        # inbound messages/s per broadcast above which viewers are sampled

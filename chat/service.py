@@ -27,6 +27,7 @@ from chat.words import WordFilter
 
 _NOT_WORD = re.compile(r"[\W_]+")
 _REPEATS = re.compile(r"(\D)\1+")  # repeated letters fold; numbers ("11" vs "1") stay apart
+_REQ = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 _REFUSAL_TEXT = {
     "BANNED": "you are banned from this chat",
@@ -66,6 +67,7 @@ class Sent:
 
     message: Message
     order: BuyIntent | None = None
+    again: bool = False  # a retried request id: this is the first answer, nothing was posted
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +118,16 @@ class Chat:
                 raise ChatRefused(LINK_NOT_ALLOWED, "links are not allowed here", domain=domain)
         return out
 
-    async def send(self, broadcast: str, actor: Actor, text: object, kind: str = "chat") -> Sent:
-        """Validate, moderate, rate-limit and append one message (one Redis round trip)."""
+    async def send(self, broadcast: str, actor: Actor, text: object, kind: str = "chat",
+                   request_id: str | None = None) -> Sent:
+        """Validate, moderate, rate-limit and append one message (one Redis round trip).
+
+        With a `request_id`, a retry within `request_ttl_s` returns the first message (`again=True`)
+        instead of posting it twice; the checks are not run again."""
         if kind not in ("chat", "question"):
             raise ChatRefused(VALIDATION, "kind must be chat or question")
+        if request_id is not None and (not isinstance(request_id, str) or not _REQ.match(request_id)):
+            raise ChatRefused(VALIDATION, "request_id must be 1-64 letters, digits, '-', '_', '.' or ':'")
         body = self.check_text(actor, text)
         p = self.policy
         order = parse_buy(body, p.buy_max_qty) if kind == "chat" else None
@@ -129,12 +137,20 @@ class Chat:
         window = 0 if (staff or order is not None) else p.dup_window_s * 1000
         k = ChatKeys(broadcast)
         res = await self._send(
-            keys=[k.bans, k.mutes, k.cfg, k.user(actor.user), k.dups(actor.user), k.stream, k.questions],
+            keys=[k.bans, k.mutes, k.cfg, k.user(actor.user), k.dups(actor.user), k.stream, k.questions,
+                  k.request(actor.user, request_id or "")],
             args=[actor.user, "1" if staff else "0", p.rate_per_s * factor, max(1, int(p.burst * factor)),
                   window, fingerprint(body) if window else "", p.history_cap, actor.name, actor.role, body, kind,
-                  p.questions_cap],
+                  p.questions_cap, p.request_ttl_s * 1000 if request_id else 0],
         )
         status = _s(res[0])
+        if status == "AGAIN":
+            first = await self.get(broadcast, _s(res[1]))
+            if first is None:  # trimmed away since: answer with what we know
+                first = Message(id=_s(res[1]), user=actor.user, name=actor.name, role=actor.role, text=body,
+                                ts=int(_s(res[1]).partition("-")[0]), kind=kind)
+            again = parse_buy(first.text, p.buy_max_qty) if first.kind == "chat" else None
+            return Sent(first, again if _s(res[2]) == "1" else None, again=True)
         if status != "OK":
             wait = int(res[1])
             raise ChatRefused(status, _REFUSAL_TEXT.get(status, status),

@@ -22,6 +22,14 @@ _FLAG_HELP = {
     "ice_servers": "comma-separated STUN/TURN URLs handed to browsers and aiortc",
     "webrtc_viewer_cap": "WebRTC viewers per process before the player is sent to HLS",
     "media_dir": "folder for HLS segments (default: DATA_DIR/media)",
+    "chat_max_len": "longest chat message in characters",
+    "chat_rate": "chat messages per second per user (token bucket refill, all nodes)",
+    "chat_burst": "chat token bucket size per user",
+    "chat_link_mode": "chat links: block, allow (CHAT_ALLOWED_DOMAINS only) or open",
+    "chat_allowed_domains": "comma-separated domains chat may link to in allow mode",
+    "chat_blocked_words": "comma-separated extra blocked chat words",
+    "chat_overload_rate": "inbound chat messages/s per broadcast above which viewers get a sample",
+    "chat_overload_k": "chat messages per tick a viewer gets while sampled",
 }
 
 

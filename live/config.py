@@ -29,6 +29,20 @@ class Config:
     webrtc_viewer_cap: int = 250
     media_dir: str = ""
     shutdown_grace_s: float = 5.0
+    # chat (chat/policy.py ChatPolicy; README "Chat settings")
+    chat_max_len: int = 300
+    chat_rate: float = 1.0
+    chat_burst: int = 5
+    chat_dup_window_s: int = 30
+    chat_link_mode: str = "block"
+    chat_allowed_domains: str = ""
+    chat_word_lists: str = "en,ko"
+    chat_blocked_words: str = ""
+    chat_history_cap: int = 100_000
+    chat_join_history: int = 50
+    chat_retention_s: int = 7 * 86400
+    chat_overload_rate: float = 50.0
+    chat_overload_k: int = 10
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

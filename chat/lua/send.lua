@@ -1,14 +1,22 @@
 -- Admit one chat message: ban, time-out, slow mode, token bucket, duplicate; then append it.
 -- One round trip, atomic, Redis's own clock. A refusal changes nothing.
--- KEYS: 1 bans, 2 mutes, 3 cfg, 4 user state, 5 user dup zset, 6 stream, 7 questions zset
+-- KEYS: 1 bans, 2 mutes, 3 cfg, 4 user state, 5 user dup zset, 6 stream, 7 questions zset,
+--       8 request key (user + request id)
 -- ARGV: 1 user, 2 staff(0|1), 3 rate per s, 4 burst, 5 dup window ms, 6 fingerprint,
---       7 history cap, 8 name, 9 role, 10 text, 11 kind, 12 questions cap
--- -> {"OK", id, buy_enabled} | {CODE, retry_after_ms}
+--       7 history cap, 8 name, 9 role, 10 text, 11 kind, 12 questions cap, 13 request ttl ms (0: none)
+-- -> {"OK", id, buy_enabled} | {"AGAIN", id, buy_enabled} (a retried request id) | {CODE, retry_after_ms}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local user = ARGV[1]
 local staff = ARGV[2] == '1'
 local cfg = redis.call('HMGET', KEYS[3], 'slow', 'buy')
+local req_ttl = tonumber(ARGV[13])
+if req_ttl > 0 then
+  local first = redis.call('GET', KEYS[8])
+  if first then
+    return {'AGAIN', first, cfg[2] or '0'}
+  end
+end
 if not staff then
   if redis.call('HEXISTS', KEYS[1], user) == 1 then
     return {'BANNED', 0}
@@ -55,6 +63,9 @@ if window > 0 then
 end
 local id = redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[7], '*',
   'u', user, 'n', ARGV[8], 'r', ARGV[9], 't', ARGV[10], 'k', ARGV[11])
+if req_ttl > 0 then
+  redis.call('SET', KEYS[8], id, 'PX', req_ttl)
+end
 if ARGV[11] == 'question' then
   local ms = tonumber(string.match(id, '^(%d+)'))
   redis.call('ZADD', KEYS[7], ms, id)

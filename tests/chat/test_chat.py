@@ -290,3 +290,15 @@ async def test_message_from_wire_round_trip() -> None:
     wire = m.to_wire()
     assert wire["badge"] == "mod" and wire["answered"] is True and "removed" not in wire
     assert m.sort_key == (1700000000000, 3)
+
+
+async def test_request_id_makes_send_idempotent(make_chat, redis) -> None:  # type: ignore[no-untyped-def]
+    chat = make_chat(rate_per_s=0.01, burst=1)
+    await chat.set_comment_buy(BC, HOST, True)
+    first = await chat.send(BC, ALICE, "buy 2", request_id="r-1")
+    again = await chat.send(BC, ALICE, "buy 2", request_id="r-1")  # the bucket is empty: still the first answer
+    assert again.again and not first.again
+    assert again.message == first.message and again.order == first.order
+    assert await stream_len(redis) == 1
+    assert (await refused(chat.send(BC, ALICE, "buy 2", request_id="r-2"))).code == RATE_LIMITED
+    assert (await refused(chat.send(BC, ALICE, "x", request_id="bad id!"))).code == VALIDATION

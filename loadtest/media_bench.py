@@ -149,7 +149,8 @@ class Bench:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         env = {**os.environ, "HAWKER_SECRET": SECRET, "HAWKER_PORT": str(self.port),
                "HAWKER_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "HAWKER_MEDIA_DIR": os.path.join(self.tmp, "media"),
-               "HAWKER_WEBRTC_VIEWER_CAP": str(self.args.cap), "HAWKER_LOG_LEVEL": "warning"}
+               "HAWKER_WEBRTC_VIEWER_CAP": str(self.args.cap), "HAWKER_LOG_LEVEL": "warning",
+               "HAWKER_MEDIA_FORWARD": self.args.forward}
         profile = ["-m", "cProfile", "-o", self.args.profile] if self.args.profile else []
         server = subprocess.Popen([sys.executable, *profile, "-m", "live", "serve"], env=env)
         self.procs.append(server)
@@ -189,7 +190,8 @@ class Bench:
         server = self.start_server()
         sproc = psutil.Process(server.pid)
         self.start_workers()
-        results: dict[str, Any] = {"steps": [], "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}}
+        results: dict[str, Any] = {"steps": [], "forward": self.args.forward,
+                                   "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}}
         async with aiohttp.ClientSession() as http:
             pub = Publisher(self.base, "bench", _token("host", "bench", "bench-host"),
                             width=640, height=360, fps=30, noise=self.args.noise, audio=True, video_codec="VP8")
@@ -315,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connect-timeout", type=float, default=180.0)
     p.add_argument("--stop-below", type=float, default=15.0, help="stop adding viewers below this mean fps")
     p.add_argument("--max-seconds", type=float, default=600.0)
+    p.add_argument("--forward", choices=["direct", "sender"], default="direct",
+                   help="server fan-out: the direct loop (default) or aiortc's RTCRtpSender per viewer")
     p.add_argument("--profile", default="", help="write a cProfile of the server to this file")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     args = p.parse_args(argv)

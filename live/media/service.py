@@ -266,7 +266,9 @@ class MediaService:
         if self.publishers.get(broadcast) is session:
             del self.publishers[broadcast]
         session.stream.end()
-        log.info("publish %s ended (%s)", broadcast, reason)
+        log.log(logging.INFO if reason in ("deleted", "shutdown") else logging.WARNING,
+                "publish %s ended (%s) after %.0fs, %d frames in", broadcast, reason,
+                time.time() - session.created, session.stream.frames_in)
         viewers = [v for v in self.viewers.values() if v.broadcast == broadcast]
         if self.hls is not None:
             self.hls.detach(session.stream)

@@ -20,7 +20,9 @@ def level_key(poll_id: str) -> str:
 
 
 def tally_dict(poll_id: str, tallies: list[int]) -> dict[str, Any]:
-    return {"poll_id": poll_id, "tallies": tallies, "total": sum(tallies)}
+    """`v` grows with every counted vote: tallies from several nodes arrive in any order, and a
+    client keeps the one with the highest `v`."""
+    return {"poll_id": poll_id, "tallies": tallies, "total": sum(tallies), "v": sum(tallies)}
 
 
 class Polls:

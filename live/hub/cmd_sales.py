@@ -51,11 +51,14 @@ class Sales:
 
     # ---- announcements (each claimed once across nodes) ----------------------------------------
 
-    async def publish_levels(self, sale_id: str, broadcast: str, levels: StockLevels | None) -> None:
-        """Coalesced level for the tick; the first time a sale has nothing left, `sale.soldout`."""
+    async def publish_levels(self, sale_id: str, broadcast: str, levels: StockLevels | None, *,
+                             version: int | None = None) -> None:
+        """With a version (from the stock watcher, the one publisher per sale): the coalesced level
+        `stock:<sale_id>`. Always: the first time a sale has nothing left, `sale.soldout` (once)."""
         if levels is None:
             return
-        self.hub.fanout.level(broadcast, level_key(sale_id), levels_dict(levels))
+        if version is not None:
+            self.hub.fanout.level(broadcast, level_key(sale_id), {"sale_id": sale_id, **levels_dict(levels), "v": version})
         if levels.available == 0 and levels.total > 0:
             code, at = await self.store.claim_soldout(sale_id)
             if code == "OK":
@@ -186,7 +189,6 @@ class Sales:
             return {"sale": existing.to_dict() if existing else sale.to_dict(), "levels": levels_dict(levels)}
         metrics.HUB_SALE_EVENTS.labels("sale.scheduled").inc()
         self.hub.fanout.urgent(caller.broadcast, "sale.scheduled", {"sale": sale.to_dict(), "levels": levels_dict(levels)})
-        self.hub.fanout.level(caller.broadcast, level_key(sale.id), levels_dict(levels))
         await self.timers.add(opens_at, "sale.open", sale.id)
         if closes_at is not None:
             await self.timers.add(closes_at, "sale.close", sale.id)

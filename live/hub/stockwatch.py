@@ -34,6 +34,12 @@ def _cursor_key(sale_id: str) -> str:
     return f"hub:sale:{{{sale_id}}}:cursor"
 
 
+def stream_version(stream_id: str) -> int:
+    """A stream id "ms-seq" as one growing integer (ms * 1000 + seq; safe in JavaScript)."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms) * 1000 + min(int(seq or 0), 999)
+
+
 class StockWatch:
     def __init__(self, redis: aioredis.Redis, inventory: Inventory, sales: Sales, *, node_id: str,
                  period_ms: int = 100, expire_every_ms: int = 500) -> None:
@@ -93,7 +99,7 @@ class StockWatch:
             if ev.type == "waitlist_granted":
                 await self._grant(broadcast, sale_id, ev)
         await self._r.set(_cursor_key(sale_id), events[-1].id, ex=24 * 3600)
-        await self._sales.publish_levels(sale_id, broadcast, events[-1].levels)
+        await self._sales.publish_levels(sale_id, broadcast, events[-1].levels, version=stream_version(events[-1].id))
 
     async def _grant(self, broadcast: str, sale_id: str, ev: Any) -> None:
         user = ev.data.get("user")

@@ -61,12 +61,13 @@ class Client:
         return await self.sio.call(event, payload, timeout=timeout)
 
     def levels(self, key: str) -> Any:
-        """The latest coalesced level `key` seen in `tick` batches."""
+        """The coalesced level `key` from `tick` batches, by the client rule: keep the highest `v`."""
         value = None
         for batch in self.of("tick"):
             levels = (batch or {}).get("levels") or {}
-            if key in levels:
-                value = levels[key]
+            new = levels.get(key)
+            if new is not None and (value is None or new.get("v", 0) >= value.get("v", 0)):
+                value = new
         return value
 
 

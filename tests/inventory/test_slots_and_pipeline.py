@@ -1,0 +1,117 @@
+"""Cluster readiness (every script touches one slot) and the auto-pipeline (one round trip per tick,
+NOSCRIPT recovered)."""
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from redis.crc import key_slot
+
+from inventory import Inventory, StockLevels, keys_for
+from inventory.lua import PRELUDE, SCRIPTS, source
+
+KEY_VARS = {"KM", "KR", "KX", "KU", "KH", "KQ", "KW", "KWU", "KE"}
+KEYLESS = {"TIME"}
+
+
+@pytest.mark.parametrize("lot_id", ["1", "drop-2026", "a.b:c_d", "x" * 64, "lot:{}".replace("{}", "")])
+def test_all_keys_of_a_lot_share_one_slot(lot_id: str) -> None:
+    keys = keys_for(lot_id)
+    assert len(keys) == 9 and len(set(keys)) == 9
+    assert all("{lot:%s}" % lot_id in k for k in keys)
+    assert len({key_slot(k.encode()) for k in keys}) == 1
+
+
+def test_scripts_only_touch_the_keys_they_are_given() -> None:
+    """Every redis.call names its key through one of the KEYS variables: no key is built in Lua,
+    so what a script touches is exactly keys_for(lot) (one slot, checked above)."""
+    assert "KEYS[" not in "".join(SCRIPTS.values())  # bodies go through the prelude's names
+    assert re.findall(r"KEYS\[(\d)\]", PRELUDE) == [str(i) for i in range(1, 10)]
+    calls = 0
+    for name in SCRIPTS:
+        for cmd, first in re.findall(r"redis\.call\('(\w+)'(?:,\s*([^,)]+))?", source(name)):
+            calls += 1
+            if cmd in KEYLESS:
+                continue
+            assert first.strip() in KEY_VARS, f"{name}: redis.call('{cmd}', {first}) names a key that is not given"
+    assert calls > 50
+
+
+async def test_keys_touched_at_run_time_are_one_slot(inv: Inventory, make_lot, redis_url) -> None:  # type: ignore[no-untyped-def]
+    """MONITOR every command the scripts run during a full scenario on two lots: the commands of
+    one script run (a contiguous run of 'lua' entries) all name keys of one lot, in one slot."""
+    import redis.asyncio as aioredis
+
+    seen: list[dict] = []
+    mon_client = aioredis.Redis.from_url(redis_url)
+    ready = asyncio.Event()
+
+    async def watch() -> None:
+        async with mon_client.monitor() as m:
+            ready.set()
+            async for cmd in m.listen():
+                seen.append(cmd)
+
+    watcher = asyncio.create_task(watch())
+    await ready.wait()
+    await asyncio.sleep(0.2)
+    lots = [await make_lot(1, per_user_limit=1, hold_s=60), await make_lot(2, per_user_limit=2)]
+    for lot in lots:
+        a = (await inv.reserve(lot.lot_id, "alice", 1, "r")).reservation
+        await inv.reserve(lot.lot_id, "zed", lot.total, "r")
+        await inv.join_waitlist(lot.lot_id, "bob", 1)
+        await inv.extend(lot.lot_id, a.id, "alice")  # type: ignore[union-attr]
+        await inv.begin_payment(lot.lot_id, a.id, "alice")  # type: ignore[union-attr]
+        await inv.abort_payment(lot.lot_id, a.id)  # type: ignore[union-attr]
+        await inv.release(lot.lot_id, a.id, "alice")  # type: ignore[union-attr]
+        await inv.adjust_total(lot.lot_id, lot.total + 1)
+        await inv.expire_due(lot.lot_id)
+        await inv.snapshot(lot.lot_id)
+        await inv.audit(lot.lot_id)
+        await inv.holds_of(lot.lot_id, "bob")
+        await inv.close(lot.lot_id)
+    await inv.redis.ping()
+
+    async def got_all() -> bool:
+        return any("PING" in c["command"] for c in seen[-5:])
+
+    from .conftest import wait_until
+    await wait_until(got_all)
+    watcher.cancel()
+    await mon_client.aclose()
+    runs: list[list[str]] = []
+    previous_lua = False
+    for c in seen:
+        is_lua = c.get("client_type") == "lua"
+        if is_lua:
+            if not previous_lua:
+                runs.append([])
+            runs[-1].append(c["command"])
+        previous_lua = is_lua
+    assert len(runs) >= 26
+    allowed = {k for lot in lots for k in keys_for(lot.lot_id)}
+    for run in runs:
+        keys = [cmd.split()[1] for cmd in run if cmd.split()[0] not in KEYLESS]
+        assert keys and set(keys) <= allowed, run
+        assert len({key_slot(k.encode()) for k in keys}) == 1, run
+
+
+async def test_calls_in_one_tick_share_one_round_trip(inv: Inventory, make_lot) -> None:  # type: ignore[no-untyped-def]
+    lot = await make_lot(300, per_user_limit=1)
+    await inv.load_scripts()
+    before = inv.pipeline.batches
+    results = await asyncio.gather(*(inv.reserve(lot.lot_id, f"u{i}", 1, "r") for i in range(200)))
+    assert all(r.ok for r in results)
+    assert inv.pipeline.batches - before == 1
+    assert len({r.reservation.id for r in results}) == 200  # type: ignore[union-attr]
+
+
+async def test_noscript_is_recovered_in_a_batch(inv: Inventory, make_lot, redis) -> None:  # type: ignore[no-untyped-def]
+    lot = await make_lot(50, per_user_limit=1)
+    await redis.script_flush()
+    results = await asyncio.gather(*(inv.reserve(lot.lot_id, f"u{i}", 1, "r") for i in range(60)))
+    assert sum(r.ok for r in results) == 50
+    assert await inv.snapshot(lot.lot_id) == StockLevels(50, 0, 50, 0, 0)
+    await redis.script_flush()
+    assert (await inv.release(lot.lot_id, results[0].reservation.id, "u0")).ok  # type: ignore[union-attr]

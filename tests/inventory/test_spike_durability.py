@@ -1,0 +1,101 @@
+"""A flash-sale spike from several OS processes, and a redis-server crash between reserve and
+confirm with AOF appendfsync always."""
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import random
+from collections import Counter
+
+import pytest
+import redis.asyncio as aioredis
+
+from inventory import Inventory, LotSpec, Refusal, ReservationState, StockLevels
+from tests.redis_proc import RedisProcess
+
+PROCS = 2
+ATTEMPTS = 10_000
+UNITS = 100
+LIMIT = 2
+USERS = 1_500
+
+
+def _spike_worker(url: str, lot_id: str, worker: int, n: int, barrier, out) -> None:  # type: ignore[no-untyped-def]
+    async def main() -> list[tuple[str, int, str, str]]:
+        client = aioredis.Redis.from_url(url, max_connections=32)
+        inv = Inventory(client)
+        rng = random.Random(worker)
+        plan = [(f"user{rng.randrange(USERS)}", rng.choice((1, 1, 2))) for _ in range(n)]
+        await inv.load_scripts()
+        barrier.wait()  # every process fires at the same moment
+
+        async def attempt(i: int, user: str, qty: int) -> tuple[str, int, str, str]:
+            res = await inv.reserve(lot_id, user, qty, f"w{worker}-{i}")
+            if res.ok:
+                return user, res.reservation.qty, "ok", res.reservation.id  # type: ignore[union-attr]
+            return user, qty, res.code.value, ""  # type: ignore[union-attr]
+
+        answers = await asyncio.gather(*(attempt(i, u, q) for i, (u, q) in enumerate(plan)))
+        await client.aclose()
+        return answers
+
+    out.put(asyncio.run(main()))
+
+
+@pytest.mark.slow
+async def test_spike_from_two_processes_never_oversells(inv: Inventory, redis_url: str) -> None:
+    await inv.create_lot(LotSpec("spike", "HOT", UNITS, 4999, "EUR", per_user_limit=LIMIT, hold_s=600))
+    await inv.open("spike")
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(PROCS), ctx.Queue()
+    procs = [ctx.Process(target=_spike_worker, args=(redis_url, "spike", w, ATTEMPTS // PROCS, barrier, out))
+             for w in range(PROCS)]
+    for p in procs:
+        p.start()
+    answers = [a for _ in procs for a in await asyncio.get_running_loop().run_in_executor(None, out.get, True, 240)]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    assert len(answers) == ATTEMPTS  # every attempt answered
+    codes = Counter(a[2] for a in answers)
+    assert set(codes) <= {"ok", Refusal.SOLD_OUT.value, Refusal.LIMIT_REACHED.value}, codes
+    won = [a for a in answers if a[2] == "ok"]
+    assert sum(a[1] for a in won) == UNITS  # exactly the stock, not one more
+    assert len({a[3] for a in won}) == len(won)
+    per_user = Counter()
+    for user, qty, _, _ in won:
+        per_user[user] += qty
+    assert max(per_user.values()) <= LIMIT
+    assert await inv.snapshot("spike") == StockLevels(UNITS, 0, UNITS, 0, 0)
+    audit = await inv.audit("spike")
+    assert audit.ok and audit.oversold == 0 and audit.max_user_units <= LIMIT, audit.problems
+
+
+@pytest.mark.slow
+async def test_hold_survives_a_crash_with_aof_always() -> None:
+    proc = RedisProcess(appendfsync="always").start()
+    try:
+        client = aioredis.Redis.from_url(proc.url)
+        inv = Inventory(client)
+        await inv.create_lot(LotSpec("dur", "SKU", 3, 100, "EUR", per_user_limit=2, hold_s=600))
+        await inv.open("dur")
+        r = (await inv.reserve("dur", "alice", 2, "click")).reservation
+        assert r is not None
+        await inv.begin_payment("dur", r.id, "alice")
+        await client.aclose()
+
+        proc.restart(crash=True)  # SIGKILL: only what reached the AOF survives
+
+        client = aioredis.Redis.from_url(proc.url)
+        inv = Inventory(client)  # a fresh process: scripts are loaded again on NOSCRIPT
+        kept = await inv.get_reservation("dur", r.id)
+        assert kept is not None and kept.state is ReservationState.PAYING and kept.qty == 2
+        assert await inv.snapshot("dur") == StockLevels(3, 1, 2, 0, 0)
+        assert (await inv.reserve("dur", "alice", 2, "click")).reservation.id == r.id  # type: ignore[union-attr]
+        sold = await inv.confirm("dur", r.id, "order-1")
+        assert sold.ok and sold.levels == StockLevels(3, 1, 0, 2, 0)
+        audit = await inv.audit("dur")
+        assert audit.ok, audit.problems
+        await client.aclose()
+    finally:
+        proc.cleanup()

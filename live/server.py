@@ -70,8 +70,10 @@ def serve(config: Config) -> int:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     ctx = mp.get_context("spawn")
     procs = []
+    readies = []  # keep each Event alive: a collected one unlinks its semaphore before the child opens it
     for _ in range(config.workers):
         ready = ctx.Event()
+        readies.append(ready)
         p = ctx.Process(target=_worker, args=(config, ready), daemon=False)
         p.start()
         procs.append(p)

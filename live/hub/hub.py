@@ -112,6 +112,7 @@ class Hub:
             "you": {"user": caller.user, "name": caller.name, "role": caller.role},
             **parts,
             "viewers": self.fanout.viewer_count(caller.broadcast),
+            "node": self.node_id,  # which hub node answered (debugging, multi-worker tests)
             "server_time": self.clock.now_ms(),
         }
 

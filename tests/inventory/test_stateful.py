@@ -1,0 +1,437 @@
+"""Hypothesis stateful test: random reserve / release / extend / begin_payment / confirm / abort /
+expire / adjust / waitlist / open-close sequences against a plain-Python model of one lot.
+
+Time is real (Redis TIME, holds of 1 s), so expiry is part of the game. To keep the model exact,
+every step first makes sure no live reservation expires within the next MARGIN_MS: if one would,
+the step waits until it is past due. Then the set of due reservations during the step is exactly
+those with expires_at <= t0 (server time read at the start of the step), and the model applies
+the same lazy-expiry rules as the Lua. After every step the model, the stored counters, the audit
+and the invariant (available + held + sold == total, nobody above the limit) must all agree.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+
+from inventory import Inventory, LotSpec, Refusal, StockLevels
+
+MARGIN_MS = 300
+HOLD_S = 1
+GRACE_S = 2
+MAX_EXTEND_S = 1
+USERS = ["ann", "ben", "cat", "dan"]
+REQUESTS = ["q0", "q1", "q2"]
+_lot_ids = itertools.count()
+
+
+@dataclass
+class MRes:
+    user: str
+    qty: int
+    state: str
+    expires: int
+    order: str = ""
+    extended: bool = False
+
+
+@dataclass
+class Model:
+    total: int
+    limit: int
+    state: str = "OPEN"
+    available: int = 0
+    held: int = 0
+    sold: int = 0
+    seq: int = 0
+    res: dict[str, MRes] = field(default_factory=dict)
+    req: dict[tuple[str, str], str] = field(default_factory=dict)
+    user_units: dict[str, int] = field(default_factory=dict)
+    waitlist: list[tuple[str, int]] = field(default_factory=list)
+
+    def levels(self) -> StockLevels:
+        return StockLevels(self.total, self.available, self.held, self.sold, len(self.waitlist))
+
+    def live(self) -> list[tuple[str, MRes]]:
+        return [(rid, r) for rid, r in self.res.items() if r.state in ("HELD", "PAYING")]
+
+    # --- the Lua rules, in Python ---
+    def free(self, r: MRes, state: str) -> None:
+        r.state = state
+        self.held -= r.qty
+        self.available += r.qty
+        self.user_units[r.user] -= r.qty
+
+    def hold(self, user: str, qty: int, now: int) -> str:
+        self.seq += 1
+        rid = f"r{self.seq}"
+        self.res[rid] = MRes(user, qty, "HELD", now + HOLD_S * 1000)
+        self.user_units[user] = self.user_units.get(user, 0) + qty
+        self.available -= qty
+        self.held += qty
+        return rid
+
+    def serve(self, now: int) -> list[str]:
+        granted = []
+        if self.state != "OPEN":
+            return granted
+        while self.available > 0 and self.waitlist:
+            user, want = self.waitlist.pop(0)
+            q = min(want, self.available, self.limit - self.user_units.get(user, 0))
+            if q > 0:
+                granted.append(self.hold(user, q, now))
+        return granted
+
+    def expire_due(self, t0: int) -> int:
+        due = sorted(((r.expires, rid) for rid, r in self.live() if r.expires <= t0))
+        for _, rid in due:
+            self.free(self.res[rid], "EXPIRED")
+        if due:
+            self.serve(t0)
+        return len(due)
+
+    def settle(self, rid: str, t0: int) -> None:
+        r = self.res[rid]
+        if r.state in ("HELD", "PAYING") and r.expires <= t0:
+            self.free(r, "EXPIRED")
+            self.serve(t0)
+
+
+def test_inventory_matches_model(redis_url: str) -> None:
+    class InventoryMachine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.loop = asyncio.new_event_loop()
+            self.client = aioredis.Redis.from_url(redis_url)
+            self.inv = Inventory(self.client, payment_grace_s=GRACE_S, max_extend_s=MAX_EXTEND_S)
+            self.lot_id = f"sm{next(_lot_ids)}-{time.monotonic_ns()}"
+            self.model: Model | None = None
+            self.t0 = 0
+
+        def run(self, coro):  # type: ignore[no-untyped-def]
+            return self.loop.run_until_complete(coro)
+
+        def teardown(self) -> None:
+            self.run(self.client.aclose())
+            self.loop.close()
+
+        def now(self) -> int:
+            return self.run(self.inv.server_time_ms())
+
+        def safe_time(self) -> int:
+            """Server time t0 such that no live reservation is due within (t0, t0 + MARGIN]."""
+            assert self.model is not None
+            while True:
+                t0 = self.now()
+                soon = [r.expires for _, r in self.model.live() if t0 < r.expires <= t0 + MARGIN_MS]
+                if not soon:
+                    self.t0 = t0
+                    return t0
+                time.sleep((max(soon) - t0 + 5) / 1000)
+
+        def check_new(self, got, rid: str, t0: int) -> None:  # type: ignore[no-untyped-def]
+            """A hold the model just created: take Redis's exact expiry after bounding it."""
+            assert self.model is not None
+            m = self.model.res[rid]
+            assert got.id == rid and got.user == m.user and got.qty == m.qty
+            assert t0 + HOLD_S * 1000 <= got.expires_at_ms <= t0 + MARGIN_MS + HOLD_S * 1000
+            m.expires = got.expires_at_ms
+
+        def sync_grants(self, granted: list[str], t0: int) -> None:
+            for rid in granted:
+                got = self.run(self.inv.get_reservation(self.lot_id, rid))
+                assert got is not None and got.from_waitlist
+                self.check_new(got, rid, t0)
+
+        @initialize(total=st.integers(1, 4), limit=st.integers(1, 3))
+        def create(self, total: int, limit: int) -> None:
+            self.run(self.inv.create_lot(LotSpec(self.lot_id, "SKU", total, 100, "EUR", per_user_limit=limit,
+                                                 hold_s=HOLD_S)))
+            self.run(self.inv.open(self.lot_id))
+            self.model = Model(total=total, limit=limit, available=total)
+
+        def pick(self, data: st.DataObject, prefer: str = "HELD") -> str:
+            """Mostly a reservation in the state the op wants, sometimes any, rarely an unknown id."""
+            assert self.model is not None
+            roll = data.draw(st.integers(0, 9))
+            fitting = [rid for rid, r in self.model.res.items() if r.state == prefer]
+            if fitting and roll < 7:
+                return data.draw(st.sampled_from(fitting))
+            if not self.model.res or roll == 9:
+                return "r999"
+            return data.draw(st.sampled_from(list(self.model.res)))
+
+        def owner(self, rid: str, data: st.DataObject) -> str:
+            assert self.model is not None
+            if rid in self.model.res and data.draw(st.integers(0, 5)) > 0:
+                return self.model.res[rid].user
+            return data.draw(st.sampled_from(USERS))
+
+        @rule(user=st.sampled_from(USERS), qty=st.integers(1, 3), req=st.sampled_from(REQUESTS))
+        def reserve(self, user: str, qty: int, req: str) -> None:
+            m = self.model
+            assert m is not None
+            t0 = self.safe_time()
+            got = self.run(self.inv.reserve(self.lot_id, user, qty, req))
+            granted_before = m.seq
+            if (user, req) in m.req:
+                rid = m.req[(user, req)]
+                m.settle(rid, t0)
+                assert got.ok and got.reservation.id == rid and got.reservation.state.value == m.res[rid].state
+            elif m.state != "OPEN":
+                assert got.code is Refusal.CLOSED
+            else:
+                m.expire_due(t0)
+                grants = [f"r{i}" for i in range(granted_before + 1, m.seq + 1)]
+                if m.user_units.get(user, 0) + qty > m.limit:
+                    assert got.code is Refusal.LIMIT_REACHED, got
+                elif m.available < qty:
+                    assert got.code is Refusal.SOLD_OUT, got
+                else:
+                    rid = m.hold(user, qty, t0)
+                    m.req[(user, req)] = rid
+                    assert got.ok, got
+                    self.check_new(got.reservation, rid, t0)
+                self.sync_grants(grants, t0)
+                return
+            self.sync_grants([f"r{i}" for i in range(granted_before + 1, m.seq + 1)], t0)
+
+        @rule()
+        def sell_out(self) -> None:
+            """Every user reserves one unit (fresh request ids): usually sells the lot out, so
+            the waitlist and freed-units rules get their turn."""
+            for user in USERS:
+                self.reserve(user, 1, f"fill{next(_lot_ids)}")
+
+        @rule(user=st.sampled_from(USERS), qty=st.integers(1, 2), req=st.sampled_from(REQUESTS))
+        def reserve_more(self, user: str, qty: int, req: str) -> None:
+            """Same as reserve: a second rule so reserving is drawn more often."""
+            self.reserve(user, qty, req)
+
+        def on_reservation(self, name: str, rid: str, who: str | None, call):  # type: ignore[no-untyped-def]
+            """Common part of ops on one reservation: unknown, owner, lazy expiry; returns the
+            reservation when the op proper should be modelled, else None (result checked here)."""
+            m = self.model
+            assert m is not None
+            t0 = self.safe_time()
+            got = self.run(call)
+            if rid not in m.res:
+                assert got.code is Refusal.UNKNOWN_RESERVATION, (name, got)
+                return got, None, t0
+            r = m.res[rid]
+            if who is not None and r.user != who:
+                assert got.code is Refusal.NOT_OWNER, (name, got)
+                return got, None, t0
+            before = m.seq
+            m.settle(rid, t0)
+            self.sync_grants([f"r{i}" for i in range(before + 1, m.seq + 1)], t0)
+            return got, r, t0
+
+        @rule(data=st.data())
+        def release(self, data: st.DataObject) -> None:
+            rid = self.pick(data)
+            who = self.owner(rid, data)
+            got, r, t0 = self.on_reservation("release", rid, who, self.inv.release(self.lot_id, rid, who))
+            if r is None:
+                return
+            m = self.model
+            assert m is not None
+            before = m.seq
+            if r.state == "RELEASED":
+                assert got.ok
+            elif r.state == "EXPIRED":
+                assert got.code is Refusal.EXPIRED
+            elif r.state != "HELD":
+                assert got.code is Refusal.NOT_HELD
+            else:
+                m.free(r, "RELEASED")
+                m.serve(t0)
+                assert got.ok and got.reservation.state.value == "RELEASED"
+            self.sync_grants([f"r{i}" for i in range(before + 1, m.seq + 1)], t0)
+
+        @rule(data=st.data())
+        def extend(self, data: st.DataObject) -> None:
+            rid = self.pick(data)
+            who = self.owner(rid, data)
+            got, r, _ = self.on_reservation("extend", rid, who, self.inv.extend(self.lot_id, rid, who))
+            if r is None:
+                return
+            if r.state == "EXPIRED":
+                assert got.code is Refusal.EXPIRED
+            elif r.state != "HELD":
+                assert got.code is Refusal.NOT_HELD
+            elif r.extended:
+                assert got.code is Refusal.ALREADY_EXTENDED
+            else:
+                r.extended = True
+                r.expires += min(HOLD_S, MAX_EXTEND_S) * 1000
+                assert got.ok and got.reservation.expires_at_ms == r.expires
+
+        @rule(data=st.data())
+        def begin_payment(self, data: st.DataObject) -> None:
+            rid = self.pick(data)
+            who = self.owner(rid, data)
+            got, r, t0 = self.on_reservation("begin", rid, who, self.inv.begin_payment(self.lot_id, rid, who))
+            if r is None:
+                return
+            if r.state == "PAYING":
+                assert got.ok and got.reservation.expires_at_ms == r.expires
+            elif r.state == "EXPIRED":
+                assert got.code is Refusal.EXPIRED
+            elif r.state != "HELD":
+                assert got.code is Refusal.NOT_HELD
+            else:
+                assert got.ok and got.reservation.state.value == "PAYING"
+                e = got.reservation.expires_at_ms
+                assert e == r.expires or t0 + GRACE_S * 1000 <= e <= t0 + MARGIN_MS + GRACE_S * 1000
+                assert e >= r.expires
+                r.state, r.expires = "PAYING", e
+
+        @rule(data=st.data(), order=st.sampled_from(["o1", "o2"]))
+        def confirm(self, data: st.DataObject, order: str) -> None:
+            rid = self.pick(data, "PAYING")
+            got, r, _ = self.on_reservation("confirm", rid, None, self.inv.confirm(self.lot_id, rid, order))
+            if r is None:
+                return
+            m = self.model
+            assert m is not None
+            if r.state == "SOLD":
+                assert got.ok if r.order == order else got.code is Refusal.NOT_PAYING
+            elif r.state == "EXPIRED":
+                assert got.code is Refusal.EXPIRED
+            elif r.state != "PAYING":
+                assert got.code is Refusal.NOT_PAYING
+            else:
+                r.state, r.order = "SOLD", order
+                m.held -= r.qty
+                m.sold += r.qty
+                assert got.ok and got.reservation.order_id == order
+
+        @rule(data=st.data())
+        def abort_payment(self, data: st.DataObject) -> None:
+            rid = self.pick(data, "PAYING")
+            got, r, _ = self.on_reservation("abort", rid, None, self.inv.abort_payment(self.lot_id, rid))
+            if r is None:
+                return
+            if r.state == "HELD":
+                assert got.ok
+            elif r.state == "EXPIRED":
+                assert got.code is Refusal.EXPIRED
+            elif r.state != "PAYING":
+                assert got.code is Refusal.NOT_PAYING
+            else:
+                r.state = "HELD"
+                assert got.ok and got.reservation.expires_at_ms == r.expires
+
+        @rule()
+        def expire_due(self) -> None:
+            m = self.model
+            assert m is not None
+            t0 = self.safe_time()
+            before = m.seq
+            n = self.run(self.inv.expire_due(self.lot_id))
+            assert n == m.expire_due(t0)
+            self.sync_grants([f"r{i}" for i in range(before + 1, m.seq + 1)], t0)
+
+        @precondition(lambda self: self.model is not None and bool(self.model.live()))
+        @rule()
+        def let_time_pass(self) -> None:
+            """Sleep until the earliest live reservation is past due (at most about 2 s)."""
+            m = self.model
+            assert m is not None
+            target = min(r.expires for _, r in m.live())
+            while self.now() <= target:
+                time.sleep(0.05)
+
+        @rule(user=st.sampled_from(USERS), qty=st.integers(1, 3))
+        def join_waitlist(self, user: str, qty: int) -> None:
+            m = self.model
+            assert m is not None
+            t0 = self.safe_time()
+            before = m.seq
+            got = self.run(self.inv.join_waitlist(self.lot_id, user, qty))
+            if m.state != "OPEN":
+                assert got.code is Refusal.CLOSED
+                return
+            m.expire_due(t0)
+            self.sync_grants([f"r{i}" for i in range(before + 1, m.seq + 1)], t0)
+            waiting = [u for u, _ in m.waitlist]
+            if m.available > 0:
+                assert got.code is Refusal.NOT_SOLD_OUT
+            elif user in waiting:
+                assert got.ok and got.position == waiting.index(user) + 1
+            elif m.user_units.get(user, 0) + qty > m.limit:
+                assert got.code is Refusal.LIMIT_REACHED
+            else:
+                m.waitlist.append((user, qty))
+                assert got.ok and got.position == len(m.waitlist)
+
+        @precondition(lambda self: self.model is not None and self.model.available == 0)
+        @rule(user=st.sampled_from(USERS), qty=st.integers(1, 2))
+        def join_when_sold_out(self, user: str, qty: int) -> None:
+            """Same as join_waitlist, drawn only when the counters say sold out."""
+            self.join_waitlist(user, qty)
+
+        @rule(delta=st.integers(-3, 3))
+        def adjust_total(self, delta: int) -> None:
+            m = self.model
+            assert m is not None
+            t0 = self.safe_time()
+            new = max(0, m.total + delta)
+            before = m.seq
+            try:
+                lot = self.run(self.inv.adjust_total(self.lot_id, new))
+            except Exception as exc:  # InventoryError
+                assert new < m.held + m.sold and exc.code is Refusal.BELOW_COMMITTED  # type: ignore[attr-defined]
+                return
+            assert new >= m.held + m.sold
+            m.total, m.available = new, new - m.held - m.sold
+            m.serve(t0)
+            self.sync_grants([f"r{i}" for i in range(before + 1, m.seq + 1)], t0)
+            assert lot.levels == m.levels()
+
+        @rule()
+        def toggle_open(self) -> None:
+            m = self.model
+            assert m is not None
+            t0 = self.safe_time()
+            before = m.seq
+            if m.state == "OPEN":
+                self.run(self.inv.close(self.lot_id))
+                m.state = "CLOSED"
+            else:
+                self.run(self.inv.open(self.lot_id))
+                m.state = "OPEN"
+                m.serve(t0)
+            self.sync_grants([f"r{i}" for i in range(before + 1, m.seq + 1)], t0)
+
+        @invariant()
+        def agrees(self) -> None:
+            m = self.model
+            if m is None:
+                return
+            levels = self.run(self.inv.snapshot(self.lot_id))
+            assert levels == m.levels()
+            assert levels.available + levels.held + levels.sold == levels.total
+            assert levels.available >= 0
+            assert all(u <= m.limit for u in m.user_units.values())
+            audit = self.run(self.inv.audit(self.lot_id))
+            assert audit.ok, audit.problems
+            assert audit.max_user_units <= m.limit
+            for user in USERS:
+                holds = self.run(self.inv.holds_of(self.lot_id, user))
+                expect = sorted(rid for rid, r in m.res.items()
+                                if r.user == user and r.state in ("HELD", "PAYING", "SOLD"))
+                assert sorted(h.id for h in holds) == expect
+
+    run_state_machine_as_test(
+        InventoryMachine,
+        settings=settings(max_examples=30, stateful_step_count=40, deadline=None,
+                          suppress_health_check=list(HealthCheck)),
+    )

@@ -32,7 +32,8 @@ Public API (all methods are coroutines unless noted):
   ``holds_of(lot_id, user) -> list[Reservation]`` (HELD, PAYING and SOLD ones).
 - waitlist: ``join_waitlist(lot_id, user, qty) -> WaitlistResult(ok, position, code, levels)``.
 - expiry: ``expire_due(lot_id, limit=500) -> int`` (also done lazily inside reserve and inside
-  every op on a reservation that is due).
+  every op on a reservation that is due); ``sweep(lot_ids=None, limit=500) -> int`` runs
+  expire_due on many lots (default: all of list_lots()) for a periodic sweeper task.
 - reading: ``snapshot(lot_id) -> StockLevels | None``, ``audit(lot_id) -> AuditReport``,
   ``events_key(lot_id) -> str`` (plain method), ``read_events(lot_id, after_id="0-0", count=100,
   block_ms=None) -> list[StockEvent]``, ``server_time_ms() -> int`` (Redis TIME).
@@ -56,6 +57,8 @@ Semantics worth knowing:
   Units freed by release, expiry or a restock go to the head of the waitlist first, as a fresh
   hold of min(wanted, available, user's remaining limit) units; the stream event
   ``waitlist_granted`` names the user and the reservation (the hub tells that user privately).
+- Lost connection: the call raises redis' ConnectionError (the next call reconnects and reloads
+  scripts). reserve can be retried safely with the same request_id.
 - Concurrent calls made in the same event-loop tick are sent to Redis in one pipeline
   (auto-pipelining): just ``asyncio.gather`` many reserves, there is nothing to configure.
 """

@@ -4,6 +4,7 @@ Bad input never reaches Redis: it is answered with a typed refusal (reservation 
 InventoryError (lot admin calls). All script calls go through the auto-pipeline."""
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -267,6 +268,13 @@ class Inventory:
             return 0
         r = await self._run("expire_due", lot_id, limit)
         return 0 if _s(r[0]) else int(r[6])
+
+    async def sweep(self, lot_ids: list[str] | None = None, limit: int = 500) -> int:
+        """expire_due on many lots at once (default: every lot in list_lots()), pipelined; for a
+        periodic sweeper task in the server. Returns how many reservations expired in all."""
+        ids = await self.list_lots() if lot_ids is None else lot_ids
+        counts = await asyncio.gather(*(self.expire_due(lot_id, limit) for lot_id in ids))
+        return sum(counts)
 
     async def join_waitlist(self, lot_id: str, user: str, qty: int) -> WaitlistResult:
         """Queue for up to qty units while sold out; already queued -> ok with the same position."""

@@ -126,3 +126,13 @@ async def test_waitlist_refusals(inv: Inventory, make_lot) -> None:  # type: ign
     assert (await inv.join_waitlist(lot.lot_id, "u", 1)).code is Refusal.NOT_OPEN
     await inv.close(lot.lot_id)
     assert (await inv.join_waitlist(lot.lot_id, "u", 1)).code is Refusal.CLOSED
+
+
+async def test_sweep_covers_every_lot(inv: Inventory, make_lot) -> None:  # type: ignore[no-untyped-def]
+    lots = [await make_lot(2, hold_s=1) for _ in range(3)]
+    holds = [(await inv.reserve(lot.lot_id, "alice", 1, "r")).reservation for lot in lots]
+    await pass_server_time(inv, max(h.expires_at_ms for h in holds))  # type: ignore[union-attr]
+    assert await inv.sweep() == 3
+    assert await inv.sweep([lot.lot_id for lot in lots]) == 0
+    for lot in lots:
+        assert await inv.snapshot(lot.lot_id) == StockLevels(2, 2, 0, 0, 0)

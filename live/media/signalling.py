@@ -88,7 +88,11 @@ def register(hub: Any, services: Any, media: MediaService | None = None) -> None
 
 
 def setup(app: web.Application, services: Any, media: MediaService) -> None:
-    """Register with the hub once the app starts (whoever builds the hub, it exists by then)."""
+    """Register with the hub now if create_app built it already, else when the app starts."""
+    hub = services.parts.get("hub") or app.get("hub")
+    if hub is not None:
+        register(hub, services, media)
+        return
 
     async def _register(_app: web.Application) -> None:
         hub = services.parts.get("hub") or _app.get("hub")

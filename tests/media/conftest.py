@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -30,10 +31,13 @@ async def media_server(make_server, media_ip, tmp_path):  # type: ignore[no-unty
     return await make_server(media_dir=str(tmp_path / "media"))
 
 
-async def wait_for(cond: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll a condition with a generous timeout (the machine is shared and loaded)."""
+async def wait_for(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll a condition with a generous timeout (the machine is shared and loaded); its value."""
     deadline = time.monotonic() + timeout
-    while not cond():
+    while True:
+        value = cond()
+        if value:
+            return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         await asyncio.sleep(0.1)

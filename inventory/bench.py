@@ -1,6 +1,6 @@
 """Reserve benchmark: the Python API (auto-pipelined) against redis-benchmark running the same script.
 
-    python -m inventory.bench [--json] [--redis-url URL] [--n 50000] [--callers 256]
+    python -m inventory.bench [--json] [--redis-url URL] [--n 20000] [--callers 256] [--rounds 3]
 
 Starts its own redis-server on a free loopback port unless --redis-url is given, then in one run on
 that server:
@@ -13,10 +13,12 @@ that server:
    stream event, instead of an idempotent replay). 50 clients without -P is redis-benchmark's
    default and the figure "what Redis itself can do for this script" the ratio is taken against;
    the pipelined (-P 16) figure is printed too, for information.
-3. ratio = api_per_s / raw_per_s, and an audit of both lots (oversold must be 0).
+3. ratio = api_per_s / raw_per_s, and an audit of every lot used (oversold must be 0).
 
+Phases 1 and 2 alternate `--rounds` times, each on a fresh lot, and the medians are reported: the
+machine's load drifts, and alternating keeps both sides under the same conditions.
 With --json the last line is one JSON object: api_per_s, raw_per_s, raw_pipelined_per_s, ratio,
-p50_ms, p99_ms, oversold, batches, mean_batch, n, callers.
+ratios_per_round, p50_ms, p99_ms, oversold, audit_ok, batches, mean_batch, n, callers, rounds.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -119,49 +122,68 @@ def _redis_benchmark(port: int, sha: str, lot_id: str, n: int, pipeline: int, ma
     return float(rates[-1])
 
 
-async def run(redis_url: str, port: int, n: int, callers: int) -> dict[str, float | int]:
+async def _fresh_lot(inv: Inventory, name: str) -> str:
+    lot_id = f"bench-{name}-{time.time_ns()}"
+    await inv.create_lot(LotSpec(lot_id, "BENCH", total=1_000_000_000, unit_price=100, currency="EUR",
+                                 per_user_limit=2, hold_s=3600))
+    await inv.open(lot_id)
+    return lot_id
+
+
+async def run(redis_url: str, port: int, n: int, callers: int, rounds: int) -> dict[str, object]:
+    """Alternate API and raw phases `rounds` times (the machine's load drifts), report medians."""
     client = aioredis.Redis.from_url(redis_url, max_connections=64)
     inv = Inventory(client)
     await inv.load_scripts()
-    stamp = int(time.time() * 1000)
-    api_lot, raw_lot, rawp_lot = f"bench-api-{stamp}", f"bench-raw-{stamp}", f"bench-rawp-{stamp}"
-    for lot_id in (api_lot, raw_lot, rawp_lot):
-        await inv.create_lot(LotSpec(lot_id, "BENCH", total=1_000_000_000, unit_price=100, currency="EUR",
-                                     per_user_limit=2, hold_s=3600))
-        await inv.open(lot_id)
-
-    await _api_phase(inv, f"{api_lot}", min(2000, n), callers)  # warm-up (same lot, distinct ids)
-    inv.pipeline.batches = inv.pipeline.calls = 0
-    api_lot_run = f"{api_lot}"
-    # warm-up used request ids q0..; use a fresh lot so the measured run never replays
-    api_lot_run = api_lot + "-m"
-    await inv.create_lot(LotSpec(api_lot_run, "BENCH", total=1_000_000_000, unit_price=100, currency="EUR",
-                                 per_user_limit=2, hold_s=3600))
-    await inv.open(api_lot_run)
-    api_per_s, lat, refused = await _api_phase(inv, api_lot_run, n, callers)
-    lat.sort()
-    batches, calls = inv.pipeline.batches, inv.pipeline.calls
-
     sha = inv.scripts["reserve"].sha
     loop = asyncio.get_running_loop()
-    raw_per_s = await loop.run_in_executor(None, _redis_benchmark, port, sha, raw_lot, n, 1, inv.events_maxlen)
+    lots: list[str] = []
+
+    warm = await _fresh_lot(inv, "warm")
+    lots.append(warm)
+    await _api_phase(inv, warm, min(2000, n), callers)
+
+    api_rates: list[float] = []
+    raw_rates: list[float] = []
+    latencies: list[float] = []
+    refused = 0
+    inv.pipeline.batches = inv.pipeline.calls = 0
+    for _ in range(rounds):
+        lot_id = await _fresh_lot(inv, "api")
+        lots.append(lot_id)
+        rate, lat, ref = await _api_phase(inv, lot_id, n, callers)
+        api_rates.append(rate)
+        latencies.extend(lat)
+        refused += ref
+        raw_lot = await _fresh_lot(inv, "raw")
+        lots.append(raw_lot)
+        raw_rates.append(await loop.run_in_executor(None, _redis_benchmark, port, sha, raw_lot, n, 1,
+                                                    inv.events_maxlen))
+    batches, calls = inv.pipeline.batches, inv.pipeline.calls
+    rawp_lot = await _fresh_lot(inv, "rawp")
+    lots.append(rawp_lot)
     rawp_per_s = await loop.run_in_executor(None, _redis_benchmark, port, sha, rawp_lot, n, 16,
                                             inv.events_maxlen)
 
     oversold = 0
     audits_ok = True
-    for lot_id in (api_lot, api_lot_run, raw_lot, rawp_lot):
+    for lot_id in lots:
         report = await inv.audit(lot_id)
         oversold += report.oversold
         audits_ok = audits_ok and report.ok
     await client.aclose()
+    latencies.sort()
+    api_per_s, raw_per_s = statistics.median(api_rates), statistics.median(raw_rates)
     return {
         "api_per_s": round(api_per_s, 1),
         "raw_per_s": round(raw_per_s, 1),
         "raw_pipelined_per_s": round(rawp_per_s, 1),
         "ratio": round(api_per_s / raw_per_s, 3) if raw_per_s else 0.0,
-        "p50_ms": round(_percentile(lat, 0.50) * 1000, 3),
-        "p99_ms": round(_percentile(lat, 0.99) * 1000, 3),
+        "ratios_per_round": [round(a / r, 3) for a, r in zip(api_rates, raw_rates)],
+        "api_rounds": [round(a, 1) for a in api_rates],
+        "raw_rounds": [round(r, 1) for r in raw_rates],
+        "p50_ms": round(_percentile(latencies, 0.50) * 1000, 3),
+        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 3),
         "oversold": oversold,
         "audit_ok": audits_ok,
         "refused": refused,
@@ -169,6 +191,7 @@ async def run(redis_url: str, port: int, n: int, callers: int) -> dict[str, floa
         "mean_batch": round(calls / batches, 1) if batches else 0.0,
         "n": n,
         "callers": callers,
+        "rounds": rounds,
     }
 
 
@@ -177,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="last line: one JSON object with the figures")
     ap.add_argument("--redis-url", help="use this Redis instead of starting one (must be loopback for "
                                         "redis-benchmark: host 127.0.0.1)")
-    ap.add_argument("--n", type=int, default=50_000, help="reservations per phase (default 50000)")
+    ap.add_argument("--n", type=int, default=20_000, help="reservations per phase (default 20000)")
     ap.add_argument("--callers", type=int, default=256, help="concurrent API callers (default 256)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating API/raw rounds; medians reported")
     args = ap.parse_args(argv)
 
     server = None
@@ -189,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         server = _RedisServer()
         url, port = server.url, server.port
     try:
-        figures = asyncio.run(run(url, int(port), args.n, args.callers))
+        figures = asyncio.run(run(url, int(port), args.n, args.callers, args.rounds))
     finally:
         if server:
             server.stop()
@@ -199,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
           f"(mean batch {figures['mean_batch']} calls)")
     print(f"redis-benchmark EVALSHA reserve, 50 clients: {figures['raw_per_s']:.0f}/s "
           f"(-P 16: {figures['raw_pipelined_per_s']:.0f}/s)")
-    print(f"ratio api/raw: {figures['ratio']:.3f}   oversold: {figures['oversold']}   "
+    print(f"per round: api {figures['api_rounds']}  raw {figures['raw_rounds']}  "
+          f"ratio {figures['ratios_per_round']}")
+    print(f"ratio api/raw (medians): {figures['ratio']:.3f}   oversold: {figures['oversold']}   "
           f"audit ok: {figures['audit_ok']}   load avg: {load:.2f}")
     if args.json:
         print(json.dumps(figures))

@@ -100,11 +100,18 @@ async def test_keys_touched_at_run_time_are_one_slot(inv: Inventory, make_lot, r
 async def test_calls_in_one_tick_share_one_round_trip(inv: Inventory, make_lot) -> None:  # type: ignore[no-untyped-def]
     lot = await make_lot(300, per_user_limit=1)
     await inv.load_scripts()
-    before = inv.pipeline.batches
-    results = await asyncio.gather(*(inv.reserve(lot.lot_id, f"u{i}", 1, "r") for i in range(200)))
+    p = inv.pipeline
+    flushes, batches = p.flushes, p.batches
+    results = await asyncio.gather(*(inv.reserve(lot.lot_id, f"u{i}", 1, "r") for i in range(p.max_batch)))
     assert all(r.ok for r in results)
-    assert inv.pipeline.batches - before == 1
-    assert len({r.reservation.id for r in results}) == 200  # type: ignore[union-attr]
+    assert (p.flushes - flushes, p.batches - batches) == (1, 1)  # one tick, one pipeline
+    # more than max_batch in one tick: still one flush, cut into pipelines of max_batch
+    flushes, batches = p.flushes, p.batches
+    more = await asyncio.gather(*(inv.reserve(lot.lot_id, f"v{i}", 1, "r") for i in range(200)))
+    assert sum(r.ok for r in more) == 300 - p.max_batch
+    assert (p.flushes - flushes, p.batches - batches) == (1, -(-200 // p.max_batch))
+    ids = [r.reservation.id for r in results + more if r.ok]  # type: ignore[union-attr]
+    assert len(set(ids)) == 300
 
 
 async def test_noscript_is_recovered_in_a_batch(inv: Inventory, make_lot, redis) -> None:  # type: ignore[no-untyped-def]

@@ -34,3 +34,90 @@ async def make_chat(redis, redis_url: str) -> AsyncIterator[Callable[..., Chat]]
 @pytest.fixture
 def chat(make_chat) -> Chat:  # type: ignore[no-untyped-def]
     return make_chat()
+
+
+# --- hub clients ---------------------------------------------------------------------------------
+
+import asyncio  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+import socketio  # noqa: E402
+
+PRODUCTS = [{"id": "p1", "title": "Linen shirt", "price": 12900, "currency": "KRW"}]
+
+
+async def wait_for(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll a condition with a generous timeout (the machine is shared and loaded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+class Client:
+    """A python-socketio AsyncClient (websocket transport) that records every event it hears."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, Any]] = []
+
+        @self.sio.on("*")
+        async def _any(event: str, *args: Any) -> None:
+            self.events.append((event, args[0] if args else None))
+
+    async def connect(self, url: str, token: str) -> "Client":
+        await self.sio.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=15)
+        await wait_for(lambda: self.of("snapshot"), what="snapshot")
+        return self
+
+    def of(self, event: str) -> list[Any]:
+        return [d for (e, d) in self.events if e == event]
+
+    @property
+    def snapshot(self) -> dict:
+        return self.of("snapshot")[-1]
+
+    def chat_lines(self) -> list[dict]:
+        """Every chat message delivered in tick batches, in order."""
+        return [m for batch in self.of("tick") for m in ((batch or {}).get("chat") or [])]
+
+    def level(self, key: str) -> Any:
+        value = None
+        for batch in self.of("tick"):
+            levels = (batch or {}).get("levels") or {}
+            if key in levels:
+                value = levels[key]
+        return value
+
+    async def call(self, event: str, payload: Any = None) -> Any:
+        return await self.sio.call(event, payload if payload is not None else {}, timeout=20)
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Callable[..., Any]]:
+    """`await clients(url, token)` -> a connected Client (snapshot received); all closed afterwards."""
+    made: list[Client] = []
+
+    async def connect(url: str, token: str) -> Client:
+        c = Client()
+        made.append(c)
+        return await c.connect(url, token)
+
+    yield connect
+    for c in made:
+        if c.sio.connected:
+            await c.sio.disconnect()
+
+
+@pytest.fixture
+async def bc(redis) -> str:  # type: ignore[no-untyped-def]
+    """Broadcast "b1" hosted by "h1" with one product."""
+    from live.hub.broadcasts import BroadcastStore
+
+    await BroadcastStore(redis).ensure("b1", title="Chat show", host="h1", products=PRODUCTS)
+    return "b1"

@@ -1,0 +1,320 @@
+"""Chat in the hub: the `chat.*`, `qa.*` and `react` events, the `chat` / `chat_state` snapshot
+parts, reaction totals per tick, and comment-to-buy through the hub's sale/reserve path.
+
+`register(hub, services)` is called once from create_app after the hub is built. Everything chat
+decides lives in the `chat` package; this module only turns events into calls and results into
+acks and fan-out:
+  * an accepted message -> `fanout.chat(broadcast, message)` (coalesced into the tick's batch);
+  * removal / pin / unpin / slow mode / comment-to-buy / answered -> urgent events at once;
+  * time-out and ban -> a private event to that user (`fanout.to_user`);
+  * reactions -> counted on this node, once per tick added to the Redis totals, which go out as
+    the level `reactions` (latest value wins); hearts also feed the tick's `hearts` sum.
+Overload sampling (viewers get at most K chat lines per tick past a rate) is the fan-out engine's:
+this module hands it a `chat.overload.ChatSampler` if the engine takes one (see `_attach_sampler`)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from chat import Actor, Chat, ChatPolicy, ChatRefused, ReactionTally, Sent
+from chat.overload import ChatSampler, OverloadPolicy
+from chat.words import load_list
+from live.config import Config
+from live.hub.registry import EVERYONE, HOST, STAFF, Caller, HubError
+
+log = logging.getLogger("hawker.chat")
+
+ORDER_PREFIX = "chat:"  # inventory request_id of a comment-to-buy order: "chat:<message id>"
+
+
+def policy_from_config(config: Config) -> ChatPolicy:
+    """The HAWKER_CHAT_* settings as a ChatPolicy."""
+    lists = [n.strip() for n in config.chat_word_lists.split(",") if n.strip()]
+    words: tuple[str, ...] = ()
+    for name in lists:
+        words += load_list(name)
+    words += tuple(w.strip() for w in config.chat_blocked_words.split(",") if w.strip())
+    return ChatPolicy(
+        max_len=config.chat_max_len,
+        rate_per_s=config.chat_rate,
+        burst=config.chat_burst,
+        dup_window_s=config.chat_dup_window_s,
+        link_mode=config.chat_link_mode,
+        allowed_domains=tuple(d.strip() for d in config.chat_allowed_domains.split(",") if d.strip()),
+        blocked_words=words,
+        history_cap=config.chat_history_cap,
+        join_history=config.chat_join_history,
+        retention_s=config.chat_retention_s,
+        overload_rate=config.chat_overload_rate,
+        overload_k=config.chat_overload_k,
+    )
+
+
+def _refused(exc: ChatRefused) -> HubError:
+    details = {k: v for k, v in exc.to_error().items() if k not in ("code", "message")}
+    return HubError(exc.code, exc.message, **details)
+
+
+def _only(payload: dict, allowed: set[str]) -> None:
+    extra = sorted(set(payload) - allowed)
+    if extra:
+        raise HubError("VALIDATION", f"unknown field {extra[0]!r}", field=extra[0])
+
+
+class ChatEvents:
+    """The chat part of one node."""
+
+    def __init__(self, hub: Any, chat: Chat, *, tick_ms: int = 100) -> None:
+        self.hub = hub
+        self.chat = chat
+        self.tally = ReactionTally(chat.policy.react_per_s)
+        self.sampler = ChatSampler(OverloadPolicy(chat.policy.overload_rate, chat.policy.overload_k))
+        self.tick_s = max(0.01, tick_ms / 1000)
+        self._task: asyncio.Task | None = None
+
+    @property
+    def fanout(self) -> Any:
+        return self.hub.fanout
+
+    @staticmethod
+    def actor(caller: Caller) -> Actor:
+        return Actor(caller.user, caller.name, caller.role)
+
+    # ---- sending -------------------------------------------------------------------------------
+
+    async def send(self, caller: Caller, payload: dict) -> dict:
+        _only(payload, {"text", "kind", "request_id"})
+        kind = payload.get("kind", "chat")
+        try:
+            sent = await self.chat.send(caller.broadcast, self.actor(caller), payload.get("text"),
+                                        kind=kind if isinstance(kind, str) else "", request_id=payload.get("request_id"))
+        except ChatRefused as exc:
+            raise _refused(exc) from None
+        wire = sent.message.to_wire()
+        if not sent.again:
+            self.fanout.chat(caller.broadcast, wire)
+        out: dict[str, Any] = {"message": wire}
+        if sent.again:
+            out["again"] = True
+        if sent.order is not None:
+            out["order"] = await self.order(caller, sent)
+        return out
+
+    async def order(self, caller: Caller, sent: Sent) -> dict[str, Any]:
+        """Comment-to-buy: reserve through the hub's sale path, at most once per message (the
+        inventory request id is derived from the message id, so a retry gets the first answer)."""
+        assert sent.order is not None
+        sales = getattr(self.hub, "sales", None)
+        sale = await self._open_sale(caller.broadcast) if sales is not None else None
+        if sale is None:
+            return {"ok": False, "qty": sent.order.qty,
+                    "error": {"code": "NO_OPEN_SALE", "message": "no sale is open right now"}}
+        from live.hub.cmd_sales import levels_dict, reservation_dict
+
+        res = await sales.inv.reserve(sale.id, caller.user, sent.order.qty,
+                                      request_id=ORDER_PREFIX + sent.message.id)
+        await sales.publish_levels(sale.id, caller.broadcast, res.levels)
+        answer: dict[str, Any] = {"ok": res.ok, "sale_id": sale.id, "qty": sent.order.qty,
+                                  "levels": levels_dict(res.levels)}
+        if res.ok:
+            answer["reservation"] = reservation_dict(res.reservation)
+        else:
+            code = res.code.value if res.code else "REFUSED"
+            answer["error"] = {"code": code, "message": res.message or code.replace("_", " ").lower()}
+        return answer
+
+    async def _open_sale(self, broadcast: str) -> Any:
+        """The broadcast's sale that is selling now (the latest to open, if several)."""
+        now = self.hub.clock.now_ms()
+        best = None
+        for sale in await self.hub.sales.store.of_broadcast(broadcast):
+            if sale.state == "closed" or sale.opens_at > now or (sale.closes_at and sale.closes_at <= now):
+                continue
+            if best is None or sale.opens_at >= best.opens_at:
+                best = sale
+        return best
+
+    # ---- moderation ----------------------------------------------------------------------------
+
+    async def delete(self, caller: Caller, payload: dict) -> dict:
+        _only(payload, {"message_id"})
+        try:
+            removal = await self.chat.delete(caller.broadcast, self.actor(caller), payload.get("message_id"))
+        except ChatRefused as exc:
+            raise _refused(exc) from None
+        self.fanout.urgent(caller.broadcast, "chat.removed",
+                           {"id": removal.message_id, "by": removal.by, "at": removal.at})
+        return {"id": removal.message_id, "at": removal.at}
+
+    async def timeout(self, caller: Caller, payload: dict) -> dict:
+        _only(payload, {"user", "seconds"})
+        user = payload.get("user")
+        try:
+            until = await self.chat.timeout(caller.broadcast, self.actor(caller), user, payload.get("seconds"))
+        except ChatRefused as exc:
+            raise _refused(exc) from None
+        self.fanout.to_user(caller.broadcast, user, "chat.timeout", {"until": until, "by": caller.user})
+        return {"user": user, "until": until}
+
+    async def ban(self, caller: Caller, payload: dict) -> dict:
+        _only(payload, {"user"})
+        user = payload.get("user")
+        try:
+            await self.chat.ban(caller.broadcast, self.actor(caller), user)
+        except ChatRefused as exc:
+            raise _refused(exc) from None
+        self.fanout.to_user(caller.broadcast, user, "chat.banned", {"by": caller.user})
+        return {"user": user, "banned": True}
+
+    async def unban(self, caller: Caller, payload: dict) -> dict:
+        _only(payload, {"user"})
+        user = payload.get("user")
+        try:
+            was = await self.chat.unban(caller.broadcast, self.actor(caller), user)
+        except ChatRefused as exc:
+            raise _refused(exc) from None
+        if was:
+            self.fanout.to_user(caller.broadcast, user, "chat.unbanned", {"by": caller.user})
+        return {"user": user, "banned": False}
+
+    async def slowmode(self, caller: Caller, payload: dict) -> dict:
+        _only(payload, {"seconds"})
+        try:
+            seconds = await self.chat.set_slow_mode(caller.broadcast, self.actor(caller), payload.get("seconds"))
+        except ChatRefused as exc:
+            raise _refused(exc) from None
+        self.fanout.urgent(caller.broadcast, "chat.slowmode", {"seconds": seconds})
+        return {"seconds": seconds}
+
+    async def pin(self, caller: Caller, payload: dict) -> dict:
+        _only(payload, {"message_id"})
+        try:
+            msg = await self.chat.pin(caller.broadcast, self.actor(caller), payload.get("message_id"))
+        except ChatRefused as exc:
+            raise _refused(exc) from None
+        self.fanout.urgent(caller.broadcast, "chat.pinned", {"message": msg.to_wire(), "by": caller.user})
+        return {"message": msg.to_wire()}
+
+    async def unpin(self, caller: Caller, payload: dict) -> dict:
+        _only(payload, set())
+        await self.chat.unpin(caller.broadcast, self.actor(caller))
+        self.fanout.urgent(caller.broadcast, "chat.pinned", {"message": None, "by": caller.user})
+        return {}
+
+    async def commentbuy(self, caller: Caller, payload: dict) -> dict:
+        _only(payload, {"enabled"})
+        try:
+            enabled = await self.chat.set_comment_buy(caller.broadcast, self.actor(caller), payload.get("enabled"))
+        except ChatRefused as exc:
+            raise _refused(exc) from None
+        self.fanout.urgent(caller.broadcast, "chat.commentbuy", {"enabled": enabled})
+        return {"enabled": enabled}
+
+    # ---- Q&A, history, reactions ---------------------------------------------------------------
+
+    async def answer(self, caller: Caller, payload: dict) -> dict:
+        _only(payload, {"message_id"})
+        try:
+            msg = await self.chat.answer(caller.broadcast, self.actor(caller), payload.get("message_id"))
+        except ChatRefused as exc:
+            raise _refused(exc) from None
+        self.fanout.urgent(caller.broadcast, "qa.answered", {"id": msg.id, "by": caller.user})
+        return {"message": msg.to_wire()}
+
+    async def questions(self, caller: Caller, payload: dict) -> dict:
+        _only(payload, set())
+        qs = await self.chat.questions(caller.broadcast, staff=caller.is_staff)
+        return {"questions": [m.to_wire() for m in qs]}
+
+    async def history(self, caller: Caller, payload: dict) -> dict:
+        """The replay timeline: messages accepted in [since, until] (server ms), oldest first."""
+        _only(payload, {"since", "until", "count"})
+        since, until, count = payload.get("since", 0), payload.get("until"), payload.get("count", 200)
+        for name, value in (("since", since), ("until", until), ("count", count)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise HubError("VALIDATION", f"{name} must be a non-negative integer", field=name)
+        msgs = await self.chat.history(caller.broadcast, since, until, min(count or 200, 1000), staff=caller.is_staff)
+        return {"messages": [m.to_wire() for m in msgs]}
+
+    async def react(self, caller: Caller, payload: dict) -> dict:
+        _only(payload, {"emoji"})
+        try:
+            name = self.tally.add(caller.broadcast, caller.user, payload.get("emoji"), self.hub.clock.now_ms())
+        except ChatRefused as exc:
+            raise _refused(exc) from None
+        if name == "heart":
+            self.fanout.hearts(caller.broadcast, 1)
+        return {"emoji": name}
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            for bc in self.tally.pending():
+                try:
+                    totals = await self.tally.flush(self.chat.redis, bc)
+                except Exception:  # noqa: BLE001 - a lost tick of reactions is not worth a crash
+                    log.warning("reaction flush failed", exc_info=True)
+                    continue
+                if totals is not None:
+                    self.fanout.level(bc, "reactions", totals)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._flush_loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    # ---- snapshot ------------------------------------------------------------------------------
+
+    async def snapshot_messages(self, caller: Caller) -> list[dict[str, Any]]:
+        msgs = await self.chat.recent(caller.broadcast, staff=caller.is_staff)
+        return [m.to_wire() for m in msgs]
+
+    async def snapshot_state(self, caller: Caller) -> dict[str, Any]:
+        state = (await self.chat.state(caller.broadcast)).to_wire()
+        state["banned"] = (not caller.is_staff) and await self.chat.is_banned(caller.broadcast, caller.user)
+        return state
+
+
+def _attach_sampler(fanout: Any, sampler: ChatSampler) -> bool:
+    """Give the fan-out engine the chat overload policy, if it takes one."""
+    setter = getattr(fanout, "set_chat_sampler", None)
+    if callable(setter):
+        setter(sampler)
+        return True
+    if hasattr(fanout, "chat_sampler"):
+        fanout.chat_sampler = sampler
+        return True
+    log.info("the fan-out engine takes no chat sampler: chat is not sampled under overload")
+    return False
+
+
+def register(hub: Any, services: Any) -> ChatEvents:
+    """Build the node's Chat and plug its events into the hub."""
+    config: Config = services.config
+    chat = Chat(services.redis, policy_from_config(config))
+    part = ChatEvents(hub, chat, tick_ms=config.tick_ms)
+    cmd = hub.command
+    cmd("chat.send", roles=EVERYONE, max_bytes=8 * 1024)(part.send)
+    cmd("chat.delete", roles=STAFF)(part.delete)
+    cmd("chat.timeout", roles=STAFF)(part.timeout)
+    cmd("chat.ban", roles=STAFF)(part.ban)
+    cmd("chat.unban", roles=STAFF)(part.unban)
+    cmd("chat.slowmode", roles=STAFF)(part.slowmode)
+    cmd("chat.pin", roles=STAFF)(part.pin)
+    cmd("chat.unpin", roles=STAFF)(part.unpin)
+    cmd("chat.commentbuy", roles=HOST)(part.commentbuy)
+    cmd("chat.history", roles=EVERYONE, cost=5)(part.history)
+    cmd("qa.answer", roles=STAFF)(part.answer)
+    cmd("qa.list", roles=EVERYONE, cost=2)(part.questions)
+    cmd("react", roles=EVERYONE, cost=0.25)(part.react)
+    hub.snapshot_part("chat")(part.snapshot_messages)
+    hub.snapshot_part("chat_state")(part.snapshot_state)
+    hub.on_start(part.start)
+    hub.on_stop(part.stop)
+    hub.on_broadcast_end(chat.close)
+    _attach_sampler(hub.fanout, part.sampler)
+    services.parts["chat"] = chat
+    return part

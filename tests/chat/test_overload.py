@@ -1,0 +1,77 @@
+"""Chat overload: the sampler the fan-out engine applies per tick (viewers sampled, staff complete)."""
+from __future__ import annotations
+
+import pytest
+
+from chat.overload import ChatSampler, OverloadPolicy, RateMeter, sample
+from live.chat_events import _attach_sampler
+from tests.chat.conftest import wait_for
+
+
+def line(i: int, role: str = "viewer") -> dict:
+    return {"id": f"1-{i}", "user": f"u{i}", "role": role, "text": f"m{i}", "kind": "chat"}
+
+
+def test_rate_meter_counts_a_sliding_window() -> None:
+    m = RateMeter(window_s=2)
+    for t in range(0, 3000, 100):  # 10 messages per second for 3 s
+        m.add(t)
+    assert 8 <= m.rate(2999) <= 11
+    assert m.rate(10_000) == 0
+
+
+def test_sample_keeps_order_and_must_keep_items() -> None:
+    items = [line(i) for i in range(100)]
+    items[50] = line(50, "host")
+    items[77] = line(77, "system")
+    got = sample(items, 10, keep=lambda m: m["role"] != "viewer")
+    assert len(got) == 10
+    assert items[50] in got and items[77] in got
+    assert got == sorted(got, key=lambda m: int(m["id"].split("-")[1]))
+    assert sample(items[:5], 10) == items[:5]
+
+
+def test_sampler_switches_on_above_the_rate_only() -> None:
+    s = ChatSampler(OverloadPolicy(rate=20, k=3))
+    calm = [line(i) for i in range(2)]
+    for tick in range(20):  # 2 per 100 ms tick = 20/s: at the threshold, not above
+        assert s.for_viewers("b1", calm, 1_000_000 + tick * 100) == calm
+    busy = [line(i) for i in range(10)]
+    host = line(99, "host")
+    out = []
+    for tick in range(20):  # 11 per tick = 110/s
+        out = s.for_viewers("b1", busy + [host], 2_000_000 + tick * 100)
+    assert len(out) == 3 and host in out
+    assert s.for_viewers("b2", busy, 2_000_000) == busy  # per broadcast
+
+
+def test_attach_sampler_to_an_engine_that_takes_one() -> None:
+    class Engine:
+        chat_sampler = None
+
+    e = Engine()
+    s = ChatSampler(OverloadPolicy())
+    assert _attach_sampler(e, s) and e.chat_sampler is s
+    assert not _attach_sampler(object(), s)
+
+
+async def test_viewers_sampled_while_staff_get_everything(make_server, clients, token, bc) -> None:  # type: ignore[no-untyped-def]
+    s = await make_server(chat_overload_rate=5.0, chat_overload_k=2, chat_rate=1000.0, chat_burst=1000)
+    if not getattr(s.app["hub"].fanout, "chat_sampler", None):
+        pytest.skip("this node's fan-out engine applies no chat sampler (see docs/architecture.md, Chat)")
+    host = await clients(s.url, token("host", bc, "h1"))
+    mod = await clients(s.url, token("moderator", bc, "m1"))
+    viewer = await clients(s.url, token("viewer", bc, "v0"))
+    senders = [await clients(s.url, token("viewer", bc, f"v{i}")) for i in (1, 2)]
+    sent = []
+    for n in range(20):
+        for i, c in enumerate(senders):
+            ack = await c.call("chat.send", {"text": f"flood {i} {n}"})
+            assert ack["ok"], ack
+            sent.append(ack["message"]["id"])
+    for staff in (host, mod):
+        await wait_for(lambda staff=staff: len(staff.chat_lines()) >= len(sent), what="every line for staff")
+        assert [m["id"] for m in staff.chat_lines()] == sent
+    await wait_for(lambda: viewer.chat_lines(), what="some lines for the viewer")
+    got = [m["id"] for m in viewer.chat_lines()]
+    assert len(got) < len(sent) and set(got) <= set(sent)

@@ -20,6 +20,7 @@ from chat.fold import nfkc_lower
 from chat.keys import ChatKeys
 from chat.links import LinkPolicy
 from chat.message import KINDS, Actor, Message
+from chat.pipeline import AutoPipeline, LuaScript
 from chat.policy import ChatPolicy
 from chat.reactions import decode_totals
 from chat.text import clean
@@ -99,7 +100,8 @@ class Chat:
         self.policy = policy or ChatPolicy()
         self.words = WordFilter(self.policy.blocked_words, self.policy.allowed_words)
         self.links = LinkPolicy(self.policy.link_mode, self.policy.allowed_domains)
-        self._send = redis.register_script(_lua("send.lua"))
+        self._pipe = AutoPipeline(redis)
+        self._send = LuaScript(_lua("send.lua"))
         self._remove = redis.register_script(_lua("remove.lua"))
         self._mute = redis.register_script(_lua("mute.lua"))
         self._mark = redis.register_script(_lua("mark.lua"))
@@ -136,10 +138,11 @@ class Chat:
         # Orders are exempt from duplicate suppression: "buy" twice may be two orders.
         window = 0 if (staff or order is not None) else p.dup_window_s * 1000
         k = ChatKeys(broadcast)
-        res = await self._send(
-            keys=[k.bans, k.mutes, k.cfg, k.user(actor.user), k.dups(actor.user), k.stream, k.questions,
+        res = await self._pipe.call(
+            self._send,
+            [k.bans, k.mutes, k.cfg, k.user(actor.user), k.dups(actor.user), k.stream, k.questions,
                   k.request(actor.user, request_id or "")],
-            args=[actor.user, "1" if staff else "0", p.rate_per_s * factor, max(1, int(p.burst * factor)),
+            [actor.user, "1" if staff else "0", p.rate_per_s * factor, max(1, int(p.burst * factor)),
                   window, fingerprint(body) if window else "", p.history_cap, actor.name, actor.role, body, kind,
                   p.questions_cap, p.request_ttl_s * 1000 if request_id else 0],
         )

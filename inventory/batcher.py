@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import MaxConnectionsError, NoScriptError, ResponseError
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,17 @@ def _bulk(x: Any) -> bytes:
 class AutoPipeline:
     """Queues EVALSHA calls and flushes them once per event-loop iteration."""
 
-    def __init__(self, redis: aioredis.Redis, max_batch: int = 64) -> None:
+    def __init__(self, redis: aioredis.Redis, max_batch: int = 64, max_inflight: int = 8) -> None:
         self.redis = redis
         self.max_batch = max_batch
         # fast path: write pre-packed RESP on a pooled connection (plain Redis clients); other
         # clients (e.g. RedisCluster) go through their own pipeline
         self._pool = getattr(redis, "connection_pool", None)
         self._prefix: dict[tuple[str, tuple[str, ...], bool], tuple[int, bytes]] = {}
+        # pipelines in flight at once (each holds one pooled connection); more wait their turn
+        pool_cap = getattr(self._pool, "max_connections", None) or max_inflight * 2
+        self.max_inflight = max(1, min(max_inflight, pool_cap // 2))
+        self._inflight: asyncio.Semaphore | None = None
         self._queue: list[_Call] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -95,7 +99,7 @@ class AutoPipeline:
     async def _send(self, batch: list[_Call], use_eval: bool = False) -> list[Any]:
         if self._pool is None:
             return await self._send_pipeline(batch, use_eval)
-        conn = await self._pool.get_connection()
+        conn = await self._connection()
         try:
             await conn.send_packed_command([self._packed(s, k, a, use_eval) for s, k, a, _ in batch],
                                            check_health=False)
@@ -122,6 +126,25 @@ class AutoPipeline:
         return await pipe.execute(raise_on_error=False)
 
     async def _run(self, batch: list[_Call]) -> None:
+        if self._inflight is None:
+            self._inflight = asyncio.Semaphore(self.max_inflight)
+        async with self._inflight:
+            await self._run_batch(batch)
+
+    async def _connection(self):  # type: ignore[no-untyped-def]
+        """A pooled connection; when the pool is at its cap (shared with other users of the
+        client), wait for one to come back instead of failing the calls."""
+        assert self._pool is not None
+        delay = 0.001
+        for _ in range(200):
+            try:
+                return await self._pool.get_connection()
+            except MaxConnectionsError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        return await self._pool.get_connection()
+
+    async def _run_batch(self, batch: list[_Call]) -> None:
         self.batches += 1
         self.calls += len(batch)
         try:

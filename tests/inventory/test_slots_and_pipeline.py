@@ -122,3 +122,15 @@ async def test_noscript_is_recovered_in_a_batch(inv: Inventory, make_lot, redis)
     assert await inv.snapshot(lot.lot_id) == StockLevels(50, 0, 50, 0, 0)
     await redis.script_flush()
     assert (await inv.release(lot.lot_id, results[0].reservation.id, "u0")).ok  # type: ignore[union-attr]
+
+
+async def test_a_small_connection_pool_waits_instead_of_failing(make_lot, redis_url) -> None:  # type: ignore[no-untyped-def]
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url, max_connections=2)
+    small = Inventory(client)
+    lot = await make_lot(1000, per_user_limit=1)
+    results = await asyncio.gather(*(small.reserve(lot.lot_id, f"u{i}", 1, "r") for i in range(1000)))
+    assert all(r.ok for r in results)
+    assert small.pipeline.batches >= 1000 // small.pipeline.max_batch
+    await client.aclose()

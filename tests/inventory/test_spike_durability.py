@@ -42,6 +42,19 @@ def _spike_worker(url: str, lot_id: str, worker: int, n: int, barrier, out) -> N
     out.put(asyncio.run(main()))
 
 
+def _get_result(out, procs):  # type: ignore[no-untyped-def]
+    """Next worker's answers; fail at once if a worker died instead of waiting for ever."""
+    import queue
+
+    for _ in range(480):
+        try:
+            return out.get(True, 0.5)
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in procs):
+                raise AssertionError(f"a spike worker died: {[p.exitcode for p in procs]}") from None
+    raise AssertionError("spike workers did not answer in 240 s")
+
+
 @pytest.mark.slow
 async def test_spike_from_two_processes_never_oversells(inv: Inventory, redis_url: str) -> None:
     await inv.create_lot(LotSpec("spike", "HOT", UNITS, 4999, "EUR", per_user_limit=LIMIT, hold_s=600))
@@ -52,7 +65,10 @@ async def test_spike_from_two_processes_never_oversells(inv: Inventory, redis_ur
              for w in range(PROCS)]
     for p in procs:
         p.start()
-    answers = [a for _ in procs for a in await asyncio.get_running_loop().run_in_executor(None, out.get, True, 240)]
+    answers: list = []
+    loop = asyncio.get_running_loop()
+    for _ in procs:
+        answers.extend(await loop.run_in_executor(None, _get_result, out, procs))
     for p in procs:
         p.join(30)
         assert p.exitcode == 0

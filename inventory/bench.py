@@ -107,12 +107,12 @@ async def _api_phase(inv: Inventory, lot_id: str, n: int, callers: int) -> tuple
     return n / elapsed, latencies, refused
 
 
-def _redis_benchmark(port: int, sha: str, lot_id: str, n: int, pipeline: int, maxlen: int) -> float:
+def _redis_benchmark(host: str, port: int, sha: str, lot_id: str, n: int, pipeline: int, maxlen: int) -> float:
     exe = shutil.which("redis-benchmark")
     if not exe:
         raise RuntimeError("redis-benchmark not found (Debian package redis-tools / redis-server)")
     keys = keys_for(lot_id)
-    cmd = [exe, "-h", "127.0.0.1", "-p", str(port), "-n", str(n), "-c", "50", "-r", "100000000",
+    cmd = [exe, "-h", host, "-p", str(port), "-n", str(n), "-c", "50", "-r", "100000000",
            "-P", str(pipeline), "-q", "EVALSHA", sha, str(len(keys)), *keys, str(maxlen),
            "u:__rand_int__", "1", "q:__rand_int__"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
@@ -130,7 +130,7 @@ async def _fresh_lot(inv: Inventory, name: str) -> str:
     return lot_id
 
 
-async def run(redis_url: str, port: int, n: int, callers: int, rounds: int) -> dict[str, object]:
+async def run(redis_url: str, host: str, port: int, n: int, callers: int, rounds: int) -> dict[str, object]:
     """Alternate API and raw phases `rounds` times (the machine's load drifts), report medians."""
     client = aioredis.Redis.from_url(redis_url, max_connections=64)
     inv = Inventory(client)
@@ -157,12 +157,12 @@ async def run(redis_url: str, port: int, n: int, callers: int, rounds: int) -> d
         refused += ref
         raw_lot = await _fresh_lot(inv, "raw")
         lots.append(raw_lot)
-        raw_rates.append(await loop.run_in_executor(None, _redis_benchmark, port, sha, raw_lot, n, 1,
+        raw_rates.append(await loop.run_in_executor(None, _redis_benchmark, host, port, sha, raw_lot, n, 1,
                                                     inv.events_maxlen))
     batches, calls = inv.pipeline.batches, inv.pipeline.calls
     rawp_lot = await _fresh_lot(inv, "rawp")
     lots.append(rawp_lot)
-    rawp_per_s = await loop.run_in_executor(None, _redis_benchmark, port, sha, rawp_lot, n, 16,
+    rawp_per_s = await loop.run_in_executor(None, _redis_benchmark, host, port, sha, rawp_lot, n, 16,
                                             inv.events_maxlen)
 
     oversold = 0
@@ -198,8 +198,8 @@ async def run(redis_url: str, port: int, n: int, callers: int, rounds: int) -> d
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m inventory.bench", description=__doc__.split("\n")[0])
     ap.add_argument("--json", action="store_true", help="last line: one JSON object with the figures")
-    ap.add_argument("--redis-url", help="use this Redis instead of starting one (must be loopback for "
-                                        "redis-benchmark: host 127.0.0.1)")
+    ap.add_argument("--redis-url", help="use this Redis instead of starting one (no password support "
+                                        "for the redis-benchmark side; lots named bench-* are created)")
     ap.add_argument("--n", type=int, default=20_000, help="reservations per phase (default 20000)")
     ap.add_argument("--callers", type=int, default=256, help="concurrent API callers (default 256)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating API/raw rounds; medians reported")
@@ -208,12 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     if args.redis_url:
         url = args.redis_url
-        port = aioredis.Redis.from_url(url).connection_pool.connection_kwargs.get("port", 6379)
+        kwargs = aioredis.Redis.from_url(url).connection_pool.connection_kwargs
+        host, port = kwargs.get("host", "127.0.0.1"), kwargs.get("port", 6379)
     else:
         server = _RedisServer()
-        url, port = server.url, server.port
+        url, host, port = server.url, "127.0.0.1", server.port
     try:
-        figures = asyncio.run(run(url, int(port), args.n, args.callers, args.rounds))
+        figures = asyncio.run(run(url, str(host), int(port), args.n, args.callers, args.rounds))
     finally:
         if server:
             server.stop()

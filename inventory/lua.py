@@ -325,7 +325,8 @@ save_meta(m)
 if m.available > 0 then return reply('NOT_SOLD_OUT', m) end
 if redis.call('HEXISTS', KWU, user) == 1 then
   local out = reply('', m)
-  out[7] = redis.call('LPOS', KW, user) + 1
+  local pos = redis.call('LPOS', KW, user)
+  out[7] = pos and pos + 1 or 0
   return out
 end
 local have = tonumber(redis.call('HGET', KU, user) or '0')

@@ -8,7 +8,7 @@ import re
 import pytest
 from redis.crc import key_slot
 
-from inventory import Inventory, StockLevels, keys_for
+from inventory import Inventory, Refusal, StockLevels, keys_for
 from inventory.lua import PRELUDE, SCRIPTS, source
 
 KEY_VARS = {"KM", "KR", "KX", "KU", "KH", "KQ", "KW", "KWU", "KE"}
@@ -134,3 +134,14 @@ async def test_a_small_connection_pool_waits_instead_of_failing(make_lot, redis_
     assert all(r.ok for r in results)
     assert small.pipeline.batches >= 1000 // small.pipeline.max_batch
     await client.aclose()
+
+
+async def test_clients_without_a_pool_use_redis_py_pipelines(inv: Inventory, make_lot, redis) -> None:  # type: ignore[no-untyped-def]
+    """The fallback path (e.g. RedisCluster, which has no single connection pool)."""
+    inv.pipeline._pool = None
+    lot = await make_lot(10, per_user_limit=1)
+    await redis.script_flush()
+    results = await asyncio.gather(*(inv.reserve(lot.lot_id, f"u{i}", 1, "r") for i in range(12)))
+    assert sum(r.ok for r in results) == 10
+    assert [r.code for r in results if not r.ok] == [Refusal.SOLD_OUT] * 2
+    assert (await inv.audit(lot.lot_id)).ok

@@ -24,7 +24,8 @@ Public API (all methods are coroutines unless noted):
 - lots: ``create_lot(spec) -> Lot``, ``get_lot(lot_id) -> Lot | None``,
   ``adjust_total(lot_id, new_total) -> Lot``, ``open(lot_id) -> Lot``, ``close(lot_id) -> Lot``,
   ``cancel(lot_id) -> Lot``, ``list_lots() -> list[str]``. These raise ``InventoryError(code)``.
-- reservations (never raise for bad input; return ``ReserveResult(ok, reservation, code, levels)``):
+- reservations (never raise for bad input; return ``ReserveResult(ok, reservation, code, levels,
+  message)``; ``message`` is a short English sentence, ``MESSAGES[code]``):
   ``reserve(lot_id, user, qty, request_id)``, ``extend(lot_id, reservation_id, user)``,
   ``release(lot_id, reservation_id, user)``, ``begin_payment(lot_id, reservation_id, user)``,
   ``confirm(lot_id, reservation_id, order_id)``, ``abort_payment(lot_id, reservation_id)``,
@@ -64,6 +65,7 @@ Semantics worth knowing:
 """
 from inventory.core import MAX_ID_LEN, MAX_QTY, Inventory, keys_for
 from inventory.types import (
+    MESSAGES,
     AuditReport,
     InventoryError,
     Lot,
@@ -87,6 +89,7 @@ __all__ = [
     "LotSpec",
     "LotState",
     "MAX_ID_LEN",
+    "MESSAGES",
     "MAX_QTY",
     "OpResult",
     "Refusal",

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from inventory.batcher import AutoPipeline, Script
 from inventory.lua import SCRIPTS, source
 from inventory.types import (
+    MESSAGES,
     AuditReport,
     InventoryError,
     Lot,
@@ -82,7 +83,7 @@ def _reservation(lot_id: str, r: list[Any], i: int) -> Reservation:
 
 
 def _refused(code: Refusal, message: str = "") -> ReserveResult:
-    return ReserveResult(ok=False, code=code, message=message or code.value)
+    return ReserveResult(ok=False, code=code, message=message or MESSAGES[code])
 
 
 class Inventory:
@@ -128,7 +129,7 @@ class Inventory:
     def _lot_or_raise(self, lot_id: str, r: list[Any]) -> Lot:
         code = _s(r[0])
         if code:
-            raise InventoryError(Refusal(code), f"lot {lot_id!r}")
+            raise InventoryError(Refusal(code), f"lot {lot_id!r}: {MESSAGES[Refusal(code)]}")
         return self._lot(lot_id, r)
 
     @staticmethod
@@ -213,7 +214,8 @@ class Inventory:
         levels = _levels(r)
         res = _reservation(lot_id, r, 6) if len(r) >= 15 else None
         if code:
-            return ReserveResult(ok=False, reservation=res, code=Refusal(code), levels=levels, message=code)
+            return ReserveResult(ok=False, reservation=res, code=Refusal(code), levels=levels,
+                                 message=MESSAGES[Refusal(code)])
         return ReserveResult(ok=True, reservation=res, levels=levels)
 
     async def reserve(self, lot_id: str, user: str, qty: int, request_id: str) -> ReserveResult:
@@ -285,9 +287,9 @@ class Inventory:
         r = await self._run("join_waitlist", lot_id, user, qty)
         code = _s(r[0])
         if len(r) == 1:
-            return WaitlistResult(ok=False, code=Refusal(code), message=code)
+            return WaitlistResult(ok=False, code=Refusal(code), message=MESSAGES[Refusal(code)])
         if code:
-            return WaitlistResult(ok=False, code=Refusal(code), levels=_levels(r), message=code)
+            return WaitlistResult(ok=False, code=Refusal(code), levels=_levels(r), message=MESSAGES[Refusal(code)])
         return WaitlistResult(ok=True, position=int(r[6]), levels=_levels(r))
 
     async def get_reservation(self, lot_id: str, reservation_id: str) -> Reservation | None:

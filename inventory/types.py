@@ -47,6 +47,26 @@ class Refusal(str, Enum):
     INVALID_REQUEST = "INVALID_REQUEST"  # wrong types, empty or oversized (> 64 chars) ids, bad spec
 
 
+MESSAGES: dict[Refusal, str] = {
+    Refusal.NOT_OPEN: "the sale has not started yet",
+    Refusal.CLOSED: "the sale is closed",
+    Refusal.SOLD_OUT: "not enough units left",
+    Refusal.LIMIT_REACHED: "that would go above the per-user limit",
+    Refusal.INVALID_QTY: "qty must be a whole number from 1",
+    Refusal.UNKNOWN_LOT: "no such lot",
+    Refusal.UNKNOWN_RESERVATION: "no such reservation",
+    Refusal.NOT_OWNER: "this reservation belongs to someone else",
+    Refusal.NOT_HELD: "the reservation is not held (paying, sold or released)",
+    Refusal.NOT_PAYING: "the reservation has no payment in progress",
+    Refusal.EXPIRED: "the reservation has expired",
+    Refusal.ALREADY_EXTENDED: "a reservation can be extended once",
+    Refusal.NOT_SOLD_OUT: "units are available: reserve instead of waiting",
+    Refusal.LOT_EXISTS: "a lot with this id exists",
+    Refusal.BELOW_COMMITTED: "total cannot go below held + sold units",
+    Refusal.INVALID_REQUEST: "invalid request",
+}
+
+
 class InventoryError(Exception):
     """Raised by the lot admin calls (create_lot, adjust_total, open, close, cancel) only.
     Reservation calls never raise for bad input: they return a result with `code`."""

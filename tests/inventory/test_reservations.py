@@ -208,3 +208,18 @@ async def test_event_stream_is_capped(redis, make_lot) -> None:  # type: ignore[
     for i in range(300):
         await small.reserve(lot.lot_id, "u", 1, f"r{i}")
     assert await redis.xlen(small.events_key(lot.lot_id)) < 250  # MAXLEN ~ trims in whole nodes
+
+
+def test_every_refusal_has_a_message() -> None:
+    from inventory import MESSAGES
+
+    assert set(MESSAGES) == set(Refusal) and all(MESSAGES.values())
+
+
+async def test_refusals_carry_their_message(inv: Inventory, make_lot) -> None:  # type: ignore[no-untyped-def]
+    from inventory import MESSAGES
+
+    lot = await make_lot(1)
+    await inv.reserve(lot.lot_id, "a", 1, "r")
+    res = await inv.reserve(lot.lot_id, "b", 1, "r")
+    assert res.code is Refusal.SOLD_OUT and res.message == MESSAGES[Refusal.SOLD_OUT]

@@ -22,7 +22,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from inventory import Inventory, LotSpec, Refusal, StockLevels
 
-MARGIN_MS = 300
+MARGIN_MS = 400
 HOLD_S = 1
 GRACE_S = 2
 MAX_EXTEND_S = 1

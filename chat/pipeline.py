@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
@@ -81,7 +80,7 @@ class AutoPipeline:
             out: list[Any] = []
             for _ in batch:
                 try:
-                    out.append(await conn.read_response(timeout=math.inf))
+                    out.append(await conn.read_response())  # the client's socket_timeout applies
                 except ResponseError as exc:
                     out.append(exc)
             return out

@@ -34,8 +34,8 @@ def clean(text: object, max_len: int = 300) -> str:
         raise ChatRefused(VALIDATION, "text must be a string")
     if len(text) > max_len * 8:  # a cheap bound before any work on a huge payload
         raise ChatRefused(TOO_LONG, f"at most {max_len} characters", max_len=max_len)
-    out = unicodedata.normalize("NFC", text).translate(_TABLE)
-    out = _SPACES.sub(" ", out).strip()
+    # Controls go first, then NFC: "e\x00\u0301" must become "é", not a decomposed "e\u0301".
+    out = unicodedata.normalize("NFC", _SPACES.sub(" ", text.translate(_TABLE))).strip()
     if not out.isascii():
         out = _MARKS.sub(r"\1", out)
     if not out:

@@ -21,6 +21,7 @@ from chat import Actor, Chat, ChatPolicy, ChatRefused, ReactionTally, Sent
 from chat.overload import ChatSampler, OverloadPolicy
 from chat.words import load_list
 from live.config import Config
+from live.hub.cmd_sales import levels_dict, reservation_dict
 from live.hub.registry import EVERYONE, HOST, STAFF, Caller, HubError
 
 log = logging.getLogger("hawker.chat")
@@ -110,8 +111,6 @@ class ChatEvents:
         if sale is None:
             return {"ok": False, "qty": sent.order.qty,
                     "error": {"code": "NO_OPEN_SALE", "message": "no sale is open right now"}}
-        from live.hub.cmd_sales import levels_dict, reservation_dict
-
         res = await sales.inv.reserve(sale.id, caller.user, sent.order.qty,
                                       request_id=ORDER_PREFIX + sent.message.id)
         await sales.publish_levels(sale.id, caller.broadcast, res.levels)

@@ -302,3 +302,14 @@ async def test_request_id_makes_send_idempotent(make_chat, redis) -> None:  # ty
     assert await stream_len(redis) == 1
     assert (await refused(chat.send(BC, ALICE, "buy 2", request_id="r-2"))).code == RATE_LIMITED
     assert (await refused(chat.send(BC, ALICE, "x", request_id="bad id!"))).code == VALIDATION
+
+
+async def test_token_bucket_is_atomic_under_concurrency_on_two_nodes(make_chat, redis) -> None:  # type: ignore[no-untyped-def]
+    a = make_chat(rate_per_s=0.001, burst=7, dup_window_s=0)
+    b = make_chat(rate_per_s=0.001, burst=7, dup_window_s=0)
+    results = await asyncio.gather(*((a if i % 2 else b).send(BC, ALICE, f"m{i}") for i in range(40)),
+                                   return_exceptions=True)
+    ok = [r for r in results if not isinstance(r, Exception)]
+    codes = {r.code for r in results if isinstance(r, ChatRefused)}
+    assert len(ok) == 7 and codes == {RATE_LIMITED}
+    assert await stream_len(redis) == 7

@@ -23,6 +23,7 @@ def test_clean_nfc_and_controls() -> None:
     assert clean("line1\nline2\tend") == "line1 line2 end"
     assert clean("evil\u202egnp.exe") == "evilgnp.exe"  # bidi override dropped
     assert clean("  lots    of   space  ") == "lots of space"
+    assert clean("e\x00\u0301") == "\u00e9"  # composed after the control is gone
 
 
 def test_clean_refuses_empty_long_and_non_text() -> None:
@@ -91,3 +92,27 @@ def test_comment_to_buy_parses_orders(text: str, qty: int) -> None:
 @pytest.mark.parametrize("text", ["buy 0", "buy 50", "I would buy this", "buy it", "buy 2 please", "sold out?", "hello"])
 def test_comment_to_buy_ignores_chat(text: str) -> None:
     assert parse_buy(text) is None
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+def test_clean_output_has_no_controls_and_is_stable(raw: str) -> None:
+    try:
+        out = clean(raw)
+    except ChatRefused as exc:
+        assert exc.code in (EMPTY, TOO_LONG)
+        return
+    assert out and len(out) <= 300 and out == out.strip()
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or 0x202A <= ord(c) <= 0x202E for c in out)
+    assert clean(out) == out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_filters_never_crash(raw: str) -> None:
+    WordFilter(default_words()).find(raw)
+    LinkPolicy("block").offending(raw)
+    parse_buy(raw)

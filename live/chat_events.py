@@ -17,6 +17,8 @@ import asyncio
 import logging
 from typing import Any
 
+from prometheus_client import Counter
+
 from chat import Actor, Chat, ChatPolicy, ChatRefused, ReactionTally, Sent
 from chat.overload import ChatSampler, OverloadPolicy
 from chat.words import load_list
@@ -25,6 +27,10 @@ from live.hub.cmd_sales import levels_dict, reservation_dict
 from live.hub.registry import EVERYONE, HOST, STAFF, Caller, HubError
 
 log = logging.getLogger("hawker.chat")
+
+CHAT_ORDERS = Counter("hawker_chat_orders_total", "Comment-to-buy orders, by result code (OK or the refusal)", ["code"])
+CHAT_REACTIONS = Counter("hawker_chat_reactions_total", "Reactions counted, by emoji name", ["emoji"])
+# Sent / refused chat messages are counted by the hub: hawker_hub_commands_total{event="chat.send", code}.
 
 ORDER_PREFIX = "chat:"  # inventory request_id of a comment-to-buy order: "chat:<message id>"
 
@@ -109,6 +115,7 @@ class ChatEvents:
         sales = getattr(self.hub, "sales", None)
         sale = await self._open_sale(caller.broadcast) if sales is not None else None
         if sale is None:
+            CHAT_ORDERS.labels("NO_OPEN_SALE").inc()
             return {"ok": False, "qty": sent.order.qty,
                     "error": {"code": "NO_OPEN_SALE", "message": "no sale is open right now"}}
         res = await sales.inv.reserve(sale.id, caller.user, sent.order.qty,
@@ -118,9 +125,11 @@ class ChatEvents:
                                   "levels": levels_dict(res.levels)}
         if res.ok:
             answer["reservation"] = reservation_dict(res.reservation)
+            CHAT_ORDERS.labels("OK").inc()
         else:
             code = res.code.value if res.code else "REFUSED"
             answer["error"] = {"code": code, "message": res.message or code.replace("_", " ").lower()}
+            CHAT_ORDERS.labels(code).inc()
         return answer
 
     async def _open_sale(self, broadcast: str) -> Any:
@@ -242,6 +251,7 @@ class ChatEvents:
             name = self.tally.add(caller.broadcast, caller.user, payload.get("emoji"), self.hub.clock.now_ms())
         except ChatRefused as exc:
             raise _refused(exc) from None
+        CHAT_REACTIONS.labels(name).inc()
         if name == "heart":
             self.fanout.hearts(caller.broadcast, 1)
         return {"emoji": name}

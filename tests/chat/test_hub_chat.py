@@ -1,6 +1,7 @@
 """Chat through the hub: real nodes (two where it matters), real Redis, real Socket.IO clients."""
 from __future__ import annotations
 
+import aiohttp
 from inventory import Inventory
 
 from tests.chat.conftest import wait_for
@@ -187,6 +188,9 @@ async def test_comment_to_buy_reserves_once_per_message_within_limit(make_server
     assert (await Inventory(redis).snapshot(sale_id)).available == 7
     assert len([m for m in alice.chat_lines() if m["user"] == "alice"]) <= 3  # a retry is not re-posted
     await wait_for(lambda: len([m for m in bob.chat_lines() if m["user"] == "bob"]) == 1, what="bob's line")
+    async with aiohttp.ClientSession() as http, http.get(a.url + "/metrics") as resp:
+        text = await resp.text()
+    assert 'hawker_chat_orders_total{code="OK"}' in text and 'hawker_chat_orders_total{code="LIMIT_REACHED"}' in text
 
 
 async def test_comment_to_buy_without_an_open_sale(make_server, clients, token, bc) -> None:  # type: ignore[no-untyped-def]

@@ -238,7 +238,7 @@ class ChatEvents:
     async def history(self, caller: Caller, payload: dict) -> dict:
         """The replay timeline: messages accepted in [since, until] (server ms), oldest first."""
         _only(payload, {"since", "until", "count"})
-        since, until, count = payload.get("since", 0), payload.get("until"), payload.get("count", 200)
+        since, until, count = payload.get("since") or 0, payload.get("until"), payload.get("count") or 200
         for name, value in (("since", since), ("until", until), ("count", count)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise HubError("VALIDATION", f"{name} must be a non-negative integer", field=name)

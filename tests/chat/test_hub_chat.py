@@ -138,6 +138,8 @@ async def test_pin_question_answer_and_history(make_server, clients, token, bc) 
     assert late.snapshot["chat_state"]["pinned"]["id"] == q["id"]
     hist = (await late.call("chat.history", {"since": q["ts"]}))["messages"]
     assert [m["id"] for m in hist] == [q["id"], c["id"]]
+    assert [m["id"] for m in (await late.call("chat.history", {"since": None, "count": 1}))["messages"]] == [q["id"]]
+    assert err(await late.call("chat.history", {"since": "yesterday"}))["code"] == "VALIDATION"
     assert (await host.call("chat.unpin"))["ok"]
     await wait_for(lambda: any(p["message"] is None for p in alice.of("chat.pinned")), what="unpin")
 

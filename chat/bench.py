@@ -8,7 +8,8 @@ Starts its own redis-server (no persistence) on a free loopback port, then measu
   send     the whole `Chat.send`: local checks + one Lua script (ban, time-out, slow mode, token
            bucket, duplicate) + XADD, one message at a time
   send_c   the same with `--concurrency` sends in flight (what a busy node sees)
-  refused  messages refused by the token bucket (the Lua path without the append)
+  refused  a flooder's messages refused by the token bucket: the first through Redis, the rest by
+           the node's local cool-down (no round trip until retry_after)
 With --json the last line is one JSON object with every figure."""
 from __future__ import annotations
 
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"chat bench: {args.messages} messages, one process, redis-server on loopback "
           f"(load average {res['load_avg_1m']} on {res['cpus']} CPUs)")
     for name, label in (("local", "validation only (no Redis)"), ("send", "send, one at a time"),
-                        ("send_c", f"send, {args.concurrency} in flight"), ("refused", "refused by rate limit")):
+                        ("send_c", f"send, {args.concurrency} in flight"), ("refused", "refused by rate limit (flood)")):
         r = res[name]
         print(f"  {label:32s} {r['msgs_per_s']:>10,.0f} msg/s  {r['us_per_msg']:>8.1f} µs/msg  "
               f"{r['cpu_us_per_msg']:>8.1f} µs CPU/msg")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -28,6 +29,7 @@ from chat.words import WordFilter
 
 _NOT_WORD = re.compile(r"[\W_]+")
 _REPEATS = re.compile(r"(\D)\1+")  # repeated letters fold; numbers ("11" vs "1") stay apart
+_COOL_CODES = ("RATE_LIMITED",)
 _REQ = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 _REFUSAL_TEXT = {
@@ -101,6 +103,7 @@ class Chat:
         self.words = WordFilter(self.policy.blocked_words, self.policy.allowed_words)
         self.links = LinkPolicy(self.policy.link_mode, self.policy.allowed_domains)
         self._pipe = AutoPipeline(redis)
+        self._cooldown: dict[tuple[str, str], tuple[float, str]] = {}  # (broadcast, user) -> (until, code)
         self._send = LuaScript(_lua("send.lua"))
         self._remove = redis.register_script(_lua("remove.lua"))
         self._mute = redis.register_script(_lua("mute.lua"))
@@ -131,6 +134,8 @@ class Chat:
         if request_id is not None and (not isinstance(request_id, str) or not _REQ.match(request_id)):
             raise ChatRefused(VALIDATION, "request_id must be 1-64 letters, digits, '-', '_', '.' or ':'")
         body = self.check_text(actor, text)
+        if request_id is None:
+            self._cooling(broadcast, actor.user)
         p = self.policy
         order = parse_buy(body, p.buy_max_qty) if kind == "chat" else None
         staff = actor.is_staff
@@ -156,6 +161,8 @@ class Chat:
             return Sent(first, again if _s(res[2]) == "1" else None, again=True)
         if status != "OK":
             wait = int(res[1])
+            if status in _COOL_CODES:
+                self._cool(broadcast, actor.user, status, wait)
             raise ChatRefused(status, _REFUSAL_TEXT.get(status, status),
                               retry_after=wait if status != "BANNED" else None)
         mid = _s(res[1])
@@ -171,6 +178,31 @@ class Chat:
                                        maxlen=self.policy.history_cap, approximate=True))
         return Message(id=mid, user="", name="Hawker", role="system", text=body, ts=int(mid.partition("-")[0]),
                        kind="system")
+
+    # --- the local cool-down: a flooder's refusals cost no Redis round trip -----------------
+
+    def _cool(self, broadcast: str, user: str, code: str, wait_ms: int) -> None:
+        """Remember a RATE_LIMITED refusal on this node for its `retry_after`. That is exact: tokens
+        only come back with time and other nodes can only take more. (Slow mode and time-outs are
+        not cached: a host may lift them at any moment.) A send with a request_id skips the cache,
+        so a retry still gets its first answer."""
+        keep = wait_ms
+        if keep <= 5:
+            return
+        if len(self._cooldown) >= 100_000:
+            now = time.monotonic()
+            self._cooldown = {k: v for k, v in self._cooldown.items() if v[0] > now}
+        self._cooldown[(broadcast, user)] = (time.monotonic() + (keep - 5) / 1000, code)
+
+    def _cooling(self, broadcast: str, user: str) -> None:
+        hit = self._cooldown.get((broadcast, user))
+        if hit is None:
+            return
+        left = hit[0] - time.monotonic()
+        if left <= 0:
+            del self._cooldown[(broadcast, user)]
+            return
+        raise ChatRefused(hit[1], _REFUSAL_TEXT[hit[1]], retry_after=max(1, int(left * 1000) + 5))
 
     # --- moderation --------------------------------------------------------------------------
 

@@ -313,3 +313,15 @@ async def test_token_bucket_is_atomic_under_concurrency_on_two_nodes(make_chat, 
     codes = {r.code for r in results if isinstance(r, ChatRefused)}
     assert len(ok) == 7 and codes == {RATE_LIMITED}
     assert await stream_len(redis) == 7
+
+
+async def test_rate_limited_sender_is_refused_locally_until_retry_after(make_chat, redis) -> None:  # type: ignore[no-untyped-def]
+    chat = make_chat(rate_per_s=0.01, burst=1, dup_window_s=0)
+    await chat.send(BC, ALICE, "one")
+    first = await refused(chat.send(BC, ALICE, "two"))
+    assert first.code == RATE_LIMITED
+    await redis.delete(ChatKeys(BC).user("alice"))  # Redis would now accept: this node still knows better
+    again = await refused(chat.send(BC, ALICE, "three"))
+    assert again.code == RATE_LIMITED and 0 < again.retry_after <= first.retry_after
+    await chat.send(BC, BOB, "others are not affected")
+    await chat.send(BC, ALICE, "with a request id the cache is skipped", request_id="r1")

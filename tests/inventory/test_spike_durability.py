@@ -90,28 +90,37 @@ async def test_spike_from_two_processes_never_oversells(inv: Inventory, redis_ur
 @pytest.mark.slow
 async def test_hold_survives_a_crash_with_aof_always() -> None:
     proc = RedisProcess(appendfsync="always").start()
+    clients: list[aioredis.Redis] = []
+
+    def fresh() -> Inventory:
+        """A new client, as a restarted app process would have (scripts reload on NOSCRIPT)."""
+        clients.append(aioredis.Redis.from_url(proc.url))
+        return Inventory(clients[-1])
+
     try:
-        client = aioredis.Redis.from_url(proc.url)
-        inv = Inventory(client)
+        inv = fresh()
         await inv.create_lot(LotSpec("dur", "SKU", 3, 100, "EUR", per_user_limit=2, hold_s=600))
         await inv.open("dur")
         r = (await inv.reserve("dur", "alice", 2, "click")).reservation
         assert r is not None
-        await inv.begin_payment("dur", r.id, "alice")
-        await client.aclose()
 
-        proc.restart(crash=True)  # SIGKILL: only what reached the AOF survives
-
-        client = aioredis.Redis.from_url(proc.url)
-        inv = Inventory(client)  # a fresh process: scripts are loaded again on NOSCRIPT
+        proc.restart(crash=True)  # SIGKILL right after reserve: only what reached the AOF survives
+        inv = fresh()
         kept = await inv.get_reservation("dur", r.id)
-        assert kept is not None and kept.state is ReservationState.PAYING and kept.qty == 2
+        assert kept == r  # same hold, same expiry, still HELD
         assert await inv.snapshot("dur") == StockLevels(3, 1, 2, 0, 0)
         assert (await inv.reserve("dur", "alice", 2, "click")).reservation.id == r.id  # type: ignore[union-attr]
+        assert (await inv.begin_payment("dur", r.id, "alice")).ok
+
+        proc.restart(crash=True)  # and again between begin_payment and confirm
+        inv = fresh()
+        assert (await inv.get_reservation("dur", r.id)).state is ReservationState.PAYING  # type: ignore[union-attr]
         sold = await inv.confirm("dur", r.id, "order-1")
         assert sold.ok and sold.levels == StockLevels(3, 1, 0, 2, 0)
         audit = await inv.audit("dur")
-        assert audit.ok, audit.problems
-        await client.aclose()
+        assert audit.ok and audit.oversold == 0, audit.problems
+        assert (await inv.reserve("dur", "alice", 1, "again")).code is Refusal.LIMIT_REACHED
     finally:
+        for c in clients:
+            await c.aclose()
         proc.cleanup()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,12 +100,12 @@ class AutoPipeline:
             return await self._send_pipeline(batch, use_eval)
         conn = await self._connection()
         try:
-            await conn.send_packed_command([self._packed(s, k, a, use_eval) for s, k, a, _ in batch],
-                                           check_health=False)
+            # health check and socket_timeout as the client was configured (like any command)
+            await conn.send_packed_command([self._packed(s, k, a, use_eval) for s, k, a, _ in batch])
             results: list[Any] = []
             for _ in batch:
                 try:
-                    results.append(await conn.read_response(timeout=math.inf))
+                    results.append(await conn.read_response())
                 except ResponseError as exc:  # an error reply: keep reading the others
                     results.append(exc)
             return results

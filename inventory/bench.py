@@ -132,7 +132,9 @@ async def _fresh_lot(inv: Inventory, name: str) -> str:
 
 async def run(redis_url: str, host: str, port: int, n: int, callers: int, rounds: int) -> dict[str, object]:
     """Alternate API and raw phases `rounds` times (the machine's load drifts), report medians."""
-    client = aioredis.Redis.from_url(redis_url, max_connections=64)
+    # configured like the server's client (live/store.py): socket timeouts, bounded pool
+    client = aioredis.Redis.from_url(redis_url, max_connections=64, socket_timeout=5.0,
+                                     socket_connect_timeout=5.0, health_check_interval=30)
     inv = Inventory(client)
     await inv.load_scripts()
     sha = inv.scripts["reserve"].sha

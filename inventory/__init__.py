@@ -58,8 +58,9 @@ Semantics worth knowing:
   Units freed by release, expiry or a restock go to the head of the waitlist first, as a fresh
   hold of min(wanted, available, user's remaining limit) units; the stream event
   ``waitlist_granted`` names the user and the reservation (the hub tells that user privately).
-- Lost connection: the call raises redis' ConnectionError (the next call reconnects and reloads
-  scripts). reserve can be retried safely with the same request_id.
+- Lost connection: a batch is sent again (twice at most, 50 ms and 250 ms later; every script is
+  idempotent in effect), then the call raises redis' ConnectionError / TimeoutError. reserve can
+  always be retried by the caller with the same request_id.
 - Concurrent calls made in the same event-loop tick are sent to Redis in one pipeline
   (auto-pipelining): just ``asyncio.gather`` many reserves, there is nothing to configure.
 """

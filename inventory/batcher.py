@@ -4,7 +4,8 @@ Each call queues (script, keys, args) and gets a future; the first call of a tic
 with loop.call_soon, so everything queued before the loop comes round again is written to Redis in
 one round trip and answered in order. Under load (hundreds of concurrent reserves) this turns N
 round trips and N syscalls into one, which is where the Python path loses most against Redis itself.
-A NOSCRIPT answer (server restarted or SCRIPT FLUSH) loads the script and retries just those calls.
+A NOSCRIPT answer (server restarted or SCRIPT FLUSH) loads the script and retries just those calls;
+a lost connection sends the batch again (see _send_retrying for why that is safe).
 
 A tick's calls are cut into pipelines of at most `max_batch` (64), written at once on separate
 pooled connections: Redis runs chunk 2 while Python is already parsing chunk 1's answers and the
@@ -20,7 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+RETRY_DELAYS_S = (0.05, 0.25)  # a batch that lost its connection is sent again after these
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class AutoPipeline:
         self.flushes = 0  # ticks that sent something
         self.batches = 0  # pipelines (round trips) sent
         self.calls = 0
+        self.retries = 0
 
     def call(self, script: Script, keys: list[str], args: list[Any]) -> "asyncio.Future[Any]":
         loop = asyncio.get_running_loop()
@@ -143,11 +149,23 @@ class AutoPipeline:
                 delay = min(delay * 2, 0.05)
         return await self._pool.get_connection()
 
+    async def _send_retrying(self, batch: list[_Call]) -> list[Any]:
+        """Send; on a lost connection or timeout send the batch again (twice at most). Safe because
+        every script is idempotent in effect: reserve replays by request id, the others find the
+        state they already made (e.g. release of RELEASED is a no-op), adjust sets an absolute total."""
+        for delay in RETRY_DELAYS_S:
+            try:
+                return await self._send(batch)
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                self.retries += 1
+                await asyncio.sleep(delay)
+        return await self._send(batch)
+
     async def _run_batch(self, batch: list[_Call]) -> None:
         self.batches += 1
         self.calls += len(batch)
         try:
-            results = await self._send(batch)
+            results = await self._send_retrying(batch)
             missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
             if missing:
                 retry = [batch[i] for i in missing]

@@ -124,3 +124,25 @@ async def test_hold_survives_a_crash_with_aof_always() -> None:
         for c in clients:
             await c.aclose()
         proc.cleanup()
+
+
+@pytest.mark.slow
+async def test_same_client_carries_on_after_a_restart() -> None:
+    """A batch whose connection died is sent again on a new one; scripts reload on NOSCRIPT."""
+    proc = RedisProcess(appendfsync="always").start()
+    client = aioredis.Redis.from_url(proc.url)
+    try:
+        inv = Inventory(client)
+        await inv.create_lot(LotSpec("rs", "SKU", 5, 100, "EUR", per_user_limit=5, hold_s=600))
+        await inv.open("rs")
+        first = await inv.reserve("rs", "alice", 1, "a")
+        proc.restart(crash=True)
+        again = await asyncio.gather(*(inv.reserve("rs", "alice", 1, r) for r in ("a", "b", "c")))
+        assert [r.ok for r in again] == [True, True, True]
+        assert again[0].reservation.id == first.reservation.id  # type: ignore[union-attr]
+        assert inv.pipeline.retries >= 1
+        assert await inv.snapshot("rs") == StockLevels(5, 2, 3, 0, 0)
+        assert (await inv.audit("rs")).ok
+    finally:
+        await client.aclose()
+        proc.cleanup()

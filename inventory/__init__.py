@@ -43,6 +43,8 @@ Semantics worth knowing:
 
 - A lot sells when now (Redis clock) >= opens_at_ms, or after open(); it stops at closes_at_ms,
   close() or cancel(). get_lot() reports that effective state.
+- create_lot is idempotent: the same spec again returns the lot as it is now; a different spec
+  for an existing id raises InventoryError(LOT_EXISTS).
 - reserve is idempotent per (user, request_id): a retry of a request that got a reservation returns
   that reservation (in its current state). A refusal changes nothing and is not remembered, so a
   retry of a refused request is evaluated afresh.

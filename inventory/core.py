@@ -162,7 +162,9 @@ class Inventory:
             raise InventoryError(Refusal.INVALID_REQUEST, "; ".join(problems))
 
     async def create_lot(self, spec: LotSpec) -> Lot:
-        """Create a SCHEDULED lot (OPEN by itself at opens_at_ms). Raises LOT_EXISTS / INVALID_REQUEST."""
+        """Create a SCHEDULED lot (OPEN by itself at opens_at_ms). The same spec again returns the
+        existing lot (retries are safe); another spec for an existing id raises LOT_EXISTS; a bad
+        spec raises INVALID_REQUEST."""
         self._check_spec(spec)
         opt = lambda v: "" if v is None else v  # noqa: E731
         r = await self._run("create_lot", spec.lot_id, spec.sku, spec.total, spec.unit_price, spec.currency,

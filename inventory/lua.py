@@ -342,7 +342,15 @@ return out
 
 # ARGV: maxlen, sku, total, price, currency, limit, hold_s, opens_at|'', closes_at|'', lot_id
 SCRIPTS["create_lot"] = r"""
-if redis.call('EXISTS', KM) == 1 then return {'LOT_EXISTS'} end
+if redis.call('EXISTS', KM) == 1 then
+  -- the same spec again (a retry) answers the existing lot; a different one is refused
+  local v = redis.call('HMGET', KM, 'sku', 'created_total', 'price', 'currency', 'limit', 'hold_s', 'opens_at', 'closes_at0')
+  for i = 1, 8 do
+    if v[i] ~= ARGV[i + 1] then return {'LOT_EXISTS'} end
+  end
+  return lot_reply('', load_meta())
+end
+redis.call('HSET', KM, 'created_total', ARGV[3], 'closes_at0', ARGV[9])
 redis.call('HSET', KM, 'lot_id', ARGV[10], 'sku', ARGV[2], 'total', ARGV[3], 'available', ARGV[3],
   'held', 0, 'sold', 0, 'price', ARGV[4], 'currency', ARGV[5], 'limit', ARGV[6], 'hold_s', ARGV[7],
   'opens_at', ARGV[8], 'closes_at', ARGV[9], 'state', 'SCHEDULED', 'created_at', NOW, 'seq', 0)

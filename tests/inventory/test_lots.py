@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -28,6 +29,18 @@ async def test_duplicate_lot_is_refused(inv: Inventory, make_lot) -> None:  # ty
         await inv.create_lot(LotSpec(lot.lot_id, "X", 99, 1, "EUR"))
     assert e.value.code is Refusal.LOT_EXISTS
     assert (await inv.snapshot(lot.lot_id)) == StockLevels(3, 3, 0, 0, 0)
+
+
+async def test_create_lot_again_with_the_same_spec_is_a_retry(inv: Inventory) -> None:
+    spec = LotSpec("again", "SKU", 3, 100, "EUR", per_user_limit=2, hold_s=60, opens_at_ms=10**12)
+    first = await inv.create_lot(spec)
+    await inv.reserve("again", "alice", 1, "r")
+    again = await inv.create_lot(spec)
+    assert again.created_at_ms == first.created_at_ms and again.levels == StockLevels(3, 2, 1, 0, 0)
+    for changed in (dict(total=4), dict(unit_price=101), dict(hold_s=61), dict(closes_at_ms=2 * 10**12)):
+        with pytest.raises(InventoryError) as e:
+            await inv.create_lot(dataclasses.replace(spec, **changed))
+        assert e.value.code is Refusal.LOT_EXISTS
 
 
 @pytest.mark.parametrize("changes", [

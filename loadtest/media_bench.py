@@ -222,6 +222,7 @@ class Bench:
                 self.log(f"N={target:4d} connected={step['connected']:4d} receiving={step['receiving']:4d} "
                          f"server cpu {step['server_cpu_pct']:6.1f}%  fps mean {step['fps_mean']:5.1f} "
                          f"p10 {step['fps_p10']:5.1f} min {step['fps_min']:5.1f}  publisher {step['publisher_fps']:4.1f} fps  "
+                         f"server ingest {step['server_ingest_fps']:4.1f} fps (lost {step['ingest_packets_lost']} pkts)  "
                          f"{step['ingest_kbps']:.0f} kbps  per viewer {step['cpu_pct_per_viewer']:.2f}%  "
                          f"viewer procs {step['viewer_procs_cpu_pct']:.0f}%  machine {step['machine_busy_pct']:.0f}% busy "
                          f"(connect {step['connect_s']}s, failed {len(failed)})")
@@ -249,6 +250,8 @@ class Bench:
         cpu0 = sum(sproc.cpu_times()[:2])
         pub0 = pub.video_track._count if pub.video_track else 0
         bytes0 = await _ingest_bytes(pub)
+        in0 = await self.server_video_frames()
+        lost0 = await _ingest_lost(pub)
         t0 = time.monotonic()
         await asyncio.sleep(window)
         after = await self.ask_all(("stats",))
@@ -258,6 +261,8 @@ class Bench:
         elapsed = time.monotonic() - t0
         pub1 = pub.video_track._count if pub.video_track else 0
         bytes1 = await _ingest_bytes(pub)
+        in1 = await self.server_video_frames()
+        lost1 = await _ingest_lost(pub)
         fps: list[float] = []
         connected = 0
         for b, a in zip(before, after):
@@ -276,8 +281,22 @@ class Bench:
             "fps_p10": round(fps[len(fps) // 10], 2) if fps else 0.0,
             "fps_min": round(fps[0], 2) if fps else 0.0,
             "publisher_fps": round((pub1 - pub0) / elapsed, 2),
+            "server_ingest_fps": round((in1 - in0) / elapsed, 2),
+            "ingest_packets_lost": lost1 - lost0,
             "ingest_kbps": round((bytes1 - bytes0) * 8 / elapsed / 1000, 1),
         }
+
+    async def server_video_frames(self) -> float:
+        """Video frames the server has reassembled from the host (its Prometheus counter)."""
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            async with http.get(self.base + "/metrics") as resp:
+                text = await resp.text()
+        for line in text.splitlines():
+            if line.startswith('hawker_media_frames_in_total{kind="video"}'):
+                return float(line.split()[-1])
+        return 0.0
 
     def cleanup(self) -> None:
         for proc, conn in self.workers:
@@ -292,6 +311,15 @@ class Bench:
                 except subprocess.TimeoutExpired:
                     p.kill()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+async def _ingest_lost(pub: Any) -> int:
+    """Video packets the server reported lost in its receiver reports (RTCP RR) to the host."""
+    for sender in pub.pc.getSenders():
+        if sender.track is not None and sender.track.kind == "video":
+            stats = await sender.getStats()
+            return sum(getattr(s, "packetsLost", 0) or 0 for s in stats.values() if s.type == "remote-inbound-rtp")
+    return 0
 
 
 async def _ingest_bytes(pub: Any) -> int:

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import re
 import secrets
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -197,6 +198,7 @@ class MediaService:
             if stream.info.video_codec is None and stream.info.audio_codec is None:
                 raise ApiError(422, "UNSUPPORTED_CODEC", "send VP8 or H264 video and/or Opus audio")
             await pc.setLocalDescription(await pc.createAnswer())
+            _grow_receive_buffers(pc)
         except ApiError:
             await pc.close()
             raise
@@ -384,6 +386,24 @@ class MediaService:
                              return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
+
+
+INGEST_RCVBUF = 4 * 1024 * 1024
+
+
+def _grow_receive_buffers(pc: RTCPeerConnection) -> None:
+    """The host's packets must survive the fan-out loop's busy stretches (one video frame to a few
+    hundred viewers keeps the loop from reading for tens of ms): a lost ingest packet costs every
+    viewer a frame. Ask for 4 MiB (the kernel caps it at net.core.rmem_max)."""
+    for t in pc.getTransceivers():
+        connection = getattr(t.receiver.transport.transport, "_connection", None)
+        for protocol in getattr(connection, "_protocols", []):
+            sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
+            if sock is not None:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, INGEST_RCVBUF)
+                except OSError:
+                    pass
 
 
 def _supported(codec: RTCRtpCodecParameters) -> bool:

@@ -34,6 +34,7 @@ MAX_TOTAL = 1_000_000_000
 MAX_PRICE = 10**12
 _LOT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
+_STREAM_ID = re.compile(r"\$|\d{1,20}(-\d{1,20})?")
 _KEY_NAMES = ("meta", "res", "exp", "usr", "uh", "req", "wl", "wlu", "ev")
 
 
@@ -94,6 +95,10 @@ class Inventory:
 
     def __init__(self, redis: aioredis.Redis, *, events_maxlen: int = 10_000,
                  payment_grace_s: int = 120, max_extend_s: int = 300) -> None:
+        for name, value in (("events_maxlen", events_maxlen), ("payment_grace_s", payment_grace_s),
+                            ("max_extend_s", max_extend_s)):
+            if not _int(value, 1, 10**9):
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.redis = redis
         self.events_maxlen = events_maxlen
         self.payment_grace_s = payment_grace_s
@@ -370,9 +375,13 @@ class Inventory:
 
     async def read_events(self, lot_id: str, after_id: str = "0-0", count: int = 100,
                           block_ms: int | None = None) -> list[StockEvent]:
-        """Events after `after_id` (exclusive), oldest first; block_ms waits for new ones."""
+        """Events after `after_id` (exclusive), oldest first; block_ms waits for new ones.
+        Raises InventoryError(INVALID_REQUEST) for a malformed id or count."""
         if not _valid_lot_id(lot_id):
             return []
+        if (type(after_id) is not str or not _STREAM_ID.fullmatch(after_id) or not _int(count, 1, 10_000)
+                or not (block_ms is None or _int(block_ms, 0, 3_600_000))):
+            raise InventoryError(Refusal.INVALID_REQUEST, "after_id like '0-0' or '$', count 1..10000, block_ms >= 0")
         got = await self.redis.xread({self.events_key(lot_id): after_id}, count=count, block=block_ms)
         out: list[StockEvent] = []
         streams = got.items() if isinstance(got, dict) else (got or [])

@@ -63,8 +63,12 @@ Semantics worth knowing:
 - Lost connection: a batch is sent again (twice at most, 50 ms and 250 ms later; every script is
   idempotent in effect), then the call raises redis' ConnectionError / TimeoutError. reserve can
   always be retried by the caller with the same request_id.
-- Concurrent calls made in the same event-loop tick are sent to Redis in one pipeline
-  (auto-pipelining): just ``asyncio.gather`` many reserves, there is nothing to configure.
+- Owner checks: extend, release and begin_payment refuse another user (NOT_OWNER, nothing
+  leaked). confirm / abort_payment (checkout, trusted) and get_reservation / holds_of (reads) do
+  not check: a transport must compare ``reservation.user`` with its caller before showing one.
+- Concurrent calls made in the same event-loop tick are sent to Redis together (auto-pipelining),
+  as pipelines of at most 64 calls written in that same tick: just ``asyncio.gather`` many
+  reserves, there is nothing to configure.
 """
 from inventory.core import MAX_ID_LEN, MAX_QTY, Inventory, keys_for
 from inventory.types import (

@@ -10,7 +10,8 @@ acks and fan-out:
   * reactions -> counted on this node, once per tick added to the Redis totals, which go out as
     the level `reactions` (latest value wins); hearts also feed the tick's `hearts` sum.
 Overload sampling (viewers get at most K chat lines per tick past a rate) is the fan-out engine's:
-this module hands it a `chat.overload.ChatSampler` if the engine takes one (see `_attach_sampler`)."""
+this module hands it a `chat.overload.ChatSampler` if the engine takes one (see `_attach_sampler`);
+otherwise `live.chat_relay.ChatRelay` samples at the source and relays the rest to staff."""
 from __future__ import annotations
 
 import asyncio
@@ -22,6 +23,7 @@ from prometheus_client import Counter
 from chat import Actor, Chat, ChatPolicy, ChatRefused, ReactionTally, Sent
 from chat.overload import ChatSampler, OverloadPolicy
 from chat.words import load_list
+from live.chat_relay import ChatRelay
 from live.config import Config
 from live.hub.cmd_sales import levels_dict, reservation_dict
 from live.hub.registry import EVERYONE, HOST, STAFF, Caller, HubError
@@ -79,6 +81,7 @@ class ChatEvents:
         self.sampler = ChatSampler(OverloadPolicy(chat.policy.overload_rate, chat.policy.overload_k))
         self.tick_s = max(0.01, tick_ms / 1000)
         self._task: asyncio.Task | None = None
+        self.relay: ChatRelay | None = None  # set when the fan-out engine cannot sample chat itself
 
     @property
     def fanout(self) -> Any:
@@ -100,7 +103,10 @@ class ChatEvents:
             raise _refused(exc) from None
         wire = sent.message.to_wire()
         if not sent.again:
-            self.fanout.chat(caller.broadcast, wire)
+            if self.relay is not None:
+                self.relay.post(caller.broadcast, wire)
+            else:
+                self.fanout.chat(caller.broadcast, wire)
         out: dict[str, Any] = {"message": wire}
         if sent.again:
             out["again"] = True
@@ -259,6 +265,8 @@ class ChatEvents:
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(self.tick_s)
+            if self.relay is not None:
+                await self.relay.tick()
             for bc in self.tally.pending():
                 try:
                     totals = await self.tally.flush(self.chat.redis, bc)
@@ -269,11 +277,15 @@ class ChatEvents:
                     self.fanout.level(bc, "reactions", totals)
 
     async def start(self) -> None:
+        if self.relay is not None:
+            await self.relay.start()
         self._task = asyncio.create_task(self._flush_loop())
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        if self.relay is not None:
+            await self.relay.stop()
 
     # ---- snapshot ------------------------------------------------------------------------------
 
@@ -296,7 +308,7 @@ def _attach_sampler(fanout: Any, sampler: ChatSampler) -> bool:
     if hasattr(fanout, "chat_sampler"):
         fanout.chat_sampler = sampler
         return True
-    log.info("the fan-out engine takes no chat sampler: chat is not sampled under overload")
+    log.info("the fan-out engine takes no chat sampler: chat_relay samples at the source")
     return False
 
 
@@ -324,6 +336,9 @@ def register(hub: Any, services: Any) -> ChatEvents:
     hub.on_start(part.start)
     hub.on_stop(part.stop)
     hub.on_broadcast_end(chat.close)
-    _attach_sampler(hub.fanout, part.sampler)
+    if not _attach_sampler(hub.fanout, part.sampler):
+        part.relay = ChatRelay(hub=hub, redis=services.redis, policy=part.sampler.policy, tick_ms=config.tick_ms)
+        hub.on_join(part.relay.join)
     services.parts["chat"] = chat
+    services.parts["chat_events"] = part
     return part

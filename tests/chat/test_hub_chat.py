@@ -203,3 +203,13 @@ async def test_comment_to_buy_without_an_open_sale(make_server, clients, token, 
     await host.call("chat.commentbuy", {"enabled": True})
     ack = await alice.call("chat.send", {"text": "buy 1"})
     assert ack["ok"] and ack["order"]["ok"] is False and ack["order"]["error"]["code"] == "NO_OPEN_SALE"
+
+
+async def test_broadcast_end_starts_the_chat_retention(make_server, clients, token, bc, redis) -> None:  # type: ignore[no-untyped-def]
+    s = await make_server(chat_retention_s=600)
+    host = await clients(s.url, token("host", bc, "h1"))
+    assert (await host.call("chat.send", {"text": "thanks for watching"}))["ok"]
+    assert await redis.ttl("chat:{b1}:msgs") == -1  # kept while the show runs
+    assert (await host.call("broadcast.end"))["ok"]
+    ttl = await redis.ttl("chat:{b1}:msgs")
+    assert 0 < ttl <= 600

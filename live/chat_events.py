@@ -82,6 +82,7 @@ class ChatEvents:
         self.tick_s = max(0.01, tick_ms / 1000)
         self._task: asyncio.Task | None = None
         self.relay: ChatRelay | None = None  # set when the fan-out engine cannot sample chat itself
+        self._running = False
 
     @property
     def fanout(self) -> Any:
@@ -263,7 +264,9 @@ class ChatEvents:
         return {"emoji": name}
 
     async def _flush_loop(self) -> None:
-        while True:
+        # A flag as well as cancel(): on Python 3.11 a cancel that lands while redis-py finishes a
+        # write inside asyncio.wait_for is swallowed (CPython gh-86296), and the loop would go on.
+        while self._running:
             await asyncio.sleep(self.tick_s)
             if self.relay is not None:
                 await self.relay.tick()
@@ -279,9 +282,11 @@ class ChatEvents:
     async def start(self) -> None:
         if self.relay is not None:
             await self.relay.start()
+        self._running = True
         self._task = asyncio.create_task(self._flush_loop())
 
     async def stop(self) -> None:
+        self._running = False
         if self._task is not None:
             self._task.cancel()
         if self.relay is not None:

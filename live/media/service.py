@@ -22,7 +22,7 @@ from live.media import ice, metrics, tap
 from live.media.forward import ForwardTrack, prepare_sender
 from live.media.rtpout import RtpOutput
 from live.media.sdp import check_offer
-from live.media.stream import KeyframeRequester, Stream
+from live.media.stream import KeyframeRequester, LoopLoad, Stream
 
 log = logging.getLogger("hawker.media")
 
@@ -30,6 +30,7 @@ BROADCAST_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 VIDEO_QUEUE_FRAMES = 60  # ~2 s at 30 fps, then drop to the next keyframe
 AUDIO_QUEUE_FRAMES = 100  # ~2 s of 20 ms Opus packets
 VIEWER_HEADER_EXTENSIONS = ("urn:ietf:params:rtp-hdrext:sdes:mid",)
+MAX_FANOUT_BUSY = 0.75  # share of the event loop the fan-out may take before new viewers go to HLS
 CONNECT_TIMEOUT_S = 30.0  # a peer that never completes ICE+DTLS must not hold a slot (or a broadcast)
 
 StateListener = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -96,6 +97,8 @@ class MediaService:
         self._over_cap = False
         self.closing = False
         self.connect_timeout_s = CONNECT_TIMEOUT_S
+        self.load = LoopLoad()
+        self.max_fanout_busy = MAX_FANOUT_BUSY
 
     # ---- state -------------------------------------------------------------------------------
 
@@ -108,7 +111,8 @@ class MediaService:
         return f"/hls/{broadcast}/index.m3u8"
 
     def mode(self) -> str:
-        return "hls" if len(self.viewers) >= self.viewer_cap else "webrtc"
+        full = len(self.viewers) >= self.viewer_cap or self.load.fraction() > self.max_fanout_busy
+        return "hls" if full else "webrtc"
 
     def state(self, broadcast: str) -> dict[str, Any]:
         """What a player needs to pick its playback: is the host live, WebRTC or HLS, where."""
@@ -127,6 +131,7 @@ class MediaService:
             "hls_url": self.hls_url(broadcast) if (hls_ready or live) and self.hls else None,
             "webrtc_viewers": self.viewer_count(broadcast),
             "webrtc_cap": self.viewer_cap,
+            "fanout_busy": round(self.load.fraction(), 3),
             "ts": int(time.time() * 1000),
         }
 
@@ -175,7 +180,7 @@ class MediaService:
         session_id = secrets.token_urlsafe(16)
         session: PublishSession | None = None
         requester = KeyframeRequester(lambda: self._send_pli(session))
-        stream = Stream(broadcast=broadcast, session_id=session_id, keyframes=requester)
+        stream = Stream(broadcast=broadcast, session_id=session_id, keyframes=requester, load=self.load)
         session = PublishSession(id=session_id, broadcast=broadcast, sub=sub, pc=pc, stream=stream)
 
         @pc.on("track")
@@ -292,7 +297,10 @@ class MediaService:
             raise ApiError(404, "NOT_LIVE", "this broadcast has no live publisher", hls_url=self._replay_url(broadcast))
         if len(self.viewers) >= self.viewer_cap:
             raise ApiError(503, "USE_HLS", "WebRTC viewer capacity reached; play the HLS stream",
-                           hls_url=self.hls_url(broadcast))
+                           hls_url=self.hls_url(broadcast), reason="cap")
+        if self.load.fraction() > self.max_fanout_busy:
+            raise ApiError(503, "USE_HLS", "this media process is busy; play the HLS stream",
+                           hls_url=self.hls_url(broadcast), reason="load")
         stream = pub.stream
         pc = self._pc()
         session_id = secrets.token_urlsafe(16)

@@ -54,6 +54,34 @@ class KeyframeRequester:
             self._pending = None
 
 
+class LoopLoad:
+    """How much of the event loop's wall time the fan-out takes (all streams of the process).
+
+    The viewer cap is a count; this is the measured cost behind it. When the fan-out passes
+    `MediaService.max_fanout_busy` of the loop, new viewers are sent to HLS even below the cap, so a
+    busy machine or a high bitrate cannot push the loop past the point where it answers the
+    host's ICE consent checks too late and loses the publish."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self.window_s = window_s
+        self._start = time.monotonic()
+        self._busy = 0.0
+        self._last_fraction = 0.0
+
+    def add(self, seconds: float) -> None:
+        self._busy += seconds
+        now = time.monotonic()
+        if now - self._start >= self.window_s:
+            self._last_fraction = self._busy / (now - self._start)
+            self._start, self._busy = now, 0.0
+
+    def fraction(self) -> float:
+        """Busy share of the last full window (0 when the fan-out has been idle for a window)."""
+        if time.monotonic() - self._start >= 2 * self.window_s:
+            return 0.0
+        return self._last_fraction
+
+
 @dataclass
 class StreamInfo:
     """What a viewer needs to negotiate: the host's codecs as aiortc codec parameters."""
@@ -72,6 +100,7 @@ class Stream:
     broadcast: str
     session_id: str
     keyframes: KeyframeRequester
+    load: LoopLoad = field(default_factory=LoopLoad)
     info: StreamInfo = field(default_factory=StreamInfo)
     video_tracks: set[ForwardTrack] = field(default_factory=set)
     audio_tracks: set[ForwardTrack] = field(default_factory=set)
@@ -96,6 +125,7 @@ class Stream:
         for track in tracks:
             track.push(frame)
         if outputs:
+            started = time.perf_counter()
             ntp = now_ntp()
             for output in outputs:
                 try:
@@ -105,6 +135,7 @@ class Stream:
                     output.close()
             if any(o.closed for o in outputs):
                 outputs.difference_update([o for o in outputs if o.closed])
+            self.load.add(time.perf_counter() - started)
         for listener in self.listeners:
             listener(frame)
 

@@ -20,7 +20,7 @@ from chat.errors import (BLOCKED_WORD, DUPLICATE, FORBIDDEN, LINK_NOT_ALLOWED, N
 from chat.fold import nfkc_lower
 from chat.keys import ChatKeys
 from chat.links import LinkPolicy
-from chat.message import KINDS, Actor, Message
+from chat.message import Actor, Message
 from chat.pipeline import AutoPipeline, LuaScript
 from chat.policy import ChatPolicy
 from chat.reactions import decode_totals

@@ -1,8 +1,6 @@
 """Chat overload: the sampler the fan-out engine applies per tick (viewers sampled, staff complete)."""
 from __future__ import annotations
 
-import pytest
-
 from chat.overload import ChatSampler, OverloadPolicy, RateMeter, sample
 from live.chat_events import _attach_sampler
 from tests.chat.conftest import wait_for

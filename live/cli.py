@@ -30,6 +30,11 @@ _FLAG_HELP = {
     "chat_blocked_words": "comma-separated extra blocked chat words",
     "chat_overload_rate": "inbound chat messages/s per broadcast above which viewers get a sample",
     "chat_overload_k": "chat messages per tick a viewer gets while sampled",
+    "chat_dup_window_s": "seconds in which the same chat text from one user is refused",
+    "chat_word_lists": "bundled blocked-word lists to use (comma-separated: en,ko; empty for none)",
+    "chat_history_cap": "chat messages kept per broadcast (replay timeline)",
+    "chat_join_history": "chat messages in the join snapshot",
+    "chat_retention_s": "seconds chat is kept after a broadcast ends",
 }
 
 

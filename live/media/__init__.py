@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from live.media import ice
+from live.media.claims import PublishClaims
 from live.media.hls import HlsService
 from live.media.routes import add_routes
 from live.media.service import MediaService
@@ -30,8 +32,9 @@ def setup(app: web.Application, services: Any) -> MediaService:
     hls = HlsService(media_root(config) / "hls")
     # HAWKER_MEDIA_FORWARD=sender switches to aiortc's per-viewer RTCRtpSender loop (for comparison)
     forward = os.environ.get("HAWKER_MEDIA_FORWARD", "direct")
+    claims = PublishClaims(services.redis, node_id=secrets.token_hex(6))
     media = MediaService(ice_servers=ice.parse(config.ice_servers), viewer_cap=config.webrtc_viewer_cap,
-                         hls=hls, forward=forward)
+                         hls=hls, forward=forward, claims=claims)
     app["media"] = media
     services.parts["media"] = media
     add_routes(app)

@@ -148,7 +148,7 @@ async def ice_config(request: web.Request) -> web.StreamResponse:
 @cors
 async def media_state(request: web.Request) -> web.StreamResponse:
     broadcast = check_broadcast(request.match_info["broadcast"])
-    return json_response(_media(request).state(broadcast))
+    return json_response(await _media(request).current_state(broadcast))
 
 
 # ---- HLS -------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 
 from live.errors import ApiError
 from live.media import ice, metrics, tap
+from live.media.claims import PublishClaims
 from live.media.forward import ForwardTrack, prepare_sender
 from live.media.rtpout import RtpOutput
 from live.media.sdp import check_offer
@@ -81,10 +82,11 @@ class MediaService:
     """Owns every peer connection of this process. One instance per app (`app["media"]`)."""
 
     def __init__(self, *, ice_servers: list[ice.IceServer], viewer_cap: int, hls: Any | None = None,
-                 forward: str = "direct") -> None:
+                 forward: str = "direct", claims: PublishClaims | None = None) -> None:
         if forward not in ("direct", "sender"):
             raise ValueError("forward must be 'direct' (fan-out loop) or 'sender' (aiortc RTCRtpSender per viewer)")
         self.forward = forward
+        self.claims = claims or PublishClaims(None, secrets.token_hex(6))
         self.ice_servers = ice_servers
         self.viewer_cap = viewer_cap
         self.hls = hls  # live.media.hls.HlsService or None
@@ -135,6 +137,13 @@ class MediaService:
             "ts": int(time.time() * 1000),
         }
 
+    async def current_state(self, broadcast: str) -> dict[str, Any]:
+        """`state()`, also right on a process that does not hold the publish (HLS only there)."""
+        state = self.state(broadcast)
+        if not state["live"] and await self.claims.holder(broadcast) is not None:
+            state.update(live=True, mode="hls", hls_url=self.hls_url(broadcast), elsewhere=True)
+        return state
+
     def on_state(self, listener: StateListener) -> None:
         """Register `await listener(broadcast, state)` for stream up/down and playback-mode flips."""
         self.listeners.append(listener)
@@ -170,14 +179,20 @@ class MediaService:
         if broadcast in self.publishers or broadcast in self._pending_publish:
             raise ApiError(409, "ALREADY_PUBLISHING", "this broadcast already has a live publisher")
         self._pending_publish.add(broadcast)
+        session_id = secrets.token_urlsafe(16)
         try:
-            return await self._publish(broadcast, sdp, sub)
+            if not await self.claims.claim(broadcast, session_id, None):
+                raise ApiError(409, "ALREADY_PUBLISHING", "this broadcast is live from another Hawker process")
+            try:
+                return await self._publish(broadcast, sdp, sub, session_id)
+            except BaseException:
+                await self.claims.release(broadcast)
+                raise
         finally:
             self._pending_publish.discard(broadcast)
 
-    async def _publish(self, broadcast: str, sdp: str, sub: str) -> Answer:
+    async def _publish(self, broadcast: str, sdp: str, sub: str, session_id: str) -> Answer:
         pc = self._pc()
-        session_id = secrets.token_urlsafe(16)
         session: PublishSession | None = None
         requester = KeyframeRequester(lambda: self._send_pli(session))
         stream = Stream(broadcast=broadcast, session_id=session_id, keyframes=requester, load=self.load)
@@ -273,6 +288,7 @@ class MediaService:
         if self.publishers.get(broadcast) is session:
             del self.publishers[broadcast]
         session.stream.end()
+        await self.claims.release(broadcast)
         log.log(logging.INFO if reason in ("deleted", "shutdown") else logging.WARNING,
                 "publish %s ended (%s) after %.0fs, %d frames in", broadcast, reason,
                 time.time() - session.created, session.stream.frames_in)
@@ -294,6 +310,9 @@ class MediaService:
         check_offer(sdp, publishing=False)
         pub = self.publishers.get(broadcast)
         if pub is None or pub.closed:
+            if await self.claims.holder(broadcast) is not None:
+                raise ApiError(503, "USE_HLS", "the broadcast is live on another Hawker process; play the HLS stream",
+                               hls_url=self.hls_url(broadcast), reason="other_process")
             raise ApiError(404, "NOT_LIVE", "this broadcast has no live publisher", hls_url=self._replay_url(broadcast))
         if len(self.viewers) >= self.viewer_cap:
             raise ApiError(503, "USE_HLS", "WebRTC viewer capacity reached; play the HLS stream",
@@ -392,6 +411,7 @@ class MediaService:
             await self.end_publish(pub.broadcast, pub.id, reason="shutdown")
         await asyncio.gather(*(self.end_play(v.broadcast, v.id) for v in list(self.viewers.values())),
                              return_exceptions=True)
+        await self.claims.close()
         for task in list(self._tasks):
             task.cancel()
 

@@ -72,7 +72,7 @@ def register(hub: Any, services: Any, media: MediaService | None = None) -> None
 
     @hub.snapshot_part("media")
     async def _snapshot(caller: Caller) -> dict:
-        return media.state(caller.broadcast)
+        return await media.current_state(caller.broadcast)
 
     async def _on_state(broadcast: str, state: dict[str, Any]) -> None:
         fanout = getattr(hub, "fanout", None)

@@ -148,3 +148,31 @@ async def test_a_busy_fanout_sends_new_viewers_to_hls_below_the_cap(media_server
     assert second.error["reason"] == "load" and media.state("b1")["mode"] == "hls"
     await first.stop(http)
     await pub.stop(http)
+
+
+async def test_a_second_process_refuses_a_second_publisher_and_sends_its_viewers_to_hls(make_server, http, token,
+                                                                                         media_ip, tmp_path):
+    shared = str(tmp_path / "shared-media")
+    a = await make_server(media_dir=shared)
+    b = await make_server(media_dir=shared)
+    pub = Publisher(a.url, "b1", token("host", "b1"))
+    await pub.start(http)
+    status, _, body = await post_sdp(http, f"{b.url}/whip/b1", await _offer(), token("host", "b1", "h2"))
+    assert status == 409 and '"ALREADY_PUBLISHING"' in body
+    viewer = Viewer(b.url, "b1", token("viewer", "b1", "v1"))
+    assert not await viewer.start(http)
+    assert viewer.status == 503 and viewer.error and viewer.error["code"] == "USE_HLS"
+    assert viewer.error["reason"] == "other_process" and viewer.error["hls_url"] == "/hls/b1/index.m3u8"
+    async with http.get(f"{b.url}/api/media/b1") as resp:
+        state = await resp.json()
+    assert state["live"] is True and state["mode"] == "hls" and state["elsewhere"] is True
+    # the HLS files are shared: process b serves the playlist process a writes
+    await wait_for(lambda: b.app["media"].hls.has_playlist("b1"), 60, "the playlist, seen from process b")
+
+    assert await pub.stop(http) == 200
+    viewer = Viewer(b.url, "b1", token("viewer", "b1", "v2"))
+    assert not await viewer.start(http)
+    assert viewer.status == 404 and viewer.error and viewer.error["code"] == "NOT_LIVE"
+    again = Publisher(b.url, "b1", token("host", "b1"))
+    await again.start(http)  # the claim was released: process b may take the broadcast now
+    assert await again.stop(http) == 200

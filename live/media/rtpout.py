@@ -54,11 +54,8 @@ class RtpOutput:
         self.pt = codecs[0].payloadType
         self.seq = random_sequence_number()
         self.ts_origin = random32()
-        ext = HeaderExtensions()
-        ext.mid = getattr(sender, _S + "mid")
-        profile, value = getattr(sender, _S + "rtp_header_extensions_map").set(ext)
-        self.ext = pack("!HH", profile, len(value) >> 2) + value if value else b""
-        self.b0 = 0x90 if value else 0x80  # version 2, extension bit when a MID is negotiated
+        self.ext = b""
+        self.b0 = 0
         self.history: list[tuple[int, bytes] | None] = [None] * HISTORY
         self.waiting = kind == "video"
         self.want_keyframe = want_keyframe
@@ -70,6 +67,9 @@ class RtpOutput:
     def send(self, frame: EncodedFrame, ntp: int) -> None:
         """Packetized once upstream; here: RTP header + SRTP + sendto for each payload."""
         if self.closed:
+            return
+        if not self.b0 and not self._configure():
+            self.dropped += 1
             return
         if self.waiting:
             if not frame.keyframe:
@@ -139,6 +139,19 @@ class RtpOutput:
             setattr(sender, _S + "rtp_timestamp", ts)
             setattr(sender, _S + "packet_count", self.packets & 0xFFFFFFFF)
             setattr(sender, _S + "octet_count", self.octets & 0xFFFFFFFF)
+
+    def _configure(self) -> bool:
+        """The MID header extension, once aiortc has started the sender (pc "connected" can come
+        a moment before `RTCRtpSender.send()` configured it)."""
+        sender = self.sender
+        if not getattr(sender, _S + "started"):
+            return False
+        ext = HeaderExtensions()
+        ext.mid = getattr(sender, _S + "mid")
+        profile, value = getattr(sender, _S + "rtp_header_extensions_map").set(ext)
+        self.ext = pack("!HH", profile, len(value) >> 2) + value if value else b""
+        self.b0 = 0x90 if value else 0x80  # version 2, extension bit when a MID is negotiated
+        return True
 
     async def retransmit(self, sequence_number: int) -> None:
         """Answer a viewer's NACK from our history (same SSRC and sequence number)."""

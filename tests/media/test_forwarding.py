@@ -38,6 +38,8 @@ async def test_two_viewers_then_a_late_one_get_decodable_video_and_end_cleanly(m
     assert stream.keyframes_in > keyframes_before
     late_session = next(s for s in media.viewers.values() if s.sub == "late")
     assert _video_frames_sent(late_session) >= 5
+    if forward == "direct":  # hand-built RTP carries the negotiated MID header extension
+        assert late_session.outputs and all(o.b0 == 0x90 and o.ext for o in late_session.outputs)
 
     # the server forwards, it does not transcode: every viewer's sender got the shared frames
     assert media.viewer_count("b1") == 3

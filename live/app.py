@@ -9,7 +9,7 @@ import orjson
 import socketio
 from aiohttp import web
 
-from live import chat_events, health, media, metrics, pages
+from live import checkout_api, chat_events, health, media, metrics, pages
 from live.config import Config
 from live.errors import error_middleware
 from live.services import Services
@@ -62,6 +62,7 @@ def create_app(config: Config) -> web.Application:
     services.hub = hub_setup(app, services)  # before parts that register hub commands
     media.setup(app, services)
     chat_events.register(services.hub, services)
+    checkout_api.register(app, services)
 
     app.on_startup.append(_start_background)
     app.on_cleanup.append(_close)

@@ -43,6 +43,8 @@ class Config:
     chat_retention_s: int = 7 * 86400
     chat_overload_rate: float = 50.0
     chat_overload_k: int = 10
+    webhook_max_attempts: int = 8
+    webhook_base_delay_s: float = 2.0
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

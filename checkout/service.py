@@ -1,0 +1,242 @@
+"""Turning a held reservation into an order, exactly once.
+
+    begin_payment (hold locked, cannot expire mid-charge) -> charge -> confirm -> order
+
+Decline -> abort_payment (the hold stays until it expires; the viewer may retry). A timeout -> ask
+the provider what happened before deciding. Charged but confirm failed -> refund and a REFUNDED
+order. The charge's idempotency key is the reservation, and one attempt record per reservation
+(SET NX) serializes payers, so no path charges twice or sells one unit twice. `recover()` finishes
+attempts a crashed node left half-way."""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from checkout import metrics
+from checkout.ledger import Ledger, Order, OrderState
+from checkout.payments import ChargeResult, ChargeStatus, InvalidCard, PaymentProvider, PaymentTimeout, validate_card
+from checkout.ulid import new_ulid
+from checkout.webhooks import Webhooks
+from inventory import Inventory, ReservationState
+
+log = logging.getLogger("hawker.checkout")
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
+_PHONE = re.compile(r"^\+?[0-9 ()-]{6,20}$")
+
+DECLINES = {
+    ChargeStatus.DECLINED: ("PAYMENT_DECLINED", "the card was declined"),
+    ChargeStatus.INSUFFICIENT_FUNDS: ("INSUFFICIENT_FUNDS", "the card has insufficient funds"),
+    ChargeStatus.REQUIRES_ACTION: ("REQUIRES_ACTION", "the card needs an extra authentication step"),
+}
+
+
+class CheckoutError(Exception):
+    """A refusal with an HTTP status and a stable code; `order` is set when one was recorded."""
+
+    def __init__(self, status: int, code: str, message: str, order: Order | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.order = order
+        self.details = details
+
+
+@dataclass(frozen=True)
+class PayRequest:
+    user: str
+    broadcast: str
+    sale_id: str
+    reservation_id: str
+    card: Any
+    contact: Any
+
+
+def validate_contact(contact: Any) -> dict[str, str]:
+    if not isinstance(contact, dict):
+        raise CheckoutError(422, "VALIDATION", "contact must be an object", field="contact")
+    allowed = {"name", "email", "phone", "address"}
+    extra = set(contact) - allowed
+    if extra:
+        raise CheckoutError(422, "VALIDATION", f"unknown contact fields: {sorted(extra)}", field="contact")
+    out: dict[str, str] = {}
+    for name, required, limit in (("name", True, 100), ("email", True, 254), ("phone", False, 20), ("address", False, 300)):
+        v = contact.get(name)
+        if v is None or v == "":
+            if required:
+                raise CheckoutError(422, "VALIDATION", f"contact.{name} is required", field=f"contact.{name}")
+            continue
+        if not isinstance(v, str) or len(v) > limit or not v.strip() or not v.isprintable():
+            raise CheckoutError(422, "VALIDATION", f"contact.{name} must be text of at most {limit} characters",
+                                field=f"contact.{name}")
+        out[name] = v.strip()
+    if not _EMAIL.match(out["email"]):
+        raise CheckoutError(422, "VALIDATION", "contact.email is not an email address", field="contact.email")
+    if "phone" in out and not _PHONE.match(out["phone"]):
+        raise CheckoutError(422, "VALIDATION", "contact.phone is not a phone number", field="contact.phone")
+    return out
+
+
+class Checkout:
+    def __init__(self, redis: aioredis.Redis, inventory: Inventory, provider: PaymentProvider, *,
+                 ledger: Ledger | None = None, webhooks: Webhooks | None = None) -> None:
+        self.redis = redis
+        self.inv = inventory
+        self.provider = provider
+        self.ledger = ledger or Ledger(redis)
+        self.webhooks = webhooks
+        self.attempt_ttl_s = inventory.payment_grace_s + 24 * 3600
+
+    @staticmethod
+    def _attempt_key(sale_id: str, rid: str) -> str:
+        return f"checkout:attempt:{sale_id}:{rid}"
+
+    async def pay(self, req: PayRequest) -> Order:
+        contact = validate_contact(req.contact)
+        try:
+            validate_card(req.card)
+        except InvalidCard as exc:
+            raise CheckoutError(422, "INVALID_CARD", str(exc), field="card") from None
+        res = await self.inv.get_reservation(req.sale_id, req.reservation_id)
+        if res is None:
+            raise CheckoutError(404, "RESERVATION_NOT_FOUND", "no such reservation")
+        if res.user != req.user:
+            raise CheckoutError(403, "NOT_YOUR_RESERVATION", "the reservation belongs to someone else")
+        existing = await self.ledger.of_reservation(req.sale_id, req.reservation_id)
+        if existing is not None:
+            return self._finished(existing)
+        lot = await self.inv.get_lot(req.sale_id)
+        if lot is None:
+            raise CheckoutError(404, "SALE_NOT_FOUND", "no such sale")
+        if res.state not in (ReservationState.HELD, ReservationState.PAYING):
+            raise CheckoutError(409, "RESERVATION_" + res.state.value, f"the reservation is {res.state.value.lower()}")
+
+        # One payer per reservation at a time; the order id is fixed before anything is charged.
+        order_id = "o_" + new_ulid()
+        key = self._attempt_key(req.sale_id, req.reservation_id)
+        # A declined charge is final for its provider key, so each attempt gets its own key; a timed-out
+        # attempt is looked up by the same key, so one attempt can never charge twice.
+        n = await self.redis.incr(key + ":n")
+        await self.redis.expire(key + ":n", self.attempt_ttl_s)
+        charge_key = f"{req.sale_id}:{req.reservation_id}:{n}"
+        attempt = {"state": "charging", "user": req.user, "broadcast": req.broadcast, "order_id": order_id,
+                   "contact": contact, "started": int(time.time() * 1000), "charge_key": charge_key}
+        if not await self.redis.set(key, orjson.dumps(attempt), nx=True, ex=self.attempt_ttl_s):
+            raise CheckoutError(409, "PAYMENT_IN_PROGRESS", "a payment for this reservation is already running")
+        t0 = time.perf_counter()
+        try:
+            begun = await self.inv.begin_payment(req.sale_id, req.reservation_id, req.user)
+            if not begun.ok:
+                await self.redis.delete(key)
+                code = begun.code.value if begun.code else "REFUSED"
+                raise CheckoutError(409, "RESERVATION_" + code if not code.startswith("RESERVATION") else code,
+                                    begun.message or code)
+            amount = lot.unit_price * res.qty
+            try:
+                charge = await self.provider.charge(key=charge_key, amount=amount,
+                                                    currency=lot.currency, card=req.card)
+            except PaymentTimeout:
+                metrics.PAYMENTS.labels("timeout").inc()
+                charge = await self.provider.status(charge_key)  # type: ignore[assignment]
+                if charge is None:  # nothing happened: the hold goes back to HELD, retry is safe
+                    await self.inv.abort_payment(req.sale_id, req.reservation_id)
+                    await self.redis.delete(key)
+                    raise CheckoutError(504, "PAYMENT_TIMEOUT", "the payment provider did not answer; try again") from None
+            if not charge.succeeded:
+                await self.inv.abort_payment(req.sale_id, req.reservation_id)
+                await self.redis.delete(key)
+                code, message = DECLINES.get(charge.status, ("PAYMENT_FAILED", "the payment failed"))
+                metrics.PAYMENTS.labels(charge.status.value).inc()
+                raise CheckoutError(402, code, message)
+            metrics.PAYMENTS.labels("succeeded").inc()
+            return self._finished(await self._settle(req.sale_id, req.reservation_id, attempt, charge, lot.unit_price, res.qty))
+        finally:
+            metrics.PAYMENT_LATENCY.observe(time.perf_counter() - t0)
+
+    async def _settle(self, sale_id: str, rid: str, attempt: dict[str, Any], charge: ChargeResult, unit_price: int,
+                      qty: int) -> Order:
+        """Charged: confirm and record the order, or refund and record a REFUNDED one."""
+        key = self._attempt_key(sale_id, rid)
+        attempt = attempt | {"state": "charged", "charge_id": charge.charge_id}
+        await self.redis.set(key, orjson.dumps(attempt), ex=self.attempt_ttl_s)
+        confirmed = await self.inv.confirm(sale_id, rid, attempt["order_id"])
+        now = await self.inv.server_time_ms()
+        state, reason = OrderState.PAID, ""
+        if not confirmed.ok:
+            reason = confirmed.code.value if confirmed.code else "CONFIRM_FAILED"
+            log.warning("charged %s but confirm of %s/%s failed (%s): refunding", charge.charge_id, sale_id, rid, reason)
+            await self.provider.refund(charge.charge_id)
+            state = OrderState.REFUNDED
+        order = Order(id=attempt["order_id"], user=attempt["user"], broadcast=attempt["broadcast"], sale_id=sale_id,
+                      reservation_id=rid, qty=qty, unit_price=unit_price, total=unit_price * qty,
+                      currency=charge.currency, state=state, charge_id=charge.charge_id, created_at=now,
+                      updated_at=now, contact=attempt.get("contact", {}), reason=reason)
+        order, created = await self.ledger.create(order)
+        await self.redis.set(key, orjson.dumps(attempt | {"state": "done"}), ex=self.attempt_ttl_s)
+        if created:
+            metrics.ORDERS.labels(order.state.value).inc()
+            if order.state == OrderState.PAID:
+                metrics.REVENUE.labels(order.currency).inc(order.total)
+            if self.webhooks is not None:
+                kind = "order.created" if order.state == OrderState.PAID else "order.refunded"
+                await self.webhooks.emit(kind, order.broadcast, {"order": order.to_dict()}, event_id=f"{kind}:{order.id}")
+        return order
+
+    @staticmethod
+    def _finished(order: Order) -> Order:
+        if order.state == OrderState.REFUNDED:
+            raise CheckoutError(409, "PAYMENT_REFUNDED", "the payment was refunded because the hold could not be "
+                                "confirmed", order=order)
+        return order
+
+    async def recover(self, older_than_ms: int = 30_000) -> int:
+        """Finish attempts a crashed node left: ask the provider, then confirm, refund or abort."""
+        fixed = 0
+        now = int(time.time() * 1000)
+        async for k in self.redis.scan_iter(match="checkout:attempt:*", count=500):
+            if (k.decode() if isinstance(k, bytes) else k).endswith(":n"):
+                continue
+            raw = await self.redis.get(k)
+            if raw is None:
+                continue
+            attempt = orjson.loads(raw)
+            if attempt["state"] == "done" or now - attempt["started"] < older_than_ms:
+                continue
+            _, _, rest = (k.decode() if isinstance(k, bytes) else k).partition("checkout:attempt:")
+            sale_id, _, rid = rest.rpartition(":")
+            charge = await self.provider.status(attempt["charge_key"])
+            if charge is None or not charge.succeeded:
+                await self.inv.abort_payment(sale_id, rid)
+                await self.redis.delete(k)
+            else:
+                res = await self.inv.get_reservation(sale_id, rid)
+                lot = await self.inv.get_lot(sale_id)
+                qty = res.qty if res else 1
+                price = lot.unit_price if lot else charge.amount // max(1, qty)
+                await self._settle(sale_id, rid, attempt, charge, price, qty)
+            fixed += 1
+        return fixed
+
+    async def refund(self, order_id: str, reason: str = "refunded") -> Order:
+        """A merchant-initiated refund of a paid order (the unit stays sold: goods handling is theirs)."""
+        order = await self.ledger.get(order_id)
+        if order is None:
+            raise CheckoutError(404, "ORDER_NOT_FOUND", "no such order")
+        if order.state == OrderState.REFUNDED:
+            return order
+        await self.provider.refund(order.charge_id)
+        updated = await self.ledger.set_state(order_id, OrderState.REFUNDED, now_ms=await self.inv.server_time_ms(),
+                                              reason=reason)
+        assert updated is not None
+        metrics.ORDERS.labels("REFUNDED").inc()
+        if self.webhooks is not None:
+            await self.webhooks.emit("order.refunded", order.broadcast, {"order": updated.to_dict()},
+                                     event_id=f"order.refunded:{order.id}")
+        return updated

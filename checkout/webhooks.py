@@ -1,0 +1,282 @@
+"""Merchant webhooks: registered endpoints, signed deliveries, retries, a dead-letter list.
+
+Events go into one Redis stream read by a consumer group, so any node delivers and a crashed
+node's pending deliveries are claimed by another (XAUTOCLAIM). A failed delivery is retried with
+exponential backoff and jitter, at most `max_attempts` times, then dead-lettered where the host
+can see and redeliver it. Every event has a stable id, so receivers can de-duplicate; the body is
+the same bytes on every attempt, and `Hawker-Signature: t=<unix>,v1=<hex hmac-sha256("t.body")>`."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Awaitable, Callable
+from urllib.parse import urlparse
+
+import aiohttp
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from checkout import metrics
+from checkout.ulid import new_ulid
+
+log = logging.getLogger("hawker.webhooks")
+
+EVENT_TYPES = ("order.created", "order.refunded", "reservation.expired", "sale.soldout")
+STREAM = "webhooks:deliveries"
+GROUP = "delivery"
+RETRIES = "webhooks:retries"  # zset: delivery json -> due unix ms
+DEAD = "webhooks:dead"  # hash: delivery id -> json
+MAX_ENDPOINTS = 20
+
+
+class WebhookError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: str
+    broadcast: str
+    url: str
+    secret: str
+    events: tuple[str, ...]
+    created_at: int
+
+    def public(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["events"] = list(self.events)
+        d["secret"] = self.secret[:4] + "…"
+        return d
+
+
+def sign(secret: str, body: bytes, t: int | None = None) -> str:
+    t = int(time.time()) if t is None else t
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def verify(secret: str, body: bytes, header: str, tolerance_s: int = 300, now: int | None = None) -> bool:
+    """What a receiver does: check the HMAC and that the timestamp is recent."""
+    try:
+        parts = dict(p.split("=", 1) for p in header.split(","))
+        t = int(parts["t"])
+    except (ValueError, KeyError):
+        return False
+    now = int(time.time()) if now is None else now
+    if abs(now - t) > tolerance_s:
+        return False
+    expected = sign(secret, body, t).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+def _validate_url(url: Any) -> str:
+    if not isinstance(url, str) or len(url) > 2000:
+        raise WebhookError("VALIDATION", "url must be a string")
+    p = urlparse(url)
+    if p.scheme not in ("http", "https") or not p.hostname:
+        raise WebhookError("VALIDATION", "url must be an http(s) URL")
+    return url
+
+
+class Webhooks:
+    def __init__(self, redis: aioredis.Redis, *, consumer: str, max_attempts: int = 8, base_delay_s: float = 2.0,
+                 max_delay_s: float = 600.0, timeout_s: float = 10.0, claim_idle_ms: int = 60_000,
+                 poll_ms: int = 500) -> None:
+        self.redis = redis
+        self.consumer = consumer
+        self.max_attempts = max_attempts
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self.timeout_s = timeout_s
+        self.claim_idle_ms = claim_idle_ms
+        self.poll_ms = poll_ms
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.on_failure: Callable[[str], Awaitable[None]] | None = None
+
+    # ---- endpoints -----------------------------------------------------------------------------
+
+    async def register(self, broadcast: str, url: Any, secret: Any, events: Any = None) -> Endpoint:
+        url = _validate_url(url)
+        if not isinstance(secret, str) or not 16 <= len(secret) <= 200:
+            raise WebhookError("VALIDATION", "secret must be a string of 16 to 200 characters")
+        if events is None:
+            events = list(EVENT_TYPES)
+        if not isinstance(events, list) or not events or any(e not in EVENT_TYPES for e in events):
+            raise WebhookError("VALIDATION", f"events must be a non-empty list of {', '.join(EVENT_TYPES)}")
+        if await self.redis.hlen(f"webhooks:ep:{broadcast}") >= MAX_ENDPOINTS:
+            raise WebhookError("LIMIT_REACHED", f"at most {MAX_ENDPOINTS} endpoints per broadcast")
+        ep = Endpoint("we_" + new_ulid(), broadcast, url, secret, tuple(dict.fromkeys(events)), int(time.time() * 1000))
+        await self.redis.hset(f"webhooks:ep:{broadcast}", ep.id, orjson.dumps(asdict(ep)))
+        return ep
+
+    async def endpoints(self, broadcast: str) -> list[Endpoint]:
+        raw = await self.redis.hgetall(f"webhooks:ep:{broadcast}")
+        out = []
+        for v in raw.values():
+            d = orjson.loads(v)
+            d["events"] = tuple(d["events"])
+            out.append(Endpoint(**d))
+        return sorted(out, key=lambda e: e.created_at)
+
+    async def delete(self, broadcast: str, endpoint_id: str) -> bool:
+        return bool(await self.redis.hdel(f"webhooks:ep:{broadcast}", endpoint_id))
+
+    # ---- emitting ------------------------------------------------------------------------------
+
+    async def emit(self, type_: str, broadcast: str, data: dict[str, Any], *, event_id: str | None = None) -> str:
+        """Queue `type_` for every endpoint of `broadcast` that wants it. `event_id` makes the call
+        idempotent (e.g. "soldout:<sale>"): the same id is queued once."""
+        if type_ not in EVENT_TYPES:
+            raise ValueError(f"unknown webhook event {type_!r}")
+        event_id = event_id or "evt_" + new_ulid()
+        if not await self.redis.set(f"webhooks:emitted:{event_id}", 1, nx=True, ex=7 * 24 * 3600):
+            return event_id
+        body = orjson.dumps({"id": event_id, "type": type_, "created_at": int(time.time() * 1000),
+                             "broadcast": broadcast, "data": data})
+        for ep in await self.endpoints(broadcast):
+            if type_ in ep.events:
+                delivery = {"id": "wd_" + new_ulid(), "endpoint": ep.id, "broadcast": broadcast, "event_id": event_id,
+                            "type": type_, "attempt": 0, "body": body.decode()}
+                await self.redis.xadd(STREAM, {"d": orjson.dumps(delivery)}, maxlen=100_000, approximate=True)
+        return event_id
+
+    # ---- delivering ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            await self.redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+        self._task = asyncio.create_task(self._run(), name="webhook-worker")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        if self._session:
+            await self._session.close()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.step(block_ms=self.poll_ms)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - Redis down for a moment: try again shortly
+                log.exception("webhook worker step failed")
+                await asyncio.sleep(1.0)
+
+    async def step(self, block_ms: int | None = None) -> int:
+        """One round: move due retries back, claim stale pending entries, deliver new ones."""
+        await self._requeue_due()
+        handled = 0
+        _, claimed, _ = await self.redis.xautoclaim(STREAM, GROUP, self.consumer, self.claim_idle_ms, "0-0", count=50)
+        for entry_id, fields in claimed:
+            await self._handle(entry_id, fields)
+            handled += 1
+        got = await self.redis.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=50, block=block_ms)
+        for _stream, entries in got or []:
+            for entry_id, fields in entries:
+                await self._handle(entry_id, fields)
+                handled += 1
+        return handled
+
+    async def _requeue_due(self) -> None:
+        now = int(time.time() * 1000)
+        due = await self.redis.zrangebyscore(RETRIES, 0, now, start=0, num=100)
+        for d in due:
+            if await self.redis.zrem(RETRIES, d):  # whoever removes it requeues it: once
+                await self.redis.xadd(STREAM, {"d": d}, maxlen=100_000, approximate=True)
+
+    async def _handle(self, entry_id: Any, fields: dict[Any, Any]) -> None:
+        raw = fields.get(b"d") or fields.get("d")
+        if raw is None:
+            await self.redis.xack(STREAM, GROUP, entry_id)
+            return
+        delivery = orjson.loads(raw)
+        ok, error = await self._deliver(delivery)
+        delivery["attempt"] = int(delivery["attempt"]) + 1
+        if ok:
+            metrics.WEBHOOK_DELIVERIES.labels("delivered").inc()
+        elif delivery["attempt"] >= self.max_attempts:
+            delivery["error"] = error
+            delivery["dead_at"] = int(time.time() * 1000)
+            await self.redis.hset(DEAD, delivery["id"], orjson.dumps(delivery))
+            await self.redis.zadd(f"{DEAD}:{delivery['broadcast']}", {delivery["id"]: delivery["dead_at"]})
+            metrics.WEBHOOK_DELIVERIES.labels("dead").inc()
+            if self.on_failure:
+                await self.on_failure(delivery["broadcast"])
+        else:
+            delivery["error"] = error
+            delay = min(self.max_delay_s, self.base_delay_s * 2 ** (delivery["attempt"] - 1))
+            due = int((time.time() + delay * random.uniform(0.5, 1.0)) * 1000)
+            await self.redis.zadd(RETRIES, {orjson.dumps(delivery): due})
+            metrics.WEBHOOK_DELIVERIES.labels("retry").inc()
+        await self.redis.xack(STREAM, GROUP, entry_id)
+        await self.redis.xdel(STREAM, entry_id)
+
+    async def _deliver(self, delivery: dict[str, Any]) -> tuple[bool, str]:
+        raw = await self.redis.hget(f"webhooks:ep:{delivery['broadcast']}", delivery["endpoint"])
+        if raw is None:
+            return False, "endpoint deleted"
+        ep = orjson.loads(raw)
+        body = delivery["body"].encode()
+        headers = {"Content-Type": "application/json", "Hawker-Signature": sign(ep["secret"], body),
+                   "Hawker-Event-Id": delivery["event_id"], "Hawker-Event-Type": delivery["type"],
+                   "Hawker-Delivery-Attempt": str(int(delivery["attempt"]) + 1)}
+        assert self._session is not None
+        t0 = time.perf_counter()
+        try:
+            async with self._session.post(ep["url"], data=body, headers=headers) as resp:
+                await resp.read()
+                ok = 200 <= resp.status < 300
+                err = "" if ok else f"HTTP {resp.status}"
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            ok, err = False, type(exc).__name__
+        metrics.WEBHOOK_LATENCY.observe(time.perf_counter() - t0)
+        return ok, err
+
+    # ---- dead letters --------------------------------------------------------------------------
+
+    async def dead_letters(self, broadcast: str, limit: int = 100) -> list[dict[str, Any]]:
+        ids = await self.redis.zrevrange(f"{DEAD}:{broadcast}", 0, limit - 1)
+        if not ids:
+            return []
+        raws = await self.redis.hmget(DEAD, ids)
+        out = []
+        for r in raws:
+            if r:
+                d = orjson.loads(r)
+                d.pop("body", None)
+                out.append(d)
+        return out
+
+    async def redeliver(self, broadcast: str, delivery_id: str) -> bool:
+        raw = await self.redis.hget(DEAD, delivery_id)
+        if raw is None:
+            return False
+        d = orjson.loads(raw)
+        if d["broadcast"] != broadcast:
+            return False
+        if not await self.redis.hdel(DEAD, delivery_id):
+            return False
+        await self.redis.zrem(f"{DEAD}:{broadcast}", delivery_id)
+        d.update(attempt=0, error="")
+        d.pop("dead_at", None)
+        await self.redis.xadd(STREAM, {"d": orjson.dumps(d)}, maxlen=100_000, approximate=True)
+        return True

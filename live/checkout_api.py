@@ -1,0 +1,265 @@
+"""Checkout over REST and Socket.IO, merchant webhooks, and the sale audit.
+
+REST: POST /api/checkout (Idempotency-Key required), GET /api/orders, GET /api/orders/{id},
+POST /api/orders/{id}/refund, webhooks CRUD and dead letters, GET /api/sales/{id}/audit.
+Socket.IO: `checkout.pay`, acked with the order - the same Checkout.pay as the REST call."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from checkout import Checkout, CheckoutError, Ledger, Order, PayRequest, SandboxProvider, WebhookError, Webhooks
+from inventory import InventoryError
+from live.auth import Claims, require
+from live.errors import ApiError, json_response, read_json
+from live.hub.registry import EVERYONE, Caller, HubError
+from live.idempotent import idempotent
+
+log = logging.getLogger("hawker.checkout")
+
+MAX_ID = 64
+
+
+def _ident(body: dict[str, Any], name: str) -> str:
+    v = body.get(name)
+    if not isinstance(v, str) or not v or len(v) > MAX_ID:
+        raise CheckoutError(422, "VALIDATION", f"{name} must be a string of 1 to {MAX_ID} characters", field=name)
+    return v
+
+
+def _pay_request(user: str, broadcast: str, body: Any) -> PayRequest:
+    if not isinstance(body, dict):
+        raise CheckoutError(422, "VALIDATION", "the body must be a JSON object", field="")
+    extra = set(body) - {"sale_id", "reservation_id", "card", "contact", "idempotency_key"}
+    if extra:
+        raise CheckoutError(422, "VALIDATION", f"unknown fields: {sorted(extra)}", field=sorted(extra)[0])
+    return PayRequest(user=user, broadcast=broadcast, sale_id=_ident(body, "sale_id"),
+                      reservation_id=_ident(body, "reservation_id"), card=body.get("card"), contact=body.get("contact"))
+
+
+def _order_json(order: Order) -> dict[str, Any]:
+    return order.to_dict()
+
+
+class CheckoutApi:
+    """The checkout part of one node: REST handlers, the socket command, the webhook worker."""
+
+    def __init__(self, app: web.Application, services: Any) -> None:
+        hub = services.hub
+        self.hub = hub
+        self.sales = hub.sales
+        redis = services.redis
+        cfg = services.config
+        self.webhooks = Webhooks(redis, consumer=hub.node_id, max_attempts=cfg.webhook_max_attempts,
+                                 base_delay_s=cfg.webhook_base_delay_s)
+        self.provider = SandboxProvider(redis)
+        self.checkout = Checkout(redis, self.sales.inv, self.provider, ledger=Ledger(redis), webhooks=self.webhooks)
+
+    async def _broadcast_of(self, sale_id: str) -> str:
+        bc = await self.sales.store.broadcast_of(sale_id)
+        if bc is None:
+            raise ApiError(404, "SALE_NOT_FOUND", "no such sale")
+        return bc  # type: ignore[no-any-return]
+
+    # ---- paying --------------------------------------------------------------------------------
+
+    async def pay(self, claims: Claims, body: Any) -> Order:
+        req = _pay_request(claims.sub, "", body)
+        broadcast = await self.sales.store.broadcast_of(req.sale_id)
+        if broadcast is None or not claims.allows(broadcast):
+            raise CheckoutError(404, "SALE_NOT_FOUND", "no such sale in this broadcast")
+        return await self.checkout.pay(dataclasses.replace(req, broadcast=broadcast))
+
+    async def rest_pay(self, request: web.Request) -> web.Response:
+        claims = require(request)
+
+        async def make() -> web.Response:
+            body = await read_json(request)
+            try:
+                order = await self.pay(claims, body)
+            except CheckoutError as exc:
+                raise _api_error(exc) from None
+            return json_response({"order": _order_json(order)}, status=201)
+
+        return await idempotent(request, claims.sub, make, required=True)
+
+    async def socket_pay(self, caller: Caller, payload: dict) -> dict:
+        claims = Claims(sub=caller.user, role=caller.role, broadcast=caller.broadcast, name=caller.name, exp=caller.exp)
+        key = payload.get("idempotency_key")
+        if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 255):
+            raise HubError("VALIDATION", "idempotency_key must be a string of 1 to 255 characters", field="idempotency_key")
+        try:
+            order = await self.pay(claims, payload)
+        except CheckoutError as exc:
+            details = dict(exc.details)
+            if exc.order is not None:
+                details["order"] = _order_json(exc.order)
+            raise HubError(exc.code, exc.message, **details) from None
+        return {"order": _order_json(order)}
+
+    # ---- orders --------------------------------------------------------------------------------
+
+    async def list_orders(self, request: web.Request) -> web.Response:
+        claims = require(request)
+        broadcast = request.query.get("broadcast") or (None if claims.broadcast == "*" else claims.broadcast)
+        try:
+            limit = max(1, min(500, int(request.query.get("limit", "100"))))
+        except ValueError:
+            raise ApiError(422, "VALIDATION", "limit must be an integer", field="limit") from None
+        if claims.role in ("host", "moderator"):
+            if broadcast is None:
+                raise ApiError(422, "VALIDATION", "broadcast is required", field="broadcast")
+            if not claims.allows(broadcast):
+                raise ApiError(403, "FORBIDDEN", "the token is for another broadcast")
+            orders = await self.checkout.ledger.of_broadcast(broadcast, limit)
+        else:
+            orders = await self.checkout.ledger.of_user(claims.sub, limit)
+            if broadcast:
+                orders = [o for o in orders if o.broadcast == broadcast]
+        paid = [o for o in orders if o.state.value == "PAID"]
+        revenue: dict[str, int] = {}
+        for o in paid:
+            revenue[o.currency] = revenue.get(o.currency, 0) + o.total
+        return json_response({"orders": [_order_json(o) for o in orders], "count": len(orders),
+                              "paid": len(paid), "revenue": revenue})
+
+    async def _visible_order(self, request: web.Request) -> tuple[Claims, Order]:
+        claims = require(request)
+        order = await self.checkout.ledger.get(request.match_info["order"][:MAX_ID])
+        if order is None:
+            raise ApiError(404, "ORDER_NOT_FOUND", "no such order")
+        staff = claims.role in ("host", "moderator") and claims.allows(order.broadcast)
+        if not staff and order.user != claims.sub:
+            raise ApiError(404, "ORDER_NOT_FOUND", "no such order")
+        return claims, order
+
+    async def get_order(self, request: web.Request) -> web.Response:
+        _, order = await self._visible_order(request)
+        return json_response({"order": _order_json(order)})
+
+    async def refund_order(self, request: web.Request) -> web.Response:
+        claims, order = await self._visible_order(request)
+        if claims.role != "host":
+            raise ApiError(403, "FORBIDDEN", "only the host may refund")
+
+        async def make() -> web.Response:
+            try:
+                refunded = await self.checkout.refund(order.id)
+            except CheckoutError as exc:
+                raise _api_error(exc) from None
+            return json_response({"order": _order_json(refunded)})
+
+        return await idempotent(request, claims.sub, make)
+
+    # ---- webhooks ------------------------------------------------------------------------------
+
+    def _host_broadcast(self, request: web.Request, body: dict[str, Any] | None = None) -> tuple[Claims, str]:
+        claims = require(request, roles=("host",))
+        bc = (body or {}).get("broadcast") or request.query.get("broadcast")
+        if bc is None:
+            if claims.broadcast == "*":
+                raise ApiError(422, "VALIDATION", "broadcast is required", field="broadcast")
+            bc = claims.broadcast
+        if not isinstance(bc, str) or not claims.allows(bc):
+            raise ApiError(403, "FORBIDDEN", "the token is for another broadcast")
+        return claims, bc
+
+    async def add_webhook(self, request: web.Request) -> web.Response:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(422, "VALIDATION", "the body must be a JSON object", field="")
+        claims, bc = self._host_broadcast(request, body)
+
+        async def make() -> web.Response:
+            try:
+                ep = await self.webhooks.register(bc, body.get("url"), body.get("secret"), body.get("events"))
+            except WebhookError as exc:
+                raise ApiError(422, exc.code, exc.message) from None
+            return json_response({"webhook": ep.public()}, status=201)
+
+        return await idempotent(request, claims.sub, make)
+
+    async def list_webhooks(self, request: web.Request) -> web.Response:
+        _, bc = self._host_broadcast(request)
+        return json_response({"webhooks": [e.public() for e in await self.webhooks.endpoints(bc)]})
+
+    async def delete_webhook(self, request: web.Request) -> web.Response:
+        _, bc = self._host_broadcast(request)
+        if not await self.webhooks.delete(bc, request.match_info["webhook"][:MAX_ID]):
+            raise ApiError(404, "WEBHOOK_NOT_FOUND", "no such webhook")
+        return json_response({"deleted": True})
+
+    async def dead_letters(self, request: web.Request) -> web.Response:
+        _, bc = self._host_broadcast(request)
+        return json_response({"dead_letters": await self.webhooks.dead_letters(bc)})
+
+    async def redeliver(self, request: web.Request) -> web.Response:
+        _, bc = self._host_broadcast(request)
+        if not await self.webhooks.redeliver(bc, request.match_info["delivery"][:MAX_ID]):
+            raise ApiError(404, "DELIVERY_NOT_FOUND", "no such dead letter")
+        return json_response({"requeued": True}, status=202)
+
+    # ---- audit ---------------------------------------------------------------------------------
+
+    async def audit(self, request: web.Request) -> web.Response:
+        sale_id = request.match_info["sale"][:MAX_ID]
+        bc = await self._broadcast_of(sale_id)
+        require(request, roles=("host",), broadcast=bc)
+        inv = self.sales.inv
+        lot = await inv.get_lot(sale_id)
+        if lot is None:
+            raise ApiError(404, "SALE_NOT_FOUND", "no such sale")
+        try:
+            report = await inv.audit(sale_id)
+        except InventoryError as exc:
+            raise ApiError(404, "SALE_NOT_FOUND", exc.message) from None
+        reservations = await inv.reservations(sale_id)
+        orders = await self.checkout.ledger.of_lot(sale_id)
+        return json_response({
+            "server_time": await inv.server_time_ms(),
+            "lot": {"id": lot.lot_id, "total": lot.total, "per_user_limit": lot.per_user_limit, "unit_price": lot.unit_price,
+                    "currency": lot.currency, "state": lot.state.value},
+            "levels": dataclasses.asdict(report.levels),
+            "reservations": [{"id": r.id, "user": r.user, "qty": r.qty, "state": r.state.value, "order_id": r.order_id,
+                              "expires_at": r.expires_at_ms} for r in reservations],
+            "orders": [{"id": o.id, "reservation_id": o.reservation_id, "user": o.user, "qty": o.qty,
+                        "state": o.state.value, "total": o.total, "currency": o.currency} for o in orders],
+            "inventory_audit": {"ok": report.ok, "problems": report.problems},
+        })
+
+
+def _api_error(exc: CheckoutError) -> ApiError:
+    details = dict(exc.details)
+    if exc.order is not None:
+        details["order"] = _order_json(exc.order)
+    return ApiError(exc.status, exc.code, exc.message, **details)
+
+
+def register(app: web.Application, services: Any) -> CheckoutApi:
+    api = CheckoutApi(app, services)
+    r = app.router
+    r.add_post("/api/checkout", api.rest_pay)
+    r.add_get("/api/orders", api.list_orders)
+    r.add_get("/api/orders/{order}", api.get_order)
+    r.add_post("/api/orders/{order}/refund", api.refund_order)
+    r.add_post("/api/webhooks", api.add_webhook)
+    r.add_get("/api/webhooks", api.list_webhooks)
+    r.add_delete("/api/webhooks/{webhook}", api.delete_webhook)
+    r.add_get("/api/webhooks/dead-letters", api.dead_letters)
+    r.add_post("/api/webhooks/dead-letters/{delivery}/redeliver", api.redeliver)
+    r.add_get("/api/sales/{sale}/audit", api.audit)
+    services.hub.command("checkout.pay", roles=EVERYONE, cost=3)(api.socket_pay)
+    services.parts["checkout"] = api
+
+    async def _start(_app: web.Application) -> None:
+        await api.webhooks.start()
+
+    async def _stop(_app: web.Application) -> None:
+        await api.webhooks.stop()
+
+    app.on_startup.append(_start)
+    app.on_cleanup.insert(0, _stop)
+    return api

@@ -1,0 +1,60 @@
+"""`Idempotency-Key` for every mutating REST call, on checkout's IdempotencyStore.
+
+Same key + same request -> the stored response (header `Idempotent-Replayed: true`); same key with
+a different request -> 422 IDEMPOTENCY_MISMATCH; while the first is still running -> 409
+IDEMPOTENCY_IN_PROGRESS. Keys are scoped per user and kept 24 h. Without the header the call simply
+runs. Responses of 5xx are not stored, so a retry after a server error runs again."""
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from checkout.idempotency import IdempotencyStore, fingerprint, valid_key
+from live.errors import ApiError, json_response
+
+Make = Callable[[], Awaitable[web.Response]]
+
+
+def store(app: web.Application) -> IdempotencyStore:
+    if "idempotency" not in app:
+        app["idempotency"] = IdempotencyStore(app["redis"])
+    return app["idempotency"]  # type: ignore[no-any-return]
+
+
+async def idempotent(request: web.Request, user: str, make: Make, *, required: bool = False) -> web.Response:
+    key = request.headers.get("Idempotency-Key")
+    if not key:
+        if required:
+            raise ApiError(400, "IDEMPOTENCY_KEY_REQUIRED", "send an Idempotency-Key header with this request")
+        return await make()
+    if not valid_key(key):
+        raise ApiError(400, "BAD_REQUEST", "Idempotency-Key must be 1 to 255 printable characters")
+    body = await request.read()
+    fp = fingerprint(request.method, request.path, request.query_string, body.decode("utf-8", "replace"))
+    st = store(request.app)
+    claim = await st.claim(user, key, fp)
+    if claim.state == "DONE":
+        return json_response(claim.body, status=claim.status, headers={"Idempotent-Replayed": "true"})
+    if claim.state == "MISMATCH":
+        raise ApiError(422, "IDEMPOTENCY_MISMATCH", "this Idempotency-Key was used with a different request")
+    if claim.state == "RUNNING":
+        raise ApiError(409, "IDEMPOTENCY_IN_PROGRESS", "a request with this Idempotency-Key is still running",
+                       retry_after=1)
+    try:
+        resp = await make()
+    except ApiError as exc:
+        if exc.status >= 500:
+            await st.release(user, key)
+            raise
+        await st.finish(user, key, exc.status, {"error": {"code": exc.code, "message": exc.message, **exc.details}})
+        raise
+    except BaseException:
+        await st.release(user, key)
+        raise
+    if resp.status >= 500:
+        await st.release(user, key)
+    else:
+        await st.finish(user, key, resp.status, orjson.loads(resp.body) if resp.body else None)  # type: ignore[arg-type]
+    return resp

@@ -323,6 +323,28 @@ class Inventory:
         r = await self._run("levels", lot_id)
         return None if _s(r[0]) else _levels(r)
 
+    async def reservations(self, lot_id: str) -> list[Reservation]:
+        """Every reservation of the lot as stored (one atomic read), oldest first. The state is the
+        stored one: a hold past its expiry shows HELD until a sweep or a touch expires it, which is
+        what an outside audit wants to see."""
+        import json
+
+        if not _valid_lot_id(lot_id):
+            return []
+        r = await self._run("dump", lot_id)
+        if _s(r[0]):
+            return []
+        out = []
+        flat = r[9]
+        for i in range(0, len(flat), 2):
+            d = json.loads(_s(flat[i + 1]))
+            out.append(Reservation(
+                id=_s(flat[i]), lot_id=lot_id, user=d["u"], qty=int(d["q"]), state=ReservationState(d["s"]),
+                expires_at_ms=int(d["e"]), order_id=d.get("o") or None, created_at_ms=int(d.get("c", 0)),
+                extended=bool(int(d.get("x", 0))), from_waitlist=bool(int(d.get("w", 0)))))
+        out.sort(key=lambda x: (x.created_at_ms, x.id))
+        return out
+
     async def audit(self, lot_id: str) -> AuditReport:
         """Recompute from the reservations (one atomic read) and compare with the counters."""
         import json

@@ -154,7 +154,7 @@ class MediaService:
             self._spawn(listener(broadcast, state))
 
     def _check_cap_flip(self) -> None:
-        over = len(self.viewers) >= self.viewer_cap
+        over = self.mode() == "hls"
         if over != self._over_cap:
             self._over_cap = over
             for broadcast in list(self.publishers):
@@ -256,6 +256,8 @@ class MediaService:
 
     def _on_publisher_frame(self, session: PublishSession, frame: Any) -> None:
         metrics.FRAMES_IN.labels(frame.kind).inc()
+        if frame.keyframe and frame.kind == "video" or session.stream.frames_in % 100 == 0:
+            self._check_cap_flip()  # the load guard can flip the mode without anyone joining
         if not session.went_live:
             session.went_live = True
             self._emit(session.broadcast)

@@ -113,8 +113,12 @@ async def whep_post(request: web.Request) -> web.StreamResponse:
 @cors
 async def whep_delete(request: web.Request) -> web.StreamResponse:
     broadcast = check_broadcast(request.match_info["broadcast"])
-    auth.require(request, broadcast=broadcast)
-    if not await _media(request).end_play(broadcast, request.match_info["session"]):
+    claims = auth.require(request, broadcast=broadcast)
+    media = _media(request)
+    session = media.viewers.get(request.match_info["session"])
+    if session is None or (not claims.is_staff and session.sub != claims.sub):  # viewers end only their own
+        raise ApiError(404, "SESSION_NOT_FOUND", "no such playback session")
+    if not await media.end_play(broadcast, session.id):
         raise ApiError(404, "SESSION_NOT_FOUND", "no such playback session")
     return web.Response(status=200)
 

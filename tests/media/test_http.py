@@ -92,6 +92,9 @@ async def test_whep_not_live_unsupported_and_over_cap(make_server, http, token, 
     assert second.error and second.error["code"] == "USE_HLS" and second.error["hls_url"] == "/hls/b1/index.m3u8"
     assert media.state("b1")["mode"] == "hls"
 
+    async with http.delete(server.url + first.location, headers={"Authorization": f"Bearer {token('viewer', 'b1', 'v2')}"}) as resp:
+        assert resp.status == 404  # another viewer cannot end v1's session
+    assert media.viewer_count() == 1
     await first.stop(http)
     await wait_for(lambda: media.viewer_count() == 0, 30, "the first viewer to leave")
     assert media.state("b1")["mode"] == "webrtc"

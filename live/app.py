@@ -9,7 +9,7 @@ import orjson
 import socketio
 from aiohttp import web
 
-from live import checkout_api, chat_events, health, media, metrics, pages
+from live import checkout_api, chat_events, health, idempotent, media, metrics, pages
 from live.config import Config
 from live.errors import error_middleware
 from live.services import Services
@@ -56,6 +56,7 @@ def create_app(config: Config) -> web.Application:
     app["services"] = services
 
     health.setup(app)
+    idempotent.setup(app)
     pages.setup(app)
     from live.hub.setup import setup as hub_setup
 

@@ -17,9 +17,11 @@ from live.errors import ApiError, json_response
 Make = Callable[[], Awaitable[web.Response]]
 
 
+def setup(app: web.Application) -> None:
+    app["idempotency"] = IdempotencyStore(app["redis"])
+
+
 def store(app: web.Application) -> IdempotencyStore:
-    if "idempotency" not in app:
-        app["idempotency"] = IdempotencyStore(app["redis"])
     return app["idempotency"]  # type: ignore[no-any-return]
 
 

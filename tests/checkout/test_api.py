@@ -1,0 +1,145 @@
+"""Checkout over REST and Socket.IO on a running node: Idempotency-Key, codes, the audit endpoint."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import pytest
+
+from live.hub.broadcasts import BroadcastStore
+from tests.checkout.conftest import CONTACT, DECLINE_CARD, OK_CARD
+from tests.hub.conftest import PRODUCTS, Client, clients  # noqa: F401 - fixture
+
+
+@pytest.fixture
+async def shop(redis, server, token, clients):  # noqa: F811
+    """A running node, broadcast b1 with an open sale of 2 units (limit 1), a host socket."""
+    await BroadcastStore(redis).ensure("b1", title="Drop", host="h1", products=PRODUCTS)
+    host = await clients(server.url, token("host", "b1", "h1"))
+    ack = await host.call("sale.schedule", {"product_id": "p1", "units": 2, "limit": 1, "hold_s": 60})
+    assert ack["ok"], ack
+    return {"server": server, "sale": ack["sale"]["id"], "host": host}
+
+
+async def hold_for(shop, clients, token, user: str) -> str:  # noqa: F811
+    viewer = await clients(shop["server"].url, token("viewer", "b1", user))
+    ack = await viewer.call("sale.reserve", {"sale_id": shop["sale"], "qty": 1, "request_id": f"req-{user}"})
+    assert ack["ok"], ack
+    return ack["reservation"]["id"]
+
+
+async def post(url: str, tok: str, body: Any, key: str | None = "k1") -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {tok}"}
+    if key:
+        headers["Idempotency-Key"] = key
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url + "/api/checkout", json=body, headers=headers) as r:
+            return r.status, await r.json()
+
+
+async def get(url: str, path: str, tok: str) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + path, headers={"Authorization": f"Bearer {tok}"}) as r:
+            return r.status, await r.json()
+
+
+def body(sale: str, rid: str, card=OK_CARD) -> dict:
+    return {"sale_id": sale, "reservation_id": rid, "card": card, "contact": CONTACT}
+
+
+async def test_rest_checkout_and_orders(shop, clients, token):  # noqa: F811
+    url, sale = shop["server"].url, shop["sale"]
+    rid = await hold_for(shop, clients, token, "alice")
+    status, data = await post(url, token("viewer", "b1", "alice"), body(sale, rid))
+    assert status == 201 and data["order"]["state"] == "PAID" and data["order"]["reservation_id"] == rid
+    oid = data["order"]["id"]
+    status, mine = await get(url, "/api/orders", token("viewer", "b1", "alice"))
+    assert status == 200 and [o["id"] for o in mine["orders"]] == [oid]
+    status, theirs = await get(url, "/api/orders", token("viewer", "b1", "bob"))
+    assert status == 200 and theirs["orders"] == []
+    status, host = await get(url, "/api/orders?broadcast=b1", token("host", "b1", "h1"))
+    assert status == 200 and host["paid"] == 1 and host["revenue"] == {"KRW": 12900}
+    assert (await get(url, f"/api/orders/{oid}", token("viewer", "b1", "bob")))[0] == 404
+    assert (await get(url, f"/api/orders/{oid}", token("viewer", "b1", "alice")))[0] == 200
+
+
+async def test_idempotency_key_semantics(shop, clients, token):  # noqa: F811
+    url, sale = shop["server"].url, shop["sale"]
+    rid = await hold_for(shop, clients, token, "alice")
+    tok = token("viewer", "b1", "alice")
+    # duplicate clicks, same key, at once: one order, the others get it replayed or wait (409)
+    results = await asyncio.gather(*(post(url, tok, body(sale, rid), key="click-1") for _ in range(4)))
+    created = [d for s, d in results if s == 201]
+    assert created and len({d["order"]["id"] for d in created}) == 1
+    assert all(s in (201, 409) for s, _ in results)
+    assert all(d["error"]["code"] == "IDEMPOTENCY_IN_PROGRESS" for s, d in results if s == 409)
+    # the same key and body later: the stored answer
+    status, again = await post(url, tok, body(sale, rid), key="click-1")
+    assert status == 201 and again["order"]["id"] == created[0]["order"]["id"]
+    # the same key with another body: 422
+    status, err = await post(url, tok, body(sale, rid, card=DECLINE_CARD), key="click-1")
+    assert (status, err["error"]["code"]) == (422, "IDEMPOTENCY_MISMATCH")
+    status, orders = await get(url, "/api/orders?broadcast=b1", token("host", "b1", "h1"))
+    assert orders["count"] == 1
+
+
+async def test_missing_key_and_bad_bodies(shop, clients, token):  # noqa: F811
+    url, sale = shop["server"].url, shop["sale"]
+    rid = await hold_for(shop, clients, token, "alice")
+    tok = token("viewer", "b1", "alice")
+    cases = [
+        (body(sale, rid), None, 400, "IDEMPOTENCY_KEY_REQUIRED"),
+        ({"sale_id": sale}, "a", 422, "VALIDATION"),
+        ({"sale_id": 5, "reservation_id": rid, "card": OK_CARD, "contact": CONTACT}, "b", 422, "VALIDATION"),
+        ([1, 2], "c", 422, "VALIDATION"),
+        (body(sale, "r-unknown"), "d", 404, "RESERVATION_NOT_FOUND"),
+        (body("no-such-sale", rid), "e", 404, "SALE_NOT_FOUND"),
+        (body(sale, rid, card={"number": "42", "exp": "1/1", "cvc": ""}), "f", 422, "INVALID_CARD"),
+    ]
+    for b, key, status, code in cases:
+        got_status, data = await post(url, tok, b, key=key)
+        assert (got_status, data["error"]["code"]) == (status, code), (b, data)
+    # another viewer cannot pay for alice's hold
+    got_status, data = await post(url, token("viewer", "b1", "mallory"), body(sale, rid), key="m")
+    assert (got_status, data["error"]["code"]) == (403, "NOT_YOUR_RESERVATION")
+    # a token for another broadcast cannot see this sale
+    got_status, data = await post(url, token("viewer", "b2", "alice"), body(sale, rid), key="x")
+    assert (got_status, data["error"]["code"]) == (404, "SALE_NOT_FOUND")
+    # no token at all
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url + "/api/checkout", json=body(sale, rid), headers={"Idempotency-Key": "z"}) as r:
+            assert r.status == 401 and (await r.json())["error"]["code"] == "TOKEN_MISSING"
+    # nothing changed: alice still holds her unit, no order exists
+    _, audit = await get(url, f"/api/sales/{sale}/audit", token("host", "b1", "h1"))
+    assert audit["orders"] == []
+    assert [(r["id"], r["state"]) for r in audit["reservations"]] == [(rid, "HELD")]
+
+
+async def test_socket_checkout_pay_and_decline(shop, clients, token):  # noqa: F811
+    sale = shop["sale"]
+    viewer = await clients(shop["server"].url, token("viewer", "b1", "carol"))
+    ack = await viewer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": "r1"})
+    rid = ack["reservation"]["id"]
+    declined = await viewer.call("checkout.pay", body(sale, rid, card=DECLINE_CARD))
+    assert declined["ok"] is False and declined["error"]["code"] == "PAYMENT_DECLINED"
+    paid = await viewer.call("checkout.pay", {**body(sale, rid), "idempotency_key": "k"})
+    assert paid["ok"] and paid["order"]["state"] == "PAID"
+    bad = await viewer.call("checkout.pay", {"sale_id": sale})
+    assert bad["ok"] is False and bad["error"]["code"] == "VALIDATION"
+
+
+async def test_audit_endpoint(shop, clients, token):  # noqa: F811
+    url, sale = shop["server"].url, shop["sale"]
+    rid = await hold_for(shop, clients, token, "alice")
+    await post(url, token("viewer", "b1", "alice"), body(sale, rid))
+    await hold_for(shop, clients, token, "bob")
+    assert (await get(url, f"/api/sales/{sale}/audit", token("viewer", "b1", "alice")))[0] == 403
+    assert (await get(url, "/api/sales/nope/audit", token("host", "b1", "h1")))[0] == 404
+    status, audit = await get(url, f"/api/sales/{sale}/audit", token("host", "b1", "h1"))
+    assert status == 200
+    assert audit["lot"]["total"] == 2 and audit["lot"]["per_user_limit"] == 1
+    assert audit["levels"] == {"total": 2, "available": 0, "held": 1, "sold": 1, "waitlist": 0}
+    assert sorted(r["state"] for r in audit["reservations"]) == ["HELD", "SOLD"]
+    assert [o["reservation_id"] for o in audit["orders"]] == [rid]
+    assert audit["inventory_audit"]["ok"] is True and audit["server_time"] > 0

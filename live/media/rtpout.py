@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import logging
 from struct import pack
-from typing import Any, Callable
+from typing import Callable
 
 from aiortc import RTCRtpSender, RTCRtpTransceiver, clock
-from pylibsrtp._binding import ffi, lib
 from aiortc.rtcrtpsender import random_sequence_number
 from aiortc.rtp import HeaderExtensions
 from aiortc.utils import random32
+from pylibsrtp._binding import ffi, lib  # aiortc's own SRTP binding (installed with aiortc)
 
 from live.media import metrics
 from live.media.frames import EncodedFrame

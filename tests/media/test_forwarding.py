@@ -51,3 +51,28 @@ async def test_two_viewers_then_a_late_one_get_decodable_video_and_end_cleanly(m
     assert "b1" not in media.publishers
     for v in [*viewers, late]:
         await v.stop()
+
+
+async def test_a_viewer_whose_socket_backs_up_skips_to_the_next_keyframe(media_server, http, token):
+    """The per-viewer bound of the fan-out loop is the socket backlog: past it, drop to a keyframe."""
+    media = media_server.app["media"]
+    pub = Publisher(media_server.url, "b1", token("host", "b1"))
+    await pub.start(http)
+    viewer = Viewer(media_server.url, "b1", token("viewer", "b1", "slow"))
+    assert await viewer.start(http), viewer.error
+    await wait_for(lambda: len(viewer.sizes) >= 5, 60, "video before the backlog")
+    session = next(s for s in media.viewers.values() if s.sub == "slow")
+    output = next(o for o in session.outputs if o.kind == "video")
+    transport = output.ice._nominated[1].protocol.transport
+    keyframes = media.publishers["b1"].stream.keyframes.sent
+
+    transport._buffer_size += 10 * 1024 * 1024  # the kernel and asyncio hold 10 MiB for this viewer
+    await wait_for(lambda: output.overflows > 0 and output.waiting, 30, "the overflow to be noticed")
+    transport._buffer_size -= 10 * 1024 * 1024  # it drains
+
+    frames = len(viewer.sizes)
+    await wait_for(lambda: len(viewer.sizes) >= frames + 5, 60, "video again after the next keyframe")
+    assert not output.waiting and media.publishers["b1"].stream.keyframes.sent > keyframes
+    assert set(viewer.sizes) == {(320, 240)}
+    await viewer.stop(http)
+    await pub.stop(http)

@@ -5,6 +5,7 @@
   `UNSUPPORTED_CODEC`) and behaviour are identical. One WebRTC session per socket: a new offer
   replaces the previous one; leaving the hub (disconnect) ends it.
 - `webrtc.close {}` -> ack `{ok, closed}`: stop watching over WebRTC (e.g. switching to HLS).
+- `webrtc.ice {}` -> ack `{ok, ice_servers}`: the STUN/TURN list, as `GET /api/ice` gives it.
 - urgent `media.state` to the broadcast whenever the host's stream goes up or down, and when the
   node's WebRTC capacity flips the playback mode (webrtc <-> hls). Same shape as
   `GET /api/media/<broadcast>` and the join snapshot's `media` part.
@@ -22,6 +23,7 @@ from aiohttp import web
 
 from live.errors import ApiError
 from live.media import metrics
+from live.media.ice import browser_config
 from live.media.service import MediaService
 
 log = logging.getLogger("hawker.media.signalling")
@@ -57,6 +59,11 @@ def register(hub: Any, services: Any, media: MediaService | None = None) -> None
             raise HubError("NOT_JOINED", "the socket disconnected")
         sessions[caller.sid] = answer.session_id
         return {"sdp": answer.sdp, "session_id": answer.session_id}
+
+    @hub.command("webrtc.ice", roles=EVERYONE)
+    async def webrtc_ice(caller: Caller, payload: dict) -> dict:
+        """STUN/TURN servers for `new RTCPeerConnection({iceServers})`, so a page needs only its socket."""
+        return {"ice_servers": browser_config(media.ice_servers)}
 
     @hub.command("webrtc.close", roles=EVERYONE)
     async def webrtc_close(caller: Caller, payload: dict) -> dict:

@@ -32,6 +32,7 @@ async def test_webrtc_offer_over_the_socket_plays_and_media_state_is_urgent(medi
         snapshot = await client.snapshot()
         assert snapshot["media"]["live"] is False and snapshot["media"]["mode"] == "hls"
 
+        assert await client.call("webrtc.ice", {}) == {"ok": True, "ice_servers": []}
         pc, offer = await _viewer_offer()
         ack = await client.call("webrtc.offer", {"sdp": offer})
         assert ack["ok"] is False and ack["error"]["code"] == "NOT_LIVE"

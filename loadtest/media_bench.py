@@ -223,6 +223,7 @@ class Bench:
                          f"server cpu {step['server_cpu_pct']:6.1f}%  fps mean {step['fps_mean']:5.1f} "
                          f"p10 {step['fps_p10']:5.1f} min {step['fps_min']:5.1f}  publisher {step['publisher_fps']:4.1f} fps  "
                          f"server ingest {step['server_ingest_fps']:4.1f} fps (lost {step['ingest_packets_lost']} pkts)  "
+                         f"loop lag p99 <= {step['loop_lag_p99_ms']} ms  "
                          f"{step['ingest_kbps']:.0f} kbps  per viewer {step['cpu_pct_per_viewer']:.2f}%  "
                          f"viewer procs {step['viewer_procs_cpu_pct']:.0f}%  machine {step['machine_busy_pct']:.0f}% busy "
                          f"(connect {step['connect_s']}s, failed {len(failed)})")
@@ -250,7 +251,7 @@ class Bench:
         cpu0 = sum(sproc.cpu_times()[:2])
         pub0 = pub.video_track._count if pub.video_track else 0
         bytes0 = await _ingest_bytes(pub)
-        in0 = await self.server_video_frames()
+        in0, lag0 = await self.server_metrics()
         lost0 = await _ingest_lost(pub)
         t0 = time.monotonic()
         await asyncio.sleep(window)
@@ -261,7 +262,7 @@ class Bench:
         elapsed = time.monotonic() - t0
         pub1 = pub.video_track._count if pub.video_track else 0
         bytes1 = await _ingest_bytes(pub)
-        in1 = await self.server_video_frames()
+        in1, lag1 = await self.server_metrics()
         lost1 = await _ingest_lost(pub)
         fps: list[float] = []
         connected = 0
@@ -283,20 +284,26 @@ class Bench:
             "publisher_fps": round((pub1 - pub0) / elapsed, 2),
             "server_ingest_fps": round((in1 - in0) / elapsed, 2),
             "ingest_packets_lost": lost1 - lost0,
+            "loop_lag_p99_ms": _p99_ms(lag0, lag1),
             "ingest_kbps": round((bytes1 - bytes0) * 8 / elapsed / 1000, 1),
         }
 
-    async def server_video_frames(self) -> float:
-        """Video frames the server has reassembled from the host (its Prometheus counter)."""
+    async def server_metrics(self) -> tuple[float, dict[float, float]]:
+        """From the server's /metrics: video frames reassembled from the host, and the event-loop
+        lag histogram's cumulative buckets (le -> count)."""
         import aiohttp
 
         async with aiohttp.ClientSession() as http:
             async with http.get(self.base + "/metrics") as resp:
                 text = await resp.text()
+        frames, lag = 0.0, {}
         for line in text.splitlines():
             if line.startswith('hawker_media_frames_in_total{kind="video"}'):
-                return float(line.split()[-1])
-        return 0.0
+                frames = float(line.split()[-1])
+            elif line.startswith("hawker_event_loop_lag_seconds_bucket{"):
+                le = line.split('le="', 1)[1].split('"', 1)[0]
+                lag[float("inf") if le == "+Inf" else float(le)] = float(line.split()[-1])
+        return frames, lag
 
     def cleanup(self) -> None:
         for proc, conn in self.workers:
@@ -311,6 +318,18 @@ class Bench:
                 except subprocess.TimeoutExpired:
                     p.kill()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _p99_ms(before: dict[float, float], after: dict[float, float]) -> float | None:
+    """99th percentile of the loop lag in the window, as the upper bound of its histogram bucket."""
+    delta = {le: after.get(le, 0.0) - before.get(le, 0.0) for le in after}
+    total = delta.get(float("inf"), 0.0)
+    if total <= 0:
+        return None
+    for le in sorted(delta):
+        if delta[le] >= 0.99 * total:
+            return None if le == float("inf") else round(le * 1000, 1)
+    return None
 
 
 async def _ingest_lost(pub: Any) -> int:

@@ -25,7 +25,7 @@ def _encode(codec: str, n: int = 5) -> list[av.Packet]:
     ctx.time_base = fractions.Fraction(1, 30)
     ctx.framerate = fractions.Fraction(30, 1)
     if codec == "libx264":
-        ctx.options = {"tune": "zerolatency", "bsf": "", "x264-params": "keyint=100:scenecut=0"}
+        ctx.options = {"tune": "zerolatency", "x264-params": "keyint=100:scenecut=0"}
     packets = []
     for i in range(n):
         frame = av.VideoFrame(64, 48, "yuv420p")

@@ -51,6 +51,7 @@ def setup(app: web.Application, services: Any) -> Hub:
     sales = cmd_sales.register(hub, inventory, timers)
     watch = StockWatch(services.redis, inventory, sales, node_id=node_id, period_ms=services.config.tick_ms)
     hub.sales = sales  # type: ignore[attr-defined]
+    hub.stockwatch = watch  # type: ignore[attr-defined]
     rest.add_routes(app)
     app["hub"] = hub
     services.parts["hub"] = hub

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import redis.asyncio as aioredis
 from inventory import Inventory
@@ -52,6 +52,8 @@ class StockWatch:
         self._renew = redis.register_script(_RENEW)
         self._task: asyncio.Task | None = None
         self._rounds = 0
+        # Other parts (checkout's webhooks) see every stock event once per watcher: fn(broadcast, event).
+        self.listeners: list[Callable[[str, Any], Awaitable[None]]] = []
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
@@ -98,6 +100,11 @@ class StockWatch:
         for ev in events:
             if ev.type == "waitlist_granted":
                 await self._grant(broadcast, sale_id, ev)
+            for listener in self.listeners:
+                try:
+                    await listener(broadcast, ev)
+                except Exception:  # noqa: BLE001 - a listener must not stop the stock feed
+                    log.warning("stock event listener failed", exc_info=True)
         await self._r.set(_cursor_key(sale_id), events[-1].id, ex=24 * 3600)
         await self._sales.publish_levels(sale_id, broadcast, events[-1].levels, version=stream_version(events[-1].id))
 

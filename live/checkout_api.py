@@ -5,6 +5,7 @@ POST /api/orders/{id}/refund, webhooks CRUD and dead letters, GET /api/sales/{id
 Socket.IO: `checkout.pay`, acked with the order - the same Checkout.pay as the REST call."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from typing import Any
@@ -63,6 +64,28 @@ class CheckoutApi:
         if bc is None:
             raise ApiError(404, "SALE_NOT_FOUND", "no such sale")
         return bc  # type: ignore[no-any-return]
+
+    async def on_stock_event(self, broadcast: str, ev: Any) -> None:
+        """Stock events become merchant webhooks; event ids make each one go out once."""
+        if ev.type == "expired":
+            rid = ev.data.get("reservation", "")
+            await self.webhooks.emit("reservation.expired", broadcast, {
+                "sale_id": ev.lot_id, "reservation_id": rid, "user": ev.data.get("user"),
+                "qty": int(ev.data.get("qty", 0)), "at": ev.at_ms}, event_id=f"reservation.expired:{ev.lot_id}:{rid}")
+        if ev.levels.available == 0 and ev.levels.total > 0:  # the first time nothing is left: once
+            await self.webhooks.emit("sale.soldout", broadcast, {
+                "sale_id": ev.lot_id, "at": ev.at_ms, "levels": dataclasses.asdict(ev.levels)},
+                event_id=f"sale.soldout:{ev.lot_id}")
+
+    async def recover_loop(self, every_s: float = 10.0) -> None:
+        """Finish payments a crashed node left half-way (once they are older than the grace)."""
+        grace_ms = self.sales.inv.payment_grace_s * 1000
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.checkout.recover(older_than_ms=grace_ms)
+            except Exception:  # noqa: BLE001 - Redis away for a moment: next round
+                log.warning("checkout recovery round failed", exc_info=True)
 
     # ---- paying --------------------------------------------------------------------------------
 
@@ -254,10 +277,14 @@ def register(app: web.Application, services: Any) -> CheckoutApi:
     services.hub.command("checkout.pay", roles=EVERYONE, cost=3)(api.socket_pay)
     services.parts["checkout"] = api
 
+    services.hub.stockwatch.listeners.append(api.on_stock_event)
+
     async def _start(_app: web.Application) -> None:
         await api.webhooks.start()
+        api.recovery = asyncio.create_task(api.recover_loop())
 
     async def _stop(_app: web.Application) -> None:
+        api.recovery.cancel()
         await api.webhooks.stop()
 
     app.on_startup.append(_start)

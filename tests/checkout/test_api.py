@@ -143,3 +143,44 @@ async def test_audit_endpoint(shop, clients, token):  # noqa: F811
     assert sorted(r["state"] for r in audit["reservations"]) == ["HELD", "SOLD"]
     assert [o["reservation_id"] for o in audit["orders"]] == [rid]
     assert audit["inventory_audit"]["ok"] is True and audit["server_time"] > 0
+
+
+async def test_webhooks_through_the_app(shop, clients, token, redis):  # noqa: F811
+    """Register over REST; a paid order, a sell-out and an expired hold each reach the merchant, signed."""
+    from tests.checkout.test_webhooks import SECRET, Receiver
+    from aiohttp import web
+    from tests.redis_proc import free_port
+
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_post("/hooks", rec.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url, sale, host_tok = shop["server"].url, shop["sale"], token("host", "b1", "h1")
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url + "/api/webhooks", json={"url": f"http://127.0.0.1:{port}/hooks", "secret": SECRET},
+                                 headers={"Authorization": f"Bearer {host_tok}"}) as r:
+                assert r.status == 201, await r.text()
+            async with http.post(url + "/api/webhooks", json={"url": "nope", "secret": SECRET},
+                                 headers={"Authorization": f"Bearer {host_tok}"}) as r:
+                assert r.status == 422 and (await r.json())["error"]["code"] == "VALIDATION"
+            async with http.post(url + "/api/webhooks", json={"url": "http://x.test/", "secret": SECRET},
+                                 headers={"Authorization": f"Bearer {token('viewer', 'b1', 'v')}"}) as r:
+                assert r.status == 403
+        rid = await hold_for(shop, clients, token, "alice")
+        status, paid = await post(url, token("viewer", "b1", "alice"), body(sale, rid))
+        assert status == 201
+        await hold_for(shop, clients, token, "bob")  # the last unit: sold out
+        deadline = asyncio.get_running_loop().time() + 30
+        while {e["type"] for e in rec.accepted} < {"order.created", "sale.soldout"}:
+            assert asyncio.get_running_loop().time() < deadline, rec.accepted
+            await asyncio.sleep(0.1)
+    finally:
+        await runner.cleanup()
+    created = [e for e in rec.accepted if e["type"] == "order.created"]
+    assert created[0]["data"]["order"]["id"] == paid["order"]["id"]
+    assert [e["type"] for e in rec.accepted].count("sale.soldout") == 1
+    assert rec.bad_signatures == 0

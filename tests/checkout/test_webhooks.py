@@ -1,0 +1,158 @@
+"""Merchant webhooks against a real aiohttp receiver: signed, retried, claimed, dead-lettered."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+import pytest
+from aiohttp import web
+
+from checkout import Webhooks, verify
+from checkout.webhooks import GROUP, STREAM
+from tests.redis_proc import free_port
+
+SECRET = "whsec_0123456789abcdef"
+
+
+class Receiver:
+    """The merchant's endpoint: answers 503 while `down`, records what it accepted."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.accepted: list[dict] = []
+        self.attempts = 0
+        self.bad_signatures = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.attempts += 1
+        body = await request.read()
+        if not verify(SECRET, body, request.headers.get("Hawker-Signature", "")):
+            self.bad_signatures += 1
+            return web.Response(status=400)
+        if self.down:
+            return web.Response(status=503)
+        event = orjson.loads(body)
+        assert request.headers["Hawker-Event-Id"] == event["id"]
+        self.accepted.append(event)
+        return web.Response(status=204)
+
+
+@pytest.fixture
+async def receiver():
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_post("/hooks", rec.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    rec.url = f"http://127.0.0.1:{port}/hooks"  # type: ignore[attr-defined]
+    yield rec
+    await runner.cleanup()
+
+
+async def wait_until(cond, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.05)
+
+
+def hooks(redis, name: str, **kw) -> Webhooks:  # type: ignore[no-untyped-def]
+    return Webhooks(redis, consumer=name, base_delay_s=0.1, max_delay_s=0.5, poll_ms=50, **kw)
+
+
+async def test_receiver_down_then_up_gets_every_event_once_by_id(redis, receiver):
+    wh = hooks(redis, "n1")
+    await wh.register("b1", receiver.url, SECRET)
+    receiver.down = True
+    await wh.start()
+    try:
+        ids = [await wh.emit("order.created", "b1", {"order": {"id": f"o{i}"}}) for i in range(5)]
+        await wait_until(lambda: receiver.attempts >= 10)  # every event failed at least once... or twice
+        receiver.down = False
+        await wait_until(lambda: len({e["id"] for e in receiver.accepted}) == 5)
+    finally:
+        await wh.stop()
+    assert receiver.bad_signatures == 0
+    assert sorted(e["id"] for e in receiver.accepted) == sorted(ids)  # stable ids, each accepted once
+    assert {e["data"]["order"]["id"] for e in receiver.accepted} == {f"o{i}" for i in range(5)}
+    assert await wh.dead_letters("b1") == []
+
+
+async def test_emit_with_the_same_event_id_queues_once(redis, receiver):
+    wh = hooks(redis, "n1")
+    await wh.register("b1", receiver.url, SECRET, ["sale.soldout"])
+    await wh.start()
+    try:
+        for _ in range(3):
+            await wh.emit("sale.soldout", "b1", {"sale_id": "s1"}, event_id="sale.soldout:s1")
+        await wh.emit("order.created", "b1", {"order": {}})  # not subscribed: not sent
+        await wait_until(lambda: len(receiver.accepted) == 1)
+        await asyncio.sleep(0.5)
+    finally:
+        await wh.stop()
+    assert [e["id"] for e in receiver.accepted] == ["sale.soldout:s1"]
+
+
+async def test_a_crashed_workers_pending_delivery_is_claimed_by_another(redis, receiver):
+    a = hooks(redis, "node-a")
+    await a.register("b1", receiver.url, SECRET)
+    await redis.delete(STREAM)
+    await redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    event_id = await a.emit("order.created", "b1", {"order": {"id": "o1"}})
+    # node A reads the delivery and dies before handling it: it stays pending under A's name
+    got = await redis.xreadgroup(GROUP, "node-a", {STREAM: ">"}, count=10)
+    assert got and len(got[0][1]) == 1
+    b = hooks(redis, "node-b", claim_idle_ms=200)
+    await asyncio.sleep(0.3)
+    await b.start()
+    try:
+        await wait_until(lambda: len(receiver.accepted) == 1)
+    finally:
+        await b.stop()
+    assert receiver.accepted[0]["id"] == event_id
+    pending = await redis.xpending(STREAM, GROUP)
+    assert pending["pending"] == 0
+
+
+async def test_dead_letter_after_bounded_attempts_then_redeliver(redis, receiver):
+    wh = hooks(redis, "n1", max_attempts=3)
+    await wh.register("b1", receiver.url, SECRET)
+    receiver.down = True
+    await wh.start()
+    try:
+        event_id = await wh.emit("order.refunded", "b1", {"order": {"id": "o9"}})
+        await wait_until(lambda: receiver.attempts >= 3)
+        dead = []
+
+        async def poll() -> None:
+            nonlocal dead
+            while not dead:
+                dead = await wh.dead_letters("b1")
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(poll(), 30)
+        assert receiver.attempts == 3  # bounded
+        assert dead[0]["event_id"] == event_id and dead[0]["attempt"] == 3 and dead[0]["error"] == "HTTP 503"
+        receiver.down = False
+        assert await wh.redeliver("b1", dead[0]["id"])
+        assert not await wh.redeliver("b1", dead[0]["id"])  # once
+        await wait_until(lambda: len(receiver.accepted) == 1)
+    finally:
+        await wh.stop()
+    assert receiver.accepted[0]["id"] == event_id
+    assert await wh.dead_letters("b1") == []
+
+
+async def test_registration_validates(redis):
+    wh = hooks(redis, "n1")
+    from checkout import WebhookError
+
+    for url, secret, events in [("ftp://x", SECRET, None), ("http://ok.test/h", "short", None),
+                                ("http://ok.test/h", SECRET, ["order.eaten"]), (None, SECRET, None)]:
+        with pytest.raises(WebhookError):
+            await wh.register("b1", url, secret, events)
+    assert await wh.endpoints("b1") == []

@@ -121,15 +121,18 @@ class Checkout:
         # One payer per reservation at a time; the order id is fixed before anything is charged.
         order_id = "o_" + new_ulid()
         key = self._attempt_key(req.sale_id, req.reservation_id)
-        # A declined charge is final for its provider key, so each attempt gets its own key; a timed-out
-        # attempt is looked up by the same key, so one attempt can never charge twice.
-        n = await self.redis.incr(key + ":n")
-        await self.redis.expire(key + ":n", self.attempt_ttl_s)
-        charge_key = f"{req.sale_id}:{req.reservation_id}:{n}"
         attempt = {"state": "charging", "user": req.user, "broadcast": req.broadcast, "order_id": order_id,
-                   "contact": contact, "started": int(time.time() * 1000), "charge_key": charge_key}
+                   "contact": contact, "started": int(time.time() * 1000), "charge_key": ""}
         if not await self.redis.set(key, orjson.dumps(attempt), nx=True, ex=self.attempt_ttl_s):
             raise CheckoutError(409, "PAYMENT_IN_PROGRESS", "a payment for this reservation is already running")
+        # The provider's idempotency key is the reservation plus a generation that moves on only after a
+        # definite refusal (a declined key stays declined at the provider, so a new card needs a new key).
+        # After a timeout with no charge found the generation stays: if the lost charge lands late, the
+        # retry meets it at the provider instead of charging again.
+        gen = int(await self.redis.get(key + ":n") or 1)
+        charge_key = f"{req.sale_id}:{req.reservation_id}:{gen}"
+        attempt["charge_key"] = charge_key
+        await self.redis.set(key, orjson.dumps(attempt), ex=self.attempt_ttl_s)
         t0 = time.perf_counter()
         try:
             begun = await self.inv.begin_payment(req.sale_id, req.reservation_id, req.user)
@@ -150,6 +153,7 @@ class Checkout:
                     await self.redis.delete(key)
                     raise CheckoutError(504, "PAYMENT_TIMEOUT", "the payment provider did not answer; try again") from None
             if not charge.succeeded:
+                await self.redis.set(key + ":n", gen + 1, ex=self.attempt_ttl_s)
                 await self.inv.abort_payment(req.sale_id, req.reservation_id)
                 await self.redis.delete(key)
                 code, message = DECLINES.get(charge.status, ("PAYMENT_FAILED", "the payment failed"))
@@ -211,8 +215,12 @@ class Checkout:
                 continue
             _, _, rest = (k.decode() if isinstance(k, bytes) else k).partition("checkout:attempt:")
             sale_id, _, rid = rest.rpartition(":")
-            charge = await self.provider.status(attempt["charge_key"])
+            charge = await self.provider.status(attempt["charge_key"]) if attempt.get("charge_key") else None
             if charge is None or not charge.succeeded:
+                if charge is not None:  # a definite refusal: the next attempt needs a fresh provider key
+                    gen = int(attempt["charge_key"].rsplit(":", 1)[1])
+                    await self.redis.set(f"{k.decode() if isinstance(k, bytes) else k}:n", gen + 1,
+                                         ex=self.attempt_ttl_s)
                 await self.inv.abort_payment(sale_id, rid)
                 await self.redis.delete(k)
             else:

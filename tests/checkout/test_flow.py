@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from checkout import Checkout, CheckoutError, ChargeStatus, Ledger, OrderState, SandboxProvider
+from checkout import Checkout, CheckoutError, ChargeStatus, Ledger, OrderState, PaymentTimeout, SandboxProvider
 from inventory import Inventory, ReservationState
 from tests.checkout.conftest import DECLINE_CARD, OK_CARD, TIMEOUT_CARD, pay_request
 
@@ -58,6 +58,51 @@ async def test_timeout_then_status_says_succeeded(checkout, inv, provider, make_
     assert order.state == OrderState.PAID
     assert provider.charges_made == 1
     assert (await inv.get_reservation(lot, rid)).state == ReservationState.SOLD
+
+
+class LostRequestProvider(SandboxProvider):
+    """The first charge times out before the provider recorded anything; it lands late, after the
+    checkout already asked for its status - the worst case a real provider can produce."""
+
+    def __init__(self, redis) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(redis)
+        self.keys: list[str] = []
+        self.late: dict | None = None
+
+    async def charge(self, **kw):  # type: ignore[override]
+        self.keys.append(kw["key"])
+        if self.late is None:
+            self.late = kw
+            raise PaymentTimeout("lost on the way")
+        return await super().charge(**kw)
+
+
+async def test_timeout_with_no_charge_then_retry_charges_once(redis, inv, make_lot, hold):
+    provider = LostRequestProvider(redis)
+    co = Checkout(redis, inv, provider)
+    lot = await make_lot()
+    rid = await hold(lot)
+    with pytest.raises(CheckoutError) as e:
+        await co.pay(pay_request(lot, rid))
+    assert (e.value.status, e.value.code) == (504, "PAYMENT_TIMEOUT")
+    assert (await inv.get_reservation(lot, rid)).state == ReservationState.HELD  # retry allowed
+    await SandboxProvider.charge(provider, **provider.late)  # the lost charge lands at the provider now
+    order = await co.pay(pay_request(lot, rid))  # the retry meets that charge instead of making another
+    assert order.state == OrderState.PAID
+    assert provider.keys[0] == provider.keys[1] and provider.charges_made == 1
+    assert (await inv.get_reservation(lot, rid)).state == ReservationState.SOLD
+
+
+async def test_a_new_card_after_a_decline_gets_a_fresh_provider_key(redis, inv, make_lot, hold):
+    provider = LostRequestProvider(redis)
+    provider.late = {}  # no lost request in this test
+    co = Checkout(redis, inv, provider)
+    lot = await make_lot()
+    rid = await hold(lot)
+    with pytest.raises(CheckoutError):
+        await co.pay(pay_request(lot, rid, card=DECLINE_CARD))
+    assert (await co.pay(pay_request(lot, rid))).state == OrderState.PAID
+    assert provider.keys[0] != provider.keys[1] and provider.charges_made == 1
 
 
 async def test_concurrent_payers_of_one_reservation_make_one_order(checkout, provider, make_lot, hold):

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from checkout import Checkout, CheckoutError, Ledger, Order, PayRequest, SandboxProvider, WebhookError, Webhooks
+from checkout.idempotency import IdempotencyStore, fingerprint, valid_key
 from inventory import InventoryError
 from live.auth import Claims, require
 from live.errors import ApiError, json_response, read_json
@@ -58,6 +59,7 @@ class CheckoutApi:
                                  base_delay_s=cfg.webhook_base_delay_s)
         self.provider = SandboxProvider(redis)
         self.checkout = Checkout(redis, self.sales.inv, self.provider, ledger=Ledger(redis), webhooks=self.webhooks)
+        self.idem = IdempotencyStore(redis)
 
     async def _broadcast_of(self, sale_id: str) -> str:
         bc = await self.sales.store.broadcast_of(sale_id)
@@ -110,10 +112,40 @@ class CheckoutApi:
         return await idempotent(request, claims.sub, make, required=True)
 
     async def socket_pay(self, caller: Caller, payload: dict) -> dict:
+        """The same payment as POST /api/checkout; `idempotency_key` in the payload plays the header's
+        part (same key + same payload -> the first ack; another payload -> IDEMPOTENCY_MISMATCH)."""
         claims = Claims(sub=caller.user, role=caller.role, broadcast=caller.broadcast, name=caller.name, exp=caller.exp)
         key = payload.get("idempotency_key")
-        if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 255):
-            raise HubError("VALIDATION", "idempotency_key must be a string of 1 to 255 characters", field="idempotency_key")
+        if key is not None and not (isinstance(key, str) and valid_key(key)):
+            raise HubError("VALIDATION", "idempotency_key must be 1 to 255 printable characters", field="idempotency_key")
+        if key is None:
+            return await self._socket_pay(claims, payload)
+        scope, skey = caller.user, "socket:checkout.pay:" + key
+        claim = await self.idem.claim(scope, skey, fingerprint("checkout.pay", payload))
+        if claim.state == "DONE":
+            if claim.body.get("ok") is False:
+                raise HubError(**claim.body["error"])
+            return {**claim.body, "replayed": True}
+        if claim.state == "MISMATCH":
+            raise HubError("IDEMPOTENCY_MISMATCH", "this idempotency_key was used with a different payload")
+        if claim.state == "RUNNING":
+            raise HubError("IDEMPOTENCY_IN_PROGRESS", "a payment with this idempotency_key is still running", retry_after=1)
+        try:
+            ack = await self._socket_pay(claims, payload)
+        except HubError as exc:
+            if exc.code == "PAYMENT_TIMEOUT":  # nothing decided: a retry with the key runs again
+                await self.idem.release(scope, skey)
+            else:
+                await self.idem.finish(scope, skey, 0, {"ok": False, "error": {"code": exc.code, "message": exc.message,
+                                                                               **exc.details}})
+            raise
+        except BaseException:
+            await self.idem.release(scope, skey)
+            raise
+        await self.idem.finish(scope, skey, 0, ack)
+        return ack
+
+    async def _socket_pay(self, claims: Claims, payload: dict) -> dict:
         try:
             order = await self.pay(claims, payload)
         except CheckoutError as exc:

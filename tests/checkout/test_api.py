@@ -125,6 +125,10 @@ async def test_socket_checkout_pay_and_decline(shop, clients, token):  # noqa: F
     assert declined["ok"] is False and declined["error"]["code"] == "PAYMENT_DECLINED"
     paid = await viewer.call("checkout.pay", {**body(sale, rid), "idempotency_key": "k"})
     assert paid["ok"] and paid["order"]["state"] == "PAID"
+    again = await viewer.call("checkout.pay", {**body(sale, rid), "idempotency_key": "k"})
+    assert again["ok"] and again["replayed"] is True and again["order"]["id"] == paid["order"]["id"]
+    other = await viewer.call("checkout.pay", {**body(sale, rid, card=DECLINE_CARD), "idempotency_key": "k"})
+    assert other["ok"] is False and other["error"]["code"] == "IDEMPOTENCY_MISMATCH"
     bad = await viewer.call("checkout.pay", {"sale_id": sale})
     assert bad["ok"] is False and bad["error"]["code"] == "VALIDATION"
 

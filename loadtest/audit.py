@@ -26,6 +26,10 @@ def check(data: dict[str, Any], client_orders: Iterable[str] = (), *, now_ms: in
     now = int(now_ms if now_ms is not None else data.get("server_time", 0))
     out: list[Check] = []
 
+    out.append(Check("the sale took place (reservations were made)", len(reservations) > 0,
+                     f"{len(reservations)} reservations on record" if reservations
+                     else "no reservation at all: the load never reached the sale, so nothing here proves anything"))
+
     sold_units = sum(int(r["qty"]) for r in reservations if r["state"] == "SOLD")
     out.append(Check("units sold <= units", sold_units <= total and int(levels["sold"]) <= total,
                      f"{sold_units} sold (counter {levels['sold']}) of {total}"))

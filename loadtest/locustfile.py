@@ -154,8 +154,27 @@ class BuyerUser(HawkerUser):
     wait_time = between(1, 2)
 
     def on_start(self) -> None:
-        super().on_start()
         self.done = False
+        super().on_start()
+        self.sio.on("hold.granted", self._on_granted)
+
+    def _on_granted(self, data: dict[str, Any]) -> None:
+        """A unit freed for us from the waitlist: pay for it like any other hold (or walk away)."""
+        reservation = (data or {}).get("reservation") or {}
+        if reservation.get("id") and random.random() >= ABANDON:
+            gevent.spawn(self.pay, data["sale_id"], reservation)
+
+    def pay(self, sale_id: str, reservation: dict[str, Any]) -> None:
+        pay, ms = self.call("checkout.pay", {
+            "sale_id": sale_id, "reservation_id": reservation["id"], "idempotency_key": uuid.uuid4().hex,
+            "card": {"number": CARD_OK, "exp": "12/39", "cvc": "123"},
+            "contact": {"name": "Load Tester", "email": f"{self.user_id}@example.test"},
+        })
+        pcode = error_code(pay)
+        writer().add(Sample("pay", now_ms(), ms, pcode, self.user_id))
+        order_id = (pay.get("order") or {}).get("id", "") if isinstance(pay, dict) and pay.get("ok") else ""
+        if order_id:
+            writer().add(Sample("order", now_ms(), 0.0, "OK", order_id))
 
     @task
     def buy_once(self) -> None:
@@ -179,17 +198,7 @@ class BuyerUser(HawkerUser):
             self.call("sale.waitlist", {"sale_id": sale["id"], "qty": QTY})
         if code != "OK" or random.random() < ABANDON:
             return
-        reservation = ack["reservation"]
-        pay, ms = self.call("checkout.pay", {
-            "sale_id": sale["id"], "reservation_id": reservation["id"], "idempotency_key": uuid.uuid4().hex,
-            "card": {"number": CARD_OK, "exp": "12/34", "cvc": "123"},
-            "contact": {"name": "Load Tester", "email": f"{self.user_id}@example.test"},
-        })
-        pcode = error_code(pay)
-        order_id = (pay.get("order") or {}).get("id", "") if isinstance(pay, dict) and pay.get("ok") else ""
-        writer().add(Sample("pay", now_ms(), ms, pcode, self.user_id))
-        if order_id:
-            writer().add(Sample("order", now_ms(), 0.0, "OK", order_id))
+        self.pay(sale["id"], ack["reservation"])
 
 
 class HostUser(HawkerUser):

@@ -73,3 +73,8 @@ def test_sold_without_order_fails():
     d = _data()
     d["orders"] = d["orders"][:1]
     assert "every sold unit has a paid order" in _failed(check(d))
+
+
+def test_a_sale_nobody_reached_fails():
+    d = _data(reservations=[], orders=[], levels={"total": 3, "available": 3, "held": 0, "sold": 0, "waitlist": 0})
+    assert "the sale took place (reservations were made)" in _failed(check(d))

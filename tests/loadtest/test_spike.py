@@ -1,0 +1,77 @@
+"""The spike runner end to end (a small spike), and its audit catching state forged in Redis."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from PIL import Image
+
+from inventory.core import keys_for
+from live.hub.broadcasts import BroadcastStore
+from loadtest import audit
+from loadtest.spike import fetch_audit
+from tests.hub.conftest import PRODUCTS, clients  # noqa: F401 - fixture
+
+
+@pytest.mark.slow
+def test_small_spike_passes_its_audit_and_writes_the_report(tmp_path: Path):
+    out = tmp_path / "report"
+    proc = subprocess.run(
+        [sys.executable, "-m", "loadtest.spike", "--viewers", "10", "--buyers", "100", "--units", "10", "--limit", "2",
+         "--hold-s", "10", "--sale-window-s", "8", "--abandon", "0.3", "--out", str(out), "--json"],
+        capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert figures["audit_passed"] is True
+    assert figures["reserve_samples"] == 100  # every buyer pressed Buy and got an answer
+    assert figures["reserve_results"].get("OK", 0) >= 10  # the 10 units were reserved (waitlist grants come on top)
+    assert figures["viewers_joined"] == 110
+    for name in ("report.md", "report.html", "samples.csv", "stock.csv", "resources.csv", "locust_stats.csv"):
+        assert (out / name).stat().st_size > 0, name
+    for png in ("latency.png", "stock.png"):
+        with Image.open(out / png) as im:
+            im.verify()
+            assert im.format == "PNG"
+    md = (out / "report.md").read_text()
+    assert "audit PASSED" in md and "reserve latency" in md
+    rows = (out / "samples.csv").read_text().splitlines()
+    assert rows[0] == "kind,at_ms,value_ms,code,user" and sum(1 for r in rows if r.startswith("reserve,")) == 100
+
+
+async def test_audit_catches_a_forged_order_and_an_over_limit_hold(redis, server, token, clients):  # noqa: F811
+    await BroadcastStore(redis).ensure("b1", title="Drop", host="h1", products=PRODUCTS)
+    host = await clients(server.url, token("host", "b1", "h1"))
+    sale = (await host.call("sale.schedule", {"product_id": "p1", "units": 5, "limit": 2, "hold_s": 60}))["sale"]["id"]
+    buyer = await clients(server.url, token("viewer", "b1", "alice"))
+    rid = (await buyer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": "x"}))["reservation"]["id"]
+    paid = await buyer.call("checkout.pay", {"sale_id": sale, "reservation_id": rid, "card": {
+        "number": "4242424242424242", "exp": "12/39", "cvc": "123"}, "contact": {"name": "A", "email": "a@example.test"}})
+    assert paid["ok"], paid
+    host_token = token("host", "b1", "h1")
+
+    import asyncio
+
+    def fetch() -> dict:
+        return fetch_audit(server.url, host_token, sale)
+
+    honest = await asyncio.to_thread(fetch)
+    assert audit.passed(audit.check(honest, [paid["order"]["id"]]))
+
+    # an extra order written straight into the ledger, for a reservation that was never sold
+    forged = dict(orjson.loads(await redis.get(f"order:{paid['order']['id']}")), id="o_FORGED", reservation_id="r-ghost")
+    await redis.set("order:o_FORGED", orjson.dumps(forged))
+    await redis.zadd(f"orders:lot:{sale}", {"o_FORGED": forged["created_at"] + 1})
+    failed = {c.name for c in audit.check(await asyncio.to_thread(fetch)) if not c.ok}
+    assert "every paid order matches a confirmed reservation" in failed
+    await redis.zrem(f"orders:lot:{sale}", "o_FORGED")
+
+    # an over-limit hold written straight into the lot's reservations
+    res_key = next(k for k in keys_for(sale) if k.endswith(":res"))
+    await redis.hset(res_key, "r-forged", json.dumps({"u": "alice", "q": 2, "s": "HELD", "e": 9_999_999_999_999,
+                                                      "o": "", "c": 1, "x": 0, "w": 0}))
+    failed = {c.name for c in audit.check(await asyncio.to_thread(fetch)) if not c.ok}
+    assert "nobody above the limit" in failed

@@ -28,9 +28,9 @@ from checkout.ulid import new_ulid
 log = logging.getLogger("hawker.webhooks")
 
 EVENT_TYPES = ("order.created", "order.refunded", "reservation.expired", "sale.soldout")
-STREAM = "webhooks:deliveries"
+STREAM = "{webhooks}:deliveries"  # one hash tag: the requeue script runs on Redis Cluster
 GROUP = "delivery"
-RETRIES = "webhooks:retries"  # zset: delivery json -> due unix ms
+RETRIES = "{webhooks}:retries"  # zset: delivery json -> due unix ms
 DEAD = "webhooks:dead"  # hash: delivery id -> json
 MAX_ENDPOINTS = 20
 
@@ -87,6 +87,17 @@ def _validate_url(url: Any) -> str:
     return url
 
 
+_REQUEUE = """
+-- KEYS: retries zset, stream   ARGV: now_ms, max
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], 0, ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, d in ipairs(due) do
+  redis.call('ZREM', KEYS[1], d)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 100000, '*', 'd', d)
+end
+return #due
+"""
+
+
 class Webhooks:
     def __init__(self, redis: aioredis.Redis, *, consumer: str, max_attempts: int = 8, base_delay_s: float = 2.0,
                  max_delay_s: float = 600.0, timeout_s: float = 10.0, claim_idle_ms: int = 60_000,
@@ -102,6 +113,7 @@ class Webhooks:
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self.on_failure: Callable[[str], Awaitable[None]] | None = None
+        self._requeue = redis.register_script(_REQUEUE)
 
     # ---- endpoints -----------------------------------------------------------------------------
 
@@ -197,11 +209,8 @@ class Webhooks:
         return handled
 
     async def _requeue_due(self) -> None:
-        now = int(time.time() * 1000)
-        due = await self.redis.zrangebyscore(RETRIES, 0, now, start=0, num=100)
-        for d in due:
-            if await self.redis.zrem(RETRIES, d):  # whoever removes it requeues it: once
-                await self.redis.xadd(STREAM, {"d": d}, maxlen=100_000, approximate=True)
+        """Due retries go back on the stream in one script: a crash can neither lose nor double one."""
+        await self._requeue(keys=[RETRIES, STREAM], args=[int(time.time() * 1000), 100])
 
     async def _handle(self, entry_id: Any, fields: dict[Any, Any]) -> None:
         raw = fields.get(b"d") or fields.get("d")

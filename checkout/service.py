@@ -37,6 +37,14 @@ DECLINES = {
 }
 
 
+# begin_payment refusals (inventory codes) as checkout codes; others become RESERVATION_<code> (409).
+_BEGIN_REFUSALS = {
+    "UNKNOWN_RESERVATION": (404, "RESERVATION_NOT_FOUND"),
+    "UNKNOWN_LOT": (404, "SALE_NOT_FOUND"),
+    "NOT_OWNER": (403, "NOT_YOUR_RESERVATION"),
+}
+
+
 class CheckoutError(Exception):
     """A refusal with an HTTP status and a stable code; `order` is set when one was recorded."""
 
@@ -139,8 +147,8 @@ class Checkout:
             if not begun.ok:
                 await self.redis.delete(key)
                 code = begun.code.value if begun.code else "REFUSED"
-                raise CheckoutError(409, "RESERVATION_" + code if not code.startswith("RESERVATION") else code,
-                                    begun.message or code)
+                status, code = _BEGIN_REFUSALS.get(code, (409, "RESERVATION_" + code))
+                raise CheckoutError(status, code, begun.message or code)
             amount = lot.unit_price * res.qty
             try:
                 charge = await self.provider.charge(key=charge_key, amount=amount,

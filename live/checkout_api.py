@@ -129,7 +129,7 @@ class CheckoutApi:
         if claim.state == "MISMATCH":
             raise HubError("IDEMPOTENCY_MISMATCH", "this idempotency_key was used with a different payload")
         if claim.state == "RUNNING":
-            raise HubError("IDEMPOTENCY_IN_PROGRESS", "a payment with this idempotency_key is still running", retry_after=1)
+            raise HubError("IDEMPOTENCY_IN_PROGRESS", "a payment with this idempotency_key is still running", retry_after=1000)
         try:
             ack = await self._socket_pay(claims, payload)
         except HubError as exc:

@@ -2,7 +2,7 @@
 
 Same key + same request -> the stored response (header `Idempotent-Replayed: true`); same key with
 a different request -> 422 IDEMPOTENCY_MISMATCH; while the first is still running -> 409
-IDEMPOTENCY_IN_PROGRESS. Keys are scoped per user and kept 24 h. Without the header the call simply
+IDEMPOTENCY_IN_PROGRESS (`retry_after` 1000 ms). Keys are scoped per user and kept 24 h. Without the header the call simply
 runs. Responses of 5xx are not stored, so a retry after a server error runs again."""
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ async def idempotent(request: web.Request, user: str, make: Make, *, required: b
         raise ApiError(422, "IDEMPOTENCY_MISMATCH", "this Idempotency-Key was used with a different request")
     if claim.state == "RUNNING":
         raise ApiError(409, "IDEMPOTENCY_IN_PROGRESS", "a request with this Idempotency-Key is still running",
-                       retry_after=1)
+                       retry_after=1000)
     try:
         resp = await make()
     except ApiError as exc:

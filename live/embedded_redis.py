@@ -31,9 +31,10 @@ def free_port() -> int:
 class EmbeddedRedis:
     """Start/stop one redis-server on loopback with AOF in `data_dir`."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], port: int | None = None) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], port: int | None = None, binary: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
+        self.binary = binary  # found at start() when not given
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -42,13 +43,14 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 15.0) -> "EmbeddedRedis":
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.binary = self.binary or find_binary()
         args = [
-            find_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir.resolve()),
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir.resolve()),
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
             "--loglevel", "warning", "--logfile", str((self.data_dir / "redis.log").resolve()),
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     start_new_session=True)  # Ctrl-C reaches us, not redis: we stop it
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

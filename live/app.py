@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 
@@ -9,7 +10,7 @@ import orjson
 import socketio
 from aiohttp import web
 
-from live import checkout_api, chat_events, health, idempotent, media, metrics, pages
+from live import assets, checkout_api, chat_events, health, idempotent, media, metrics, pages
 from live.config import Config
 from live.errors import error_middleware
 from live.services import Services
@@ -54,8 +55,11 @@ def create_app(config: Config) -> web.Application:
     app["sio"] = sio
     services = Services(config=config, redis=app["redis"], sio=sio)
     app["services"] = services
+    # server.py awaits these on SIGTERM/SIGINT, in order, after the port stopped accepting.
+    app["shutdown_hooks"] = [functools.partial(_tell_sockets_to_reconnect, sio)]
 
     health.setup(app)
+    assets.setup(app)
     idempotent.setup(app)
     pages.setup(app)
     from live.hub.setup import setup as hub_setup
@@ -68,6 +72,20 @@ def create_app(config: Config) -> web.Application:
     app.on_startup.append(_start_background)
     app.on_cleanup.append(_close)
     return app
+
+
+async def _tell_sockets_to_reconnect(sio: socketio.AsyncServer) -> None:
+    """Graceful shutdown: every socket hears `server.shutdown` {"reconnect": true}, then is closed,
+    so clients reconnect at once (to another node behind the load balancer) instead of timing out."""
+    try:
+        await sio.emit("server.shutdown", {"reconnect": True})
+    except Exception:  # noqa: BLE001 - a dead socket must not stop the goodbye to the others
+        log.debug("server.shutdown emit failed", exc_info=True)
+    for sid, _eio_sid in list(sio.manager.get_participants("/", None)):
+        try:
+            await sio.disconnect(sid)
+        except Exception:  # noqa: BLE001
+            log.debug("disconnect %s failed", sid, exc_info=True)
 
 
 async def _start_background(app: web.Application) -> None:

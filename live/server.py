@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import tempfile
+from typing import Callable
 
 from aiohttp import web
 
@@ -29,7 +30,8 @@ def _bind(config: Config, reuse_port: bool) -> socket.socket:
     return sock
 
 
-async def serve_async(config: Config, *, reuse_port: bool = False, ready: "mp.synchronize.Event | None" = None) -> None:
+async def serve_async(config: Config, *, reuse_port: bool = False, ready: "mp.synchronize.Event | None" = None,
+                      on_ready: Callable[[], None] | None = None) -> None:
     """Serve until SIGTERM/SIGINT; then stop accepting, say goodbye to sockets, flush, return."""
     from live.app import create_app  # after PROMETHEUS_MULTIPROC_DIR is set
 
@@ -45,14 +47,23 @@ async def serve_async(config: Config, *, reuse_port: bool = False, ready: "mp.sy
     log.info("hawker serving on %s (pid %d)", config.base_url, os.getpid())
     if ready is not None:
         ready.set()
+    if on_ready is not None:
+        on_ready()
     await stop.wait()
     log.info("shutting down (pid %d)", os.getpid())
-    for hook in app.get("shutdown_hooks", []):  # stop accepting work, tell sockets to reconnect elsewhere
+    await site.stop()  # stop accepting: new connections go to the other workers / nodes
+    await run_shutdown_hooks(app, config.shutdown_grace_s)
+    await runner.cleanup()  # finish in-flight requests (up to shutdown_grace_s), on_shutdown, on_cleanup
+
+
+async def run_shutdown_hooks(app: web.Application, timeout_s: float) -> None:
+    """Await app["shutdown_hooks"] (no-argument coroutines) in order: tell sockets to reconnect,
+    flush what parts buffer. Each is bounded by `timeout_s`; one failing does not stop the rest."""
+    for hook in list(app.get("shutdown_hooks", [])):
         try:
-            await hook()
-        except Exception:  # noqa: BLE001
-            log.exception("shutdown hook failed")
-    await runner.cleanup()
+            await asyncio.wait_for(hook(), timeout=max(0.1, timeout_s))
+        except Exception:  # noqa: BLE001 - includes TimeoutError: shut down anyway
+            log.exception("shutdown hook %r failed", hook)
 
 
 def _worker(config: Config, ready: "mp.synchronize.Event") -> None:
@@ -60,11 +71,12 @@ def _worker(config: Config, ready: "mp.synchronize.Event") -> None:
     asyncio.run(serve_async(config, reuse_port=True, ready=ready))
 
 
-def serve(config: Config) -> int:
-    """Blocking entry point for `hawker serve`. Returns the process exit code."""
+def serve(config: Config, on_ready: Callable[[], None] | None = None) -> int:
+    """Blocking entry point for `hawker serve`. Returns the process exit code. `on_ready` runs once
+    the port accepts connections (single process) or every worker said it is ready."""
     configure_logging(config.log_level)
     if config.workers <= 1:
-        asyncio.run(serve_async(config))
+        asyncio.run(serve_async(config, on_ready=on_ready))
         return 0
     metrics_dir = tempfile.mkdtemp(prefix="hawker-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
@@ -85,6 +97,12 @@ def serve(config: Config) -> int:
                 os.kill(p.pid, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, forward)
+    if on_ready is not None:
+        for ready in readies:
+            while not ready.wait(0.5) and all(p.is_alive() for p in procs):
+                pass
+        if all(p.is_alive() for p in procs):
+            on_ready()
     code = 0
     for p in procs:
         p.join()

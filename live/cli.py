@@ -8,7 +8,8 @@ from typing import Sequence
 
 from live.config import Config
 
-# CLI flag -> Config field (every flag mirrors a HAWKER_* variable).
+# Config field -> flag help. Every Config field has a flag here (a test checks it), and the
+# README's settings table is generated from this (settings_markdown; a test keeps them equal).
 _FLAG_HELP = {
     "host": "address to listen on",
     "port": "port to listen on",
@@ -16,12 +17,17 @@ _FLAG_HELP = {
     "secret": "HS256 secret for tokens (required outside demo mode)",
     "public_url": "URL viewers reach this server at (for printed links)",
     "workers": "processes sharing the port (SO_REUSEPORT)",
+    "demo": "demo mode: allows the default secret (`hawker demo` sets it)",
     "data_dir": "folder for the embedded Redis, media and other state",
     "tick_ms": "fan-out tick in milliseconds",
+    "max_message_bytes": "largest Socket.IO message accepted",
+    "max_request_bytes": "largest HTTP request body accepted (else 413)",
+    "redis_timeout_s": "Redis connect/command timeout in seconds (commands retry 3 times on connection errors)",
     "log_level": "debug, info, warning, error",
     "ice_servers": "comma-separated STUN/TURN URLs handed to browsers and aiortc",
     "webrtc_viewer_cap": "WebRTC viewers per process before the player is sent to HLS",
     "media_dir": "folder for HLS segments (default: DATA_DIR/media)",
+    "shutdown_grace_s": "seconds a graceful shutdown waits for each step (hooks, in-flight requests)",
     "chat_max_len": "longest chat message in characters",
     "chat_rate": "chat messages per second per user (token bucket refill, all nodes)",
     "chat_burst": "chat token bucket size per user",
@@ -35,16 +41,40 @@ _FLAG_HELP = {
     "chat_history_cap": "chat messages kept per broadcast (replay timeline)",
     "chat_join_history": "chat messages in the join snapshot",
     "chat_retention_s": "seconds chat is kept after a broadcast ends",
+    "webhook_max_attempts": "merchant webhook deliveries before a dead letter",
+    "webhook_base_delay_s": "first webhook retry delay in seconds (doubles each attempt)",
 }
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     types = {f.name: f.type for f in fields(Config)}
     for name, help_text in _FLAG_HELP.items():
         t = types[name]
+        help_full = f"{help_text} [env HAWKER_{name.upper()}]"
+        if t == "bool":
+            p.add_argument(flag_name(name), dest=name, action=argparse.BooleanOptionalAction, default=None,
+                           help=help_full)
+            continue
         conv = int if t == "int" else float if t == "float" else str
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=conv, default=None,
-                       help=f"{help_text} [env HAWKER_{name.upper()}]")
+        p.add_argument(flag_name(name), dest=name, type=conv, default=None, help=help_full)
+
+
+def settings_markdown() -> str:
+    """The README's settings table: every Config field with its variable, flag, default and meaning."""
+    defaults = Config()
+    rows = ["| variable | flag | default | meaning |", "| --- | --- | --- | --- |"]
+    for f in fields(Config):
+        if f.name == "extra":
+            continue
+        value = getattr(defaults, f.name)
+        shown = "(empty)" if value == "" else str(value).lower() if isinstance(value, bool) else str(value)
+        rows.append(f"| `HAWKER_{f.name.upper()}` | `{flag_name(f.name)}` | `{shown}` | "
+                    f"{_FLAG_HELP.get(f.name, '(undocumented)')} |")
+    return "\n".join(rows) + "\n"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,9 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hawker: {exc}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        if config.uses_default_secret and not config.demo:
-            print("hawker: refusing to serve with the default secret; set HAWKER_SECRET or --secret "
-                  "(or run `hawker demo` to try it out)", file=sys.stderr)
+        if (config.uses_default_secret or not config.secret) and not config.demo:
+            print("hawker: refusing to serve with the default secret: anyone could mint host tokens. "
+                  "Set HAWKER_SECRET or --secret to a long random string "
+                  "(or run `hawker demo` to try Hawker out)", file=sys.stderr)
             return 2
         from live.server import serve
 
@@ -92,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _token(args: argparse.Namespace, config: Config) -> int:
     from live.auth import mint
 
+    if config.uses_default_secret:
+        print("hawker: warning: signing with the default (demo) secret; set HAWKER_SECRET or --secret "
+              "to the server's secret", file=sys.stderr)
     try:
         print(mint(config.secret, sub=args.sub, role=args.role, broadcast=args.broadcast, name=args.name, ttl=args.ttl))
     except ValueError as exc:

@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
-DEFAULT_SECRET = "hawker-dev-secret-change-me"
+DEFAULT_SECRET = "hawker-demo-secret-not-for-production"  # >= 32 bytes: no PyJWT key warning
 
 
 @dataclass(frozen=True)

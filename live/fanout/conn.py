@@ -1,0 +1,226 @@
+"""One socket's writer: frames go straight to the aiohttp transport, control traffic first.
+
+Two lanes per socket:
+  * control: Engine.IO packets (pings, the OPEN/CLOSE packets) and Socket.IO packets addressed to
+    this socket (CONNECT, acks, the snapshot, private emits). Never dropped, always written before
+    queued data, so a ping never waits behind a broadcast backlog.
+  * data: broadcast frames from the fan-out engine. Written synchronously while the transport's
+    buffer is below `Bounds.high_water`; past it they wait in a bounded per-socket queue. When that
+    queue passes `Bounds.max_queued_bytes`, coalescible frames (ticks) are dropped oldest first; past
+    twice that, or when data has been waiting for `Bounds.stall_s`, the socket is closed with
+    websocket close code 4001 and a reason.
+No task per message: the fan-out loop calls `push()` for every socket; one writer task per socket
+only drains backlogs and control packets."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from engineio import packet as eio_packet
+
+from live.fanout import metrics
+from live.fanout.frames import JSON, OP_BINARY, OP_TEXT, Frame, ws_frame
+
+log = logging.getLogger("hawker.fanout")
+
+SLOW_CLOSE_CODE = 4001
+
+# Instrumentation for tests and benchmarks: called as tap(conn, data) for every write of a frame.
+tap: Callable[["Conn", bytes], None] | None = None
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Per-socket limits (see README "Fan-out settings")."""
+
+    high_water: int = 64 * 1024          # transport buffer above which data frames wait in our queue
+    max_queued_bytes: int = 512 * 1024   # queued data past which ticks are dropped, oldest first
+    stall_s: float = 10.0                # data waiting this long without the queue emptying -> close
+    close_grace_s: float = 5.0           # after the close frame, abort the TCP connection
+
+
+class CtrlQueue(asyncio.Queue):  # type: ignore[type-arg]
+    """Engine.IO's per-socket packet queue, which also wakes our writer."""
+
+    def __init__(self, conn: "Conn") -> None:
+        super().__init__()
+        self._conn = conn
+
+    def put_nowait(self, item: Any) -> None:
+        super().put_nowait(item)
+        self._conn.wake.set()
+
+
+class Conn:
+    __slots__ = ("eio_sid", "sock", "codec", "bounds", "ws", "transport", "queue", "queued", "wake",
+                 "closing", "stalled_since", "writer", "dropped", "close_reason", "__weakref__")
+
+    def __init__(self, eio_sid: str, sock: Any, codec: str | None, bounds: Bounds) -> None:
+        self.eio_sid = eio_sid
+        self.sock = sock                # engineio AsyncSocket
+        self.codec = codec              # "msgpack" | "json" | None until the first Socket.IO packet
+        self.bounds = bounds
+        self.ws: Any = None             # aiohttp WebSocketResponse once on websocket
+        self.transport: Any = None
+        self.queue: deque[tuple[bytes, bool]] = deque()
+        self.queued = 0
+        self.wake = asyncio.Event()
+        self.closing = False
+        self.stalled_since: float | None = None
+        self.writer: asyncio.Task | None = None
+        self.dropped = 0
+        self.close_reason: str | None = None
+        old = sock.queue
+        sock.queue = CtrlQueue(self)
+        while not old.empty():  # the OPEN packet is already there
+            sock.queue.put_nowait(old.get_nowait())
+            old.task_done()
+
+    @property
+    def out_codec(self) -> str:
+        return self.codec or JSON
+
+    # ---- writing ------------------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if tap is not None:
+            tap(self, data)
+        self.transport.write(data)
+
+    def push(self, frame: Frame, coalescible: bool) -> None:
+        """Hand one broadcast frame to this socket (never blocks, never creates a task)."""
+        tr = self.transport
+        if tr is None:  # still on long-polling: Engine.IO's own queue
+            if not self.closing and not self.sock.closed:
+                self.sock.queue.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, frame.eio))
+            return
+        if self.closing:
+            return
+        if not self.queue and tr.get_write_buffer_size() < self.bounds.high_water:
+            if not tr.is_closing():
+                self._write(frame.ws)
+            return
+        data = frame.ws
+        if not self.queue:
+            self.stalled_since = time.monotonic()
+            self.wake.set()
+        self.queue.append((data, coalescible))
+        self.queued += len(data)
+        if self.queued > self.bounds.max_queued_bytes:
+            self._shed()
+
+    def send_ctrl(self, frame: Frame) -> None:
+        """A Socket.IO packet for this socket only (acks, snapshot): control lane."""
+        if self.transport is None or self.sock.queue.qsize():
+            self.sock.queue.put_nowait(eio_packet.Packet(eio_packet.MESSAGE, frame.eio))
+        elif not self.closing and not self.transport.is_closing():
+            self._write(frame.ws)
+
+    def _shed(self) -> None:
+        limit = self.bounds.max_queued_bytes
+        kept: deque[tuple[bytes, bool]] = deque()
+        dropped = 0
+        for item in self.queue:
+            if item[1] and self.queued > limit:
+                self.queued -= len(item[0])
+                dropped += 1
+            else:
+                kept.append(item)
+        self.queue = kept
+        if dropped:
+            self.dropped += dropped
+            metrics.DROPPED.inc(dropped)
+        if self.queued > 2 * limit:
+            self.kill("buffer full")
+
+    def _write_ctrl(self, pkt: Any) -> None:
+        if isinstance(pkt, eio_packet.Packet):
+            enc = pkt.encode()
+            data = ws_frame(enc, OP_BINARY) if isinstance(enc, bytes) else ws_frame(enc.encode(), OP_TEXT)
+        else:
+            data = pkt
+        if not self.transport.is_closing():
+            self._write(data)
+
+    async def run(self) -> None:
+        """The writer task: control packets first, then queued data while the transport has room."""
+        ctrl = self.sock.queue
+        loop = asyncio.get_running_loop()
+        hw = self.bounds.high_water
+        try:
+            while True:
+                while ctrl.qsize():
+                    pkt = ctrl.get_nowait()
+                    ctrl.task_done()
+                    if pkt is None:
+                        return
+                    self._write_ctrl(pkt)
+                    if getattr(pkt, "packet_type", None) == eio_packet.CLOSE:
+                        return
+                tr = self.transport
+                q = self.queue
+                while q and not self.closing and tr.get_write_buffer_size() < hw:
+                    data, _ = q.popleft()
+                    self.queued -= len(data)
+                    self._write(data)
+                if not q:
+                    self.stalled_since = None
+                if ctrl.qsize():
+                    continue
+                self.wake.clear()
+                if q and not self.closing:
+                    if self.stalled_since is not None and time.monotonic() - self.stalled_since > self.bounds.stall_s:
+                        self.kill(f"no progress for {self.bounds.stall_s:g} s")
+                        continue
+                    handle = loop.call_later(0.02, self.wake.set)  # poll for the transport to drain
+                    await self.wake.wait()
+                    handle.cancel()
+                else:
+                    await self.wake.wait()
+        except Exception:  # noqa: BLE001 - a broken transport ends this socket only
+            log.debug("writer of %s failed", self.eio_sid, exc_info=True)
+        finally:
+            self.closing = True
+            if self.ws is not None and self.close_reason is None:
+                try:
+                    await self.ws.close()
+                except Exception:  # noqa: BLE001
+                    pass
+
+    # ---- slow sockets -------------------------------------------------------------------------
+
+    def kill(self, reason: str) -> None:
+        """Close a socket that cannot keep up: websocket close 4001 with `slow consumer: <reason>`."""
+        if self.close_reason is not None:
+            return
+        self.closing = True
+        self.close_reason = f"slow consumer: {reason}"
+        if self.queue:
+            dropped = sum(1 for _, c in self.queue if c)
+            self.dropped += dropped
+            metrics.DROPPED.inc(dropped)
+        self.queue.clear()
+        self.queued = 0
+        metrics.SLOW_CLOSED.labels(reason.split(" ")[0]).inc()
+        log.info("closing slow socket %s: %s", self.eio_sid, self.close_reason)
+        asyncio.ensure_future(self._close_slow())
+
+    async def _close_slow(self) -> None:
+        loop = asyncio.get_running_loop()
+        tr = self.transport
+        if tr is not None:
+            loop.call_later(self.bounds.close_grace_s, tr.abort)
+        try:
+            await self.sock.close(wait=False, abort=True, reason=self.close_reason)
+        except Exception:  # noqa: BLE001
+            log.debug("close of %s failed", self.eio_sid, exc_info=True)
+        self.wake.set()
+        if self.ws is not None:
+            try:
+                await self.ws.close(code=SLOW_CLOSE_CODE, message=self.close_reason.encode()[:120])
+            except Exception:  # noqa: BLE001
+                pass

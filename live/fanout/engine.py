@@ -1,0 +1,452 @@
+"""The fan-out engine of one node: broadcast membership, per-broadcast ticks, Redis pub/sub between
+nodes, viewer counts. See docs/architecture.md "Hub and fan-out: the engine".
+
+Per tick (default 100 ms) and broadcast, this node
+  1. publishes its own input (chat, hearts summed, levels latest-wins) as ONE message on the
+     broadcast's channel `fan:bc:<id>` (only if it has input);
+  2. merges its own input with the batches other nodes published since the last tick and sends ONE
+     `tick` frame to its local members (encoded once per codec; viewers get a chat sample past the
+     overload rate, staff the whole chat);
+  3. refreshes its member count in the hash `fan:viewers:<id>` (field = node id, value
+     `count:ms`); counts older than `viewers_ttl_ms` are ignored and removed, so a dead node's
+     viewers disappear.
+Urgent events and private messages are delivered locally at once and published at once; other
+nodes deliver them on receipt. One publisher task keeps this node's messages in order."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Any, Callable
+
+import msgpack
+import redis.asyncio as aioredis
+
+from live.fanout import metrics
+from live.fanout.conn import Conn
+from live.fanout.frames import CODECS, Encoded
+
+log = logging.getLogger("hawker.fanout")
+
+CHANNEL = "fan:bc:"
+VIEWERS = "fan:viewers:"
+NODE_CHANNEL = "fan:node:"
+
+
+class _Batch:
+    __slots__ = ("chat", "hearts", "levels")
+
+    def __init__(self) -> None:
+        self.chat: list[Any] = []
+        self.hearts = 0
+        self.levels: dict[str, Any] = {}
+
+    def merge(self, chat: list[Any] | None, hearts: int | None, levels: dict[str, Any] | None) -> None:
+        if chat:
+            self.chat.extend(chat)
+        if hearts:
+            self.hearts += hearts
+        if levels:
+            self.levels.update(levels)
+
+    def empty(self) -> bool:
+        return not (self.chat or self.hearts or self.levels)
+
+
+class _Room:
+    """The local members of one broadcast, grouped by (codec, staff) so a tick's loop is flat."""
+
+    __slots__ = ("groups", "count", "users", "last_viewers")
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[str, bool], dict[str, Conn]] = {(c, s): {} for c in CODECS for s in (False, True)}
+        self.count = 0
+        self.users: dict[str, set[str]] = {}
+        self.last_viewers = -1
+
+
+class _Member:
+    __slots__ = ("broadcast", "staff", "user", "conn", "key")
+
+    def __init__(self, broadcast: str, staff: bool, user: str | None, conn: Conn, key: tuple[str, bool]) -> None:
+        self.broadcast = broadcast
+        self.staff = staff
+        self.user = user
+        self.conn = conn
+        self.key = key
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Fanout:
+    """See live/fanout/__init__.py for the interface."""
+
+    def __init__(self, sio: Any, redis: aioredis.Redis, *, node_id: str, tick_ms: int = 100,
+                 chat_overload_rate: float = 50.0, chat_overload_k: int = 10,
+                 viewers_ttl_ms: int = 5000, clock: Callable[[], int] | None = None,
+                 max_outbox: int = 10_000) -> None:
+        if not hasattr(sio, "conn"):
+            raise TypeError("Fanout needs a live.fanout.FanoutServer as its Socket.IO server")
+        from chat.overload import ChatSampler, OverloadPolicy
+
+        self.sio = sio
+        self.redis = redis
+        self.node_id = node_id
+        self.tick_s = max(0.005, tick_ms / 1000)
+        self.chat_sampler: Any = ChatSampler(OverloadPolicy(chat_overload_rate, chat_overload_k))
+        self.viewers_ttl_ms = viewers_ttl_ms
+        self.clock = clock or _now_ms
+        self.max_outbox = max_outbox
+        self._members: dict[str, _Member] = {}
+        self._rooms: dict[str, _Room] = {}
+        self._pending: dict[str, _Batch] = {}   # this node's input since the last tick
+        self._inbound: dict[str, _Batch] = {}   # other nodes' batches since the last tick
+        self._totals: dict[str, tuple[int, int]] = {}  # broadcast -> (total, our count at the time)
+        self._gone: set[str] = set()            # broadcasts we left: remove our viewer field
+        self._outbox: deque[tuple[str, bytes, str]] = deque()
+        self._out_wake = asyncio.Event()
+        self._sub_lock = asyncio.Lock()
+        self._pubsub: Any = None
+        self._tasks: list[asyncio.Task] = []
+        self._running = False
+        self.ticks = 0
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        await self._pubsub.subscribe(NODE_CHANNEL + self.node_id)  # always subscribed: listen() never idles out
+        self._running = True
+        self._tasks = [asyncio.ensure_future(self._listen()), asyncio.ensure_future(self._ticker()),
+                       asyncio.ensure_future(self._publisher())]
+
+    async def stop(self) -> None:
+        self._running = False
+        self._out_wake.set()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except BaseException:  # noqa: BLE001
+                pass
+        self._tasks = []
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for bc in list(self._rooms) + list(self._gone):
+                pipe.hdel(VIEWERS + bc, self.node_id)
+            await pipe.execute()
+        except Exception:  # noqa: BLE001
+            log.debug("viewer cleanup failed", exc_info=True)
+        if self._pubsub is not None:
+            try:
+                await self._pubsub.aclose()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def set_chat_sampler(self, sampler: Any) -> None:
+        """The chat part's overload policy (`chat.overload.ChatSampler`)."""
+        self.chat_sampler = sampler
+
+    # ---- membership ---------------------------------------------------------------------------
+
+    async def join(self, sid: str, broadcast: str, *, staff: bool = False, user: str | None = None) -> None:
+        conn = self.sio.conn(sid)
+        if conn is None:
+            raise LookupError(f"no socket {sid}")
+        if sid in self._members:
+            await self.leave(sid)
+        key = (conn.out_codec, bool(staff))
+        room = self._rooms.get(broadcast)
+        if room is None:
+            room = self._rooms[broadcast] = _Room()
+            self._gone.discard(broadcast)
+        room.groups[key][sid] = conn
+        room.count += 1
+        if user:
+            room.users.setdefault(user, set()).add(sid)
+        self._members[sid] = _Member(broadcast, bool(staff), user, conn, key)
+        metrics.SOCKETS.labels(broadcast).inc()
+        if room.count == 1:
+            async with self._sub_lock:
+                if self._pubsub is not None and self._rooms.get(broadcast) is room:
+                    await self._pubsub.subscribe(CHANNEL + broadcast)
+
+    async def leave(self, sid: str) -> None:
+        m = self._members.pop(sid, None)
+        if m is None:
+            return
+        room = self._rooms.get(m.broadcast)
+        if room is None:
+            return
+        room.groups[m.key].pop(sid, None)
+        room.count -= 1
+        metrics.SOCKETS.labels(m.broadcast).dec()
+        if m.user:
+            sids = room.users.get(m.user)
+            if sids is not None:
+                sids.discard(sid)
+                if not sids:
+                    del room.users[m.user]
+        if room.count <= 0:
+            del self._rooms[m.broadcast]
+            self._inbound.pop(m.broadcast, None)
+            self._gone.add(m.broadcast)
+            async with self._sub_lock:
+                if self._pubsub is not None and m.broadcast not in self._rooms:
+                    await self._pubsub.unsubscribe(CHANNEL + m.broadcast)
+
+    def members(self, broadcast: str) -> int:
+        """Sockets of this broadcast on this node."""
+        room = self._rooms.get(broadcast)
+        return room.count if room else 0
+
+    # ---- input --------------------------------------------------------------------------------
+
+    def _batch(self, broadcast: str) -> _Batch:
+        b = self._pending.get(broadcast)
+        if b is None:
+            b = self._pending[broadcast] = _Batch()
+        return b
+
+    def chat(self, broadcast: str, message: dict) -> None:
+        self._batch(broadcast).chat.append(message)
+
+    def hearts(self, broadcast: str, n: int = 1) -> None:
+        self._batch(broadcast).hearts += int(n)
+
+    def level(self, broadcast: str, key: str, value: Any) -> None:
+        self._batch(broadcast).levels[key] = value
+
+    def urgent(self, broadcast: str, event: str, data: Any) -> None:
+        self._deliver_event(broadcast, event, data)
+        self._publish(broadcast, {"n": self.node_id, "k": "u", "e": event, "d": data}, "urgent")
+
+    def to_user(self, broadcast: str, user: str, event: str, data: Any) -> None:
+        self._deliver_user(broadcast, user, event, data)
+        self._publish(broadcast, {"n": self.node_id, "k": "p", "u": user, "e": event, "d": data}, "user")
+
+    def viewer_count(self, broadcast: str) -> int:
+        local = self.members(broadcast)
+        total, ours = self._totals.get(broadcast, (0, 0))
+        return max(0, total - ours + local)
+
+    # ---- local delivery -----------------------------------------------------------------------
+
+    def _deliver_event(self, broadcast: str, event: str, data: Any) -> None:
+        room = self._rooms.get(broadcast)
+        if room is None:
+            return
+        enc = Encoded(event, data)
+        n = 0
+        for (codec, _staff), conns in room.groups.items():
+            if conns:
+                frame = enc.frame(codec)
+                for conn in conns.values():
+                    conn.push(frame, False)
+                n += len(conns)
+        metrics.DELIVERIES.labels("urgent").inc(n)
+
+    def _deliver_user(self, broadcast: str, user: str, event: str, data: Any) -> None:
+        room = self._rooms.get(broadcast)
+        sids = room.users.get(user) if room else None
+        if not sids:
+            return
+        enc = Encoded(event, data)
+        for sid in sids:
+            m = self._members[sid]
+            m.conn.push(enc.frame(m.key[0]), False)
+        metrics.DELIVERIES.labels("user").inc(len(sids))
+
+    def _deliver_tick(self, broadcast: str, room: _Room, batch: _Batch | None, now: int) -> int:
+        viewers = self.viewer_count(broadcast)
+        if batch is None or batch.empty():
+            if viewers == room.last_viewers:
+                return 0
+            batch = batch or _Batch()
+        room.last_viewers = viewers
+        base: dict[str, Any] = {"ts": now}
+        if batch.hearts:
+            base["hearts"] = batch.hearts
+        if batch.levels:
+            base["levels"] = batch.levels
+        base["viewers"] = viewers
+        chat = batch.chat
+        for_viewers = chat
+        if chat and self.chat_sampler is not None:
+            for_viewers = self.chat_sampler.for_viewers(broadcast, chat, now)
+        vpay = {**base, "chat": for_viewers} if for_viewers else base
+        spay = {**base, "chat": chat} if chat and len(for_viewers) != len(chat) else vpay
+        encs = {False: Encoded("tick", vpay)}
+        encs[True] = encs[False] if spay is vpay else Encoded("tick", spay)
+        n = 0
+        for (codec, staff), conns in room.groups.items():
+            if conns:
+                frame = encs[staff].frame(codec)
+                for conn in conns.values():
+                    conn.push(frame, True)
+                n += len(conns)
+        metrics.BATCH_SIZE.observe(len(chat) + len(batch.levels) + (1 if batch.hearts else 0))
+        return n
+
+    # ---- the tick -----------------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while self._running:
+            due += self.tick_s
+            delay = due - loop.time()
+            if delay < 0:  # behind: do not try to catch up with a burst of ticks
+                due = loop.time()
+                delay = 0
+            await asyncio.sleep(delay)
+            try:
+                self.tick()
+                await self._refresh_viewers()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.warning("fan-out tick failed", exc_info=True)
+
+    def tick(self) -> None:
+        """One tick: publish our input, deliver the merged batch to local members."""
+        now = self.clock()
+        pending, self._pending = self._pending, {}
+        inbound, self._inbound = self._inbound, {}
+        for bc, b in pending.items():
+            if not b.empty():
+                msg: dict[str, Any] = {"n": self.node_id, "k": "t"}
+                if b.chat:
+                    msg["c"] = b.chat
+                if b.hearts:
+                    msg["h"] = b.hearts
+                if b.levels:
+                    msg["l"] = b.levels
+                self._publish(bc, msg, "tick")
+        start = time.perf_counter()
+        n = 0
+        for bc, room in self._rooms.items():
+            batch = pending.get(bc)
+            remote = inbound.get(bc)
+            if remote is not None:
+                if batch is None:
+                    batch = remote
+                else:  # other nodes' chat first (older), ours after; levels: ours are newer
+                    merged = _Batch()
+                    merged.merge(remote.chat, remote.hearts, remote.levels)
+                    merged.merge(batch.chat, batch.hearts, batch.levels)
+                    batch = merged
+            n += self._deliver_tick(bc, room, batch, now)
+        if n:
+            metrics.DELIVERIES.labels("tick").inc(n)
+            metrics.TICK_SECONDS.observe(time.perf_counter() - start)
+        self.ticks += 1
+
+    async def _refresh_viewers(self) -> None:
+        if not self._rooms and not self._gone:
+            return
+        now = self.clock()
+        names = list(self._rooms)
+        counts = [self._rooms[bc].count for bc in names]
+        pipe = self.redis.pipeline(transaction=False)
+        for bc in self._gone:
+            pipe.hdel(VIEWERS + bc, self.node_id)
+        gone = len(self._gone)
+        self._gone = set()
+        for bc, c in zip(names, counts):
+            key = VIEWERS + bc
+            pipe.hset(key, self.node_id, f"{c}:{now}")
+            pipe.pexpire(key, self.viewers_ttl_ms * 2)
+            pipe.hgetall(key)
+        res = await pipe.execute()
+        stale_pipe = None
+        for i, (bc, c) in enumerate(zip(names, counts)):
+            fields = res[gone + 3 * i + 2] or {}
+            total = 0
+            for node, raw in fields.items():
+                try:
+                    cnt, at = raw.split(b":")
+                    if now - int(at) <= self.viewers_ttl_ms:
+                        total += int(cnt)
+                        continue
+                except ValueError:
+                    pass
+                stale_pipe = stale_pipe or self.redis.pipeline(transaction=False)
+                stale_pipe.hdel(VIEWERS + bc, node)
+            self._totals[bc] = (total, c)
+        for bc in list(self._totals):
+            if bc not in self._rooms:
+                del self._totals[bc]
+        if stale_pipe is not None:
+            await stale_pipe.execute()
+
+    # ---- Redis --------------------------------------------------------------------------------
+
+    def _publish(self, broadcast: str, msg: dict[str, Any], kind: str) -> None:
+        if len(self._outbox) >= self.max_outbox:
+            log.warning("fan-out outbox full: dropping a %s message for %s", kind, broadcast)
+            return
+        self._outbox.append((CHANNEL + broadcast, msgpack.packb(msg), kind))
+        self._out_wake.set()
+
+    async def _publisher(self) -> None:
+        """One task, one pipeline per wake-up: this node's messages reach Redis in order."""
+        while self._running:
+            await self._out_wake.wait()
+            self._out_wake.clear()
+            while self._outbox:
+                items = []
+                while self._outbox and len(items) < 500:
+                    items.append(self._outbox.popleft())
+                pipe = self.redis.pipeline(transaction=False)
+                for ch, data, _kind in items:
+                    pipe.publish(ch, data)
+                try:
+                    await pipe.execute()
+                    for _ch, _d, kind in items:
+                        metrics.PUBLISHED.labels(kind).inc()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001
+                    log.warning("fan-out publish failed (%d messages lost)", len(items), exc_info=True)
+                    await asyncio.sleep(0.5)
+
+    async def _listen(self) -> None:
+        while self._running:
+            try:
+                msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.warning("fan-out subscription failed; retrying", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            if msg is None or msg.get("type") != "message":
+                continue
+            try:
+                self._on_message(msg["channel"], msg["data"])
+            except Exception:  # noqa: BLE001
+                log.warning("bad fan-out message", exc_info=True)
+
+    def _on_message(self, channel: bytes, data: bytes) -> None:
+        ch = channel.decode() if isinstance(channel, bytes) else channel
+        if not ch.startswith(CHANNEL):
+            return
+        bc = ch[len(CHANNEL):]
+        m = msgpack.unpackb(data)
+        if m.get("n") == self.node_id or bc not in self._rooms:
+            return
+        kind = m.get("k")
+        if kind == "t":
+            b = self._inbound.get(bc)
+            if b is None:
+                b = self._inbound[bc] = _Batch()
+            b.merge(m.get("c"), m.get("h"), m.get("l"))
+        elif kind == "u":
+            self._deliver_event(bc, m["e"], m.get("d"))
+        elif kind == "p":
+            self._deliver_user(bc, m["u"], m["e"], m.get("d"))

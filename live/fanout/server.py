@@ -1,0 +1,199 @@
+"""The Socket.IO server the fan-out engine needs: stock python-socketio for the protocol (handshake,
+namespaces, events, acks), with three changes:
+
+  * websocket transport served by our own loop (`serve_websocket`): permessage-deflate off, and a
+    per-socket `Conn` writer that writes frames straight to the transport, control traffic first;
+  * a codec per socket: msgpack (binary frames) or JSON (text frames), taken from the connect query
+    `codec=msgpack|json` or else from the client's first Socket.IO packet (a binary CONNECT is
+    msgpack); incoming packets of both kinds parse, and every packet to a socket (CONNECT, acks,
+    private events) uses that socket's codec;
+  * `emit()` without a callback encodes once per codec and writes without a task per recipient.
+Long-polling still works (Engine.IO's own queue) and upgrades to websocket; it is meant for
+stragglers, not for mass audiences."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+import socketio
+from aiohttp import WSMsgType
+from aiohttp.web import WebSocketResponse
+from engineio import exceptions as eio_exceptions
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
+from socketio.msgpack_packet import MsgPackPacket
+
+from live.fanout.conn import Bounds, Conn
+from live.fanout.frames import CODECS, JSON, MSGPACK, Encoded
+
+log = logging.getLogger("hawker.fanout")
+
+
+class DirectWebSocket:
+    """Engine.IO async driver hook: replaces engineio.async_drivers.aiohttp.WebSocket."""
+
+    def __init__(self, handler: Any, server: Any) -> None:
+        self.sock = handler.__self__  # the engineio AsyncSocket whose _websocket_handler this is
+        self.server = server
+
+    async def __call__(self, environ: dict) -> WebSocketResponse:
+        request = environ["aiohttp.request"]
+        ws = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
+        await ws.prepare(request)
+        await serve_websocket(self.server, self.sock, ws)
+        return ws
+
+
+async def _recv(ws: WebSocketResponse) -> Any:
+    msg = await ws.receive()
+    if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+        return msg.data
+    return None
+
+
+async def serve_websocket(server: Any, sock: Any, ws: WebSocketResponse) -> None:
+    """Engine.IO over one websocket: the reader loop here, the writer in Conn.run."""
+    conn: Conn | None = server.conns.get(sock.sid)
+    if conn is None:  # not created by FanoutServer (should not happen): behave as a JSON socket
+        conn = server.conns[sock.sid] = Conn(sock.sid, sock, None, Bounds())
+    if sock.connected:  # an upgrade from long-polling: the probe dance
+        sock.upgrading = True
+        p = await _recv(ws)
+        if p is None or eio_packet.Packet(encoded_packet=p).packet_type != eio_packet.PING:
+            sock.upgrading = False
+            return
+        await ws.send_str("3probe")
+        await sock.queue.put(eio_packet.Packet(eio_packet.NOOP))  # ends the pending poll
+        p = await _recv(ws)
+        if p is None or eio_packet.Packet(encoded_packet=p).packet_type != eio_packet.UPGRADE:
+            sock.upgrading = False
+            return
+        sock.upgraded = True
+        sock.upgrading = False
+    else:
+        sock.connected = True
+        sock.upgraded = True
+    conn.ws = ws
+    conn.transport = ws._writer.transport if ws._writer is not None else None  # noqa: SLF001
+    if conn.transport is None:
+        return
+    conn.writer = asyncio.ensure_future(conn.run())
+    try:
+        while True:
+            p = await _recv(ws)
+            if p is None:
+                break
+            try:
+                await sock.receive(eio_packet.Packet(encoded_packet=p))
+            except eio_exceptions.UnknownPacketError:
+                pass
+            except eio_exceptions.SocketIsClosedError:
+                break
+            except Exception:  # noqa: BLE001 - a bad packet costs its sender nothing more
+                log.info("bad packet from %s", sock.sid, exc_info=True)
+    finally:
+        conn.closing = True
+        conn.wake.set()
+        sock.queue.put_nowait(None)
+        try:
+            await asyncio.wait_for(conn.writer, timeout=2)
+        except Exception:  # noqa: BLE001
+            conn.writer.cancel()
+        await sock.close(wait=False, abort=True, reason=conn.close_reason or server.reason.TRANSPORT_CLOSE)
+
+
+def _codec_from(environ: dict) -> str | None:
+    qs = parse_qs(environ.get("QUERY_STRING", "") or "")
+    codec = (qs.get("codec") or [None])[0]
+    return codec if codec in CODECS else None
+
+
+class FanoutServer(socketio.AsyncServer):
+    """`socketio.AsyncServer` for the fan-out engine (async_mode aiohttp). `conns` maps Engine.IO
+    sids to their Conn; `bounds` are the per-socket limits."""
+
+    def __init__(self, *, bounds: Bounds | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("async_mode", "aiohttp")
+        super().__init__(**kwargs)
+        self.bounds = bounds or Bounds()
+        self.conns: dict[str, Conn] = {}
+        self.eio.conns = self.conns  # type: ignore[attr-defined]
+        self.eio._async = dict(self.eio._async, websocket=DirectWebSocket)  # noqa: SLF001
+
+    def conn(self, sid: str, namespace: str = "/") -> Conn | None:
+        """The Conn of a Socket.IO sid."""
+        eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
+        return self.conns.get(eio_sid) if eio_sid else None
+
+    # ---- engine.io events ---------------------------------------------------------------------
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict) -> Any:
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is not None:
+            self.conns[eio_sid] = Conn(eio_sid, sock, _codec_from(environ), self.bounds)
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        try:
+            await super()._handle_eio_disconnect(eio_sid, reason)
+        finally:
+            conn = self.conns.pop(eio_sid, None)
+            if conn is not None:
+                conn.closing = True
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        conn = self.conns.get(eio_sid)
+        if isinstance(data, (bytes, bytearray)) and eio_sid not in self._binary_packet:
+            if conn is not None and conn.codec is None:
+                conn.codec = MSGPACK
+            pkt = MsgPackPacket(encoded_packet=bytes(data))
+            t = pkt.packet_type
+            if t == sio_packet.CONNECT:
+                await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
+            elif t == sio_packet.DISCONNECT:
+                await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
+            elif t == sio_packet.EVENT and isinstance(pkt.data, list) and pkt.data:
+                await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
+            elif t == sio_packet.ACK:
+                await self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
+            else:
+                raise ValueError("Unknown packet type.")
+            return
+        if conn is not None and conn.codec is None and isinstance(data, str):
+            conn.codec = JSON
+        await super()._handle_eio_message(eio_sid, data)
+
+    # ---- sending ------------------------------------------------------------------------------
+
+    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        conn = self.conns.get(eio_sid)
+        if conn is not None and conn.codec == MSGPACK:
+            t = pkt.packet_type
+            t = sio_packet.EVENT if t == sio_packet.BINARY_EVENT else sio_packet.ACK if t == sio_packet.BINARY_ACK else t
+            mp = MsgPackPacket(t, data=pkt.data, namespace=pkt.namespace or "/", id=pkt.id)
+            await self.eio.send(eio_sid, mp.encode())
+            return
+        await super()._send_packet(eio_sid, pkt)
+
+    async def emit(self, event: str, data: Any = None, to: Any = None, room: Any = None, skip_sid: Any = None,
+                   namespace: str | None = None, callback: Any = None, ignore_queue: bool = False) -> None:
+        """Like socketio's emit; without a callback: encoded once per codec, no task per recipient."""
+        namespace = namespace or "/"
+        if callback is not None or namespace != "/" or type(self.manager) is not socketio.AsyncManager:
+            await super().emit(event, data, to=to, room=room, skip_sid=skip_sid, namespace=namespace,
+                               callback=callback, ignore_queue=ignore_queue)
+            return
+        target = to or room
+        if namespace not in self.manager.rooms:
+            return
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        enc = Encoded(event, *args)
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        for sid, eio_sid in self.manager.get_participants(namespace, target):
+            if sid in skip:
+                continue
+            conn = self.conns.get(eio_sid)
+            if conn is not None:
+                conn.send_ctrl(enc.frame(conn.out_codec))

@@ -1,0 +1,89 @@
+"""Delivery: codecs, coalescing, urgent events, private messages, encode-once."""
+from __future__ import annotations
+
+import asyncio
+
+from live.fanout import conn as conn_mod
+from tests.fanout.conftest import fanout_of, wait_for
+
+
+async def test_both_codecs_get_the_same_tick(make_server, bc, clients, token) -> None:
+    srv = await make_server()
+    mp = await clients(srv.url, token("viewer", bc, "u1"), "msgpack")
+    js = await clients(srv.url, token("viewer", bc, "u2"), "default")
+    await wait_for(lambda: mp.of("snapshot") and js.of("snapshot"), what="snapshots (acks in each codec)")
+    fan = fanout_of(srv)
+    fan.chat(bc, {"id": "m1", "text": "héllo", "role": "viewer"})
+    fan.level(bc, "stock:s1", {"available": 3})
+    await wait_for(lambda: mp.chat() and js.chat(), what="the tick on both codecs")
+    a = next(t for t in mp.ticks() if t.get("chat"))
+    b = next(t for t in js.ticks() if t.get("chat"))
+    assert a == b
+    assert a["chat"] == [{"id": "m1", "text": "héllo", "role": "viewer"}]
+    assert a["levels"] == {"stock:s1": {"available": 3}}
+    assert isinstance(a["ts"], int) and a["viewers"] == 2
+
+
+async def test_coalescing_hearts_summed_levels_latest(make_server, bc, clients, token) -> None:
+    srv = await make_server(tick_ms=200)
+    c = await clients(srv.url, token("viewer", bc, "u1"))
+    await wait_for(lambda: c.of("snapshot"), what="snapshot")
+    fan = fanout_of(srv)
+    fan.tick()  # start from a fresh tick window (the viewer count change goes out now)
+    before = len(c.ticks())
+    for _ in range(100):
+        fan.hearts(bc)
+    for v in range(10):
+        fan.level(bc, "poll:p1", {"tallies": [v, 0]})
+    fan.tick()
+    await wait_for(lambda: len(c.ticks()) > before, what="the next tick")
+    new = [t for t in c.ticks()[before:] if "hearts" in t or "levels" in t]
+    assert len(new) == 1
+    assert new[0]["hearts"] == 100
+    assert new[0]["levels"] == {"poll:p1": {"tallies": [9, 0]}}
+
+
+async def test_urgent_goes_at_once_in_order(make_server, bc, clients, token) -> None:
+    srv = await make_server(tick_ms=60_000)  # no tick in this test: urgent events must not wait for one
+    c = await clients(srv.url, token("viewer", bc, "u1"), "default")
+    await wait_for(lambda: c.of("snapshot"), what="snapshot")
+    fan = fanout_of(srv)
+    for i in range(20):
+        fan.urgent(bc, "sale.open", {"i": i})
+    got = await wait_for(lambda: len(c.of("sale.open")) == 20 and c.of("sale.open"), what="20 urgent events")
+    assert [d["i"] for d in got] == list(range(20))
+    assert not c.ticks()
+
+
+async def test_to_user_reaches_every_socket_of_that_user_only(make_server, bc, clients, token) -> None:
+    a, b = await make_server(), await make_server()
+    u1a = await clients(a.url, token("viewer", bc, "u1"))
+    u1b = await clients(b.url, token("viewer", bc, "u1"), "default")
+    u2 = await clients(a.url, token("viewer", bc, "u2"))
+    await wait_for(lambda: all(x.of("snapshot") for x in (u1a, u1b, u2)), what="snapshots")
+    fanout_of(a).to_user(bc, "u1", "hold.granted", {"qty": 1})
+    await wait_for(lambda: u1a.of("hold.granted") and u1b.of("hold.granted"), what="private event on both nodes")
+    fanout_of(a).urgent(bc, "marker", {})
+    await wait_for(lambda: u2.of("marker"), what="a later urgent event")
+    assert not u2.of("hold.granted")
+
+
+async def test_encode_once_same_bytes_object_for_every_socket(make_server, bc, clients, token) -> None:
+    srv = await make_server(tick_ms=60_000)
+    cs = [await clients(srv.url, token("viewer", bc, f"u{i}"), "msgpack" if i % 2 else "default") for i in range(6)]
+    await wait_for(lambda: all(c.of("snapshot") for c in cs), what="snapshots")
+    fan = fanout_of(srv)
+    writes: list[tuple[object, bytes]] = []
+    conn_mod.tap = lambda conn, data: writes.append((conn, data))
+    try:
+        fan.chat(bc, {"id": "m", "text": "x" * 50, "role": "viewer"})
+        fan.tick()
+    finally:
+        conn_mod.tap = None
+    await wait_for(lambda: all(c.chat() for c in cs), what="the tick everywhere")
+    assert len({id(c) for c, _ in writes}) == 6  # one write per socket
+    by_codec: dict[bool, set[int]] = {}
+    for conn, data in writes:
+        by_codec.setdefault(conn.codec == "msgpack", set()).add(id(data))
+    assert set(by_codec) == {True, False}
+    assert all(len(ids) == 1 for ids in by_codec.values())  # the same bytes object per codec

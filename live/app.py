@@ -12,6 +12,7 @@ from aiohttp import web
 
 from live import assets, checkout_api, chat_events, health, idempotent, media, metrics, pages
 from live.config import Config
+from live.fanout import Bounds, FanoutServer
 from live.errors import error_middleware
 from live.services import Services
 from live.store import connect
@@ -43,7 +44,9 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[error_middleware, _count_requests], client_max_size=config.max_request_bytes)
     app["config"] = config
     app["redis"] = connect(config.redis_url, timeout_s=config.redis_timeout_s)
-    sio = socketio.AsyncServer(
+    sio = FanoutServer(  # socketio.AsyncServer with the fan-out engine's writer and codecs (live/fanout/)
+        bounds=Bounds(max_queued_bytes=config.fanout_queue_kb * 1024, stall_s=config.fanout_stall_s,
+                      close_grace_s=config.fanout_close_grace_s),
         async_mode="aiohttp",
         cors_allowed_origins="*",
         json=_OrjsonModule,

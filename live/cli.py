@@ -43,6 +43,10 @@ _FLAG_HELP = {
     "chat_retention_s": "seconds chat is kept after a broadcast ends",
     "webhook_max_attempts": "merchant webhook deliveries before a dead letter",
     "webhook_base_delay_s": "first webhook retry delay in seconds (doubles each attempt)",
+    "payment_provider": "payment provider: sandbox (offline test cards) or package.module:factory (see docs/checkout.md)",
+    "fanout_queue_kb": "data queued per slow socket (KiB) before ticks are dropped; twice that closes it",
+    "fanout_stall_s": "seconds a socket may stay backed up before it is closed as a slow consumer",
+    "fanout_close_grace_s": "seconds a slow socket gets to read its close frame before the connection is cut",
 }
 
 

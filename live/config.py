@@ -45,6 +45,11 @@ class Config:
     chat_overload_k: int = 10
     webhook_max_attempts: int = 8
     webhook_base_delay_s: float = 2.0
+    payment_provider: str = "sandbox"
+    # fan-out engine (live/fanout/; README "Fan-out settings")
+    fanout_queue_kb: int = 512
+    fanout_stall_s: float = 10.0
+    fanout_close_grace_s: float = 5.0
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

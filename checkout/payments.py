@@ -6,6 +6,7 @@ twice), look a charge up by that key after a timeout, and refund. See docs/check
 from __future__ import annotations
 
 import asyncio
+import importlib
 import re
 import time
 from dataclasses import dataclass
@@ -155,3 +156,20 @@ class SandboxProvider:
         d["status"] = ChargeStatus.REFUNDED.value
         await self.redis.set(k, orjson.dumps(d), keepttl=True)
         return True
+
+
+def load_provider(spec: str, redis: aioredis.Redis) -> PaymentProvider:
+    """The provider named by `spec` (HAWKER_PAYMENT_PROVIDER): `sandbox`, or `package.module:factory`
+    where `factory(redis)` returns a PaymentProvider (it reads its own API keys, e.g. from the
+    environment). A bad spec fails at start-up, not at the first payment."""
+    if spec in ("", "sandbox"):
+        return SandboxProvider(redis)
+    module, sep, attr = spec.partition(":")
+    if not sep or not module or not attr:
+        raise ValueError(f"payment provider must be 'sandbox' or 'package.module:factory', not {spec!r}")
+    factory = getattr(importlib.import_module(module), attr)
+    provider = factory(redis)
+    for method in ("charge", "status", "refund"):
+        if not callable(getattr(provider, method, None)):
+            raise TypeError(f"{spec} made {provider!r}, which has no {method}()")
+    return provider  # type: ignore[no-any-return]

@@ -12,8 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from checkout import Checkout, CheckoutError, Ledger, Order, PayRequest, SandboxProvider, WebhookError, Webhooks
+from checkout import Checkout, CheckoutError, Ledger, Order, PayRequest, WebhookError, Webhooks
 from checkout.idempotency import IdempotencyStore, fingerprint, valid_key
+from checkout.payments import load_provider
 from inventory import InventoryError
 from live.auth import Claims, require
 from live.errors import ApiError, json_response, read_json
@@ -57,7 +58,7 @@ class CheckoutApi:
         cfg = services.config
         self.webhooks = Webhooks(redis, consumer=hub.node_id, max_attempts=cfg.webhook_max_attempts,
                                  base_delay_s=cfg.webhook_base_delay_s)
-        self.provider = SandboxProvider(redis)
+        self.provider = load_provider(cfg.payment_provider, redis)
         self.checkout = Checkout(redis, self.sales.inv, self.provider, ledger=Ledger(redis), webhooks=self.webhooks)
         self.idem = IdempotencyStore(redis)
 

@@ -27,6 +27,8 @@ from inventory import Inventory, ReservationState
 
 log = logging.getLogger("hawker.checkout")
 
+INFLIGHT = "checkout:inflight"  # zset: attempt key -> started ms (what recovery reads)
+
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
 _PHONE = re.compile(r"^\+?[0-9 ()-]{6,20}$")
 
@@ -131,6 +133,9 @@ class Checkout:
         key = self._attempt_key(req.sale_id, req.reservation_id)
         attempt = {"state": "charging", "user": req.user, "broadcast": req.broadcast, "order_id": order_id,
                    "contact": contact, "started": int(time.time() * 1000), "charge_key": ""}
+        # Indexed first (NX keeps a running attempt's score), so a crash can leave an index entry
+        # without a record (recovery drops it) but never a record recovery cannot find.
+        await self.redis.zadd(INFLIGHT, {key: attempt["started"]}, nx=True)
         if not await self.redis.set(key, orjson.dumps(attempt), nx=True, ex=self.attempt_ttl_s):
             raise CheckoutError(409, "PAYMENT_IN_PROGRESS", "a payment for this reservation is already running")
         # The provider's idempotency key is the reservation plus a generation that moves on only after a
@@ -145,7 +150,7 @@ class Checkout:
         try:
             begun = await self.inv.begin_payment(req.sale_id, req.reservation_id, req.user)
             if not begun.ok:
-                await self.redis.delete(key)
+                await self._drop(key)
                 code = begun.code.value if begun.code else "REFUSED"
                 status, code = _BEGIN_REFUSALS.get(code, (409, "RESERVATION_" + code))
                 raise CheckoutError(status, code, begun.message or code)
@@ -158,12 +163,12 @@ class Checkout:
                 charge = await self.provider.status(charge_key)  # type: ignore[assignment]
                 if charge is None:  # nothing happened: the hold goes back to HELD, retry is safe
                     await self.inv.abort_payment(req.sale_id, req.reservation_id)
-                    await self.redis.delete(key)
+                    await self._drop(key)
                     raise CheckoutError(504, "PAYMENT_TIMEOUT", "the payment provider did not answer; try again") from None
             if not charge.succeeded:
                 await self.redis.set(key + ":n", gen + 1, ex=self.attempt_ttl_s)
                 await self.inv.abort_payment(req.sale_id, req.reservation_id)
-                await self.redis.delete(key)
+                await self._drop(key)
                 code, message = DECLINES.get(charge.status, ("PAYMENT_FAILED", "the payment failed"))
                 metrics.PAYMENTS.labels(charge.status.value).inc()
                 raise CheckoutError(402, code, message)
@@ -192,6 +197,7 @@ class Checkout:
                       updated_at=now, contact=attempt.get("contact", {}), reason=reason)
         order, created = await self.ledger.create(order)
         await self.redis.set(key, orjson.dumps(attempt | {"state": "done"}), ex=self.attempt_ttl_s)
+        await self.redis.zrem(INFLIGHT, key)
         if created:
             metrics.ORDERS.labels(order.state.value).inc()
             if order.state == OrderState.PAID:
@@ -208,37 +214,50 @@ class Checkout:
                                 "confirmed", order=order)
         return order
 
-    async def recover(self, older_than_ms: int = 30_000) -> int:
-        """Finish attempts a crashed node left: ask the provider, then confirm, refund or abort."""
+    async def _drop(self, key: str) -> None:
+        """Forget an attempt that decided nothing (declined, not charged): the viewer may pay again."""
+        await self.redis.delete(key)
+        await self.redis.zrem(INFLIGHT, key)
+
+    async def recover(self, older_than_ms: int = 30_000, limit: int = 500) -> int:
+        """Finish attempts a crashed node left: ask the provider, then confirm, refund or abort.
+        Reads only the in-flight index (no key scan); one node at a time works on an attempt."""
         fixed = 0
         now = int(time.time() * 1000)
-        async for k in self.redis.scan_iter(match="checkout:attempt:*", count=500):
-            if (k.decode() if isinstance(k, bytes) else k).endswith(":n"):
-                continue
-            raw = await self.redis.get(k)
-            if raw is None:
-                continue
-            attempt = orjson.loads(raw)
-            if attempt["state"] == "done" or now - attempt["started"] < older_than_ms:
-                continue
-            _, _, rest = (k.decode() if isinstance(k, bytes) else k).partition("checkout:attempt:")
-            sale_id, _, rid = rest.rpartition(":")
-            charge = await self.provider.status(attempt["charge_key"]) if attempt.get("charge_key") else None
-            if charge is None or not charge.succeeded:
-                if charge is not None:  # a definite refusal: the next attempt needs a fresh provider key
-                    gen = int(attempt["charge_key"].rsplit(":", 1)[1])
-                    await self.redis.set(f"{k.decode() if isinstance(k, bytes) else k}:n", gen + 1,
-                                         ex=self.attempt_ttl_s)
-                await self.inv.abort_payment(sale_id, rid)
-                await self.redis.delete(k)
-            else:
-                res = await self.inv.get_reservation(sale_id, rid)
-                lot = await self.inv.get_lot(sale_id)
-                qty = res.qty if res else 1
-                price = lot.unit_price if lot else charge.amount // max(1, qty)
-                await self._settle(sale_id, rid, attempt, charge, price, qty)
-            fixed += 1
+        for member in await self.redis.zrangebyscore(INFLIGHT, 0, now - older_than_ms, start=0, num=limit):
+            k = member.decode() if isinstance(member, bytes) else member
+            lock = f"checkout:recovering:{k}"
+            if not await self.redis.set(lock, 1, nx=True, ex=60):
+                continue  # another node is on it
+            try:
+                fixed += await self._recover_one(k)
+            finally:
+                await self.redis.delete(lock)
         return fixed
+
+    async def _recover_one(self, k: str) -> int:
+        """One stale attempt: 1 if it was settled or aborted."""
+        raw = await self.redis.get(k)
+        attempt = orjson.loads(raw) if raw else None
+        if attempt is None or attempt["state"] == "done":
+            await self.redis.zrem(INFLIGHT, k)
+            return 0
+        _, _, rest = k.partition("checkout:attempt:")
+        sale_id, _, rid = rest.rpartition(":")
+        charge = await self.provider.status(attempt["charge_key"]) if attempt.get("charge_key") else None
+        if charge is None or not charge.succeeded:
+            if charge is not None:  # a definite refusal: the next attempt needs a fresh provider key
+                gen = int(attempt["charge_key"].rsplit(":", 1)[1])
+                await self.redis.set(f"{k}:n", gen + 1, ex=self.attempt_ttl_s)
+            await self.inv.abort_payment(sale_id, rid)
+            await self._drop(k)
+        else:
+            res = await self.inv.get_reservation(sale_id, rid)
+            lot = await self.inv.get_lot(sale_id)
+            qty = res.qty if res else 1
+            price = lot.unit_price if lot else charge.amount // max(1, qty)
+            await self._settle(sale_id, rid, attempt, charge, price, qty)
+        return 1
 
     async def refund(self, order_id: str, reason: str = "refunded") -> Order:
         """A merchant-initiated refund of a paid order (the unit stays sold: goods handling is theirs)."""

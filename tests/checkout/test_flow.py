@@ -26,6 +26,7 @@ async def test_happy_path_makes_one_paid_order(checkout, inv, provider, make_lot
     # paying again for the same reservation returns the same order and charges nothing more
     again = await checkout.pay(pay_request(lot, rid))
     assert again.id == order.id and provider.charges_made == 1
+    assert await checkout.recover(older_than_ms=0) == 0  # nothing left in flight for recovery
 
 
 async def test_decline_then_retry(checkout, inv, provider, make_lot, hold):
@@ -39,6 +40,7 @@ async def test_decline_then_retry(checkout, inv, provider, make_lot, hold):
     assert await checkout.ledger.of_lot(lot) == []
     order = await checkout.pay(pay_request(lot, rid, card=OK_CARD))
     assert order.state == OrderState.PAID and provider.charges_made == 1
+    assert await checkout.recover(older_than_ms=0) == 0
 
 
 @pytest.mark.parametrize("number,code", [("4000000000009995", "INSUFFICIENT_FUNDS"), ("4000000000003220", "REQUIRES_ACTION")])

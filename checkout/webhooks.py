@@ -153,7 +153,8 @@ class Webhooks:
         event_id = event_id or "evt_" + new_ulid()
         if not await self.redis.set(f"webhooks:emitted:{event_id}", 1, nx=True, ex=7 * 24 * 3600):
             return event_id
-        body = orjson.dumps({"id": event_id, "type": type_, "created_at": int(time.time() * 1000),
+        sec, usec = await self.redis.time()  # times are the server clock's, like every Hawker time
+        body = orjson.dumps({"id": event_id, "type": type_, "created_at": sec * 1000 + usec // 1000,
                              "broadcast": broadcast, "data": data})
         for ep in await self.endpoints(broadcast):
             if type_ in ep.events:

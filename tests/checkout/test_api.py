@@ -62,6 +62,11 @@ async def test_rest_checkout_and_orders(shop, clients, token):  # noqa: F811
     assert status == 200 and host["paid"] == 1 and host["revenue"] == {"KRW": 12900}
     assert (await get(url, f"/api/orders/{oid}", token("viewer", "b1", "bob")))[0] == 404
     assert (await get(url, f"/api/orders/{oid}", token("viewer", "b1", "alice")))[0] == 200
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + "/metrics") as r:
+            text = await r.text()
+    assert 'hawker_orders_total{state="PAID"}' in text and 'hawker_payments_total{outcome="succeeded"}' in text
+    assert 'hawker_revenue_minor_units_total{currency="KRW"}' in text
 
 
 async def test_idempotency_key_semantics(shop, clients, token):  # noqa: F811

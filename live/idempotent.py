@@ -34,7 +34,11 @@ async def idempotent(request: web.Request, user: str, make: Make, *, required: b
     if not valid_key(key):
         raise ApiError(400, "BAD_REQUEST", "Idempotency-Key must be 1 to 255 printable characters")
     body = await request.read()
-    fp = fingerprint(request.method, request.path, request.query_string, body.decode("utf-8", "replace"))
+    try:  # the same JSON with its keys in another order or other spacing is the same request
+        parsed: object = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        parsed = body.decode("utf-8", "replace")
+    fp = fingerprint(request.method, request.path, request.query_string, parsed)
     st = store(request.app)
     claim = await st.claim(user, key, fp)
     if claim.state == "DONE":

@@ -5,6 +5,7 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from live.hub.broadcasts import BroadcastStore
@@ -82,6 +83,12 @@ async def test_idempotency_key_semantics(shop, clients, token):  # noqa: F811
     # the same key and body later: the stored answer
     status, again = await post(url, tok, body(sale, rid), key="click-1")
     assert status == 201 and again["order"]["id"] == created[0]["order"]["id"]
+    # the same JSON with its keys in another order is the same request
+    reordered = orjson.dumps(dict(reversed(list(body(sale, rid).items()))))
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url + "/api/checkout", data=reordered, headers={
+                "Authorization": f"Bearer {tok}", "Idempotency-Key": "click-1", "Content-Type": "application/json"}) as r:
+            assert r.status == 201 and r.headers["Idempotent-Replayed"] == "true"
     # the same key with another body: 422
     status, err = await post(url, tok, body(sale, rid, card=DECLINE_CARD), key="click-1")
     assert (status, err["error"]["code"]) == (422, "IDEMPOTENCY_MISMATCH")

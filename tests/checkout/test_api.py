@@ -200,3 +200,36 @@ async def test_webhooks_through_the_app(shop, clients, token, redis):  # noqa: F
     assert created[0]["data"]["order"]["id"] == paid["order"]["id"]
     assert [e["type"] for e in rec.accepted].count("sale.soldout") == 1
     assert rec.bad_signatures == 0
+
+
+async def test_an_expired_hold_reaches_the_merchant_once(shop, clients, token):  # noqa: F811
+    """A hold nobody pays for expires (on the hub's stock watcher) and becomes reservation.expired."""
+    from tests.checkout.test_webhooks import SECRET, Receiver, wait_until
+    from aiohttp import web
+    from tests.redis_proc import free_port
+
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_post("/hooks", rec.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url, host_tok = shop["server"].url, token("host", "b1", "h1")
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url + "/api/webhooks", headers={"Authorization": f"Bearer {host_tok}"}, json={
+                    "url": f"http://127.0.0.1:{port}/hooks", "secret": SECRET, "events": ["reservation.expired"]}) as r:
+                assert r.status == 201, await r.text()
+        ack = await shop["host"].call("sale.schedule", {"product_id": "p2", "units": 1, "limit": 1, "hold_s": 10})
+        assert ack["ok"], ack
+        sale = ack["sale"]["id"]
+        viewer = await clients(url, token("viewer", "b1", "dave"))
+        held = await viewer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": "d1"})
+        assert held["ok"], held
+        await wait_until(lambda: len(rec.accepted) >= 1, timeout=60)
+    finally:
+        await runner.cleanup()
+    (event,) = rec.accepted
+    assert event["type"] == "reservation.expired" and event["id"] == f"reservation.expired:{sale}:{held['reservation']['id']}"
+    assert event["data"]["user"] == "dave" and event["data"]["qty"] == 1 and rec.bad_signatures == 0

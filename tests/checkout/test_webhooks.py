@@ -23,10 +23,12 @@ class Receiver:
         self.accepted: list[dict] = []
         self.attempts = 0
         self.bad_signatures = 0
+        self.seen_ids: set[str] = set()  # event ids on every attempt, failed ones included
 
     async def handle(self, request: web.Request) -> web.Response:
         self.attempts += 1
         body = await request.read()
+        self.seen_ids.add(request.headers.get("Hawker-Event-Id", ""))
         if not verify(SECRET, body, request.headers.get("Hawker-Signature", "")):
             self.bad_signatures += 1
             return web.Response(status=400)
@@ -77,7 +79,8 @@ async def test_receiver_down_then_up_gets_every_event_once_by_id(redis, receiver
     finally:
         await wh.stop()
     assert receiver.bad_signatures == 0
-    assert sorted(e["id"] for e in receiver.accepted) == sorted(ids)  # stable ids, each accepted once
+    assert sorted(e["id"] for e in receiver.accepted) == sorted(ids)  # each accepted once
+    assert receiver.seen_ids == set(ids)  # retries carried the same ids as the first attempts
     assert {e["data"]["order"]["id"] for e in receiver.accepted} == {f"o{i}" for i in range(5)}
     assert await wh.dead_letters("b1") == []
 

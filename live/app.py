@@ -34,14 +34,19 @@ class _OrjsonModule:
 
 @web.middleware
 async def _count_requests(request: web.Request, handler):  # type: ignore[no-untyped-def]
-    resp = await handler(request)
+    """Outermost: counts the answer the client got, errors included (the error middleware is inside)."""
+    try:
+        resp = await handler(request)
+    except web.HTTPException as exc:  # redirects and the like, which the error middleware lets through
+        metrics.HTTP_REQUESTS.labels(request.method, str(exc.status)).inc()
+        raise
     metrics.HTTP_REQUESTS.labels(request.method, str(resp.status)).inc()
     return resp
 
 
 def create_app(config: Config) -> web.Application:
     """Build the app. Redis is connected lazily by the pool; nothing here blocks."""
-    app = web.Application(middlewares=[error_middleware, _count_requests], client_max_size=config.max_request_bytes)
+    app = web.Application(middlewares=[_count_requests, error_middleware], client_max_size=config.max_request_bytes)
     app["config"] = config
     app["redis"] = connect(config.redis_url, timeout_s=config.redis_timeout_s)
     sio = FanoutServer(  # socketio.AsyncServer with the fan-out engine's writer and codecs (live/fanout/)

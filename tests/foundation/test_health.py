@@ -1,18 +1,81 @@
+"""/healthz (alive), /readyz (Redis reachable, else 503 REDIS_UNAVAILABLE), /metrics (Prometheus text)."""
+import os
+
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.redis_proc import RedisProcess, free_port
 
 
 async def test_healthz_and_readyz(server):
     async with aiohttp.ClientSession() as http:
         async with http.get(server.url + "/healthz") as r:
             assert r.status == 200
-            assert (await r.json())["status"] == "ok"
+            body = await r.json()
+            assert body["status"] == "ok"
+            assert body["pid"] == os.getpid()  # served in the test process
         async with http.get(server.url + "/readyz") as r:
             assert r.status == 200
+            assert (await r.json()) == {"status": "ready"}
 
 
-async def test_unknown_route_is_json_error(server):
+async def test_readyz_503_when_nothing_listens_on_the_redis_port():
+    """The health routes alone (the full app's parts need Redis at start-up) on a client whose
+    Redis port has nothing behind it."""
+    from aiohttp import web
+
+    from live import health
+    from live.errors import error_middleware
+    from live.store import connect
+
+    app = web.Application(middlewares=[error_middleware])
+    app["redis"] = connect(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.5)
+    health.setup(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
+                assert r.status == 503
+                assert r.content_type == "application/json"
+                assert (await r.json())["error"]["code"] == "REDIS_UNAVAILABLE"
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as r:  # alive all the same
+                assert r.status == 200
+    finally:
+        await runner.cleanup()
+        await app["redis"].aclose()
+
+
+async def test_readyz_follows_redis_going_down_and_up(make_server):
+    own = RedisProcess().start()
+    try:
+        node = await make_server(redis_url=own.url, redis_timeout_s=0.5)
+        async with aiohttp.ClientSession() as http:
+            assert (await http.get(node.url + "/readyz")).status == 200
+            own.stop()
+            async with http.get(node.url + "/readyz") as r:
+                assert r.status == 503
+                assert (await r.json())["error"]["code"] == "REDIS_UNAVAILABLE"
+            own.start()  # same port and folder
+            async with http.get(node.url + "/readyz") as r:
+                assert r.status == 200
+    finally:
+        own.cleanup()
+
+
+async def test_metrics_is_prometheus_text_and_counts_requests(server):
     async with aiohttp.ClientSession() as http:
-        async with http.get(server.url + "/nope") as r:
-            assert r.status == 404
-            body = await r.json()
-            assert body["error"]["code"] == "NOT_FOUND"
+        for _ in range(3):
+            await (await http.get(server.url + "/nope")).read()
+        async with http.get(server.url + "/metrics") as r:
+            assert r.status == 200
+            assert r.headers["Content-Type"].startswith("text/plain")
+            text = await r.text()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert "hawker_process_up" in families
+    assert "hawker_event_loop_lag_seconds" in families
+    not_found = [s.value for s in families["hawker_http_requests"].samples
+                 if s.name == "hawker_http_requests_total" and s.labels == {"method": "GET", "status": "404"}]
+    assert not_found and not_found[0] >= 3

@@ -3,6 +3,7 @@ waitlist (everyone, acked with the inventory's answer), and the once-only announ
 `sale.open` (timer at opens_at), `sale.soldout` and `sale.closed`."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import asdict
 from typing import Any
@@ -113,13 +114,12 @@ class Sales:
     # ---- snapshot --------------------------------------------------------------------------------
 
     async def snapshot_part(self, caller: Caller) -> list[dict[str, Any]]:
-        out = []
-        for sale in await self.store.of_broadcast(caller.broadcast):
-            levels = await self.inv.snapshot(sale.id)
-            holds = await self.inv.holds_of(sale.id, caller.user)
-            out.append({**sale.to_dict(), "levels": levels_dict(levels),
-                        "my_holds": [reservation_dict(h) for h in holds]})
-        return out
+        sales = await self.store.of_broadcast(caller.broadcast)
+        # concurrent calls: the inventory pipelines them into one round trip
+        levels = await asyncio.gather(*(self.inv.snapshot(s.id) for s in sales))
+        holds = await asyncio.gather(*(self.inv.holds_of(s.id, caller.user) for s in sales))
+        return [{**s.to_dict(), "levels": levels_dict(lv), "my_holds": [reservation_dict(h) for h in hs]}
+                for s, lv, hs in zip(sales, levels, holds)]
 
     # ---- helpers -------------------------------------------------------------------------------
 

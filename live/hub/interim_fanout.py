@@ -30,11 +30,13 @@ class InterimFanout:
         self._batch: dict[str, dict[str, Any]] = {}
         self._tasks: list[asyncio.Task] = []
         self._pubsub: Any = None
+        self._out: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=100_000)
 
     async def start(self) -> None:
         self._pubsub = self._r.pubsub()
         await self._pubsub.psubscribe(PREFIX + "*")
-        self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._ticker())]
+        self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._ticker()),
+                       asyncio.create_task(self._publisher())]
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -58,8 +60,15 @@ class InterimFanout:
             self._count[bc] = max(0, self._count.get(bc, 0) - 1)
 
     def _publish(self, broadcast: str, msg: dict[str, Any]) -> None:
-        task = asyncio.ensure_future(self._r.publish(PREFIX + broadcast, orjson.dumps(msg)))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception() and log.warning("publish failed: %s", t.exception()))
+        self._out.put_nowait((PREFIX + broadcast, orjson.dumps(msg)))  # one publisher: order kept
+
+    async def _publisher(self) -> None:
+        while True:
+            channel, data = await self._out.get()
+            try:
+                await self._r.publish(channel, data)
+            except Exception:  # noqa: BLE001
+                log.warning("interim fanout publish failed", exc_info=True)
 
     def urgent(self, broadcast: str, event: str, data: Any) -> None:
         self._publish(broadcast, {"k": "u", "e": event, "d": data})

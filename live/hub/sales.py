@@ -11,6 +11,7 @@ Each announcement (`sale.open`, `sale.soldout`, `sale.closed`) is claimed by one
 moves the hub's state once, so it goes out once however many nodes try."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from dataclasses import asdict, dataclass
@@ -153,7 +154,7 @@ class SaleStore:
     async def of_broadcast(self, broadcast: str, limit: int = 20) -> list[Sale]:
         """The broadcast's latest sales (by opens_at), oldest first."""
         ids = await self._r.zrange(bc_sales_key(broadcast), -limit, -1)
-        sales = [await self.get(x.decode()) for x in ids]
+        sales = await asyncio.gather(*(self.get(x.decode()) for x in ids))
         return [s for s in sales if s is not None]
 
     async def watched(self, now_ms: int) -> list[str]:

@@ -3,11 +3,11 @@ nodes, viewer counts. See docs/architecture.md "Hub and fan-out: the engine".
 
 Per tick (default 100 ms) and broadcast, this node
   1. publishes its own input (chat, hearts summed, levels latest-wins) as ONE message on the
-     broadcast's channel `fan:bc:<id>` (only if it has input);
+     broadcast's channel `hub:fan:bc:<id>` (only if it has input);
   2. merges its own input with the batches other nodes published since the last tick and sends ONE
      `tick` frame to its local members (encoded once per codec; viewers get a chat sample past the
      overload rate, staff the whole chat);
-  3. refreshes its member count in the hash `fan:viewers:<id>` (field = node id, value
+  3. refreshes its member count in the hash `hub:fan:viewers:<id>` (field = node id, value
      `count:ms`); counts older than `viewers_ttl_ms` are ignored and removed, so a dead node's
      viewers disappear.
 Urgent events and private messages are delivered locally at once and published at once; other
@@ -29,9 +29,9 @@ from live.fanout.frames import CODECS, Encoded
 
 log = logging.getLogger("hawker.fanout")
 
-CHANNEL = "fan:bc:"
-VIEWERS = "fan:viewers:"
-NODE_CHANNEL = "fan:node:"
+CHANNEL = "hub:fan:bc:"
+VIEWERS = "hub:fan:viewers:"
+NODE_CHANNEL = "hub:fan:node:"
 
 
 class _Batch:

@@ -1,18 +1,62 @@
-"""The studio and player pages (placeholders until the pages work lands)."""
+"""The studio and player pages: static HTML + ES modules under live/static/, served by aiohttp.
+
+The pages are plain files; this module only fills in the broadcast id and whether the server runs
+in demo mode, and (demo mode only) mints guest viewer tokens so `/watch/<b>` works without a
+merchant site. Everything the pages load is served from this server (live/static/vendor/)."""
 from __future__ import annotations
+
+import html
+import json
+import re
+import secrets
+from pathlib import Path
 
 from aiohttp import web
 
+from live.auth import mint
+from live.errors import ApiError
+
+PAGES_DIR = Path(__file__).resolve().parent / "static" / "pages"
+_BROADCAST_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+GUEST_TTL_S = 12 * 3600
+
+
+def _page(name: str, **values: object) -> web.Response:
+    """Read the page (every time: cheap, and edits show without a restart) and fill `{{key}}`
+    placeholders with JSON-in-HTML-safe values."""
+    text = (PAGES_DIR / name).read_text("utf-8")
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", html.escape(json.dumps(value), quote=True))
+    return web.Response(text=text, content_type="text/html", charset="utf-8",
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
 
 async def studio(request: web.Request) -> web.Response:
-    return web.Response(text="<!doctype html><title>Hawker studio</title><h1>Hawker studio</h1>", content_type="text/html")
+    return _page("studio.html", demo=bool(request.app["config"].demo))
 
 
 async def watch(request: web.Request) -> web.Response:
     bc = request.match_info["broadcast"]
-    return web.Response(text=f"<!doctype html><title>Hawker</title><h1>Broadcast {bc}</h1>", content_type="text/html")
+    if not _BROADCAST_RE.match(bc):
+        raise ApiError(404, "NOT_FOUND", "no such broadcast")
+    return _page("watch.html", broadcast=bc, demo=bool(request.app["config"].demo))
+
+
+async def guest_token(request: web.Request) -> web.Response:
+    """Demo mode only: a viewer token for a fresh guest id. A merchant site mints its own tokens
+    with the shared secret (see docs/embedding.md) and this endpoint answers 404."""
+    config = request.app["config"]
+    if not config.demo:
+        raise ApiError(404, "NOT_FOUND", "guest tokens exist only in demo mode")
+    bc = request.query.get("broadcast", "")
+    if not _BROADCAST_RE.match(bc):
+        raise ApiError(422, "VALIDATION", "broadcast must be 1-64 of A-Z a-z 0-9 - _", field="broadcast")
+    sub = "guest-" + secrets.token_hex(6)
+    token = mint(config.secret, sub=sub, role="viewer", broadcast=bc, name="Guest " + sub[-4:], ttl=GUEST_TTL_S)
+    return web.json_response({"token": token, "user": sub, "expires_in": GUEST_TTL_S})
 
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/studio", studio)
     app.router.add_get("/watch/{broadcast}", watch)
+    app.router.add_get("/api/guest-token", guest_token)

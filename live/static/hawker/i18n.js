@@ -1,0 +1,220 @@
+// Words of the pages in English and Korean, and a sentence for every error code the server sends.
+// An unknown code gets the generic sentence: people never see a raw code, and never nothing.
+const EN = {
+  "lang.name": "English", "lang.switch": "Language",
+  "app.title": "Hawker", "studio.title": "Hawker studio",
+  "conn.connecting": "Connecting…", "conn.online": "Connected", "conn.offline": "Connection lost - reconnecting…",
+  "signin.title": "Sign in", "signin.token": "Host token", "signin.broadcast": "Broadcast id", "signin.go": "Sign in", "signout": "Sign out",
+  "media.camera": "Camera", "media.mic": "Microphone", "media.preview": "Preview", "media.golive": "Go live", "media.stop": "Stop video",
+  "media.end": "End show", "media.live": "Live", "media.offair": "Off air", "media.starting": "Starting…",
+  "media.waiting": "Waiting for the host's video…", "media.hls": "Playing over HLS", "media.webrtc": "Playing over WebRTC",
+  "media.unmute": "Sound on", "media.mute": "Sound off", "media.ended": "The show has ended.",
+  "products.title": "Products", "products.pin": "Pin", "products.unpin": "Unpin", "products.pinned": "Pinned",
+  "sale.title": "Flash sale", "sale.product": "Product", "sale.units": "Units", "sale.price": "Price (minor units)",
+  "sale.limit": "Limit per viewer", "sale.hold": "Hold time (s)", "sale.countdown": "Opens in (s)", "sale.schedule": "Schedule sale",
+  "sale.cancel": "Cancel", "sale.lots": "Stock per lot", "sale.available": "available", "sale.held": "held", "sale.sold": "sold",
+  "sale.waitlist": "waitlist", "sale.scheduled": "Sale scheduled",
+  "poll.title": "Poll", "poll.question": "Question", "poll.options": "Options (one per line)", "poll.duration": "Duration (s)",
+  "poll.launch": "Launch poll", "poll.close": "Close poll", "poll.closed": "Poll closed", "poll.votes": "{n} votes", "poll.vote": "Vote for {o}",
+  "chat.title": "Chat", "chat.placeholder": "Say something…", "chat.send": "Send", "chat.delete": "Delete", "chat.timeout": "Time out 5 min",
+  "chat.ban": "Ban", "chat.slow": "Slow mode", "chat.slow.off": "Off", "chat.commentbuy": "Comment to buy (\"buy 2\")", "chat.removed": "removed",
+  "chat.banned": "You can no longer chat in this show.", "chat.muted": "You are timed out from chat for a while.",
+  "chat.order.ok": "Your comment reserved {n} - finish checkout below.",
+  "dash.title": "Live dashboard", "dash.viewers": "Viewers", "dash.hearts": "Hearts/min", "dash.chat": "Chat/min",
+  "dash.orders": "Orders", "dash.revenue": "Revenue", "dash.webhooks": "Webhook failures",
+  "player.hearts": "Send a heart", "player.viewers": "{n} watching",
+  "card.left": "{n} left", "card.opens": "Opens in {t}", "card.buy": "Buy now", "card.soldout": "Sold out", "card.closed": "Sale ended",
+  "card.waitlist": "Join the waitlist", "card.waitlisted": "You are number {n} on the waitlist.", "card.granted": "A unit freed up for you!",
+  "hold.title": "Reserved for you", "hold.left": "Held for {t}", "hold.expired": "Your hold ran out.", "hold.release": "Release",
+  "checkout.title": "Checkout", "checkout.name": "Name", "checkout.email": "Email", "checkout.card": "Card number",
+  "checkout.exp": "Expiry (MM/YY)", "checkout.cvc": "CVC", "checkout.pay": "Pay {p}", "checkout.paying": "Paying…",
+  "checkout.sandbox": "Sandbox: 4242 4242 4242 4242 succeeds.", "checkout.done": "Thank you! Order {id} is confirmed.",
+  "err.title": "Something went wrong",
+};
+const KO = {
+  "lang.name": "한국어", "lang.switch": "언어",
+  "app.title": "호커", "studio.title": "호커 스튜디오",
+  "conn.connecting": "연결 중…", "conn.online": "연결됨", "conn.offline": "연결이 끊겼습니다 - 다시 연결하는 중…",
+  "signin.title": "로그인", "signin.token": "호스트 토큰", "signin.broadcast": "방송 ID", "signin.go": "로그인", "signout": "로그아웃",
+  "media.camera": "카메라", "media.mic": "마이크", "media.preview": "미리보기", "media.golive": "방송 시작", "media.stop": "영상 중지",
+  "media.end": "방송 종료", "media.live": "라이브", "media.offair": "방송 전", "media.starting": "시작하는 중…",
+  "media.waiting": "호스트의 영상을 기다리는 중…", "media.hls": "HLS로 재생 중", "media.webrtc": "WebRTC로 재생 중",
+  "media.unmute": "소리 켜기", "media.mute": "소리 끄기", "media.ended": "방송이 끝났습니다.",
+  "products.title": "상품", "products.pin": "고정", "products.unpin": "고정 해제", "products.pinned": "고정됨",
+  "sale.title": "타임 세일", "sale.product": "상품", "sale.units": "수량", "sale.price": "가격(최소 단위)",
+  "sale.limit": "1인당 한도", "sale.hold": "보류 시간(초)", "sale.countdown": "시작까지(초)", "sale.schedule": "세일 예약",
+  "sale.cancel": "취소", "sale.lots": "로트별 재고", "sale.available": "남음", "sale.held": "보류", "sale.sold": "판매",
+  "sale.waitlist": "대기", "sale.scheduled": "세일이 예약되었습니다",
+  "poll.title": "투표", "poll.question": "질문", "poll.options": "선택지(한 줄에 하나)", "poll.duration": "기간(초)",
+  "poll.launch": "투표 시작", "poll.close": "투표 종료", "poll.closed": "투표가 끝났습니다", "poll.votes": "{n}표", "poll.vote": "{o}에 투표",
+  "chat.title": "채팅", "chat.placeholder": "메시지를 입력하세요…", "chat.send": "보내기", "chat.delete": "삭제", "chat.timeout": "5분 채팅 금지",
+  "chat.ban": "차단", "chat.slow": "슬로 모드", "chat.slow.off": "끔", "chat.commentbuy": "댓글 구매(\"구매 2개\")", "chat.removed": "삭제됨",
+  "chat.banned": "이 방송에서 더 이상 채팅할 수 없습니다.", "chat.muted": "잠시 채팅이 금지되었습니다.",
+  "chat.order.ok": "댓글로 {n}개를 담았습니다 - 아래에서 결제를 마치세요.",
+  "dash.title": "실시간 현황", "dash.viewers": "시청자", "dash.hearts": "하트/분", "dash.chat": "채팅/분",
+  "dash.orders": "주문", "dash.revenue": "매출", "dash.webhooks": "웹훅 실패",
+  "player.hearts": "하트 보내기", "player.viewers": "{n}명 시청 중",
+  "card.left": "{n}개 남음", "card.opens": "{t} 후 시작", "card.buy": "지금 구매", "card.soldout": "품절", "card.closed": "세일 종료",
+  "card.waitlist": "대기 명단에 등록", "card.waitlisted": "대기 {n}번입니다.", "card.granted": "재고가 생겨 회원님께 배정되었습니다!",
+  "hold.title": "회원님을 위해 보류됨", "hold.left": "{t} 동안 보류", "hold.expired": "보류 시간이 끝났습니다.", "hold.release": "보류 해제",
+  "checkout.title": "결제", "checkout.name": "이름", "checkout.email": "이메일", "checkout.card": "카드 번호",
+  "checkout.exp": "유효기간(MM/YY)", "checkout.cvc": "CVC", "checkout.pay": "{p} 결제", "checkout.paying": "결제 중…",
+  "checkout.sandbox": "샌드박스: 4242 4242 4242 4242는 승인됩니다.", "checkout.done": "감사합니다! 주문 {id}이(가) 확정되었습니다.",
+  "err.title": "문제가 발생했습니다",
+};
+
+// One sentence per code, [English, Korean]. Codes from docs/protocol.md (REST, media, hub, chat, checkout).
+const ERRORS = {
+  GENERIC: ["Something went wrong. Please try again.", "문제가 발생했습니다. 다시 시도해 주세요."],
+  BAD_REQUEST: ["The request was not understood.", "요청을 이해하지 못했습니다."],
+  INVALID_JSON: ["The request was not understood.", "요청을 이해하지 못했습니다."],
+  UNAUTHORIZED: ["Please sign in again.", "다시 로그인해 주세요."],
+  TOKEN_MISSING: ["You need to sign in first.", "먼저 로그인해야 합니다."],
+  TOKEN_INVALID: ["Your sign-in is not valid. Please sign in again.", "로그인 정보가 올바르지 않습니다. 다시 로그인해 주세요."],
+  TOKEN_EXPIRED: ["Your session has expired. Please reload the page.", "세션이 만료되었습니다. 페이지를 새로고침해 주세요."],
+  BAD_AUTH: ["Your sign-in is not valid. Please sign in again.", "로그인 정보가 올바르지 않습니다. 다시 로그인해 주세요."],
+  BROADCAST_REQUIRED: ["Choose a broadcast first.", "먼저 방송을 선택하세요."],
+  FORBIDDEN: ["You are not allowed to do that.", "그 작업을 할 권한이 없습니다."],
+  NOT_FOUND: ["That could not be found.", "찾을 수 없습니다."],
+  BROADCAST_NOT_FOUND: ["This broadcast does not exist.", "존재하지 않는 방송입니다."],
+  METHOD_NOT_ALLOWED: ["That action is not possible here.", "여기서는 할 수 없는 작업입니다."],
+  PAYLOAD_TOO_LARGE: ["That is too large to send.", "보내기에는 너무 큽니다."],
+  UNSUPPORTED_MEDIA_TYPE: ["The request was not understood.", "요청을 이해하지 못했습니다."],
+  UNPROCESSABLE: ["Please check the form.", "입력 내용을 확인해 주세요."],
+  VALIDATION: ["Please check the form: a value is missing or not allowed.", "입력 내용을 확인해 주세요: 빠졌거나 허용되지 않는 값이 있습니다."],
+  INTERNAL: ["The server had a problem. Please try again.", "서버에 문제가 생겼습니다. 다시 시도해 주세요."],
+  REDIS_UNAVAILABLE: ["The service is briefly unavailable. Please try again.", "서비스를 잠시 사용할 수 없습니다. 다시 시도해 주세요."],
+  UNAVAILABLE: ["The service is briefly unavailable. Retrying…", "서비스를 잠시 사용할 수 없습니다. 다시 시도하는 중…"],
+  SHUTTING_DOWN: ["The server is restarting. Reconnecting…", "서버가 다시 시작하는 중입니다. 다시 연결하는 중…"],
+  BAD_PAYLOAD: ["The request was not understood.", "요청을 이해하지 못했습니다."],
+  UNKNOWN_EVENT: ["That action is not supported.", "지원하지 않는 작업입니다."],
+  FLOOD: ["You are going too fast. Wait a moment.", "너무 빠릅니다. 잠시 기다려 주세요."],
+  NOT_JOINED: ["Not connected to the show. Reconnecting…", "방송에 연결되어 있지 않습니다. 다시 연결하는 중…"],
+  TIMEOUT: ["The server took too long. Please try again.", "서버 응답이 너무 늦습니다. 다시 시도해 주세요."],
+  BAD_STATE: ["The show is not in a state that allows this.", "지금 방송 상태에서는 할 수 없습니다."],
+  PRODUCT_NOT_FOUND: ["That product is not in this show.", "이 방송에 없는 상품입니다."],
+  SALE_NOT_FOUND: ["That sale is not in this show.", "이 방송에 없는 세일입니다."],
+  POLL_NOT_FOUND: ["That poll is not in this show.", "이 방송에 없는 투표입니다."],
+  POLL_ACTIVE: ["Close the current poll first.", "먼저 진행 중인 투표를 종료하세요."],
+  POLL_CLOSED: ["This poll has closed.", "이 투표는 끝났습니다."],
+  ALREADY_VOTED: ["You already voted for another option.", "이미 다른 선택지에 투표했습니다."],
+  SALE_CLOSED: ["This sale is already closed.", "이 세일은 이미 종료되었습니다."],
+  NOT_OPEN: ["The sale has not opened yet.", "세일이 아직 시작되지 않았습니다."],
+  CLOSED: ["This sale has ended.", "이 세일은 끝났습니다."],
+  SOLD_OUT: ["Sold out - every unit is taken.", "품절 - 모든 수량이 팔렸습니다."],
+  LIMIT_REACHED: ["You have reached the limit for this item.", "이 상품의 구매 한도에 도달했습니다."],
+  INVALID_QTY: ["That quantity is not allowed.", "허용되지 않는 수량입니다."],
+  UNKNOWN_RESERVATION: ["That reservation no longer exists.", "그 예약은 더 이상 없습니다."],
+  NOT_OWNER: ["That reservation is not yours.", "회원님의 예약이 아닙니다."],
+  NOT_HELD: ["That reservation is no longer held.", "그 예약은 더 이상 보류 중이 아닙니다."],
+  EXPIRED: ["Your hold ran out.", "보류 시간이 끝났습니다."],
+  ALREADY_EXTENDED: ["This hold was already extended once.", "이 보류는 이미 한 번 연장되었습니다."],
+  NOT_SOLD_OUT: ["Units are still available - buy now instead.", "아직 재고가 있습니다 - 지금 구매하세요."],
+  INVALID_REQUEST: ["The request was not understood.", "요청을 이해하지 못했습니다."],
+  NO_OPEN_SALE: ["No sale is open right now.", "지금 진행 중인 세일이 없습니다."],
+  EMPTY: ["Type a message first.", "먼저 메시지를 입력하세요."],
+  TOO_LONG: ["That message is too long.", "메시지가 너무 깁니다."],
+  BLOCKED_WORD: ["That message contains a word that is not allowed.", "허용되지 않는 단어가 포함되어 있습니다."],
+  LINK_NOT_ALLOWED: ["Links to that site are not allowed.", "그 사이트로의 링크는 허용되지 않습니다."],
+  BANNED: ["You can no longer chat in this show.", "이 방송에서 더 이상 채팅할 수 없습니다."],
+  MUTED: ["You are timed out from chat for a while.", "잠시 채팅이 금지되었습니다."],
+  SLOW_MODE: ["Slow mode is on: wait a little before your next message.", "슬로 모드입니다: 잠시 후에 다시 보내세요."],
+  RATE_LIMITED: ["You are sending messages too fast.", "메시지를 너무 빨리 보내고 있습니다."],
+  DUPLICATE: ["You just sent that message.", "방금 같은 메시지를 보냈습니다."],
+  NOT_A_QUESTION: ["That message is not a question.", "그 메시지는 질문이 아닙니다."],
+  IDEMPOTENCY_KEY_REQUIRED: ["The payment request was incomplete. Please try again.", "결제 요청이 불완전합니다. 다시 시도해 주세요."],
+  PAYMENT_DECLINED: ["Your card was declined. Try another card.", "카드가 거절되었습니다. 다른 카드를 사용해 보세요."],
+  INSUFFICIENT_FUNDS: ["The card has insufficient funds.", "카드 잔액이 부족합니다."],
+  REQUIRES_ACTION: ["Your bank needs to confirm this payment. Try another card.", "은행의 추가 인증이 필요합니다. 다른 카드를 사용해 보세요."],
+  NOT_YOUR_RESERVATION: ["That reservation is not yours.", "회원님의 예약이 아닙니다."],
+  RESERVATION_NOT_FOUND: ["That reservation no longer exists.", "그 예약은 더 이상 없습니다."],
+  PAYMENT_IN_PROGRESS: ["A payment for this item is already running.", "이 상품의 결제가 이미 진행 중입니다."],
+  IDEMPOTENCY_IN_PROGRESS: ["Your payment is still being processed.", "결제를 아직 처리하는 중입니다."],
+  RESERVATION_EXPIRED: ["Your hold ran out before payment.", "결제 전에 보류 시간이 끝났습니다."],
+  RESERVATION_RELEASED: ["This hold was released.", "이 보류는 해제되었습니다."],
+  RESERVATION_NOT_HELD: ["This hold is no longer active.", "이 보류는 더 이상 유효하지 않습니다."],
+  PAYMENT_REFUNDED: ["The payment could not be completed and was refunded.", "결제를 완료하지 못해 환불되었습니다."],
+  INVALID_CARD: ["Check the card number, expiry and CVC.", "카드 번호, 유효기간, CVC를 확인하세요."],
+  IDEMPOTENCY_MISMATCH: ["The payment request changed. Please try again.", "결제 요청이 바뀌었습니다. 다시 시도해 주세요."],
+  PAYMENT_TIMEOUT: ["The payment service did not answer. Please try again.", "결제 서비스가 응답하지 않습니다. 다시 시도해 주세요."],
+  ORDER_NOT_FOUND: ["That order could not be found.", "주문을 찾을 수 없습니다."],
+  WEBHOOK_NOT_FOUND: ["That webhook could not be found.", "웹훅을 찾을 수 없습니다."],
+  DELIVERY_NOT_FOUND: ["That delivery could not be found.", "전송 기록을 찾을 수 없습니다."],
+  BROADCAST_EXISTS: ["That broadcast already exists.", "이미 있는 방송입니다."],
+  PRODUCT_EXISTS: ["That product already exists.", "이미 있는 상품입니다."],
+  INVALID_BROADCAST: ["That broadcast id is not valid.", "방송 ID가 올바르지 않습니다."],
+  INVALID_SDP: ["The browser's video offer was refused.", "브라우저의 영상 연결 요청이 거부되었습니다."],
+  UNSUPPORTED_CODEC: ["This browser's video format is not supported.", "이 브라우저의 영상 형식은 지원되지 않습니다."],
+  ALREADY_PUBLISHING: ["This show is already live from another device.", "다른 기기에서 이미 방송 중입니다."],
+  NOT_LIVE: ["The host is not live yet.", "호스트가 아직 방송을 시작하지 않았습니다."],
+  USE_HLS: ["Switching to the standard stream.", "일반 스트림으로 전환합니다."],
+  SESSION_NOT_FOUND: ["That video session has already ended.", "그 영상 세션은 이미 끝났습니다."],
+  TRICKLE_NOT_SUPPORTED: ["The browser's video offer was refused.", "브라우저의 영상 연결 요청이 거부되었습니다."],
+  NO_PLAYLIST: ["The video is not available yet.", "아직 영상을 볼 수 없습니다."],
+  NO_CAMERA: ["The camera or microphone could not be opened. Check the browser's permission.", "카메라나 마이크를 열 수 없습니다. 브라우저 권한을 확인하세요."],
+  NETWORK: ["The server could not be reached. Check your connection.", "서버에 연결할 수 없습니다. 연결 상태를 확인하세요."],
+  VIDEO_FAILED: ["The video could not be played.", "영상을 재생할 수 없습니다."],
+};
+
+const TABLES = { en: EN, ko: KO };
+const listeners = [];
+let lang = pickLang();
+
+function pickLang() {
+  try {
+    const saved = localStorage.getItem("hawker.lang");
+    if (saved && TABLES[saved]) return saved;
+  } catch (_) { /* storage may be blocked in an iframe */ }
+  const q = new URLSearchParams(location.search).get("lang");
+  if (q && TABLES[q]) return q;
+  const langs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || "en"];
+  for (const l of langs) { const p = String(l).slice(0, 2).toLowerCase(); if (TABLES[p]) return p; }
+  return "en";
+}
+
+export function getLang() { return lang; }
+export function setLang(l) {
+  if (!TABLES[l]) return;
+  lang = l;
+  try { localStorage.setItem("hawker.lang", l); } catch (_) { /* ignore */ }
+  document.documentElement.lang = l;
+  applyI18n(document);
+  for (const fn of listeners) fn(l);
+}
+export function onLang(fn) { listeners.push(fn); }
+
+export function t(key, vars = {}) {
+  const s = TABLES[lang][key] ?? EN[key] ?? key;
+  return s.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? String(vars[k]) : ""));
+}
+
+/** A sentence for an error code (or an error object {code}), never the raw code. */
+export function errorText(err) {
+  const code = typeof err === "string" ? err : (err && err.code) || "GENERIC";
+  const row = ERRORS[code] || ERRORS.GENERIC;
+  return row[lang === "ko" ? 1 : 0];
+}
+export const ERROR_CODES = Object.keys(ERRORS);
+
+/** Fill every [data-i18n] element's text and [data-i18n-attr="attr:key,..."] attributes. */
+export function applyI18n(root) {
+  root.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  root.querySelectorAll("[data-i18n-attr]").forEach((el) => {
+    for (const pair of el.dataset.i18nAttr.split(",")) {
+      const [attr, key] = pair.split(":");
+      el.setAttribute(attr.trim(), t(key.trim()));
+    }
+  });
+}
+
+export function langSwitcher(select) {
+  select.innerHTML = "";
+  for (const [code, table] of Object.entries(TABLES)) {
+    const o = document.createElement("option");
+    o.value = code; o.textContent = table["lang.name"]; o.lang = code;
+    select.appendChild(o);
+  }
+  select.value = lang;
+  select.addEventListener("change", () => setLang(select.value));
+  document.documentElement.lang = lang;
+}

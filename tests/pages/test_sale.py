@@ -1,0 +1,94 @@
+"""The flash sale through real pages: one unit, two viewers press Buy at the countdown; one holds,
+the other sees sold out and joins the waitlist; the holder reloads mid-sale and the hold timer
+resumes; checkout completes and the host's dashboard shows the order and the revenue."""
+from __future__ import annotations
+
+import asyncio
+
+from tests.pages.conftest import create_broadcast, new_page, shot, until
+
+
+async def _text(loc) -> str:  # type: ignore[no-untyped-def]
+    return (await loc.text_content()) or ""
+
+
+async def test_one_unit_two_buyers_waitlist_reload_checkout(make_server, browser, token) -> None:
+    srv = await make_server()
+    host = token("host", "b1", "h1")
+    await create_broadcast(srv.url, host)
+    studio = await new_page(browser)
+    await studio.goto(f"{srv.url}/studio?token={host}")
+    await studio.wait_for_selector("body[data-ready='1']")
+    await studio.locator("#products li[data-product='tote'] button").click()  # pin
+
+    viewers = []
+    for sub in ("v1", "v2"):
+        page = await new_page(browser)
+        await page.goto(f"{srv.url}/watch/b1?token={token('viewer', 'b1', sub)}")
+        await page.wait_for_selector("body[data-ready='1']")
+        viewers.append(page)
+    a, b = viewers
+    await a.wait_for_selector("#buy-card:not([hidden])")  # pinned product card
+
+    await studio.select_option("#sale-product", "tote")
+    await studio.fill("#sale-form input[name=units]", "1")
+    await studio.fill("#sale-form input[name=countdown]", "4")
+    await studio.click("#sale-form button[type=submit]")
+    for page in viewers:
+        await page.wait_for_selector("#buy-card[data-sale-state='countdown']")
+        assert "Opens in" in await _text(page.locator("#card-countdown"))
+        assert await page.locator("#buy").is_disabled()
+    # at the countdown: both press Buy as soon as the button unlocks on the server clock
+    await asyncio.gather(*(p.wait_for_selector("#buy:not([disabled])") for p in viewers))
+    await asyncio.gather(*(p.click("#buy") for p in viewers))
+
+    async def outcome(page) -> str:  # type: ignore[no-untyped-def]
+        if await page.locator("#hold:not([hidden])").count():
+            return "hold"
+        if await page.locator("#buy-card[data-sale-state='soldout']").count() and "Sold out" in await _text(page.locator("#card-state")):
+            return "soldout"
+        return ""
+
+    results = await until(lambda: _both(outcome(a), outcome(b)), what="both buyers to get an answer")
+    assert sorted(results) == ["hold", "soldout"], results
+    holder, loser = (a, b) if results[0] == "hold" else (b, a)
+
+    await loser.get_by_role("button", name="Join the waitlist").click()
+    await until(lambda: _has(loser.locator("#card-state"), "number 1 on the waitlist"), what="waitlist position")
+    await studio.locator("#lots tr td.waitlist", has_text="1").wait_for()
+    await studio.locator("#lots tr td.held", has_text="1").wait_for()
+
+    # reload mid-sale: the hold timer resumes from the snapshot
+    left_before = int(await holder.locator("#hold-timer").get_attribute("data-left-ms"))
+    await holder.reload()
+    await holder.wait_for_selector("body[data-ready='1']")
+    await holder.wait_for_selector("#hold:not([hidden])")
+    left_after = int(await holder.locator("#hold-timer").get_attribute("data-left-ms"))
+    assert 0 < left_after <= left_before
+    assert "Held for" in await _text(holder.locator("#hold-timer"))
+
+    await holder.fill("#checkout input[name=name]", "Kim Minji")
+    await holder.fill("#checkout input[name=email]", "minji@example.test")
+    await holder.fill("#checkout input[name=number]", "4242 4242 4242 4242")
+    await holder.fill("#checkout input[name=exp]", "12/39")
+    await holder.fill("#checkout input[name=cvc]", "123")
+    await holder.click("#pay")
+    await holder.wait_for_selector("#confirmation:not([hidden])")
+    assert "is confirmed" in await _text(holder.locator("#confirmation"))
+
+    await until(lambda: _has(studio.locator("#d-orders"), "1"), what="the dashboard's order count")
+    await until(lambda: _has(studio.locator("#d-revenue"), "19,000"), what="the dashboard's revenue")
+    await studio.locator("#lots tr td.sold", has_text="1").wait_for()
+    await shot(studio, "studio-desktop")
+    await shot(loser, "player-desktop-soldout")
+    for page in (a, b, studio):
+        assert page.errors == []
+
+
+async def _both(x, y):  # type: ignore[no-untyped-def]
+    rx, ry = await x, await y
+    return [rx, ry] if rx and ry else None
+
+
+async def _has(loc, text: str) -> bool:  # type: ignore[no-untyped-def]
+    return text in ((await loc.text_content()) or "")

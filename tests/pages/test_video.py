@@ -1,0 +1,76 @@
+"""A host goes live from the studio (fake camera, WHIP) and a viewer page shows moving video; the
+pages at phone size and in Korean; screenshots under artifacts/."""
+from __future__ import annotations
+
+import pytest
+
+from tests.pages.conftest import PHONE, create_broadcast, lan_ip, new_page, shot, until
+
+
+async def test_go_live_viewer_sees_moving_video(make_server, browser, token, tmp_path) -> None:
+    if lan_ip() is None:
+        pytest.skip("no non-loopback IPv4 interface: WebRTC ICE cannot gather candidates here")
+    srv = await make_server(media_dir=str(tmp_path / "media"))
+    host = token("host", "b1", "h1")
+    await create_broadcast(srv.url, host)
+    studio = await new_page(browser)
+    await studio.goto(f"{srv.url}/studio?token={host}")
+    await studio.wait_for_selector("body[data-ready='1']")
+    viewer = await new_page(browser)
+    await viewer.goto(f"{srv.url}/watch/b1?token={token('viewer', 'b1', 'v1')}")
+    await viewer.wait_for_selector("body[data-ready='1']")
+    assert await viewer.locator("#video-status").text_content() == "Waiting for the host's video…"
+
+    await until(lambda: studio.evaluate("() => !!document.querySelector('#preview').srcObject"), what="camera preview")
+    await studio.click("#golive")
+    await studio.wait_for_selector("body[data-publishing='1']", timeout=60_000)
+
+    async def playing() -> dict | None:  # type: ignore[type-arg]
+        v = await viewer.evaluate("() => { const v = document.querySelector('#video'); return {w: v.videoWidth, t: v.currentTime}; }")
+        return v if v["w"] > 0 and v["t"] > 0 else None
+
+    first = await until(playing, timeout=60, what="the viewer's video to play")
+    await until(lambda: _later(viewer, first["t"]), timeout=30, what="currentTime to advance")
+    assert await viewer.evaluate("() => document.body.dataset.video") in ("webrtc", "hls")
+    await shot(studio, "studio-live-desktop")
+    await shot(viewer, "player-live-desktop")
+    await studio.click("#stopvideo")
+    await viewer.locator("#video-status", has_text="Waiting for the host's video").wait_for(timeout=30_000)
+
+
+async def _later(page, t0: float) -> bool:  # type: ignore[no-untyped-def]
+    return await page.evaluate("() => document.querySelector('#video').currentTime") > t0 + 0.5
+
+
+async def test_phone_size_and_korean(make_server, browser, token) -> None:
+    srv = await make_server()
+    host = token("host", "b1", "h1")
+    await create_broadcast(srv.url, host)
+    studio = await new_page(browser, viewport=PHONE)
+    await studio.goto(f"{srv.url}/studio?token={host}")
+    await studio.wait_for_selector("body[data-ready='1']")
+    await studio.locator("#products li[data-product='mug'] button").click()
+    viewer = await new_page(browser, viewport=PHONE, locale="ko-KR")
+    await viewer.goto(f"{srv.url}/watch/b1?token={token('viewer', 'b1', 'v1', name='민지')}")
+    await viewer.wait_for_selector("body[data-ready='1']")
+    await viewer.wait_for_selector("#buy-card:not([hidden])")
+    assert await viewer.locator("html").get_attribute("lang") == "ko"
+    assert await viewer.locator("#chat-title").text_content() == "채팅"
+    # nothing wider than the phone: no sideways scrolling
+    assert await viewer.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    # a refusal from the server is a Korean sentence, not a code
+    await viewer.fill("#chat-input", "   ")
+    await viewer.fill("#chat-input", "x" * 300 + "y")  # maxlength keeps it to 300: send one the server refuses instead
+    await viewer.evaluate("() => { document.querySelector('#chat-input').removeAttribute('maxlength'); }")
+    await viewer.fill("#chat-input", "x" * 301)
+    await viewer.press("#chat-input", "Enter")
+    err = viewer.locator("#error")
+    await err.wait_for(state="visible")
+    assert await err.text_content() == "메시지가 너무 깁니다."
+    assert await err.get_attribute("data-code") == "TOO_LONG"
+    await shot(viewer, "player-phone-ko")
+    await shot(studio, "studio-phone")
+    # switchable: English from the menu
+    await viewer.select_option("#lang", "en")
+    assert await viewer.locator("#chat-title").text_content() == "Chat"
+    await shot(viewer, "player-phone-en")

@@ -113,6 +113,7 @@ class Fanout:
         self._tasks: list[asyncio.Task] = []
         self._running = False
         self.ticks = 0
+        self.published_ticks = 0
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -198,6 +199,10 @@ class Fanout:
             async with self._sub_lock:
                 if self._pubsub is not None and m.broadcast not in self._rooms:
                     await self._pubsub.unsubscribe(CHANNEL + m.broadcast)
+
+    def inbound_pending(self, broadcast: str) -> bool:
+        """Whether other nodes' input for this broadcast waits for the next tick."""
+        return broadcast in self._inbound
 
     def members(self, broadcast: str) -> int:
         """Sockets of this broadcast on this node."""
@@ -327,6 +332,7 @@ class Fanout:
                 if b.levels:
                     msg["l"] = b.levels
                 self._publish(bc, msg, "tick")
+                self.published_ticks += 1
         start = time.perf_counter()
         n = 0
         for bc, room in self._rooms.items():

@@ -151,6 +151,14 @@ const ERRORS = {
   SESSION_NOT_FOUND: ["That video session has already ended.", "그 영상 세션은 이미 끝났습니다."],
   TRICKLE_NOT_SUPPORTED: ["The browser's video offer was refused.", "브라우저의 영상 연결 요청이 거부되었습니다."],
   NO_PLAYLIST: ["The video is not available yet.", "아직 영상을 볼 수 없습니다."],
+  BAD_OPTION: ["That option is not in the poll.", "투표에 없는 선택지입니다."],
+  BELOW_COMMITTED: ["Stock cannot go below what is already held or sold.", "이미 보류되거나 판매된 수량보다 적게 할 수 없습니다."],
+  CONFIRM_FAILED: ["The order could not be confirmed.", "주문을 확정하지 못했습니다."],
+  LOT_EXISTS: ["That sale already exists.", "이미 있는 세일입니다."],
+  UNKNOWN_LOT: ["That sale is not in this show.", "이 방송에 없는 세일입니다."],
+  NOT_PAYING: ["This hold is not being paid.", "이 보류는 결제 중이 아닙니다."],
+  NOT_YET: ["Not yet - please wait a moment.", "아직입니다 - 잠시 기다려 주세요."],
+  PAYMENT_FAILED: ["The payment failed. Please try again.", "결제에 실패했습니다. 다시 시도해 주세요."],
   NO_CAMERA: ["The camera or microphone could not be opened. Check the browser's permission.", "카메라나 마이크를 열 수 없습니다. 브라우저 권한을 확인하세요."],
   NETWORK: ["The server could not be reached. Check your connection.", "서버에 연결할 수 없습니다. 연결 상태를 확인하세요."],
   VIDEO_FAILED: ["The video could not be played.", "영상을 재생할 수 없습니다."],
@@ -161,12 +169,12 @@ const listeners = [];
 let lang = pickLang();
 
 function pickLang() {
+  const q = new URLSearchParams(location.search).get("lang");
+  if (q && TABLES[q]) return q;
   try {
     const saved = localStorage.getItem("hawker.lang");
     if (saved && TABLES[saved]) return saved;
   } catch (_) { /* storage may be blocked in an iframe */ }
-  const q = new URLSearchParams(location.search).get("lang");
-  if (q && TABLES[q]) return q;
   const langs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || "en"];
   for (const l of langs) { const p = String(l).slice(0, 2).toLowerCase(); if (TABLES[p]) return p; }
   return "en";

@@ -14,7 +14,8 @@ window.hawker = S; // for debugging and the tests
 async function getToken() {
   const params = new URLSearchParams(location.search);
   const key = `hawker.token.${broadcast}`;
-  const fromUrl = params.get("token") || (location.hash.startsWith("#token=") ? location.hash.slice(7) : "");
+  const fromUrl = params.get("token") || (location.hash.startsWith("#token=") ? decodeURIComponent(location.hash.slice(7)) : "");
+  if (location.hash.startsWith("#token=")) history.replaceState(null, "", location.pathname + location.search);
   if (fromUrl) { try { sessionStorage.setItem(key, fromUrl); } catch (_) { /* ignore */ } return fromUrl; }
   try { const s = sessionStorage.getItem(key) || localStorage.getItem(key); if (s) { const c = claims(s); if (c && c.exp * 1000 > Date.now() + 60000) return s; } } catch (_) { /* ignore */ }
   if (demo) {
@@ -23,7 +24,7 @@ async function getToken() {
   }
   // Embedded: the merchant page may hand a token over postMessage.
   return await new Promise((resolve) => {
-    window.addEventListener("message", (e) => { if (e.data && e.data.type === "hawker:token") resolve(e.data.token); });
+    window.addEventListener("message", (e) => { if (e.source === window.parent && e.data && e.data.type === "hawker:token") resolve(e.data.token); });
     if (window.parent !== window) window.parent.postMessage({ type: "hawker:need-token", broadcast }, "*");
     else { showError(errBox, "TOKEN_MISSING"); }
   });
@@ -180,7 +181,7 @@ function renderCard() {
   const imgEl = $("#card-img"); if (img) { imgEl.src = img; imgEl.hidden = false; } else imgEl.hidden = true;
   $("#card-price").textContent = sale ? money(sale.price, sale.currency) : money(p.price, p.currency);
   const lv = sale && sale.levels;
-  $("#card-left").textContent = lv ? t("card.left", { n: lv.available }) : "";
+  $("#card-left").textContent = lv ? `· ${t("card.left", { n: lv.available })}` : "";
   card.dataset.saleState = sale ? saleState(sale) : "none";
   tickCard();
   renderHold();

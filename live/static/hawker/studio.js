@@ -39,7 +39,7 @@ function start({ token, broadcast }) {
   const setConn = (s) => { $("#conn").textContent = t(`conn.${s}`); $("#conn").dataset.state = s; };
   setConn("connecting");
   socket.on("connect", () => { setConn("online"); clock.sync(socket); });
-  socket.on("disconnect", () => setConn("offline"));
+  socket.on("disconnect", (reason) => { setConn("offline"); if (reason === "io server disconnect") setTimeout(() => socket.connect(), 500 + Math.random() * 1500); });
   socket.on("connect_error", (err) => {
     setConn("offline");
     const code = err && err.data && err.data.code;

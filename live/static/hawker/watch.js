@@ -45,7 +45,11 @@ const video = new Player($("#video"), socket, (s) => {
 function setConn(state) { const c = $("#conn"); c.textContent = t(`conn.${state}`); c.dataset.state = state; }
 setConn("connecting");
 socket.on("connect", async () => { setConn("online"); await clock.sync(socket); });
-socket.on("disconnect", () => setConn("offline"));
+socket.on("disconnect", (reason) => {
+  setConn("offline");
+  // The server closed us (graceful shutdown sends server.shutdown first): come back by ourselves.
+  if (reason === "io server disconnect") setTimeout(() => socket.connect(), 500 + Math.random() * 1500);
+});
 socket.on("connect_error", (err) => {
   setConn("offline");
   const code = err && err.data && err.data.code;

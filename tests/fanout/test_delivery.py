@@ -87,3 +87,57 @@ async def test_encode_once_same_bytes_object_for_every_socket(make_server, bc, c
         by_codec.setdefault(conn.codec == "msgpack", set()).add(id(data))
     assert set(by_codec) == {True, False}
     assert all(len(ids) == 1 for ids in by_codec.values())  # the same bytes object per codec
+
+
+async def test_acks_use_each_sockets_codec(make_server, bc, clients, token) -> None:
+    srv = await make_server()
+    mp = await clients(srv.url, token("viewer", bc, "u1"), "msgpack")
+    js = await clients(srv.url, token("viewer", bc, "u2"), "default")
+    conns = srv.app["sio"].conns
+    assert sorted(c.codec for c in conns.values()) == ["json", "msgpack"]
+    for c in (mp, js):  # each client can only decode its own codec: an ack arriving at all proves it
+        ack = await c.sio.call("time", {}, timeout=30)
+        assert ack["ok"] is True
+
+
+async def test_broadcast_frames_are_not_compressed_per_socket(make_server, bc, token) -> None:
+    import aiohttp
+
+    from loadtest.fanout_raw import raw_connect
+
+    srv = await make_server()
+    async with aiohttp.ClientSession() as session:
+        url = srv.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        ws = await session.ws_connect(url, compress=15)  # the client offers permessage-deflate
+        assert "permessage-deflate" not in (ws._response.headers.get("Sec-WebSocket-Extensions") or "")
+        assert ws.compress == 0
+        await ws.close()
+        c = await raw_connect(session, srv.url, {"token": token("viewer", bc, "u9")}, codec="json")
+        fanout_of(srv).urgent(bc, "hello", {"x": 1})
+        while True:
+            got = c.decode(await c.ws.receive(timeout=30))
+            if got and got[0] == "hello":
+                break
+        assert got == ("hello", {"x": 1})
+
+
+async def test_a_long_polling_client_is_served_and_upgrades(make_server, bc, token) -> None:
+    import socketio
+
+    srv = await make_server()
+    c = socketio.AsyncClient(reconnection=False)  # default transports: polling first, then websocket
+    got: list[tuple[str, object]] = []
+    c.on("*", lambda event, *a: got.append((event, a[0] if a else None)))
+    await c.connect(srv.url, auth={"token": token("viewer", bc, "u1")}, wait_timeout=20)
+    try:
+        await wait_for(lambda: any(e == "snapshot" for e, _ in got), what="snapshot over polling")
+        fanout_of(srv).urgent(bc, "one", {"n": 1})
+        await wait_for(lambda: any(e == "one" for e, _ in got), what="an urgent event")
+        await wait_for(lambda: c.transport() == "websocket", what="the upgrade")
+        fanout_of(srv).urgent(bc, "two", {"n": 2})
+        fanout_of(srv).chat(bc, {"id": "m", "text": "t", "role": "viewer"})
+        await wait_for(lambda: any(e == "two" for e, _ in got) and any(e == "tick" and d.get("chat") for e, d in got),
+                       what="events after the upgrade")
+        assert (await c.call("time", {}, timeout=30))["ok"]
+    finally:
+        await c.disconnect()

@@ -1,8 +1,11 @@
 """Poll commands: create / close (staff), vote (everyone), the close timer and the snapshot part.
 
-Tallies go out coalesced per tick as level `poll:<id>`; `poll.opened` and `poll.closed` are urgent."""
+Tallies go out coalesced per tick as level `poll:<id>`, published by one node at a time (a Redis
+lease) from the polls marked dirty by votes; `poll.opened` and `poll.closed` are urgent."""
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from live.hub import validate as v
@@ -11,6 +14,8 @@ from live.hub.hub import Hub
 from live.hub.polls import Poll, PollStore
 from live.hub.registry import EVERYONE, STAFF, Caller, HubError
 from live.hub.scheduler import NOT_YET, Scheduler
+
+log = logging.getLogger("hawker.hub.polls")
 
 MIN_S, MAX_S = 5, 24 * 3600
 
@@ -75,11 +80,18 @@ class Polls:
             option = v.integer(payload, "option", lo=0, hi=5)
             assert poll_id is not None and option is not None
             counted, chosen, tallies = await self.store.vote(caller.broadcast, poll_id, caller.user, option)
-        if counted:
-            self.hub.fanout.level(caller.broadcast, level_key(poll_id), tally_dict(poll_id, tallies))
-        elif chosen != option:
+        if not counted and chosen != option:
             raise HubError("ALREADY_VOTED", "you already voted in this poll", option=chosen)
         return {"poll_id": poll_id, "option": chosen, "counted": counted, "tallies": tallies}
+
+    async def publish_dirty(self) -> None:
+        """Run by one node at a time (TallyPublisher): fresh tallies of every poll that got votes,
+        as the coalesced level `poll:<id>`. One publisher means batches of different nodes never
+        carry different tallies for the same poll."""
+        for broadcast, poll_id in await self.store.take_dirty():
+            tallies = await self.store.tallies(broadcast, poll_id)
+            if tallies is not None:
+                self.hub.fanout.level(broadcast, level_key(poll_id), tally_dict(poll_id, tallies))
 
     async def end_broadcast(self, broadcast: str) -> None:
         poll = await self.store.active(broadcast)
@@ -103,3 +115,43 @@ def register(hub: Hub, scheduler: Scheduler) -> Polls:
     scheduler.handler("poll.close")(polls.on_close_timer)
     hub.on_broadcast_end(polls.end_broadcast)
     return polls
+
+
+_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+"""
+
+
+class TallyPublisher:
+    """Every `period_ms`: if this node holds the lease `hub:polls:publisher`, publish dirty tallies."""
+
+    def __init__(self, polls: Polls, *, node_id: str, period_ms: int = 100) -> None:
+        self._polls = polls
+        self._node = node_id
+        self._period = period_ms / 1000.0
+        self._lease = polls.hub.redis.register_script(_LEASE)
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+
+    async def _loop(self) -> None:
+        lease_ms = int(self._period * 1000 * 20) + 1000
+        while True:
+            try:
+                if await self._lease(keys=["hub:polls:publisher"], args=[self._node, lease_ms]):
+                    await self._polls.publish_dirty()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.warning("tally publish failed", exc_info=True)
+            await asyncio.sleep(self._period)

@@ -7,7 +7,8 @@ Keys (hash tag = broadcast):
   hub:{bc}:poll:<id>:tally  hash    option index -> count
 
 A vote is one Lua script: check open (Redis TIME < closes_at), HSETNX the vote, HINCRBY the
-tally only when the HSETNX won, return the tallies. A retried vote returns the first answer."""
+tally only when the HSETNX won (and mark the poll dirty), return the tallies. A retried vote
+returns the first answer."""
 from __future__ import annotations
 
 import uuid
@@ -18,6 +19,7 @@ import orjson
 import redis.asyncio as aioredis
 
 POLL_TTL_S = 7 * 24 * 3600  # closed polls are kept a week
+DIRTY_KEY = "hub:polls:dirty"  # "bc|poll" whose tallies changed since they were last published
 
 
 def _k(bc: str, *parts: str) -> str:
@@ -70,7 +72,7 @@ return {'OK', tostring(closes)}
 """
 
 _VOTE = _NOW + """
--- KEYS: poll, votes, tally   ARGV: user, option, ttl-s
+-- KEYS: poll, votes, tally, dirty   ARGV: user, option, ttl-s, dirty member
 local p = redis.call('HMGET', KEYS[1], 'state', 'closes_at', 'n')
 if not p[1] then return {'POLL_NOT_FOUND'} end
 local n = tonumber(p[3])
@@ -86,6 +88,7 @@ else
   redis.call('HINCRBY', KEYS[3], opt, 1)
   redis.call('EXPIRE', KEYS[2], ARGV[3])
   redis.call('EXPIRE', KEYS[3], ARGV[3])
+  redis.call('SADD', KEYS[4], ARGV[4])
   chosen = opt
 end
 local counts = {}
@@ -149,8 +152,8 @@ class PollStore:
     async def vote(self, broadcast: str, poll_id: str, user: str, option: int) -> tuple[bool, int, list[int]]:
         """(counted now?, the viewer's option, tallies). A repeat returns the first vote, uncounted."""
         res = await self._vote(keys=[_k(broadcast, "poll", poll_id), _k(broadcast, "poll", poll_id, "votes"),
-                                     _k(broadcast, "poll", poll_id, "tally")],
-                               args=[user, option, POLL_TTL_S])
+                                     _k(broadcast, "poll", poll_id, "tally"), DIRTY_KEY],
+                               args=[user, option, POLL_TTL_S, f"{broadcast}|{poll_id}"])
         code = res[0].decode()
         if code == "POLL_NOT_FOUND":
             raise PollError(code, f"no poll {poll_id!r}")
@@ -159,6 +162,16 @@ class PollStore:
         if code == "BAD_OPTION":
             raise PollError("VALIDATION", "option is out of range", field="option")
         return bool(res[1]), int(res[2]), orjson.loads(res[3])
+
+    async def take_dirty(self, limit: int = 200) -> list[tuple[str, str]]:
+        """Polls whose tallies changed; taken (SPOP) before they are read, so a vote that lands
+        after the read marks its poll again and is published next time."""
+        raw = await self._r.spop(DIRTY_KEY, limit)
+        return [tuple(x.decode().split("|", 1)) for x in raw or []]  # type: ignore[misc]
+
+    async def tallies(self, broadcast: str, poll_id: str) -> list[int] | None:
+        poll = await self.get(broadcast, poll_id)
+        return poll.tallies if poll else None
 
     async def close(self, broadcast: str, poll_id: str, *, only_if_due: bool = False) -> str:
         """'OK' once (the caller that closed it announces it), else POLL_CLOSED / POLL_NOT_FOUND / NOT_YET."""

@@ -47,7 +47,8 @@ def setup(app: web.Application, services: Any) -> Hub:
     inventory = _inventory(services)
     timers = Scheduler(services.redis, hub.clock)
     cmd_broadcast.register(hub)
-    cmd_polls.register(hub, timers)
+    polls = cmd_polls.register(hub, timers)
+    tallies = cmd_polls.TallyPublisher(polls, node_id=node_id, period_ms=services.config.tick_ms)
     sales = cmd_sales.register(hub, inventory, timers)
     watch = StockWatch(services.redis, inventory, sales, node_id=node_id, period_ms=services.config.tick_ms)
     hub.sales = sales  # type: ignore[attr-defined]
@@ -66,8 +67,10 @@ def setup(app: web.Application, services: Any) -> Hub:
         await hub.start()
         await timers.start()
         await watch.start()
+        await tallies.start()
 
     async def _stop(_app: web.Application) -> None:
+        await tallies.stop()
         await watch.stop()
         await timers.stop()
         await hub.stop()

@@ -7,10 +7,13 @@ import pytest
 from tests.pages.conftest import PHONE, create_broadcast, lan_ip, new_page, shot, until
 
 
-async def test_go_live_viewer_sees_moving_video(make_server, browser, token, tmp_path) -> None:
+@pytest.mark.parametrize("playback", ["webrtc", "hls"])
+async def test_go_live_viewer_sees_moving_video(make_server, browser, token, tmp_path, playback) -> None:
+    """WebRTC while there is room; with a WebRTC cap of 0 the server says HLS and the page plays hls.js."""
     if lan_ip() is None:
         pytest.skip("no non-loopback IPv4 interface: WebRTC ICE cannot gather candidates here")
-    srv = await make_server(media_dir=str(tmp_path / "media"))
+    extra = {} if playback == "webrtc" else {"webrtc_viewer_cap": 0}
+    srv = await make_server(media_dir=str(tmp_path / "media"), **extra)
     host = token("host", "b1", "h1")
     await create_broadcast(srv.url, host)
     studio = await new_page(browser)
@@ -29,11 +32,15 @@ async def test_go_live_viewer_sees_moving_video(make_server, browser, token, tmp
         v = await viewer.evaluate("() => { const v = document.querySelector('#video'); return {w: v.videoWidth, t: v.currentTime}; }")
         return v if v["w"] > 0 and v["t"] > 0 else None
 
-    first = await until(playing, timeout=60, what="the viewer's video to play")
+    try:
+        first = await until(playing, timeout=90, what="the viewer's video to play")
+    except AssertionError:
+        state = await viewer.evaluate("() => ({video: document.body.dataset.video, status: document.querySelector('#video-status').textContent, media: window.hawker.snap.media, src: document.querySelector('#video').src, err: document.querySelector('#video').error && document.querySelector('#video').error.message, rs: document.querySelector('#video').readyState})")
+        raise AssertionError(f"no video: {state} {viewer.logs[-20:]}")
     await until(lambda: _later(viewer, first["t"]), timeout=30, what="currentTime to advance")
-    assert await viewer.evaluate("() => document.body.dataset.video") in ("webrtc", "hls")
-    await shot(studio, "studio-live-desktop")
-    await shot(viewer, "player-live-desktop")
+    assert await viewer.evaluate("() => document.body.dataset.video") == playback
+    await shot(studio, f"studio-live-desktop-{playback}")
+    await shot(viewer, f"player-live-desktop-{playback}")
     await studio.click("#stopvideo")
     await viewer.locator("#video-status", has_text="Waiting for the host's video").wait_for(timeout=30_000)
 

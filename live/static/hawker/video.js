@@ -80,14 +80,26 @@ export class Player {
     if (!url) { this.onStatus("waiting"); return; }
     this.kind = "hls";
     const v = this.video;
+    const gen = (this.gen = (this.gen || 0) + 1);
     try {
+      // The playlist answers 404 NO_PLAYLIST until the first segment is written: wait for it.
+      for (let i = 0; i < 60; i++) {
+        const r = await fetch(url, { cache: "no-store" }).catch(() => null);
+        if (gen !== this.gen || this.kind !== "hls") return;
+        if (r && r.ok) break;
+        this.onStatus("waiting");
+        await new Promise((res) => setTimeout(res, 1000));
+      }
       const Hls = await loadHls();
       if (Hls && Hls.isSupported()) {
-        const hls = new Hls({ liveSyncDurationCount: 2, manifestLoadingMaxRetry: 60, manifestLoadingRetryDelay: 2000 });
+        const hls = new Hls({ liveSyncDurationCount: 2 });
         this.hls = hls;
         hls.loadSource(url);
         hls.attachMedia(v);
         hls.on(Hls.Events.MANIFEST_PARSED, () => v.play().catch(() => {}));
+        hls.on(Hls.Events.ERROR, (_e, data) => { // a fatal error: start over in a moment
+          if (data.fatal && this.hls === hls) setTimeout(() => { if (this.hls === hls) this.playHls(url); }, 2000);
+        });
       } else if (v.canPlayType("application/vnd.apple.mpegurl")) {
         v.src = url; v.play().catch(() => {});
       } else { this.onStatus("failed"); return; }
@@ -96,6 +108,7 @@ export class Player {
   }
 
   stop() {
+    this.gen = (this.gen || 0) + 1;
     if (this.pc) { try { this.pc.close(); } catch (_) { /* closed */ } this.pc = null; ask(this.socket, "webrtc.close", {}, 3000); }
     if (this.hls) { this.hls.destroy(); this.hls = null; }
     if (this.video.srcObject) this.video.srcObject = null;

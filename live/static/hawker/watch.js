@@ -47,6 +47,8 @@ setConn("connecting");
 socket.on("connect", async () => { setConn("online"); await clock.sync(socket); });
 socket.on("disconnect", (reason) => {
   setConn("offline");
+  // The server ends a socket's WebRTC session with the socket: negotiate again after the snapshot.
+  if (video.kind === "webrtc") { video.pc && video.pc.close(); video.pc = null; video.kind = null; }
   // The server closed us (graceful shutdown sends server.shutdown first): come back by ourselves.
   if (reason === "io server disconnect") setTimeout(() => socket.connect(), 500 + Math.random() * 1500);
 });

@@ -111,6 +111,7 @@ class Webhooks:
         self.claim_idle_ms = claim_idle_ms
         self.poll_ms = poll_ms
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._session: aiohttp.ClientSession | None = None
         self.on_failure: Callable[[str], Awaitable[None]] | None = None
         self._requeue = redis.register_script(_REQUEUE)
@@ -171,21 +172,24 @@ class Webhooks:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+        self._stopping = False
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
         self._task = asyncio.create_task(self._run(), name="webhook-worker")
 
     async def stop(self) -> None:
+        """Stop the worker. A flag as well as a cancel: a cancel that lands inside a blocking Redis
+        read can be swallowed by the client, and the loop must still end."""
+        self._stopping = True
         if self._task:
             self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+            done, _ = await asyncio.wait({self._task}, timeout=max(5.0, self.poll_ms / 1000 * 4))
+            if not done:
+                log.warning("webhook worker did not stop in time")
         if self._session:
             await self._session.close()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.step(block_ms=self.poll_ms)
             except asyncio.CancelledError:

@@ -61,6 +61,7 @@ class CheckoutApi:
         self.provider = load_provider(cfg.payment_provider, redis)
         self.checkout = Checkout(redis, self.sales.inv, self.provider, ledger=Ledger(redis), webhooks=self.webhooks)
         self.idem = IdempotencyStore(redis)
+        self.stopping = False
 
     async def _broadcast_of(self, sale_id: str) -> str:
         bc = await self.sales.store.broadcast_of(sale_id)
@@ -83,7 +84,7 @@ class CheckoutApi:
     async def recover_loop(self, every_s: float = 10.0) -> None:
         """Finish payments a crashed node left half-way (once they are older than the grace)."""
         grace_ms = self.sales.inv.payment_grace_s * 1000
-        while True:
+        while not self.stopping:
             await asyncio.sleep(every_s)
             try:
                 await self.checkout.recover(older_than_ms=grace_ms)
@@ -317,6 +318,7 @@ def register(app: web.Application, services: Any) -> CheckoutApi:
         api.recovery = asyncio.create_task(api.recover_loop())
 
     async def _stop(_app: web.Application) -> None:
+        api.stopping = True  # a cancel inside a Redis call can be swallowed; the flag still ends the loop
         api.recovery.cancel()
         await api.webhooks.stop()
 

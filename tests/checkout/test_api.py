@@ -233,3 +233,29 @@ async def test_an_expired_hold_reaches_the_merchant_once(shop, clients, token): 
     (event,) = rec.accepted
     assert event["type"] == "reservation.expired" and event["id"] == f"reservation.expired:{sale}:{held['reservation']['id']}"
     assert event["data"]["user"] == "dave" and event["data"]["qty"] == 1 and rec.bad_signatures == 0
+
+
+async def test_host_refund_of_a_paid_order(shop, clients, token):  # noqa: F811
+    url, sale = shop["server"].url, shop["sale"]
+    rid = await hold_for(shop, clients, token, "alice")
+    status, data = await post(url, token("viewer", "b1", "alice"), body(sale, rid))
+    assert status == 201
+    oid = data["order"]["id"]
+
+    async def refund(tok: str, key: str) -> tuple[int, dict]:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{url}/api/orders/{oid}/refund",
+                                 headers={"Authorization": f"Bearer {tok}", "Idempotency-Key": key}) as r:
+                return r.status, await r.json()
+
+    status, err = await refund(token("viewer", "b1", "alice"), "r1")
+    assert (status, err["error"]["code"]) == (403, "FORBIDDEN")
+    assert (await get(url, f"/api/orders/{oid}", token("viewer", "b1", "alice")))[1]["order"]["state"] == "PAID"
+    status, done = await refund(token("host", "b1", "h1"), "r2")
+    assert status == 200 and done["order"]["state"] == "REFUNDED"
+    provider = shop["server"].app["services"].parts["checkout"].provider
+    assert (await provider.status(f"{sale}:{rid}:1")).status.value == "refunded"
+    status, again = await refund(token("host", "b1", "h1"), "r3")  # a second refund changes nothing
+    assert status == 200 and again["order"]["updated_at"] == done["order"]["updated_at"]
+    _, host = await get(url, "/api/orders?broadcast=b1", token("host", "b1", "h1"))
+    assert host["paid"] == 0 and host["revenue"] == {}

@@ -158,6 +158,10 @@ class Checkout:
             try:
                 charge = await self.provider.charge(key=charge_key, amount=amount,
                                                     currency=lot.currency, card=req.card)
+            except InvalidCard as exc:  # the provider refused the details before charging anything
+                await self.inv.abort_payment(req.sale_id, req.reservation_id)
+                await self._drop(key)
+                raise CheckoutError(422, "INVALID_CARD", str(exc), field="card") from None
             except PaymentTimeout:
                 metrics.PAYMENTS.labels("timeout").inc()
                 charge = await self.provider.status(charge_key)  # type: ignore[assignment]

@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="server processes when starting one here")
     p.add_argument("--tick-ms", type=int, default=100)
     p.add_argument("--sale-window-s", type=int, default=20, help="how long buyers may keep trying after the open")
-    p.add_argument("--codec", choices=["msgpack", "json"], default="json", help="wire codec of the load clients")
+    p.add_argument("--codec", choices=["msgpack", "json"], default="msgpack", help="wire codec of the load clients (msgpack, like the player)")
     p.add_argument("--out", default="loadtest-out", help="report folder")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON line at the end")
     return p

@@ -51,13 +51,15 @@ class CtrlQueue(asyncio.Queue):  # type: ignore[type-arg]
         self._conn = conn
 
     def put_nowait(self, item: Any) -> None:
+        if self._conn.writer_done:  # nobody will write it: do not leave Engine.IO's close() joining forever
+            return
         super().put_nowait(item)
         self._conn.wake.set()
 
 
 class Conn:
     __slots__ = ("eio_sid", "sock", "codec", "bounds", "ws", "transport", "queue", "queued", "wake",
-                 "closing", "stalled_since", "writer", "dropped", "close_reason", "__weakref__")
+                 "closing", "stalled_since", "writer", "dropped", "close_reason", "writer_done", "__weakref__")
 
     def __init__(self, eio_sid: str, sock: Any, codec: str | None, bounds: Bounds) -> None:
         self.eio_sid = eio_sid
@@ -74,6 +76,7 @@ class Conn:
         self.writer: asyncio.Task | None = None
         self.dropped = 0
         self.close_reason: str | None = None
+        self.writer_done = False
         old = sock.queue
         sock.queue = CtrlQueue(self)
         while not old.empty():  # the OPEN packet is already there
@@ -163,7 +166,7 @@ class Conn:
                         return
                 tr = self.transport
                 q = self.queue
-                while q and not self.closing and tr.get_write_buffer_size() < hw:
+                while q and not self.closing and not tr.is_closing() and tr.get_write_buffer_size() < hw:
                     data, _ = q.popleft()
                     self.queued -= len(data)
                     self._write(data)
@@ -185,6 +188,10 @@ class Conn:
             log.debug("writer of %s failed", self.eio_sid, exc_info=True)
         finally:
             self.closing = True
+            self.writer_done = True
+            while ctrl.qsize():  # whatever is left will never be written: release Engine.IO's join()
+                ctrl.get_nowait()
+                ctrl.task_done()
             if self.ws is not None and self.close_reason is None:
                 try:
                     await self.ws.close()

@@ -109,6 +109,7 @@ class Fanout:
         self._outbox: deque[tuple[str, bytes, str]] = deque()
         self._out_wake = asyncio.Event()
         self._sub_lock = asyncio.Lock()
+        self._unsubscribed: set[str] = set()  # broadcasts with members whose SUBSCRIBE failed
         self._pubsub: Any = None
         self._tasks: list[asyncio.Task] = []
         self._running = False
@@ -172,9 +173,18 @@ class Fanout:
         self._members[sid] = _Member(broadcast, bool(staff), user, conn, key)
         metrics.SOCKETS.labels(broadcast).inc()
         if room.count == 1:
-            async with self._sub_lock:
-                if self._pubsub is not None and self._rooms.get(broadcast) is room:
+            await self._subscribe(broadcast, room)
+
+    async def _subscribe(self, broadcast: str, room: _Room) -> None:
+        """Subscribe this node to a broadcast; if Redis is away, the ticker retries (the join stands)."""
+        async with self._sub_lock:
+            if self._pubsub is not None and self._rooms.get(broadcast) is room:
+                try:
                     await self._pubsub.subscribe(CHANNEL + broadcast)
+                    self._unsubscribed.discard(broadcast)
+                except Exception:  # noqa: BLE001
+                    log.warning("fan-out: subscribing to %s failed; retrying each tick", broadcast)
+                    self._unsubscribed.add(broadcast)
 
     async def leave(self, sid: str) -> None:
         m = self._members.pop(sid, None)
@@ -196,9 +206,13 @@ class Fanout:
             del self._rooms[m.broadcast]
             self._inbound.pop(m.broadcast, None)
             self._gone.add(m.broadcast)
+            self._unsubscribed.discard(m.broadcast)
             async with self._sub_lock:
                 if self._pubsub is not None and m.broadcast not in self._rooms:
-                    await self._pubsub.unsubscribe(CHANNEL + m.broadcast)
+                    try:
+                        await self._pubsub.unsubscribe(CHANNEL + m.broadcast)
+                    except Exception:  # noqa: BLE001
+                        log.warning("fan-out: unsubscribing from %s failed", m.broadcast)
 
     def inbound_pending(self, broadcast: str) -> bool:
         """Whether other nodes' input for this broadcast waits for the next tick."""
@@ -311,6 +325,10 @@ class Fanout:
             await asyncio.sleep(delay)
             try:
                 self.tick()
+                for bc in list(self._unsubscribed):
+                    room = self._rooms.get(bc)
+                    if room is not None:
+                        await self._subscribe(bc, room)
                 await self._refresh_viewers()
             except asyncio.CancelledError:
                 raise

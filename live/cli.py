@@ -95,11 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--name", default=None)
     token.add_argument("--ttl", type=int, default=12 * 3600, help="lifetime in seconds")
     token.add_argument("--secret", default=None, help="[env HAWKER_SECRET]")
+    loadtest = sub.add_parser("loadtest", help="load tests (needs the dev extras: Locust, matplotlib)")
+    loadtest.add_argument("tool", choices=["spike"], help="spike: a flash-sale spike with an audit and a report")
+    loadtest.add_argument("args", nargs=argparse.REMAINDER, help="the tool's own options (see --help of the tool)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "loadtest":
+        from loadtest.spike import main as spike
+
+        return spike(args.args)
     overrides = {k: v for k, v in vars(args).items() if k in {f.name for f in fields(Config)}}
     try:
         if args.command == "token":

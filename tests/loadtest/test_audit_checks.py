@@ -78,3 +78,14 @@ def test_sold_without_order_fails():
 def test_a_sale_nobody_reached_fails():
     d = _data(reservations=[], orders=[], levels={"total": 3, "available": 3, "held": 0, "sold": 0, "waitlist": 0})
     assert "the sale took place (reservations were made)" in _failed(check(d))
+
+
+def test_hawker_loadtest_spike_is_the_spike_runner():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "live", "loadtest", "spike", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--viewers" in out.stdout and "--allow-remote" in out.stdout
+    refused = subprocess.run([sys.executable, "-m", "live", "loadtest", "spike", "--url", "http://192.0.2.1:8080",
+                              "--secret", "x" * 40], capture_output=True, text=True)
+    assert refused.returncode == 2 and "loopback" in refused.stderr  # safe by default: no remote target

@@ -46,7 +46,10 @@ async def browser() -> AsyncIterator[Any]:
         try:
             yield b
         finally:
-            await b.close()
+            try:  # a browser that will not close must not hang the run
+                await asyncio.wait_for(b.close(), 30)
+            except asyncio.TimeoutError:
+                print("pages: Chromium did not close within 30 s", flush=True)
 
 
 async def new_page(browser: Any, viewport: dict[str, int] = DESKTOP, locale: str = "en-US") -> Any:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
 from tests.pages.conftest import create_broadcast, new_page, shot, until
 
 
@@ -40,7 +42,7 @@ async def test_one_unit_two_buyers_waitlist_reload_checkout(make_server, browser
         assert await page.locator("#buy").is_disabled()
     # at the countdown: both press Buy as soon as the button unlocks on the server clock
     await asyncio.gather(*(p.wait_for_selector("#buy:not([disabled])") for p in viewers))
-    await asyncio.gather(*(p.click("#buy") for p in viewers))
+    await asyncio.gather(*(_press_buy(p) for p in viewers))
 
     async def outcome(page) -> str:  # type: ignore[no-untyped-def]
         if await page.locator("#hold:not([hidden])").count():
@@ -83,6 +85,15 @@ async def test_one_unit_two_buyers_waitlist_reload_checkout(make_server, browser
     await shot(loser, "player-desktop-soldout")
     for page in (a, b, studio):
         assert page.errors == []
+
+
+async def _press_buy(page) -> None:  # type: ignore[no-untyped-def]
+    """Press Buy; a slower viewer may find it already gone (the other took the unit): that is the
+    sold-out outcome the test then checks, not a failure to press."""
+    try:
+        await page.click("#buy", timeout=5000)
+    except PlaywrightTimeout:
+        pass
 
 
 async def _both(x, y):  # type: ignore[no-untyped-def]

@@ -225,7 +225,7 @@ function tickHold() {
   if (!h || $("#hold").hidden) return;
   const left = h.expires_at - clock.now();
   $("#hold-timer").textContent = t("hold.left", { t: duration(left) });
-  $("#hold-timer").dataset.leftMs = String(left);
+  $("#hold-timer").dataset.leftMs = String(Math.round(left));
   if (left <= 0) { S.hold = null; $("#hold").hidden = true; $("#card-state").textContent = t("hold.expired"); renderCard(); }
 }
 setInterval(() => { tickCard(); tickHold(); }, 250);

@@ -161,7 +161,6 @@ class Hub:
         self._callers[sid] = caller
         await self.fanout.join(sid, caller.broadcast, staff=caller.is_staff, user=caller.user)
         metrics.HUB_CONNECTS.labels("OK").inc()
-        metrics.HUB_SOCKETS.labels(caller.broadcast).inc()
         # The CONNECT packet goes out when this handler returns; the snapshot follows it.
         self.spawn(self._welcome(caller))
         return True
@@ -182,7 +181,6 @@ class Hub:
         self.registry.forget(sid)
         if caller is None:
             return
-        metrics.HUB_SOCKETS.labels(caller.broadcast).dec()
         try:
             await self.fanout.leave(sid)
         except Exception:  # noqa: BLE001

@@ -21,12 +21,8 @@ def _fanout(services: Any, node_id: str) -> Any:
     existing = getattr(services, "fanout", None) or services.parts.get("fanout")
     if existing is not None:
         return existing, False
-    try:
-        from live.fanout import Fanout
-    except ImportError:  # the engine is not there yet: a plain stand-in with the same interface
-        from live.hub.interim_fanout import InterimFanout as Fanout  # type: ignore[assignment]
+    from live.fanout import Fanout
 
-        log.warning("live.fanout not importable: using the interim fan-out")
     fan = Fanout(services.sio, services.redis, node_id=node_id, tick_ms=services.config.tick_ms)
     return fan, True
 
@@ -56,6 +52,7 @@ def setup(app: web.Application, services: Any) -> Hub:
     rest.add_routes(app)
     app["hub"] = hub
     services.parts["hub"] = hub
+    services.parts.setdefault("fanout", fanout)
     if hasattr(services, "hub"):
         services.hub = hub
 

@@ -34,4 +34,4 @@ async def test_metrics_count_commands_by_event_and_code(server, bc, clients, tok
     assert 'hawker_hub_commands_total{code="OK",event="time"}' in text
     assert 'hawker_hub_commands_total{code="FORBIDDEN",event="broadcast.start"}' in text
     assert 'hawker_hub_commands_total{code="UNKNOWN_EVENT",event="_unknown"}' in text
-    assert 'hawker_hub_sockets{broadcast="b1"}' in text
+    assert 'hawker_fanout_sockets{broadcast="b1"}' in text  # sockets per broadcast: the engine's

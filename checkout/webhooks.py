@@ -31,6 +31,7 @@ EVENT_TYPES = ("order.created", "order.refunded", "reservation.expired", "sale.s
 STREAM = "{webhooks}:deliveries"  # one hash tag: the requeue script runs on Redis Cluster
 GROUP = "delivery"
 RETRIES = "{webhooks}:retries"  # zset: delivery json -> due unix ms
+EMITTED = "{webhooks}:emitted"  # + ":<event id>": first emitter wins
 DEAD = "webhooks:dead"  # hash: delivery id -> json
 MAX_ENDPOINTS = 20
 
@@ -98,6 +99,16 @@ return #due
 """
 
 
+_EMIT = """
+-- KEYS: emitted marker, stream   ARGV: ttl_s, delivery json...
+if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', tonumber(ARGV[1])) then return 0 end
+for i = 2, #ARGV do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 100000, '*', 'd', ARGV[i])
+end
+return 1
+"""
+
+
 class Webhooks:
     def __init__(self, redis: aioredis.Redis, *, consumer: str, max_attempts: int = 8, base_delay_s: float = 2.0,
                  max_delay_s: float = 600.0, timeout_s: float = 10.0, claim_idle_ms: int = 60_000,
@@ -115,6 +126,7 @@ class Webhooks:
         self._session: aiohttp.ClientSession | None = None
         self.on_failure: Callable[[str], Awaitable[None]] | None = None
         self._requeue = redis.register_script(_REQUEUE)
+        self._emit = redis.register_script(_EMIT)
 
     # ---- endpoints -----------------------------------------------------------------------------
 
@@ -152,16 +164,14 @@ class Webhooks:
         if type_ not in EVENT_TYPES:
             raise ValueError(f"unknown webhook event {type_!r}")
         event_id = event_id or "evt_" + new_ulid()
-        if not await self.redis.set(f"webhooks:emitted:{event_id}", 1, nx=True, ex=7 * 24 * 3600):
-            return event_id
         sec, usec = await self.redis.time()  # times are the server clock's, like every Hawker time
         body = orjson.dumps({"id": event_id, "type": type_, "created_at": sec * 1000 + usec // 1000,
-                             "broadcast": broadcast, "data": data})
-        for ep in await self.endpoints(broadcast):
-            if type_ in ep.events:
-                delivery = {"id": "wd_" + new_ulid(), "endpoint": ep.id, "broadcast": broadcast, "event_id": event_id,
-                            "type": type_, "attempt": 0, "body": body.decode()}
-                await self.redis.xadd(STREAM, {"d": orjson.dumps(delivery)}, maxlen=100_000, approximate=True)
+                             "broadcast": broadcast, "data": data}).decode()
+        deliveries = [orjson.dumps({"id": "wd_" + new_ulid(), "endpoint": ep.id, "broadcast": broadcast,
+                                    "event_id": event_id, "type": type_, "attempt": 0, "body": body})
+                      for ep in await self.endpoints(broadcast) if type_ in ep.events]
+        # "seen this id" and the deliveries in one script: a crash cannot mark an event sent yet lose it
+        await self._emit(keys=[f"{EMITTED}:{event_id}", STREAM], args=[7 * 24 * 3600, *deliveries])
         return event_id
 
     # ---- delivering ----------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import time
 
 import redis.asyncio as aioredis
 
+from live.periodic import Periodic
+
 log = logging.getLogger("hawker.hub.clock")
 
 
@@ -25,7 +27,8 @@ class ServerClock:
         self._resync_s = resync_s
         self._offset: float | None = None
         self.rtt_ms: float = 0.0
-        self._task: asyncio.Task | None = None
+        self._loop = Periodic(self.sync, lambda: self._resync_s if self._offset is not None else 1.0,
+                              name="clock-resync", log=log, first_delay=True)
 
     async def sync(self) -> None:
         """Best of `samples` round trips: the offset from the fastest one has the smallest error."""
@@ -56,20 +59,8 @@ class ServerClock:
             await self.sync()
         except Exception:  # noqa: BLE001 - Redis may come up later; the resync loop retries
             log.warning("clock sync with Redis failed; retrying in the background")
-        self._task = asyncio.create_task(self._resync())
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await self._loop.stop()
 
-    async def _resync(self) -> None:
-        while True:
-            await asyncio.sleep(self._resync_s if self._offset is not None else 1.0)
-            try:
-                await self.sync()
-            except Exception:  # noqa: BLE001
-                log.warning("clock resync failed", exc_info=True)

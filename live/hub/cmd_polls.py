@@ -14,6 +14,7 @@ from live.hub.hub import Hub
 from live.hub.polls import Poll, PollStore
 from live.hub.registry import EVERYONE, STAFF, Caller, HubError
 from live.hub.scheduler import NOT_YET, Scheduler
+from live.periodic import Periodic
 
 log = logging.getLogger("hawker.hub.polls")
 
@@ -131,27 +132,15 @@ class TallyPublisher:
         self._node = node_id
         self._period = period_ms / 1000.0
         self._lease = polls.hub.redis.register_script(_LEASE)
-        self._task: asyncio.Task | None = None
+        self._loop = Periodic(self.round, self._period, name="poll-tallies", log=log)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop())
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await self._loop.stop()
 
-    async def _loop(self) -> None:
+    async def round(self) -> None:
         lease_ms = int(self._period * 1000 * 20) + 1000
-        while True:
-            try:
-                if await self._lease(keys=["hub:polls:publisher"], args=[self._node, lease_ms]):
-                    await self._polls.publish_dirty()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001
-                log.warning("tally publish failed", exc_info=True)
-            await asyncio.sleep(self._period)
+        if await self._lease(keys=["hub:polls:publisher"], args=[self._node, lease_ms]):
+            await self._polls.publish_dirty()

@@ -16,6 +16,7 @@ from typing import Awaitable, Callable
 import redis.asyncio as aioredis
 
 from live.hub.clock import ServerClock
+from live.periodic import Periodic
 
 log = logging.getLogger("hawker.hub.timers")
 
@@ -35,7 +36,7 @@ class Scheduler:
         self._handlers: dict[str, TimerHandler] = {}
         self._armed: dict[str, asyncio.TimerHandle] = {}
         self._running: set[asyncio.Task] = set()
-        self._task: asyncio.Task | None = None
+        self._loop = Periodic(self.poll, poll_ms / 1000.0, name="timer-poll", log=log)
 
     def handler(self, kind: str) -> Callable[[TimerHandler], TimerHandler]:
         def deco(fn: TimerHandler) -> TimerHandler:
@@ -59,11 +60,10 @@ class Scheduler:
             handle.cancel()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._poll())
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        await self._loop.stop()
         for h in self._armed.values():
             h.cancel()
         self._armed.clear()
@@ -106,15 +106,9 @@ class Scheduler:
         except Exception:  # noqa: BLE001
             log.warning("could not remove timer %s", member, exc_info=True)
 
-    async def _poll(self) -> None:
-        while True:
-            try:
-                horizon = self._clock.now_ms() + self._lookahead_ms
-                due = await self._r.zrangebyscore(TIMERS_KEY, "-inf", horizon, withscores=True)
-                for raw, score in due:
-                    self._arm(raw.decode(), int(score))
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001
-                log.warning("timer poll failed", exc_info=True)
-            await asyncio.sleep(self._poll_ms / 1000.0)
+    async def poll(self) -> None:
+        """Arm every timer due within the look-ahead (whichever node set it)."""
+        horizon = self._clock.now_ms() + self._lookahead_ms
+        due = await self._r.zrangebyscore(TIMERS_KEY, "-inf", horizon, withscores=True)
+        for raw, score in due:
+            self._arm(raw.decode(), int(score))

@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable
 import redis.asyncio as aioredis
 from inventory import Inventory
 
+from live.periodic import Periodic
 from live.hub.cmd_sales import Sales, levels_dict, reservation_dict
 
 log = logging.getLogger("hawker.hub.stock")
@@ -50,31 +51,16 @@ class StockWatch:
         self._period = period_ms / 1000.0
         self._expire_every = max(1, expire_every_ms // max(1, period_ms))
         self._renew = redis.register_script(_RENEW)
-        self._task: asyncio.Task | None = None
+        self._loop = Periodic(self.round, self._period, name="stock-watch", log=log)
         self._rounds = 0
         # Other parts (checkout's webhooks) see every stock event once per watcher: fn(broadcast, event).
         self.listeners: list[Callable[[str, Any], Awaitable[None]]] = []
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop())
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.round()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001
-                log.warning("stock watch round failed", exc_info=True)
-            await asyncio.sleep(self._period)
+        await self._loop.stop()
 
     async def round(self) -> None:
         self._rounds += 1

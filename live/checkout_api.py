@@ -20,6 +20,7 @@ from live.auth import Claims, require
 from live.errors import ApiError, json_response, read_json
 from live.hub.registry import EVERYONE, Caller, HubError
 from live.idempotent import idempotent
+from live.periodic import Periodic
 
 log = logging.getLogger("hawker.checkout")
 
@@ -61,7 +62,6 @@ class CheckoutApi:
         self.provider = load_provider(cfg.payment_provider, redis)
         self.checkout = Checkout(redis, self.sales.inv, self.provider, ledger=Ledger(redis), webhooks=self.webhooks)
         self.idem = IdempotencyStore(redis)
-        self.stopping = False
 
     async def _broadcast_of(self, sale_id: str) -> str:
         bc = await self.sales.store.broadcast_of(sale_id)
@@ -81,15 +81,9 @@ class CheckoutApi:
                 "sale_id": ev.lot_id, "at": ev.at_ms, "levels": dataclasses.asdict(ev.levels)},
                 event_id=f"sale.soldout:{ev.lot_id}")
 
-    async def recover_loop(self, every_s: float = 10.0) -> None:
+    async def recover_round(self) -> None:
         """Finish payments a crashed node left half-way (once they are older than the grace)."""
-        grace_ms = self.sales.inv.payment_grace_s * 1000
-        while not self.stopping:
-            await asyncio.sleep(every_s)
-            try:
-                await self.checkout.recover(older_than_ms=grace_ms)
-            except Exception:  # noqa: BLE001 - Redis away for a moment: next round
-                log.warning("checkout recovery round failed", exc_info=True)
+        await self.checkout.recover(older_than_ms=self.sales.inv.payment_grace_s * 1000)
 
     # ---- paying --------------------------------------------------------------------------------
 
@@ -312,14 +306,14 @@ def register(app: web.Application, services: Any) -> CheckoutApi:
     services.parts["checkout"] = api
 
     services.hub.stockwatch.listeners.append(api.on_stock_event)
+    api.recovery = Periodic(api.recover_round, 10.0, name="checkout-recovery", log=log, first_delay=True)
 
     async def _start(_app: web.Application) -> None:
         await api.webhooks.start()
-        api.recovery = asyncio.create_task(api.recover_loop())
+        api.recovery.start()
 
     async def _stop(_app: web.Application) -> None:
-        api.stopping = True  # a cancel inside a Redis call can be swallowed; the flag still ends the loop
-        api.recovery.cancel()
+        await api.recovery.stop()
         await api.webhooks.stop()
 
     app.on_startup.append(_start)

@@ -15,7 +15,7 @@ from importlib import resources
 from typing import Any
 
 from chat.commentbuy import BuyIntent, parse_buy
-from chat.errors import (BLOCKED_WORD, DUPLICATE, FORBIDDEN, LINK_NOT_ALLOWED, NOT_A_QUESTION, NOT_FOUND,
+from chat.errors import (BLOCKED_WORD, FORBIDDEN, LINK_NOT_ALLOWED, NOT_A_QUESTION, NOT_FOUND,
                          VALIDATION, ChatRefused)
 from chat.fold import nfkc_lower
 from chat.keys import ChatKeys

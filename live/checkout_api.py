@@ -5,7 +5,6 @@ POST /api/orders/{id}/refund, webhooks CRUD and dead letters, GET /api/sales/{id
 Socket.IO: `checkout.pay`, acked with the order - the same Checkout.pay as the REST call."""
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from typing import Any

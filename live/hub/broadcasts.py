@@ -9,7 +9,7 @@ State moves scheduled -> live -> ended, only forwards, each move one Lua script 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import orjson
 import redis.asyncio as aioredis

@@ -5,7 +5,6 @@ answers `now_ms()` locally (monotonic clock + offset), so every node and every L
 "now" to within a millisecond or two without a Redis call per question."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 

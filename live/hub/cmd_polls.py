@@ -4,7 +4,6 @@ Tallies go out coalesced per tick as level `poll:<id>`, published by one node at
 lease) from the polls marked dirty by votes; `poll.opened` and `poll.closed` are urgent."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 

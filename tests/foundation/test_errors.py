@@ -81,12 +81,15 @@ async def _error(resp: aiohttp.ClientResponse) -> dict:
         ("GET", "/crash", {}, 500, "INTERNAL"),
     ],
 )
-async def test_error_statuses_are_json(test_app_url, method, path, kwargs, status, code):
+async def test_error_statuses_are_json(test_app_url, method, path, kwargs, status, code, caplog):
+    caplog.set_level(logging.WARNING)
     async with aiohttp.ClientSession() as http:
         async with http.request(method, test_app_url + path, **kwargs) as r:
             assert r.status == status
             err = await _error(r)
             assert err["code"] == code
+    if status < 500:  # a client's mistake is not a server error: nothing logged as one
+        assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
 
 
 async def test_405_keeps_allow_header(test_app_url):

@@ -1,6 +1,7 @@
 """Wiring the hub into the app: called once from create_app, before other parts register."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -67,12 +68,12 @@ def setup(app: web.Application, services: Any) -> Hub:
         await tallies.start()
 
     async def _stop(_app: web.Application) -> None:
-        await tallies.stop()
-        await watch.stop()
-        await timers.stop()
-        await hub.stop()
-        if own_fanout:
-            await fanout.stop()
+        steps = [tallies.stop, watch.stop, timers.stop, hub.stop] + ([fanout.stop] if own_fanout else [])
+        for step in steps:  # each bounded: shutdown must finish even if Redis hangs
+            try:
+                await asyncio.wait_for(step(), 5)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+                log.warning("hub stop step %s did not finish cleanly", getattr(step, "__qualname__", step))
 
     app.on_startup.append(_start)
     app.on_cleanup.insert(0, _stop)

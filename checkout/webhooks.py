@@ -176,12 +176,20 @@ class Webhooks:
 
     # ---- delivering ----------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def _ensure_group(self) -> None:
         try:
             await self.redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    async def start(self) -> None:
+        """Start delivering. Redis may be away (a node started before it, or restarted without its
+        data): the worker then creates its group when it can, instead of failing the node."""
+        try:
+            await self._ensure_group()
+        except Exception:  # noqa: BLE001
+            log.warning("webhooks: Redis unavailable at start; the worker retries")
         self._stopping = False
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
         self._task = asyncio.create_task(self._run(), name="webhook-worker")
@@ -204,9 +212,22 @@ class Webhooks:
                 await self.step(block_ms=self.poll_ms)
             except asyncio.CancelledError:
                 raise
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc) or "no longer exists" in str(exc):
+                    await self._recreate_group()
+                else:
+                    log.exception("webhook worker step failed")
+                    await asyncio.sleep(1.0)
             except Exception:  # noqa: BLE001 - Redis down for a moment: try again shortly
                 log.exception("webhook worker step failed")
                 await asyncio.sleep(1.0)
+
+    async def _recreate_group(self) -> None:
+        """The stream or its group vanished (Redis restarted without persistence, or flushed)."""
+        try:
+            await self._ensure_group()
+        except Exception:  # noqa: BLE001
+            await asyncio.sleep(1.0)
 
     async def step(self, block_ms: int | None = None) -> int:
         """One round: move due retries back, claim stale pending entries, deliver new ones."""

@@ -111,6 +111,7 @@ class Fanout:
         self._sub_lock = asyncio.Lock()
         self._unsubscribed: set[str] = set()  # broadcasts with members whose SUBSCRIBE failed
         self._pubsub: Any = None
+        self._node_subscribed = False
         self._tasks: list[asyncio.Task] = []
         self._running = False
         self.ticks = 0
@@ -120,7 +121,7 @@ class Fanout:
 
     async def start(self) -> None:
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(NODE_CHANNEL + self.node_id)  # always subscribed: listen() never idles out
+        await self._subscribe_node()
         self._running = True
         self._tasks = [asyncio.ensure_future(self._listen()), asyncio.ensure_future(self._ticker()),
                        asyncio.ensure_future(self._publisher())]
@@ -439,8 +440,22 @@ class Fanout:
                     log.warning("fan-out publish failed (%d messages lost)", len(items), exc_info=True)
                     await asyncio.sleep(0.5)
 
+    async def _subscribe_node(self) -> bool:
+        """The node's own channel, always subscribed so listen() never idles out. Redis may be away
+        when the node starts: then the node still starts (/readyz says 503) and _listen retries."""
+        try:
+            await self._pubsub.subscribe(NODE_CHANNEL + self.node_id)
+            self._node_subscribed = True
+        except Exception:  # noqa: BLE001
+            log.warning("fan-out: Redis unavailable; subscribing when it is back")
+            self._node_subscribed = False
+        return self._node_subscribed
+
     async def _listen(self) -> None:
         while self._running:
+            if not self._node_subscribed and not await self._subscribe_node():
+                await asyncio.sleep(0.5)
+                continue
             try:
                 msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             except asyncio.CancelledError:

@@ -41,6 +41,8 @@ def setup(app: web.Application, services: Any) -> Hub:
     fanout, own_fanout = _fanout(services, node_id)
     hub = Hub(sio=services.sio, redis=services.redis, fanout=fanout, secret=services.config.secret,
               registry=Registry(max_bytes=min(16 * 1024, services.config.max_message_bytes)), node_id=node_id)
+    if own_fanout:
+        fanout.clock = hub.clock.now_ms  # tick `ts` on the server clock the clients sync to (Redis TIME)
     inventory = _inventory(services)
     timers = Scheduler(services.redis, hub.clock)
     cmd_broadcast.register(hub)

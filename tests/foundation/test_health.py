@@ -79,3 +79,50 @@ async def test_metrics_is_prometheus_text_and_counts_requests(server):
     not_found = [s.value for s in families["hawker_http_requests"].samples
                  if s.name == "hawker_http_requests_total" and s.labels == {"method": "GET", "status": "404"}]
     assert not_found and not_found[0] >= 3
+
+
+async def test_a_node_started_before_redis_comes_up_and_serves_once_it_is_there(make_server, token):
+    """Orchestrators start nodes and Redis in any order: the node starts, says 503 on /readyz, and
+    works (sockets, commands) as soon as Redis answers."""
+    import asyncio
+
+    import socketio
+
+    from live.hub.broadcasts import BroadcastStore
+    from live.store import connect
+
+    own = RedisProcess()  # not started yet: nothing listens on its port
+    try:
+        node = await make_server(redis_url=own.url, redis_timeout_s=0.5)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(node.url + "/healthz") as r:
+                assert r.status == 200
+            async with http.get(node.url + "/readyz") as r:
+                assert r.status == 503 and (await r.json())["error"]["code"] == "REDIS_UNAVAILABLE"
+            own.start()
+            for _ in range(100):
+                async with http.get(node.url + "/readyz") as r:
+                    if r.status == 200:
+                        break
+                await asyncio.sleep(0.1)
+            assert r.status == 200
+        client = connect(own.url)
+        await BroadcastStore(client).ensure("late", title="Late start", host="h1", products=[])
+        await client.aclose()
+        sio = socketio.AsyncClient(reconnection=False)
+        snapshots: list = []
+        sio.on("snapshot", lambda data: snapshots.append(data))
+        await sio.connect(node.url, auth={"token": token("viewer", "late", "v1")}, transports=["websocket"],
+                          wait_timeout=15)
+        try:
+            ack = await sio.call("time", {}, timeout=15)
+            assert ack["ok"] is True and ack["now"] > 0
+            for _ in range(100):
+                if snapshots:
+                    break
+                await asyncio.sleep(0.05)
+            assert snapshots and snapshots[0]["broadcast"]["id"] == "late"
+        finally:
+            await sio.disconnect()
+    finally:
+        own.cleanup()

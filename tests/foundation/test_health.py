@@ -20,8 +20,8 @@ async def test_healthz_and_readyz(server):
 
 
 async def test_readyz_503_when_nothing_listens_on_the_redis_port():
-    """The health routes alone (the full app's parts need Redis at start-up) on a client whose
-    Redis port has nothing behind it."""
+    """The health routes alone on a client whose Redis port has nothing behind it (the full app
+    started before Redis is tested below)."""
     from aiohttp import web
 
     from live import health

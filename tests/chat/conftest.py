@@ -38,25 +38,14 @@ def chat(make_chat) -> Chat:  # type: ignore[no-untyped-def]
 
 # --- hub clients ---------------------------------------------------------------------------------
 
-import asyncio  # noqa: E402
-import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 import socketio  # noqa: E402
+from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests of this folder
 
 PRODUCTS = [{"id": "p1", "title": "Linen shirt", "price": 12900, "currency": "KRW"}]
 
 
-async def wait_for(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll a condition with a generous timeout (the machine is shared and loaded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class Client:

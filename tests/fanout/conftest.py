@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -10,18 +9,9 @@ import pytest
 import socketio
 
 from live.hub.broadcasts import BroadcastStore
+from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests of this folder
 
 
-async def wait_for(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll a condition with a generous timeout (the machine is shared and loaded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class Client:

@@ -9,9 +9,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import aiohttp
+from tests.waiting import wait_for as wait_until  # noqa: F401 - re-exported for the tests of this folder
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,15 +62,6 @@ async def wait_http(url: str, proc: subprocess.Popen[str] | None = None, timeout
             await asyncio.sleep(0.2)
 
 
-async def wait_until(cond: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

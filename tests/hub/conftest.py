@@ -10,6 +10,7 @@ import pytest
 import socketio
 
 from live.hub.broadcasts import BroadcastStore
+from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests of this folder
 
 PRODUCTS = [
     {"id": "p1", "title": "Linen shirt", "price": 12900, "currency": "KRW", "image_url": "https://img.example/p1.jpg",
@@ -18,16 +19,6 @@ PRODUCTS = [
 ]
 
 
-async def wait_for(cond: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll a condition with a generous timeout (the machine is shared and loaded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class Client:

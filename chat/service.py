@@ -21,7 +21,7 @@ from chat.fold import nfkc_lower
 from chat.keys import ChatKeys
 from chat.links import LinkPolicy
 from chat.message import Actor, Message
-from chat.pipeline import AutoPipeline, LuaScript
+from redislayer import AutoPipeline, Script
 from chat.policy import ChatPolicy
 from chat.reactions import decode_totals
 from chat.text import clean
@@ -104,7 +104,7 @@ class Chat:
         self.links = LinkPolicy(self.policy.link_mode, self.policy.allowed_domains)
         self._pipe = AutoPipeline(redis)
         self._cooldown: dict[tuple[str, str], tuple[float, str]] = {}  # (broadcast, user) -> (until, code)
-        self._send = LuaScript(_lua("send.lua"))
+        self._send = Script("send", _lua("send.lua"))
         self._remove = redis.register_script(_lua("remove.lua"))
         self._mute = redis.register_script(_lua("mute.lua"))
         self._mark = redis.register_script(_lua("mark.lua"))

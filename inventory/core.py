@@ -1,7 +1,7 @@
 """The Inventory facade: validates input in Python, then runs one Lua script per operation.
 
 Bad input never reaches Redis: it is answered with a typed refusal (reservation calls) or an
-InventoryError (lot admin calls). All script calls go through the auto-pipeline."""
+InventoryError (lot admin calls). All script calls go through the shared auto-pipeline (redislayer)."""
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +10,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from inventory.batcher import AutoPipeline, Script
+from redislayer import AutoPipeline, Script
 from inventory.lua import SCRIPTS, source
 from inventory.types import (
     MESSAGES,
@@ -35,6 +35,7 @@ MAX_PRICE = 10**12
 _LOT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _STREAM_ID = re.compile(r"\$|\d{1,20}(-\d{1,20})?")
+CHANGED_CHANNEL = "inv:changed"  # every script that appends lot events publishes the lot id here (lua.py emit)
 _KEY_NAMES = ("meta", "res", "exp", "usr", "uh", "req", "wl", "wlu", "ev")
 
 
@@ -104,7 +105,7 @@ class Inventory:
         self.payment_grace_s = payment_grace_s
         self.max_extend_s = max_extend_s
         self.scripts = {name: Script(name, source(name)) for name in SCRIPTS}
-        self.pipeline = AutoPipeline(redis)
+        self.pipeline = AutoPipeline(redis, fixed_args=1)  # args[0] is events_maxlen, the same for every call
 
     # --- plumbing --------------------------------------------------------------------------------
 

@@ -15,6 +15,9 @@ Keys of a lot (tag = {lot:ID}):
   wlu   hash   waiting user -> wanted qty
   ev    stream capped event log (XADD MAXLEN ~ ARGV[1])
 
+A script that appends events also PUBLISHes the lot id once on the channel `inv:changed`
+(CHANGED_CHANNEL), so a watcher wakes on stock changes instead of polling every lot.
+
 Replies are flat arrays: {code, total, available, held, sold, waitlist, ...op specific}; code ''
 means success. A reservation is appended as {id, user, qty, state, expires_at, order_id,
 created_at, extended, from_waitlist}.
@@ -54,6 +57,10 @@ end
 local function emit(m, typ, ...)
   redis.call('XADD', KE, 'MAXLEN', '~', MAXLEN, '*', 't', typ, 'at', NOW,
     'lv', m.total .. ' ' .. m.available .. ' ' .. m.held .. ' ' .. m.sold .. ' ' .. m.wl, ...)
+  if not m.told then  -- wake the stock watcher once per script: "this lot has new events"
+    redis.call('PUBLISH', 'inv:changed', string.match(KE, '{lot:(.*)}'))
+    m.told = true
+  end
 end
 
 local function reply(code, m)

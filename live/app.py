@@ -48,7 +48,8 @@ def create_app(config: Config) -> web.Application:
     """Build the app. Redis is connected lazily by the pool; nothing here blocks."""
     app = web.Application(middlewares=[_count_requests, error_middleware], client_max_size=config.max_request_bytes)
     app["config"] = config
-    app["redis"] = connect(config.redis_url, timeout_s=config.redis_timeout_s)
+    app["redis"] = connect(config.redis_url, timeout_s=config.redis_timeout_s,
+                           max_connections=config.redis_max_connections, wait_s=config.redis_wait_ms / 1000)
     sio = FanoutServer(  # socketio.AsyncServer with the fan-out engine's writer and codecs (live/fanout/)
         bounds=Bounds(max_queued_bytes=config.fanout_queue_kb * 1024, stall_s=config.fanout_stall_s,
                       close_grace_s=config.fanout_close_grace_s),

@@ -47,6 +47,10 @@ _FLAG_HELP = {
     "fanout_queue_kb": "data queued per slow socket (KiB) before ticks are dropped; twice that closes it",
     "fanout_stall_s": "seconds a socket may stay backed up before it is closed as a slow consumer",
     "fanout_close_grace_s": "seconds a slow socket gets to read its close frame before the connection is cut",
+    "redis_max_connections": "Redis connections per process (one bounded pool; a burst waits for a free one)",
+    "redis_wait_ms": "ms a Redis call waits for a free pooled connection before the command answers BUSY",
+    "command_deadline_ms": "ms a socket command may take before it is answered BUSY (retry with the same request_id)",
+    "join_deadline_ms": "ms a join snapshot may take (failed parts retried) before it is sent with `partial`",
 }
 
 

@@ -50,6 +50,11 @@ class Config:
     fanout_queue_kb: int = 512
     fanout_stall_s: float = 10.0
     fanout_close_grace_s: float = 5.0
+    # Redis layer and admission control (redislayer/; docs/protocol.md "BUSY and UNAVAILABLE")
+    redis_max_connections: int = 64
+    redis_wait_ms: int = 2000
+    command_deadline_ms: int = 5000
+    join_deadline_ms: int = 3000
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

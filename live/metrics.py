@@ -22,3 +22,15 @@ def render() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+# The server's own latency figures (what a load test reports as the server's side).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+REDIS_ROUND_TRIP = Histogram(
+    "hawker_redis_seconds", "Redis round trip by operation (a command, or script:<name> for a pipeline of scripts)",
+    ["op"], buckets=LATENCY_BUCKETS,
+)
+
+
+def observe_redis(op: str, seconds: float) -> None:
+    """The Redis layer's timer (redislayer.RedisTimer)."""
+    REDIS_ROUND_TRIP.labels(op).observe(seconds)

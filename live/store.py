@@ -1,36 +1,21 @@
-"""The process's one Redis connection pool, with timeouts and a bounded retry policy.
+"""The process's one Redis client: the shared bounded layer (redislayer) with this node's settings.
 
 `create_app` calls `connect()` once and hands the client to every part (`Services.redis`); parts
 share its pool instead of opening their own, so a process holds at most `max_connections` sockets
-to Redis. Blocking readers (pub/sub, XREAD BLOCK) take a connection of that pool for as long as
-they block.
-
-Lua scripts: the chosen mechanism is redis-py's own `client.register_script(source)`. It returns a
-callable `Script` that sends EVALSHA and, on a NOSCRIPT reply (a restarted or flushed Redis, a
-failover), loads the script and retries - the registry the domain packages need, without
-importing anything of ours. Keep a package's scripts in one module (e.g. inventory/lua.py) and
-register them once per client in the package's constructor. Inside a pipeline a Script is
-loaded before the pipeline runs. The inventory package builds its own loader on top of
-EVALSHA for auto-pipelining (see inventory/core.py); it follows the same NOSCRIPT rule."""
+to Redis, and a burst waits for a free one (bounded by `wait_s`, then BUSY) instead of failing.
+Script calls on hot paths go through `redislayer.AutoPipeline` (inventory, chat); other scripts
+use redis-py's `register_script` (EVALSHA, reloaded on NOSCRIPT). Every round trip is timed into
+`hawker_redis_seconds{op}`."""
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+from redislayer import connect as _connect
+from redislayer.client import RETRIES, TimedRedis
 
-RETRIES = 3
+from live.metrics import observe_redis
+
+__all__ = ["RETRIES", "connect"]
 
 
-def connect(url: str, *, timeout_s: float = 5.0, max_connections: int = 256) -> aioredis.Redis:
-    """A client on one pool. Commands retry 3 times with backoff (50 ms doubling, capped at 1 s) on
-    connection errors and timeouts only; a Redis error reply is never retried."""
-    return aioredis.Redis.from_url(
-        url,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        health_check_interval=30,
-        max_connections=max_connections,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=RETRIES),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
+def connect(url: str, *, timeout_s: float = 5.0, max_connections: int = 64, wait_s: float = 2.0) -> TimedRedis:
+    """A client on one bounded pool, timed into Prometheus."""
+    return _connect(url, timeout_s=timeout_s, max_connections=max_connections, wait_s=wait_s, timer=observe_redis)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -49,6 +50,7 @@ class Sales:
         self.inv = inventory
         self.store = SaleStore(hub.redis)
         self.timers = scheduler
+        self._soldout_claimed: dict[str, None] = {}  # sales whose sale.soldout is claimed (insertion-ordered)
 
     # ---- announcements (each claimed once across nodes) ----------------------------------------
 
@@ -61,11 +63,26 @@ class Sales:
         if version is not None:
             self.hub.fanout.level(broadcast, level_key(sale_id), {"sale_id": sale_id, **levels_dict(levels), "v": version})
         if levels.available == 0 and levels.total > 0:
-            code, at = await self.store.claim_soldout(sale_id)
-            if code == "OK":
-                metrics.HUB_SALE_EVENTS.labels("sale.soldout").inc()
-                self.hub.fanout.urgent(broadcast, "sale.soldout",
-                                       {"sale_id": sale_id, "at": at, "levels": levels_dict(levels)})
+            await self.announce_soldout(sale_id, broadcast, levels)
+
+    async def announce_soldout(self, sale_id: str, broadcast: str, levels: StockLevels) -> None:
+        """`sale.soldout`, claimed once across nodes. A node that saw the claim made (by itself or
+        another node) never asks Redis again: refused buyers cost no extra round trip."""
+        if sale_id in self._soldout_claimed:
+            return
+        code, at = await self.store.claim_soldout(sale_id)
+        if code in ("OK", "LOST", "GONE"):
+            self._remember_soldout(sale_id)
+        if code == "OK":
+            metrics.HUB_SALE_EVENTS.labels("sale.soldout").inc()
+            self.hub.fanout.urgent(broadcast, "sale.soldout",
+                                   {"sale_id": sale_id, "at": at, "levels": levels_dict(levels)})
+
+    def _remember_soldout(self, sale_id: str) -> None:
+        if len(self._soldout_claimed) >= 10_000:  # bounded: forget the oldest half
+            for old in list(self._soldout_claimed)[:5_000]:
+                self._soldout_claimed.pop(old, None)
+        self._soldout_claimed[sale_id] = None
 
     async def on_open_timer(self, args: list[str]) -> object:
         sale_id = args[0]
@@ -133,7 +150,10 @@ class Sales:
         return sale_id
 
     async def answer(self, caller: Caller, sale_id: str, res: ReserveResult) -> dict[str, Any]:
-        await self.publish_levels(sale_id, caller.broadcast, res.levels)
+        """The ack for an inventory answer. Only a change that emptied the stock (this call took the
+        last unit) claims `sale.soldout`; a refusal makes no further Redis call."""
+        if res.ok and res.levels is not None:
+            await self.publish_levels(sale_id, caller.broadcast, res.levels)
         if not res.ok:
             code = res.code.value if res.code else "REFUSED"
             details: dict[str, Any] = {"levels": levels_dict(res.levels)}
@@ -210,8 +230,18 @@ class Sales:
         with refusals():
             qty = v.integer(payload, "qty", required=False, lo=1, hi=1000, default=1)
             request_id = v.text(payload, "request_id", max_len=64)
-        res = await self.inv.reserve(sale_id, caller.user, qty, request_id=request_id)
-        return await self.answer(caller, sale_id, res)
+        start = time.perf_counter()
+        code = "ERROR"
+        try:
+            res = await self.inv.reserve(sale_id, caller.user, qty, request_id=request_id)
+            code = "OK" if res.ok else (res.code.value if res.code else "REFUSED")
+            return await self.answer(caller, sale_id, res)
+        finally:
+            metrics.RESERVE_SECONDS.labels(code).observe(time.perf_counter() - start)
+            opens_at = self.store.cached_opens_at(sale_id)
+            now = self.hub.clock.now_ms()
+            if opens_at is not None and 0 <= now - opens_at < 60_000:
+                metrics.RESERVE_AFTER_OPEN_SECONDS.observe((now - opens_at) / 1000)
 
     async def release(self, caller: Caller, payload: dict) -> dict[str, Any]:
         sale_id = await self.sale_of(caller, payload)
@@ -230,7 +260,6 @@ class Sales:
         with refusals():
             qty = v.integer(payload, "qty", required=False, lo=1, hi=1000, default=1)
         res = await self.inv.join_waitlist(sale_id, caller.user, qty)
-        await self.publish_levels(sale_id, caller.broadcast, res.levels)
         if not res.ok:
             code = res.code.value if res.code else "REFUSED"
             raise HubError(code, res.message or code.replace("_", " ").lower(), levels=levels_dict(res.levels))

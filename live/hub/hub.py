@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from typing import Any, Awaitable, Callable
 
 import redis.asyncio as aioredis
 import socketio
+from redislayer import overload_code
 
 from live.hub import metrics
 from live.hub.broadcasts import BroadcastStore
@@ -148,9 +150,14 @@ class Hub:
             ident = authenticate(self.secret, environ, auth)
             try:
                 found = await self.broadcasts.exists(ident.broadcast)
-            except Exception:  # noqa: BLE001 - Redis down: refuse with a reason, the client retries
-                log.warning("connect: broadcast lookup failed", exc_info=True)
-                raise Refused("UNAVAILABLE", "the server cannot reach its store; retry shortly") from None
+            except Exception as exc:  # noqa: BLE001 - Redis slow or down: refuse with a reason, the client retries
+                over = overload_code(exc)
+                if over is None:
+                    log.exception("connect: broadcast lookup failed")
+                    raise Refused("INTERNAL", "internal error") from None
+                log.warning("connect: broadcast lookup failed: %s", type(exc).__name__)
+                metrics.OVERLOAD_ANSWERS.labels(over.code, "connect").inc()
+                raise Refused(over.code, over.message) from None
             if not found:
                 raise Refused("BROADCAST_NOT_FOUND", f"no broadcast {ident.broadcast!r}")
         except Refused as exc:
@@ -166,15 +173,21 @@ class Hub:
         return True
 
     async def _welcome(self, caller: Caller) -> None:
+        start = time.perf_counter()
         for hook in self._join_hooks:
             try:
                 await hook(caller)
-            except Exception:  # noqa: BLE001
-                log.exception("join hook failed")
+            except Exception as exc:  # noqa: BLE001 - a hook must not stop the snapshot
+                if overload_code(exc) is None:
+                    log.exception("join hook failed")
+                else:
+                    log.warning("join hook failed: %s", type(exc).__name__)
         await asyncio.sleep(0)
         snap = await self.build_snapshot(caller)
         if caller.sid in self._callers:
             await self.send(caller.sid, "snapshot", snap)
+            metrics.JOIN_SECONDS.labels("partial" if snap.get("partial") else "whole").observe(
+                time.perf_counter() - start)
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
         caller = self._callers.pop(sid, None)

@@ -18,8 +18,13 @@ broadcast (`caller.broadcast`, never anything the client sends); the payload is 
 (missing -> `{}`) no larger than the command's `max_bytes`; the caller's role is allowed
 (`FORBIDDEN` otherwise); the socket is within its rate (`FLOOD`, with `retry_after` ms); unknown
 events are answered `UNKNOWN_EVENT`; a handler's `HubError` becomes an error ack with its code
-and details; any other exception is logged and answered `INTERNAL`. A handler's dict return value
-is merged into `{"ok": true, ...}`. Nothing here knows about a specific command.
+and details; a command that outlives its deadline, or whose store is slow, is answered `BUSY`, one
+whose store cannot be reached `UNAVAILABLE` (both with `retry_after` ms, safe to retry with the same
+`request_id`); any other exception is a bug: logged and answered `INTERNAL`. A handler's dict
+return value is merged into `{"ok": true, ...}`. Nothing here knows about a specific command.
+
+The join snapshot gathers every part at once; a part that fails is retried until the join deadline,
+and if it still fails the snapshot names it in `partial` (with `retry_after`) instead of hiding it.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable
 
 import orjson
+from redislayer import overload_code
 
 from live.hub import metrics
 from live.auth import ROLES
@@ -103,7 +109,8 @@ class Registry:
     max_bytes: int = 16 * 1024
     rate: float = 20.0  # events per second per socket (sustained)
     burst: float = 40.0  # events a socket may send at once
-    timeout_s: float = 10.0
+    timeout_s: float = 5.0  # a command's deadline (BUSY past it)
+    join_deadline_s: float = 3.0  # how long a snapshot's failed parts are retried
     commands: dict[str, Command] = field(default_factory=dict)
     parts: dict[str, SnapshotPart] = field(default_factory=dict)
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
@@ -163,11 +170,13 @@ class Registry:
 
     async def dispatch(self, caller: Caller | None, event: Any, args: tuple) -> dict[str, Any]:
         """Run one client event and return its ack. Never raises."""
+        start = time.perf_counter()
         cmd = self.commands.get(event) if isinstance(event, str) else None
         label = cmd.event if cmd else "_unknown"
         ack = await self._run(caller, event, cmd, args)
         code = "OK" if ack.get("ok") else ack["error"]["code"]
         metrics.HUB_COMMANDS.labels(label, code).inc()
+        metrics.HUB_COMMAND_SECONDS.labels(label, code).observe(time.perf_counter() - start)
         return ack
 
     async def _run(self, caller: Caller | None, event: Any, cmd: Command | None, args: tuple) -> dict[str, Any]:
@@ -199,12 +208,14 @@ class Registry:
             result = await asyncio.wait_for(cmd.handler(caller, payload), cmd.timeout_s)
         except HubError as exc:
             return exc.ack()
-        except asyncio.TimeoutError:
-            log.warning("hub command %s timed out after %.1fs", cmd.event, cmd.timeout_s)
-            return error_ack("TIMEOUT", "the server took too long; retry with the same request_id")
-        except Exception:  # noqa: BLE001 - the one place a handler's crash becomes an ack
-            log.exception("hub command %s failed", cmd.event)
-            return error_ack("INTERNAL", "internal error")
+        except Exception as exc:  # noqa: BLE001 - the one place a handler's failure becomes an ack
+            over = overload_code(exc)
+            if over is None:
+                log.exception("hub command %s failed", cmd.event)
+                return error_ack("INTERNAL", "internal error")
+            log.warning("hub command %s answered %s: %s", cmd.event, over.code, type(exc).__name__)
+            metrics.OVERLOAD_ANSWERS.labels(over.code, "command").inc()
+            return error_ack(over.code, over.message, retry_after=over.retry_after_ms)
         if result is None:
             return {"ok": True}
         if not isinstance(result, dict):
@@ -213,13 +224,43 @@ class Registry:
         return {"ok": True, **result}
 
     async def snapshot(self, caller: Caller) -> dict[str, Any]:
-        """Every registered part, gathered concurrently; a failing part is logged and left None."""
-        names = list(self.parts)
-        results = await asyncio.gather(*(self.parts[n](caller) for n in names), return_exceptions=True)
+        """Every registered part, gathered concurrently. A failing part is retried (backoff) until the
+        join deadline; one that still fails is None and named in `partial`, with `retry_after` ms."""
+        deadline = time.monotonic() + self.join_deadline_s
         out: dict[str, Any] = {}
-        for name, value in zip(names, results):
-            if isinstance(value, BaseException):
-                log.error("snapshot part %s failed", name, exc_info=value)
-                value = None
-            out[name] = value
+        pending = list(self.parts)
+        delay = 0.05
+        last: dict[str, BaseException] = {}
+        while pending:
+            left = deadline - time.monotonic()
+            results = await asyncio.gather(*(self._part(n, caller, left) for n in pending), return_exceptions=True)
+            failed = []
+            for name, value in zip(pending, results):
+                if isinstance(value, BaseException):
+                    metrics.SNAPSHOT_PART_FAILURES.labels(name).inc()
+                    last[name] = value
+                    failed.append(name)
+                else:
+                    out[name] = value
+            pending = failed
+            if not pending or time.monotonic() + delay >= deadline:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        if pending:
+            for name in pending:
+                out[name] = None
+                exc = last[name]
+                if overload_code(exc) is None:
+                    log.error("snapshot part %s failed", name, exc_info=exc)
+                else:
+                    log.warning("snapshot part %s failed: %s", name, type(exc).__name__)
+            over = [overload_code(last[n]) for n in pending]
+            code = "UNAVAILABLE" if any(o is not None and o.code == "UNAVAILABLE" for o in over) else "BUSY"
+            metrics.OVERLOAD_ANSWERS.labels(code, "snapshot").inc()
+            out["partial"] = sorted(pending)
+            out["retry_after"] = max((o.retry_after_ms for o in over if o is not None), default=500)
         return out
+
+    async def _part(self, name: str, caller: Caller, left_s: float) -> Any:
+        return await asyncio.wait_for(self.parts[name](caller), max(0.05, left_s))

@@ -119,6 +119,7 @@ class SaleStore:
         self._soldout = redis.register_script(_SOLDOUT)
         self._close = redis.register_script(_CLOSE)
         self._owner: dict[str, str] = {}  # sale id -> broadcast (immutable once created)
+        self._opens: dict[str, int] = {}  # sale id -> opens_at (immutable once created)
 
     async def create(self, sale: Sale) -> bool:
         """False when a sale with this id exists already (an idempotent retry)."""
@@ -140,16 +141,23 @@ class SaleStore:
         h["close_reason"] = h.get("close_reason") or None
         sale = Sale(**h)
         self._owner[sale.id] = sale.broadcast
+        self._opens[sale.id] = sale.opens_at
         return sale
 
     async def broadcast_of(self, sale_id: str) -> str | None:
         """Which broadcast a sale belongs to (cached: it never changes)."""
         if sale_id not in self._owner:
-            raw = await self._r.hget(sale_key(sale_id), "broadcast")
-            if raw is None:
+            broadcast, opens_at = await self._r.hmget(sale_key(sale_id), ["broadcast", "opens_at"])
+            if broadcast is None:
                 return None
-            self._owner[sale_id] = raw.decode()
+            self._owner[sale_id] = broadcast.decode()
+            if opens_at:
+                self._opens[sale_id] = int(opens_at)
         return self._owner[sale_id]
+
+    def cached_opens_at(self, sale_id: str) -> int | None:
+        """opens_at of a sale this node has looked up (no Redis call)."""
+        return self._opens.get(sale_id)
 
     async def of_broadcast(self, broadcast: str, limit: int = 20) -> list[Sale]:
         """The broadcast's latest sales (by opens_at), oldest first."""

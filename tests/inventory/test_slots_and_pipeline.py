@@ -12,7 +12,7 @@ from inventory import Inventory, Refusal, StockLevels, keys_for
 from inventory.lua import PRELUDE, SCRIPTS, source
 
 KEY_VARS = {"KM", "KR", "KX", "KU", "KH", "KQ", "KW", "KWU", "KE"}
-KEYLESS = {"TIME"}
+KEYLESS = {"TIME", "PUBLISH"}  # PUBLISH names a channel (the stock watcher's wake), not a key
 
 
 @pytest.mark.parametrize("lot_id", ["1", "drop-2026", "a.b:c_d", "x" * 64, "lot:{}".replace("{}", "")])

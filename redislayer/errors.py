@@ -1,0 +1,51 @@
+"""Which failures are the store's (retry later) and which are bugs.
+
+A transport turns an exception from a Redis call into an answer: `overload_code(exc)` is `BUSY`
+when Redis (or the way to it) is too slow right now, `UNAVAILABLE` when it cannot be reached, and
+None when the exception is something else (a bug: `INTERNAL`). Both overload codes are safe to
+retry with the same request id: every mutating call is idempotent by request id or by state."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from redis.exceptions import (
+    ClusterDownError,
+    MasterDownError,
+    ReadOnlyError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+BUSY = "BUSY"
+UNAVAILABLE = "UNAVAILABLE"
+
+# What a client should wait before retrying, in ms (it adds its own jitter).
+RETRY_AFTER_MS = {BUSY: 250, UNAVAILABLE: 1000}
+
+
+@dataclass(frozen=True)
+class Overload:
+    code: str  # BUSY or UNAVAILABLE
+    retry_after_ms: int
+    message: str
+
+
+_MESSAGES = {
+    BUSY: "the server is busy; retry shortly with the same request_id",
+    UNAVAILABLE: "the server cannot reach its store; retry shortly with the same request_id",
+}
+
+
+def overload_code(exc: BaseException) -> Overload | None:
+    """BUSY / UNAVAILABLE for a store failure, None for anything else."""
+    code: str | None = None
+    if isinstance(exc, (RedisTimeoutError, asyncio.TimeoutError, TryAgainError)):
+        code = BUSY
+    elif isinstance(exc, (RedisConnectionError, ReadOnlyError, MasterDownError, ClusterDownError,
+                          ConnectionError, OSError)):
+        code = UNAVAILABLE
+    if code is None:
+        return None
+    return Overload(code, RETRY_AFTER_MS[code], _MESSAGES[code])

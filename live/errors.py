@@ -6,6 +6,9 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 from aiohttp import web
+from redislayer import overload_code
+
+from live.metrics import OVERLOAD_ANSWERS
 
 log = logging.getLogger("hawker.http")
 
@@ -72,7 +75,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         resp = error_response(exc.status, code, message)
         resp.headers.update(_keep(exc))
         return resp
-    except Exception:  # noqa: BLE001 - the one place that turns crashes into a 500
+    except Exception as exc:  # noqa: BLE001 - the one place that turns failures into an answer
+        over = overload_code(exc)
+        if over is not None:  # the store is slow or gone: retryable, with the same Idempotency-Key
+            log.warning("%s %s answered %s: %s", request.method, request.path, over.code, type(exc).__name__)
+            OVERLOAD_ANSWERS.labels(over.code, "http").inc()
+            resp = error_response(503, over.code, over.message, retry_after=over.retry_after_ms)
+            resp.headers["Retry-After"] = str(max(1, round(over.retry_after_ms / 1000)))
+            return resp
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "INTERNAL", "internal server error")
 

@@ -31,6 +31,11 @@ REDIS_ROUND_TRIP = Histogram(
 )
 
 
+OVERLOAD_ANSWERS = Counter(
+    "hawker_overload_answers_total", "Answers that told the client to retry (BUSY / UNAVAILABLE), by code and where",
+    ["code", "where"])
+
+
 def observe_redis(op: str, seconds: float) -> None:
     """The Redis layer's timer (redislayer.RedisTimer)."""
     REDIS_ROUND_TRIP.labels(op).observe(seconds)

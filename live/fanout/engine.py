@@ -325,7 +325,8 @@ class Fanout:
                 delay = 0
             await asyncio.sleep(delay)
             try:
-                self.tick()
+                if self.tick():  # tick due -> the last socket's bytes handed to its transport
+                    metrics.TICK_LAG.observe(max(0.0, loop.time() - due))
                 for bc in list(self._unsubscribed):
                     room = self._rooms.get(bc)
                     if room is not None:
@@ -336,8 +337,9 @@ class Fanout:
             except Exception:  # noqa: BLE001
                 log.warning("fan-out tick failed", exc_info=True)
 
-    def tick(self) -> None:
-        """One tick: publish our input, deliver the merged batch to local members."""
+    def tick(self) -> int:
+        """One tick: publish our input, deliver the merged batch to local members. Returns how
+        many sockets got it."""
         now = self.clock()
         pending, self._pending = self._pending, {}
         inbound, self._inbound = self._inbound, {}
@@ -370,6 +372,7 @@ class Fanout:
             metrics.DELIVERIES.labels("tick").inc(n)
             metrics.TICK_SECONDS.observe(time.perf_counter() - start)
         self.ticks += 1
+        return n
 
     async def _refresh_viewers(self) -> None:
         if not self._rooms and not self._gone:

@@ -10,6 +10,10 @@ BATCH_SIZE = Histogram("hawker_fanout_batch_items", "Items (chat lines, level ke
                        buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))
 TICK_SECONDS = Histogram("hawker_fanout_tick_seconds", "Time to fan one tick out to every local socket",
                          buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25))
+TICK_LAG = Histogram(
+    "hawker_fanout_tick_lag_seconds",
+    "Tick fan-out lag: when the tick was due -> its last frame handed to a socket's transport",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 DROPPED = Counter("hawker_fanout_dropped_frames_total", "Coalescible frames dropped for slow sockets")
 SLOW_CLOSED = Counter("hawker_fanout_slow_closed_total", "Sockets closed for being too slow", ["reason"])
 PUBLISHED = Counter("hawker_fanout_published_total", "Messages this node published to Redis", ["kind"])

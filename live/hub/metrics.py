@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-from live.metrics import LATENCY_BUCKETS
+from live.metrics import LATENCY_BUCKETS, OVERLOAD_ANSWERS
+
+__all__ = ["OVERLOAD_ANSWERS"]  # shared with the HTTP side (live/metrics.py)
 
 HUB_COMMANDS = Counter("hawker_hub_commands_total", "Client events handled by the hub, by event and result code",
                        ["event", "code"])
@@ -14,9 +16,6 @@ HUB_SALE_EVENTS = Counter("hawker_hub_sale_events_total", "Sale lifecycle events
 HUB_COMMAND_SECONDS = Histogram(
     "hawker_hub_command_seconds", "Socket command latency, event received -> ack, by event and result code",
     ["event", "code"], buckets=LATENCY_BUCKETS)
-OVERLOAD_ANSWERS = Counter(
-    "hawker_overload_answers_total", "Answers that told the client to retry (BUSY / UNAVAILABLE), by code and where",
-    ["code", "where"])
 JOIN_SECONDS = Histogram(
     "hawker_join_seconds", "Socket join: connected -> snapshot sent, by completeness (whole | partial)",
     ["snapshot"], buckets=LATENCY_BUCKETS)

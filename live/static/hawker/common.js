@@ -32,14 +32,65 @@ export function connect(token, broadcast) {
   return io(location.origin, { auth, transports: ["websocket"], reconnectionDelayMax: 3000 });
 }
 
-/** emit with an ack; resolves to the ack object, or {ok:false,error:{code}} on timeout/disconnect. */
-export async function ask(socket, event, payload = {}, timeoutMs = 15000) {
+async function askOnce(socket, event, payload, timeoutMs) {
   try {
     const ack = await socket.timeout(timeoutMs).emitWithAck(event, payload);
     return ack || { ok: false, error: { code: "GENERIC" } };
   } catch (_) {
     return { ok: false, error: { code: socket.connected ? "TIMEOUT" : "NETWORK" } };
   }
+}
+
+/** Codes that mean "the server could not serve this now": safe to send again (same request_id). */
+export const RETRYABLE = new Set(["BUSY", "UNAVAILABLE"]);
+/** Events that change nothing, so retrying them needs no request_id. */
+const READ_ONLY = new Set(["time", "snapshot", "chat.history", "qa.list"]);
+
+/** A wait before retry `attempt` (0-based): the server's retry_after, doubled each time, with
+ * full jitter on top so a crowd told BUSY at once does not come back at once. */
+export function backoffMs(retryAfter, attempt) {
+  const base = Math.max(100, Number(retryAfter) || 250) * 2 ** attempt;
+  return Math.min(8000, base + Math.random() * base);
+}
+
+/** emit with an ack; resolves to the ack object, or {ok:false,error:{code}} on timeout/disconnect.
+ * BUSY / UNAVAILABLE answers are retried (up to `retries` times, backoff with jitter) when that is
+ * safe: the payload carries a request_id, or the event changes nothing. */
+export async function ask(socket, event, payload = {}, timeoutMs = 15000, retries = 4) {
+  const safe = READ_ONLY.has(event) || (payload && typeof payload.request_id === "string");
+  let ack = await askOnce(socket, event, payload, timeoutMs);
+  for (let i = 0; safe && i < retries && !ack.ok && RETRYABLE.has(ack.error && ack.error.code); i++) {
+    await new Promise((r) => setTimeout(r, backoffMs(ack.error.retry_after, i)));
+    ack = await askOnce(socket, event, payload, timeoutMs);
+  }
+  return ack;
+}
+
+/** Join snapshots: `apply(snap)` for each. A snapshot the server could not make whole names its
+ * missing parts in `partial`: those keep their last known value, and the whole snapshot is asked
+ * for again after `retry_after` (so a buyer never loses sight of their hold). */
+export function onSnapshot(socket, apply) {
+  let last = null;
+  let timer = null;
+  const take = (snap) => {
+    const merged = { ...snap };
+    for (const name of snap.partial || []) {
+      if (last && last[name] !== undefined && last[name] !== null) merged[name] = last[name];
+    }
+    last = merged;
+    apply(merged);
+    clearTimeout(timer);
+    if (snap.partial && snap.partial.length) {
+      let attempt = 0;
+      const again = async () => {
+        const ack = await ask(socket, "snapshot", {});
+        if (ack.ok && ack.snapshot) take(ack.snapshot);
+        else if (attempt++ < 6) timer = setTimeout(again, backoffMs(snap.retry_after, attempt));
+      };
+      timer = setTimeout(again, backoffMs(snap.retry_after, 0));
+    }
+  };
+  socket.on("snapshot", take);
 }
 
 /** Server clock: offset from the best (smallest round trip) of N `time` samples. */

@@ -1,7 +1,7 @@
 // The host studio: camera + WHIP publish, products and pins, flash sales, polls, chat moderation and
 // a live dashboard. Everything goes over the hub socket except media (WHIP) and orders (REST).
 import { applyI18n, errorText, langSwitcher, onLang, t } from "./i18n.js";
-import { $, Clock, Rate, ask, claims, connect, el, money, newer, rid, showError } from "./common.js";
+import { $, Clock, Rate, ask, claims, connect, el, money, newer, onSnapshot, rid, showError } from "./common.js";
 
 const errBox = $("#error");
 const clock = new Clock();
@@ -51,7 +51,7 @@ function start({ token, broadcast }) {
   });
   const cmd = async (event, payload) => { const ack = await ask(socket, event, payload); if (!ack.ok) showError(errBox, ack.error); return ack; };
 
-  socket.on("snapshot", (snap) => {
+  onSnapshot(socket, (snap) => {
     S.snap = snap;
     S.sales = new Map((snap.sales || []).map((s) => [s.id, s]));
     S.poll = snap.poll; S.chat = snap.chat || [];

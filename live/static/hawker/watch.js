@@ -1,6 +1,6 @@
 // The viewer player: video, chat, hearts, polls, the pinned product with its flash sale, checkout.
 import { applyI18n, errorText, langSwitcher, onLang, t } from "./i18n.js";
-import { $, Clock, ask, claims, connect, duration, el, money, newer, rid, showError } from "./common.js";
+import { $, Clock, ask, claims, connect, duration, el, money, newer, onSnapshot, rid, showError } from "./common.js";
 import { Player } from "./video.js";
 
 const body = document.body;
@@ -62,7 +62,7 @@ socket.on("connect_error", (err) => {
 });
 socket.on("server.shutdown", () => setConn("offline"));
 
-socket.on("snapshot", (snap) => {
+onSnapshot(socket, (snap) => {
   S.snap = snap;
   S.sales = new Map((snap.sales || []).map((s) => [s.id, s]));
   S.poll = snap.poll;

@@ -1,0 +1,364 @@
+"""The sale moment, measured through the real socket path: N buyers press Buy at the same instant.
+
+    python -m loadtest.burst [--buyers 1000,2000,5000] [--units 50] [--processes 2] [--json]
+    python -m loadtest.burst --url http://127.0.0.1:8080 --secret S ...   # a server you started
+
+Without --url it starts its own redis-server and `hawker serve` (loadtest/localstack.py). For each
+N it creates a broadcast, connects N light buyer clients (loadtest/lightclient.py; half msgpack,
+half JSON, each with its own viewer token) spread over client processes, syncs their clocks with
+`time`, schedules a sale of --units units, and every buyer sends `sale.reserve` at `opens_at` on
+the server's clock. A buyer told BUSY/UNAVAILABLE retries with the same request_id after
+retry_after (with jitter), as the player does, until it gets a final answer.
+
+Reported per N: answers by code (first and final), holds granted (must equal units), ack latency
+p50/p99/max measured from opens_at, joins that got a partial snapshot, server CPU and RSS during
+the burst, and the server's own reserve latency (its Prometheus histograms). The last line is one
+JSON object with `internal` (must be 0), `oversold` (must be 0), `holds_equal_units` and `p99_ms`
+per N. Exit status 1 when any of those fail."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import random
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from loadtest.lightclient import LightClient, mint
+from loadtest.localstack import LocalStack
+from loadtest.promtext import histogram_quantile, parse_metrics
+
+RETRYABLE = ("BUSY", "UNAVAILABLE")
+
+
+# ---- one client process -------------------------------------------------------------------------
+
+@dataclass
+class BuyerResult:
+    first: str = "NONE"  # the first answer's code
+    final: str = "NONE"  # the answer after retries
+    ms_from_open: float = 0.0  # final answer, server clock, minus opens_at
+    retries: int = 0
+    partial_snapshot: bool = False
+    connected: bool = False
+
+
+async def _buyers(url: str, secret: str, broadcast: str, first_index: int, count: int, conn_limit: int,
+                  ctl: Any) -> list[BuyerResult]:
+    results = [BuyerResult() for _ in range(count)]
+    clients: list[LightClient | None] = [None] * count
+    sem = asyncio.Semaphore(conn_limit)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
+    # limit=0: aiohttp's default connector caps a session at 100 connections (websockets too)
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def join(i: int) -> None:
+            n = first_index + i
+            codec = "msgpack" if n % 2 == 0 else "json"
+            async with sem:
+                for attempt in range(5):
+                    try:
+                        tok = mint(secret, sub=f"buyer{n}", role="viewer", broadcast=broadcast)
+                        c = await LightClient.connect(session, url, tok, codec)
+                        snap = await asyncio.wait_for(c.snapshot, 30)
+                        results[i].partial_snapshot = bool(snap.get("partial"))
+                        await c.sync_clock(3)
+                        clients[i] = c
+                        results[i].connected = True
+                        return
+                    except Exception:  # noqa: BLE001 - refused while the server is busy: try again
+                        await asyncio.sleep(0.2 * (attempt + 1) + random.random() * 0.3)
+
+        await asyncio.gather(*(join(i) for i in range(count)))
+        ctl.send(("ready", sum(r.connected for r in results)))
+        sale_id, opens_at = ctl.recv()
+
+        async def buy(i: int) -> None:
+            c = clients[i]
+            if c is None:
+                return
+            r = results[i]
+            delay = (opens_at - c.server_now_ms()) / 1000
+            if delay > 0:
+                await asyncio.sleep(delay)
+            request_id = uuid.uuid4().hex
+            for attempt in range(20):
+                try:
+                    ack = await c.call("sale.reserve", {"sale_id": sale_id, "qty": 1, "request_id": request_id}, 60)
+                    code = "OK" if ack.get("ok") else ack["error"]["code"]
+                except Exception:  # noqa: BLE001
+                    code, ack = "NO_ANSWER", {}
+                if attempt == 0:
+                    r.first = code
+                r.final = code
+                r.ms_from_open = c.server_now_ms() - opens_at
+                if code not in RETRYABLE:
+                    return
+                r.retries += 1
+                wait = (ack.get("error", {}).get("retry_after") or 250) * (2 ** min(attempt, 4))
+                await asyncio.sleep((wait + random.random() * wait) / 1000)
+
+        await asyncio.gather(*(buy(i) for i in range(count)))
+        await asyncio.gather(*(c.close() for c in clients if c is not None))
+    return results
+
+
+def _client_process(url: str, secret: str, broadcast: str, first: int, count: int, conn_limit: int, ctl: Any) -> None:
+    try:
+        results = asyncio.run(_buyers(url, secret, broadcast, first, count, conn_limit, ctl))
+        ctl.send(("done", [r.__dict__ for r in results]))
+    except BaseException as exc:  # noqa: BLE001 - tell the parent instead of hanging it
+        ctl.send(("error", repr(exc)))
+
+
+# ---- the parent ------------------------------------------------------------------------------------
+
+@dataclass
+class RunReport:
+    buyers: int
+    units: int
+    connected: int = 0
+    first: dict[str, int] = field(default_factory=dict)
+    final: dict[str, int] = field(default_factory=dict)
+    holds: int = 0
+    oversold: int = 0
+    audit_ok: bool = False
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    partial_snapshots: int = 0
+    retries: int = 0
+    server_cpu_pct: float = 0.0
+    server_rss_mb: float = 0.0
+    server_reserve_p50_ms: float | None = None
+    server_reserve_p99_ms: float | None = None
+    server_after_open_p99_ms: float | None = None
+    overload_answers: int = 0
+
+    @property
+    def internal(self) -> int:
+        return self.final.get("INTERNAL", 0) + self.first.get("INTERNAL", 0)
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def _http(method: str, url: str, token: str, body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def _metrics(url: str, token: str | None) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    req = urllib.request.Request(url + "/metrics", headers=headers)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return parse_metrics(resp.read().decode())
+
+
+class _ProcSampler:
+    """CPU time and RSS of one local process from /proc (Linux), or nothing."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self.t0 = time.monotonic()
+        self.cpu0 = self._cpu()
+        self.rss_max = 0.0
+
+    def _cpu(self) -> float:
+        if self.pid is None:
+            return 0.0
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                parts = f.read().rsplit(")", 1)[1].split()
+            return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            return 0.0
+
+    def rss_mb(self) -> float:
+        if self.pid is None:
+            return 0.0
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        self.rss_max = max(self.rss_max, int(line.split()[1]) / 1024)
+        except OSError:
+            pass
+        return self.rss_max
+
+    def cpu_pct(self) -> float:
+        dt = time.monotonic() - self.t0
+        return 100.0 * (self._cpu() - self.cpu0) / dt if dt > 0 else 0.0
+
+
+def run_one(url: str, secret: str, buyers: int, units: int, processes: int, server_pid: int | None,
+            metrics_token: str | None = None, lead_ms: int = 1500) -> RunReport:
+    broadcast = f"burst{buyers}-{uuid.uuid4().hex[:6]}"
+    host = mint(secret, sub="burst-host", role="host", broadcast=broadcast)
+    _http("POST", url + "/api/broadcasts", host, {"id": broadcast, "title": f"Burst {buyers}", "products": [
+        {"id": "p1", "title": "Limited sneaker", "price": 99000, "currency": "KRW"}]})
+    report = RunReport(buyers, units)
+    ctx = mp.get_context("spawn")
+    shares = [buyers // processes + (1 if i < buyers % processes else 0) for i in range(processes)]
+    pipes, procs, first = [], [], 0
+    for share in shares:
+        parent, child = ctx.Pipe()
+        p = ctx.Process(target=_client_process, args=(url, secret, broadcast, first, share, 200, child), daemon=True)
+        p.start()
+        pipes.append(parent)
+        procs.append(p)
+        first += share
+    for pipe in pipes:
+        kind, value = pipe.recv()
+        if kind == "error":
+            raise RuntimeError(f"client process failed: {value}")
+        report.connected += value
+
+    async def schedule() -> tuple[str, int]:
+        async with aiohttp.ClientSession() as session:
+            c = await LightClient.connect(session, url, host, "json")
+            await asyncio.wait_for(c.snapshot, 30)
+            await c.sync_clock(3)
+            opens_at = int(c.server_now_ms()) + lead_ms
+            ack = await c.call("sale.schedule", {"product_id": "p1", "units": units, "limit": 1, "hold_s": 120,
+                                                 "opens_at": opens_at, "request_id": uuid.uuid4().hex})
+            await c.close()
+            if not ack.get("ok"):
+                raise RuntimeError(f"sale.schedule refused: {ack}")
+            return ack["sale"]["id"], ack["sale"]["opens_at"]
+
+    sale_id, opens_at = asyncio.run(schedule())
+    before = _metrics(url, metrics_token)
+    sampler = _ProcSampler(server_pid)
+    for pipe in pipes:
+        pipe.send((sale_id, opens_at))
+    results: list[dict[str, Any]] = []
+    for pipe in pipes:
+        while not pipe.poll(0.5):
+            sampler.rss_mb()
+        kind, value = pipe.recv()
+        if kind == "error":
+            raise RuntimeError(f"client process failed: {value}")
+        results += value
+    report.server_cpu_pct = round(sampler.cpu_pct(), 1)
+    report.server_rss_mb = round(sampler.rss_mb(), 1)
+    for p in procs:
+        p.join(10)
+    after = _metrics(url, metrics_token)
+    answered = [r for r in results if r["connected"]]
+    for r in answered:
+        report.first[r["first"]] = report.first.get(r["first"], 0) + 1
+        report.final[r["final"]] = report.final.get(r["final"], 0) + 1
+    report.holds = report.final.get("OK", 0)
+    report.retries = sum(r["retries"] for r in answered)
+    report.partial_snapshots = sum(r["partial_snapshot"] for r in results)
+    lat = [r["ms_from_open"] for r in answered if r["final"] != "NONE"]
+    report.p50_ms, report.p99_ms = round(_pct(lat, 0.50), 1), round(_pct(lat, 0.99), 1)
+    report.max_ms = round(max(lat, default=0.0), 1)
+    audit = _http("GET", url + f"/api/sales/{sale_id}/audit", host)
+    levels = audit["levels"]
+    sold_or_held = levels["held"] + levels["sold"]
+    report.oversold = max(0, sold_or_held - units) + max(0, report.holds - units)
+    report.audit_ok = bool(audit["inventory_audit"]["ok"]) and sold_or_held == report.holds
+    for name, attr in (("hawker_sale_reserve_seconds", "server_reserve"),):
+        for q, suffix in ((0.5, "_p50_ms"), (0.99, "_p99_ms")):
+            v = histogram_quantile(before, after, name, q)
+            setattr(report, attr + suffix, None if v is None else round(v * 1000, 1))
+    v = histogram_quantile(before, after, "hawker_sale_reserve_after_open_seconds", 0.99)
+    report.server_after_open_p99_ms = None if v is None else round(v * 1000, 1)
+    report.overload_answers = int(sum(
+        val - before["counters"].get(key, 0.0) for key, val in after["counters"].items()
+        if key[0] == "hawker_overload_answers_total"))
+    return report
+
+
+def _table(reports: list[RunReport]) -> str:
+    rows = ["| buyers | units | joined | OK | SOLD_OUT | BUSY/UNAVAIL. seen | INTERNAL | other | holds == units "
+            "| ack p50 / p99 / max from opens_at | partial snapshots | server reserve p50 / p99 | server CPU / RSS |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in reports:
+        other = sum(v for k, v in r.final.items() if k not in ("OK", "SOLD_OUT", "INTERNAL"))
+        seen = sum(r.first.get(k, 0) for k in RETRYABLE)
+        rows.append(
+            f"| {r.buyers} | {r.units} | {r.connected} | {r.final.get('OK', 0)} | {r.final.get('SOLD_OUT', 0)} | {seen} "
+            f"| {r.internal} | {other} | {r.holds == r.units} | {r.p50_ms:.0f} / {r.p99_ms:.0f} / {r.max_ms:.0f} ms "
+            f"| {r.partial_snapshots} | {r.server_reserve_p50_ms} / {r.server_reserve_p99_ms} ms "
+            f"| {r.server_cpu_pct:.0f} % / {r.server_rss_mb:.0f} MB |")
+    return "\n".join(rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m loadtest.burst", description=__doc__.split("\n\n")[0])
+    p.add_argument("--buyers", default="1000,2000,5000", help="comma-separated buyer counts, one run each")
+    p.add_argument("--units", type=int, default=50)
+    p.add_argument("--processes", type=int, default=2, help="client processes (buyers are spread over them)")
+    p.add_argument("--url", help="a running server (loopback only); default: start one")
+    p.add_argument("--secret", help="its HAWKER_SECRET (with --url)")
+    p.add_argument("--metrics-token", help="bearer token for /metrics, if the server requires one")
+    p.add_argument("--redis-max-connections", type=int, help="HAWKER_REDIS_MAX_CONNECTIONS of the started server")
+    p.add_argument("--json", action="store_true", help="print only the summary JSON line at the end")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    counts = [int(x) for x in args.buyers.split(",") if x.strip()]
+    if args.url and not args.secret:
+        print("--url needs --secret", file=sys.stderr)
+        return 2
+    if args.url and not any(h in args.url for h in ("://127.", "://localhost", "://[::1]")):
+        print("burst targets loopback only", file=sys.stderr)
+        return 2
+    env = {}
+    if args.redis_max_connections:
+        env["HAWKER_REDIS_MAX_CONNECTIONS"] = str(args.redis_max_connections)
+    reports: list[RunReport] = []
+    stack = None if args.url else LocalStack(env=env)
+    try:
+        if stack is not None:
+            stack.start()
+        url = args.url or stack.url  # type: ignore[union-attr]
+        secret = args.secret or stack.secret  # type: ignore[union-attr]
+        for n in counts:
+            r = run_one(url, secret, n, args.units, max(1, args.processes), None if stack is None else stack.pid,
+                        args.metrics_token)
+            reports.append(r)
+            if not args.json:
+                print(f"burst {n}: {r.final} p99 {r.p99_ms} ms", file=sys.stderr)
+    finally:
+        if stack is not None:
+            stack.stop()
+    summary = {
+        "internal": sum(r.internal for r in reports),
+        "oversold": sum(r.oversold for r in reports),
+        "holds_equal_units": all(r.holds == r.units for r in reports),
+        "audit_ok": all(r.audit_ok for r in reports),
+        "every_buyer_answered": all(r.final.get("NONE", 0) == 0 and r.final.get("NO_ANSWER", 0) == 0
+                                    and r.connected == r.buyers for r in reports),
+        "p99_ms": {str(r.buyers): r.p99_ms for r in reports},
+        "runs": [{**r.__dict__, "internal": r.internal} for r in reports],
+    }
+    if not args.json:
+        print(_table(reports))
+    print(json.dumps(summary))
+    ok = summary["internal"] == 0 and summary["oversold"] == 0 and summary["holds_equal_units"] and summary["audit_ok"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

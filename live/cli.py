@@ -47,6 +47,12 @@ _FLAG_HELP = {
     "fanout_queue_kb": "data queued per slow socket (KiB) before ticks are dropped; twice that closes it",
     "fanout_stall_s": "seconds a socket may stay backed up before it is closed as a slow consumer",
     "fanout_close_grace_s": "seconds a slow socket gets to read its close frame before the connection is cut",
+    "webhook_allow_private": "let webhooks reach loopback/private/link-local addresses (local development and tests only)",
+    "webhook_http_hosts": "comma-separated webhook hosts allowed over plain http (development); all others need https",
+    "metrics_token": "if set, /metrics requires `Authorization: Bearer <token>` (it shows revenue and broadcast ids)",
+    "metrics_port": "if set, /metrics is served only on this separate port (on METRICS_HOST), not the public one",
+    "metrics_host": "address the separate metrics port listens on",
+    "embed_origins": "comma-separated origins allowed to frame the player and hand it a token (demo default: any)",
 }
 
 

@@ -50,6 +50,13 @@ class Config:
     fanout_queue_kb: int = 512
     fanout_stall_s: float = 10.0
     fanout_close_grace_s: float = 5.0
+    # egress, secrets and disclosure (checkout/egress.py, live/accesslog.py, live/headers.py; docs/security.md)
+    webhook_allow_private: bool = False
+    webhook_http_hosts: str = ""
+    metrics_token: str = ""
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    embed_origins: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

@@ -197,3 +197,20 @@ async def test_redirects_are_not_followed_and_errors_are_generic(redis) -> None:
     assert internal_hits == []
     assert [d["error"] for d in dead] == [DELIVERY_FAILED] * 3
     assert all("10.1.2.3" not in str(d) and "503" not in str(d) for d in dead)
+
+
+async def test_the_api_refuses_internal_webhook_urls_with_webhook_url_refused(make_server, token, redis) -> None:
+    """A node with the default (strict) policy: a host cannot point webhooks at loopback, private
+    or metadata addresses; the answer says why with a code, and nothing is registered."""
+    import aiohttp
+
+    srv = await make_server()  # HAWKER_WEBHOOK_ALLOW_PRIVATE unset
+    host = {"Authorization": f"Bearer {token('host', 'b1', 'h1')}"}
+    async with aiohttp.ClientSession() as http:
+        for url in [f"http://127.0.0.1:{srv.config.port}/api/broadcasts", "https://127.0.0.1/h", "https://10.0.0.1/h",
+                    "https://169.254.169.254/latest/meta-data/", "https://[::ffff:127.0.0.1]/h", "https://100.64.0.1/"]:
+            async with http.post(srv.url + "/api/webhooks", json={"url": url, "secret": SECRET}, headers=host) as r:
+                assert r.status == 422, (url, await r.text())
+                assert (await r.json())["error"]["code"] == "WEBHOOK_URL_REFUSED"
+        async with http.get(srv.url + "/api/webhooks", headers=host) as r:
+            assert (await r.json())["webhooks"] == []

@@ -154,15 +154,18 @@ class EgressPolicy:
         if why is not None and not (self.allow_private and why != "invalid"):
             raise EgressRefused(f"the host resolves to a non-public address ({why})")
 
-    async def resolve(self, url: str) -> Target:
-        """Check the URL, resolve its host now, check every address: the Target to connect to."""
+    async def resolve(self, url: str, timeout_s: float = 10.0) -> Target:
+        """Check the URL, resolve its host now (bounded: a slow resolver must not hold the
+        delivery worker), check every address: the Target to connect to."""
         scheme, host, port = self.check_url(url)
         try:
             ipaddress.ip_address(host.split("%", 1)[0])
             addresses = [host]
         except ValueError:
             try:
-                addresses = await self.lookup(host, port)
+                addresses = await asyncio.wait_for(self.lookup(host, port), timeout_s)
+            except asyncio.TimeoutError:
+                raise EgressRefused("the host did not resolve in time") from None
             except (OSError, UnicodeError, ValueError):
                 raise EgressRefused("the host does not resolve") from None
         if not addresses:

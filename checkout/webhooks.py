@@ -170,7 +170,7 @@ class Webhooks:
         if not isinstance(events, list) or not events or any(e not in EVENT_TYPES for e in events):
             raise WebhookError("VALIDATION", f"events must be a non-empty list of {', '.join(EVENT_TYPES)}")
         try:  # checked again at every delivery: this only refuses what could never be delivered
-            await self.policy.resolve(url)
+            await self.policy.resolve(url, self.timeout_s)
         except EgressRefused as exc:
             raise WebhookError(REFUSED, f"this webhook URL is not allowed: {exc.reason}") from None
         if await self.redis.hlen(f"webhooks:ep:{broadcast}") >= MAX_ENDPOINTS:
@@ -319,7 +319,7 @@ class Webhooks:
                    "Hawker-Event-Id": delivery["event_id"], "Hawker-Event-Type": delivery["type"],
                    "Hawker-Delivery-Attempt": str(int(delivery["attempt"]) + 1)}
         try:
-            target = await self.policy.resolve(ep["url"])  # at every delivery: the name may point elsewhere now
+            target = await self.policy.resolve(ep["url"], self.timeout_s)  # at every delivery: the name may point elsewhere now
         except EgressRefused as exc:
             log.warning("webhook %s refused by the egress policy: %s", ep.get("id"), exc.reason)
             metrics.WEBHOOK_DELIVERIES.labels("refused").inc()

@@ -78,6 +78,18 @@ async def test_url_rules_https_only_and_every_address_checked() -> None:
         await dev.resolve("http://hooks.shop.example/h")  # http stays limited to the listed hosts
 
 
+async def test_a_resolver_that_hangs_is_a_refusal_not_a_stuck_worker() -> None:
+    async def slow(host: str, port: int) -> list[str]:
+        await asyncio.sleep(30)
+        return [PUBLIC_V4]
+
+    policy = EgressPolicy.from_settings(False, "", lookup=slow)
+    t0 = asyncio.get_running_loop().time()
+    with pytest.raises(EgressRefused):
+        await policy.resolve("https://slow.shop.example/h", timeout_s=0.2)
+    assert asyncio.get_running_loop().time() - t0 < 5
+
+
 async def test_registration_refuses_internal_endpoints_with_a_clear_code(redis) -> None:
     wh = Webhooks(redis, consumer="n1", policy=EgressPolicy.from_settings(False, "", lookup=fixed({})))
     for url in ["https://127.0.0.1/h", "https://10.0.0.1/h", "https://169.254.169.254/latest/meta-data/",

@@ -8,6 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from checkout import Webhooks
+from checkout.egress import EgressPolicy
 from live.hub.broadcasts import BroadcastStore
 from tests.checkout.conftest import CONTACT, OK_CARD
 from tests.hub.conftest import PRODUCTS, clients  # noqa: F401 - fixture
@@ -33,7 +35,10 @@ async def world(redis, server, token, clients):  # noqa: F811
                       "contact": CONTACT}) as r:
             assert r.status == 201, await r.text()
             order = (await r.json())["order"]["id"]
-    return {"url": server.url, "sale": sale, "order": order}
+    # a webhook of b1, stored directly (the node's strict policy would refuse a test address)
+    dev = Webhooks(redis, consumer="setup", policy=EgressPolicy.from_settings(True, "127.0.0.1"))
+    webhook = (await dev.register("b1", "http://127.0.0.1:9/hooks", "whsec_0123456789abcdef", ["sale.soldout"])).id
+    return {"url": server.url, "sale": sale, "order": order, "webhook": webhook}
 
 
 async def call(url: str, method: str, path: str, tok: str | None) -> tuple[int, str]:
@@ -55,6 +60,7 @@ def routes(w: dict) -> list[tuple[str, str, str]]:
         ("PATCH", "/api/broadcasts/b1", "/api/broadcasts/no-such-bc"),
         ("POST", "/api/broadcasts/b1/products", "/api/broadcasts/no-such-bc/products"),
         ("PATCH", "/api/broadcasts/b1/products/p1", "/api/broadcasts/no-such-bc/products/p1"),
+        ("DELETE", f"/api/webhooks/{w['webhook']}", "/api/webhooks/we_no_such_webhook"),
     ]
 
 
@@ -84,3 +90,4 @@ async def test_the_owner_still_sees_it(world, token) -> None:
     assert (await call(world["url"], "GET", f"/api/orders/{world['order']}", host))[0] == 200
     assert (await call(world["url"], "GET", f"/api/orders/{world['order']}", token("viewer", "b1", "alice")))[0] == 200
     assert (await call(world["url"], "GET", "/api/broadcasts/b1", host))[0] == 200
+    assert (await call(world["url"], "DELETE", f"/api/webhooks/{world['webhook']}", host))[0] == 200  # still there

@@ -34,6 +34,7 @@ from aiohttp import web
 from checkout.ledger import Ledger
 from checkout.payments import SandboxProvider
 from checkout.service import Checkout, PayRequest
+from checkout.egress import EgressPolicy
 from checkout.webhooks import Webhooks, verify
 from inventory import Inventory, LotSpec
 
@@ -144,7 +145,8 @@ async def _webhooks(redis: aioredis.Redis, events: int, workers: int) -> dict[st
     await runner.setup()
     port = _free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    nodes = [Webhooks(redis, consumer=f"w{i}", poll_ms=100) for i in range(workers)]
+    loopback = EgressPolicy.from_settings(allow_private=True, http_hosts="127.0.0.1")  # a development receiver
+    nodes = [Webhooks(redis, consumer=f"w{i}", poll_ms=100, policy=loopback) for i in range(workers)]
     await nodes[0].register("bench", f"http://127.0.0.1:{port}/hooks", SECRET)
     for w in nodes:
         await w.start()

@@ -4,7 +4,11 @@ Events go into one Redis stream read by a consumer group, so any node delivers a
 node's pending deliveries are claimed by another (XAUTOCLAIM). A failed delivery is retried with
 exponential backoff and jitter, at most `max_attempts` times, then dead-lettered where the host
 can see and redeliver it. Every event has a stable id, so receivers can de-duplicate; the body is
-the same bytes on every attempt, and `Hawker-Signature: t=<unix>,v1=<hex hmac-sha256("t.body")>`."""
+the same bytes on every attempt, and `Hawker-Signature: t=<unix>,v1=<hex hmac-sha256("t.body")>`.
+
+Where a delivery may go is checkout/egress.py's policy, checked at registration and again at every
+delivery on the addresses resolved then; the POST connects to exactly those addresses, follows no
+redirect, and a failure is recorded as a generic code, never the remote's answer."""
 from __future__ import annotations
 
 import asyncio
@@ -12,17 +16,20 @@ import hashlib
 import hmac
 import logging
 import random
+import socket
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlparse
 
 import aiohttp
+import aiohttp.abc
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from checkout import metrics
+from checkout.egress import DELIVERY_FAILED, DESTINATION_REFUSED, REFUSED, EgressPolicy, EgressRefused, Target
 from checkout.ulid import new_ulid
 
 log = logging.getLogger("hawker.webhooks")
@@ -82,10 +89,34 @@ def verify(secret: str, body: bytes, header: str, tolerance_s: int = 300, now: i
 def _validate_url(url: Any) -> str:
     if not isinstance(url, str) or len(url) > 2000:
         raise WebhookError("VALIDATION", "url must be a string")
-    p = urlparse(url)
+    try:
+        p = urlparse(url)
+        p.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise WebhookError("VALIDATION", "url must be an http(s) URL") from None
     if p.scheme not in ("http", "https") or not p.hostname:
         raise WebhookError("VALIDATION", "url must be an http(s) URL")
     return url
+
+
+class _PinnedResolver(aiohttp.abc.AbstractResolver):
+    """Answers every lookup with the addresses the policy just checked: the connection goes to
+    them, never to what a second DNS query might say (DNS rebinding)."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+                      ) -> list[dict[str, Any]]:
+        out = []
+        for a in self.target.addresses:
+            fam = socket.AF_INET6 if ":" in a else socket.AF_INET
+            out.append({"hostname": self.target.host, "host": a, "port": self.target.port, "family": fam,
+                        "proto": 0, "flags": socket.AI_NUMERICHOST})
+        return out
+
+    async def close(self) -> None:
+        return None
 
 
 _REQUEUE = """
@@ -112,8 +143,9 @@ return 1
 class Webhooks:
     def __init__(self, redis: aioredis.Redis, *, consumer: str, max_attempts: int = 8, base_delay_s: float = 2.0,
                  max_delay_s: float = 600.0, timeout_s: float = 10.0, claim_idle_ms: int = 60_000,
-                 poll_ms: int = 500) -> None:
+                 poll_ms: int = 500, policy: EgressPolicy | None = None) -> None:
         self.redis = redis
+        self.policy = policy or EgressPolicy()  # strict unless the caller allows private/http hosts
         self.consumer = consumer
         self.max_attempts = max_attempts
         self.base_delay_s = base_delay_s
@@ -123,7 +155,6 @@ class Webhooks:
         self.poll_ms = poll_ms
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._session: aiohttp.ClientSession | None = None
         self.on_failure: Callable[[str], Awaitable[None]] | None = None
         self._requeue = redis.register_script(_REQUEUE)
         self._emit = redis.register_script(_EMIT)
@@ -138,6 +169,10 @@ class Webhooks:
             events = list(EVENT_TYPES)
         if not isinstance(events, list) or not events or any(e not in EVENT_TYPES for e in events):
             raise WebhookError("VALIDATION", f"events must be a non-empty list of {', '.join(EVENT_TYPES)}")
+        try:  # checked again at every delivery: this only refuses what could never be delivered
+            await self.policy.resolve(url, self.timeout_s)
+        except EgressRefused as exc:
+            raise WebhookError(REFUSED, f"this webhook URL is not allowed: {exc.reason}") from None
         if await self.redis.hlen(f"webhooks:ep:{broadcast}") >= MAX_ENDPOINTS:
             raise WebhookError("LIMIT_REACHED", f"at most {MAX_ENDPOINTS} endpoints per broadcast")
         ep = Endpoint("we_" + new_ulid(), broadcast, url, secret, tuple(dict.fromkeys(events)), int(time.time() * 1000))
@@ -191,7 +226,6 @@ class Webhooks:
         except Exception:  # noqa: BLE001
             log.warning("webhooks: Redis unavailable at start; the worker retries")
         self._stopping = False
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
         self._task = asyncio.create_task(self._run(), name="webhook-worker")
 
     async def stop(self) -> None:
@@ -203,8 +237,6 @@ class Webhooks:
             done, _ = await asyncio.wait({self._task}, timeout=max(5.0, self.poll_ms / 1000 * 4))
             if not done:
                 log.warning("webhook worker did not stop in time")
-        if self._session:
-            await self._session.close()
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -276,25 +308,38 @@ class Webhooks:
         await self.redis.xdel(STREAM, entry_id)
 
     async def _deliver(self, delivery: dict[str, Any]) -> tuple[bool, str]:
+        """One POST. The error recorded is a generic code: what the remote answered (a status, a
+        reset, a timeout) would tell a host which internal addresses answer."""
         raw = await self.redis.hget(f"webhooks:ep:{delivery['broadcast']}", delivery["endpoint"])
         if raw is None:
-            return False, "endpoint deleted"
+            return False, "ENDPOINT_DELETED"
         ep = orjson.loads(raw)
         body = delivery["body"].encode()
         headers = {"Content-Type": "application/json", "Hawker-Signature": sign(ep["secret"], body),
                    "Hawker-Event-Id": delivery["event_id"], "Hawker-Event-Type": delivery["type"],
                    "Hawker-Delivery-Attempt": str(int(delivery["attempt"]) + 1)}
-        assert self._session is not None
-        t0 = time.perf_counter()
         try:
-            async with self._session.post(ep["url"], data=body, headers=headers) as resp:
-                await resp.read()
-                ok = 200 <= resp.status < 300
-                err = "" if ok else f"HTTP {resp.status}"
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            ok, err = False, type(exc).__name__
+            target = await self.policy.resolve(ep["url"], self.timeout_s)  # at every delivery: the name may point elsewhere now
+        except EgressRefused as exc:
+            log.warning("webhook %s refused by the egress policy: %s", ep.get("id"), exc.reason)
+            metrics.WEBHOOK_DELIVERIES.labels("refused").inc()
+            return False, DESTINATION_REFUSED
+        t0 = time.perf_counter()
+        ok = False
+        # one connector per delivery: it knows only the checked addresses, keeps no connection and no DNS cache
+        connector = aiohttp.TCPConnector(resolver=_PinnedResolver(target), use_dns_cache=False, force_close=True)
+        try:
+            async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                                             trust_env=False) as session:
+                async with session.post(ep["url"], data=body, headers=headers, allow_redirects=False) as resp:
+                    await resp.content.read(64 * 1024)  # bounded: nothing of it is kept
+                    ok = 200 <= resp.status < 300
+                    if not ok:
+                        log.info("webhook %s answered HTTP %d", ep.get("id"), resp.status)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+            log.info("webhook %s delivery failed: %s", ep.get("id"), type(exc).__name__)
         metrics.WEBHOOK_LATENCY.observe(time.perf_counter() - t0)
-        return ok, err
+        return ok, "" if ok else DELIVERY_FAILED
 
     # ---- dead letters --------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import orjson
 import socketio
 from aiohttp import web
 
-from live import assets, checkout_api, chat_events, health, idempotent, media, metrics, pages
+from live import assets, checkout_api, chat_events, headers, health, idempotent, media, metrics, pages
 from live.config import Config
 from live.fanout import Bounds, FanoutServer
 from live.errors import error_middleware
@@ -67,6 +67,7 @@ def create_app(config: Config) -> web.Application:
     # server.py awaits these on SIGTERM/SIGINT, in order, after the port stopped accepting.
     app["shutdown_hooks"] = [functools.partial(_tell_sockets_to_reconnect, sio)]
 
+    headers.setup(app)
     health.setup(app)
     assets.setup(app)
     idempotent.setup(app)

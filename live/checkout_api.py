@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from checkout import Checkout, CheckoutError, Ledger, Order, PayRequest, WebhookError, Webhooks
+from checkout.egress import EgressPolicy
 from checkout.idempotency import IdempotencyStore, fingerprint, valid_key
 from checkout.payments import load_provider
 from inventory import InventoryError
@@ -57,14 +58,17 @@ class CheckoutApi:
         redis = services.redis
         cfg = services.config
         self.webhooks = Webhooks(redis, consumer=hub.node_id, max_attempts=cfg.webhook_max_attempts,
-                                 base_delay_s=cfg.webhook_base_delay_s)
+                                 base_delay_s=cfg.webhook_base_delay_s,
+                                 policy=EgressPolicy.from_settings(cfg.webhook_allow_private, cfg.webhook_http_hosts))
         self.provider = load_provider(cfg.payment_provider, redis)
         self.checkout = Checkout(redis, self.sales.inv, self.provider, ledger=Ledger(redis), webhooks=self.webhooks)
         self.idem = IdempotencyStore(redis)
 
-    async def _broadcast_of(self, sale_id: str) -> str:
+    async def _broadcast_of(self, sale_id: str, claims: Claims) -> str:
+        """The sale's broadcast, for a caller already authenticated: another broadcast's sale gets
+        the same 404 as a made-up id, so a token cannot probe which sales exist."""
         bc = await self.sales.store.broadcast_of(sale_id)
-        if bc is None:
+        if bc is None or not claims.allows(bc):
             raise ApiError(404, "SALE_NOT_FOUND", "no such sale")
         return bc  # type: ignore[no-any-return]
 
@@ -255,9 +259,9 @@ class CheckoutApi:
     # ---- audit ---------------------------------------------------------------------------------
 
     async def audit(self, request: web.Request) -> web.Response:
+        claims = require(request, roles=("host",))  # auth before lookup: a stranger learns nothing
         sale_id = request.match_info["sale"][:MAX_ID]
-        bc = await self._broadcast_of(sale_id)
-        require(request, roles=("host",), broadcast=bc)
+        await self._broadcast_of(sale_id, claims)
         inv = self.sales.inv
         lot = await inv.get_lot(sale_id)
         if lot is None:

@@ -55,6 +55,13 @@ class Config:
     redis_wait_ms: int = 2000
     command_deadline_ms: int = 5000
     join_deadline_ms: int = 3000
+    # egress, secrets and disclosure (checkout/egress.py, live/accesslog.py, live/headers.py; docs/security.md)
+    webhook_allow_private: bool = False
+    webhook_http_hosts: str = ""
+    metrics_token: str = ""
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    embed_origins: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

@@ -1,7 +1,7 @@
 """The studio and player pages: static HTML + ES modules under live/static/, served by aiohttp.
 
 The pages are plain files; this module only fills in the broadcast id and whether the server runs
-in demo mode, and (demo mode only) mints guest viewer tokens so `/watch/<b>` works without a
+in demo mode, who may embed the player (live/headers.py), and (demo mode only) mints guest viewer tokens so `/watch/<b>` works without a
 merchant site. Everything the pages load is served from this server (live/static/vendor/)."""
 from __future__ import annotations
 
@@ -15,31 +15,37 @@ from aiohttp import web
 
 from live.auth import mint
 from live.errors import ApiError
+from live.headers import STUDIO_FRAME_ANCESTORS, embed_origins, player_frame_ancestors
 
 PAGES_DIR = Path(__file__).resolve().parent / "static" / "pages"
 _BROADCAST_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 GUEST_TTL_S = 12 * 3600
 
 
-def _page(name: str, **values: object) -> web.Response:
+def _page(name: str, frame_ancestors: str, **values: object) -> web.Response:
     """Read the page (every time: cheap, and edits show without a restart) and fill `{{key}}`
-    placeholders with JSON-in-HTML-safe values."""
+    placeholders with JSON-in-HTML-safe values. `frame_ancestors` says who may frame it."""
     text = (PAGES_DIR / name).read_text("utf-8")
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", html.escape(json.dumps(value), quote=True))
     return web.Response(text=text, content_type="text/html", charset="utf-8",
-                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
+                                 "Content-Security-Policy": frame_ancestors, "Referrer-Policy": "no-referrer"})
 
 
 async def studio(request: web.Request) -> web.Response:
-    return _page("studio.html", demo=bool(request.app["config"].demo))
+    resp = _page("studio.html", STUDIO_FRAME_ANCESTORS, demo=bool(request.app["config"].demo))
+    resp.headers["X-Frame-Options"] = "DENY"  # older browsers without frame-ancestors
+    return resp
 
 
 async def watch(request: web.Request) -> web.Response:
     bc = request.match_info["broadcast"]
     if not _BROADCAST_RE.match(bc):
         raise ApiError(404, "NOT_FOUND", "no such broadcast")
-    return _page("watch.html", broadcast=bc, demo=bool(request.app["config"].demo))
+    config = request.app["config"]
+    return _page("watch.html", player_frame_ancestors(config), broadcast=bc, demo=bool(config.demo),
+                 embed_origins=embed_origins(config))
 
 
 async def guest_token(request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ from typing import Callable
 
 from aiohttp import web
 
+from live.accesslog import RedactingAccessLogger
 from live.config import Config
 
 log = logging.getLogger("hawker.server")
@@ -36,7 +37,8 @@ async def serve_async(config: Config, *, reuse_port: bool = False, ready: "mp.sy
     from live.app import create_app  # after PROMETHEUS_MULTIPROC_DIR is set
 
     app = create_app(config)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.shutdown_grace_s)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.shutdown_grace_s,
+                           access_log_class=RedactingAccessLogger)  # no token in the access log
     await runner.setup()
     site = web.SockSite(runner, _bind(config, reuse_port))
     await site.start()

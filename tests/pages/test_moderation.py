@@ -19,12 +19,12 @@ async def test_slow_mode_ban_and_comment_to_buy(make_server, browser, token) -> 
     host = token("host", "b1", "h1")
     await create_broadcast(srv.url, host)
     studio = await new_page(browser)
-    await studio.goto(f"{srv.url}/studio?token={host}")
+    await studio.goto(f"{srv.url}/studio#token={host}")
     await studio.wait_for_selector("body[data-ready='1']")
     troll = await new_page(browser)
-    await troll.goto(f"{srv.url}/watch/b1?token={token('viewer', 'b1', 'troll', name='Troll')}")
+    await troll.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', 'troll', name='Troll')}")
     buyer = await new_page(browser)
-    await buyer.goto(f"{srv.url}/watch/b1?token={token('viewer', 'b1', 'buyer', name='Buyer')}")
+    await buyer.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', 'buyer', name='Buyer')}")
     for p in (troll, buyer):
         await p.wait_for_selector("body[data-ready='1']")
 

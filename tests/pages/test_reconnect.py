@@ -15,10 +15,10 @@ async def test_player_reconnects_and_resumes_from_snapshot(make_server, browser,
     host = token("host", "b1", "h1")
     await create_broadcast(node_a.url, host)
     viewer = await new_page(browser)
-    await viewer.goto(f"{node_a.url}/watch/b1?token={token('viewer', 'b1', 'v1')}")
+    await viewer.goto(f"{node_a.url}/watch/b1#token={token('viewer', 'b1', 'v1')}")
     await viewer.wait_for_selector("#conn[data-state='online']")
     studio = await new_page(browser)
-    await studio.goto(f"{node_b.url}/studio?token={host}")
+    await studio.goto(f"{node_b.url}/studio#token={host}")
     await studio.wait_for_selector("body[data-ready='1']")
 
     await node_a.stop()
@@ -44,7 +44,7 @@ async def test_player_controls_reachable_by_keyboard(make_server, browser, token
     srv = await make_server()
     await create_broadcast(srv.url, token("host", "b1", "h1"))
     viewer = await new_page(browser)
-    await viewer.goto(f"{srv.url}/watch/b1?token={token('viewer', 'b1', 'v1')}")
+    await viewer.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', 'v1')}")
     await viewer.wait_for_selector("body[data-ready='1']")
     reached = set()
     for _ in range(12):

@@ -19,14 +19,14 @@ async def test_one_unit_two_buyers_waitlist_reload_checkout(make_server, browser
     host = token("host", "b1", "h1")
     await create_broadcast(srv.url, host)
     studio = await new_page(browser)
-    await studio.goto(f"{srv.url}/studio?token={host}")
+    await studio.goto(f"{srv.url}/studio#token={host}")
     await studio.wait_for_selector("body[data-ready='1']")
     await studio.locator("#products li[data-product='tote'] button").click()  # pin
 
     viewers = []
     for sub in ("v1", "v2"):
         page = await new_page(browser)
-        await page.goto(f"{srv.url}/watch/b1?token={token('viewer', 'b1', sub)}")
+        await page.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', sub)}")
         await page.wait_for_selector("body[data-ready='1']")
         viewers.append(page)
     a, b = viewers

@@ -17,10 +17,10 @@ async def test_go_live_viewer_sees_moving_video(make_server, browser, token, tmp
     host = token("host", "b1", "h1")
     await create_broadcast(srv.url, host)
     studio = await new_page(browser)
-    await studio.goto(f"{srv.url}/studio?token={host}")
+    await studio.goto(f"{srv.url}/studio#token={host}")
     await studio.wait_for_selector("body[data-ready='1']")
     viewer = await new_page(browser)
-    await viewer.goto(f"{srv.url}/watch/b1?token={token('viewer', 'b1', 'v1')}")
+    await viewer.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', 'v1')}")
     await viewer.wait_for_selector("body[data-ready='1']")
     assert await viewer.locator("#video-status").text_content() == "Waiting for the host's video…"
 
@@ -54,11 +54,11 @@ async def test_phone_size_and_korean(make_server, browser, token) -> None:
     host = token("host", "b1", "h1")
     await create_broadcast(srv.url, host)
     studio = await new_page(browser, viewport=PHONE)
-    await studio.goto(f"{srv.url}/studio?token={host}")
+    await studio.goto(f"{srv.url}/studio#token={host}")
     await studio.wait_for_selector("body[data-ready='1']")
     await studio.locator("#products li[data-product='mug'] button").click()
     viewer = await new_page(browser, viewport=PHONE, locale="ko-KR")
-    await viewer.goto(f"{srv.url}/watch/b1?token={token('viewer', 'b1', 'v1', name='민지')}")
+    await viewer.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', 'v1', name='민지')}")
     await viewer.wait_for_selector("body[data-ready='1']")
     await viewer.wait_for_selector("#buy-card:not([hidden])")
     assert await viewer.locator("html").get_attribute("lang") == "ko"

@@ -12,10 +12,14 @@ langSwitcher($("#lang"));
 applyI18n(document);
 
 // --- sign in -----------------------------------------------------------------------------------
+// The link carries the token in its fragment (`/studio#token=...`: never sent to a server, a log or a
+// Referer); an old `?token=` link still works (the server redacts it from its access log).
 function session() {
-  const q = new URLSearchParams(location.search);
-  const tok = q.get("token");
-  if (tok) { sessionStorage.setItem("hawker.host", JSON.stringify({ token: tok, broadcast: q.get("broadcast") || "" })); history.replaceState(null, "", location.pathname); }
+  const q = new URLSearchParams(location.search), h = new URLSearchParams(location.hash.slice(1));
+  const tok = h.get("token") || q.get("token");
+  const bc = h.get("broadcast") || q.get("broadcast") || "";
+  if (tok) { sessionStorage.setItem("hawker.host", JSON.stringify({ token: tok, broadcast: bc })); }
+  if (tok || h.has("token") || q.has("token")) history.replaceState(null, "", location.pathname);
   try { return JSON.parse(sessionStorage.getItem("hawker.host") || "null"); } catch (_) { return null; }
 }
 const sess = session();

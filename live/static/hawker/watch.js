@@ -11,22 +11,48 @@ const clock = new Clock();
 const S = { snap: null, sales: new Map(), poll: null, chat: [], hold: null, waitPos: null, order: null, pinned: null, heartsTotal: 0 };
 window.hawker = S; // for debugging and the tests
 
+// Who may hand this player a token over postMessage: HAWKER_EMBED_ORIGINS (["*"] = any, demo mode).
+const embedOrigins = JSON.parse(body.dataset.embedOrigins || "[]");
+const originAllowed = (o) => o === location.origin || embedOrigins.includes("*") || embedOrigins.includes(o);
+function parentOrigin() {
+  try { if (location.ancestorOrigins && location.ancestorOrigins.length) return location.ancestorOrigins[0]; } catch (_) { /* ignore */ }
+  try { if (document.referrer) return new URL(document.referrer).origin; } catch (_) { /* ignore */ }
+  return null;
+}
+
+/** The token: the URL fragment (`#token=`, never sent to a server), an old `?token=` link, storage,
+ * a demo guest token, or - embedded - a `hawker:token` message from an allowed parent origin. */
 async function getToken() {
   const params = new URLSearchParams(location.search);
   const key = `hawker.token.${broadcast}`;
-  const fromUrl = params.get("token") || (location.hash.startsWith("#token=") ? decodeURIComponent(location.hash.slice(7)) : "");
-  if (location.hash.startsWith("#token=")) history.replaceState(null, "", location.pathname + location.search);
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const fromUrl = hash.get("token") || params.get("token") || "";
+  if (hash.has("token") || params.has("token")) { // out of the address bar, history and any later Referer
+    params.delete("token");
+    const qs = params.toString();
+    history.replaceState(null, "", location.pathname + (qs ? `?${qs}` : ""));
+  }
   if (fromUrl) { try { sessionStorage.setItem(key, fromUrl); } catch (_) { /* ignore */ } return fromUrl; }
   try { const s = sessionStorage.getItem(key) || localStorage.getItem(key); if (s) { const c = claims(s); if (c && c.exp * 1000 > Date.now() + 60000) return s; } } catch (_) { /* ignore */ }
   if (demo) {
     const r = await fetch(`/api/guest-token?broadcast=${encodeURIComponent(broadcast)}`);
     if (r.ok) { const { token } = await r.json(); try { localStorage.setItem(key, token); } catch (_) { /* ignore */ } return token; }
   }
-  // Embedded: the merchant page may hand a token over postMessage.
+  // Embedded: the merchant page may hand a token over postMessage - only an allowed origin, only our parent.
   return await new Promise((resolve) => {
-    window.addEventListener("message", (e) => { if (e.source === window.parent && e.data && e.data.type === "hawker:token") resolve(e.data.token); });
-    if (window.parent !== window) window.parent.postMessage({ type: "hawker:need-token", broadcast }, "*");
-    else { showError(errBox, "TOKEN_MISSING"); }
+    window.addEventListener("message", (e) => {
+      if (e.source !== window.parent || !originAllowed(e.origin) || !e.data || e.data.type !== "hawker:token") return;
+      if (typeof e.data.token === "string" && e.data.token) resolve(e.data.token);
+    });
+    if (window.parent === window) { showError(errBox, "TOKEN_MISSING"); return; }
+    const parent = parentOrigin();
+    const need = { type: "hawker:need-token", broadcast };
+    if (parent) {
+      if (originAllowed(parent)) window.parent.postMessage(need, parent);
+      else showError(errBox, "EMBED_NOT_ALLOWED");
+    } else { // the parent's origin is unknown: ask each allowed origin (the browser delivers to the matching one)
+      for (const o of embedOrigins) window.parent.postMessage(need, o);
+    }
   });
 }
 

@@ -15,7 +15,7 @@ from live.media.service import MediaService, check_broadcast
 SDP = "application/sdp"
 CORS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "Location, Link, ETag, Accept-Post",
+    "Access-Control-Expose-Headers": "Location, Link, ETag, Accept-Post, Retry-After",
 }
 PREFLIGHT = {
     **CORS,
@@ -47,6 +47,8 @@ def cors(handler: Handler) -> Handler:
         except ApiError as exc:
             metrics.REFUSED.labels(exc.code).inc()
             resp = error_response(exc.status, exc.code, exc.message, **exc.details)
+            if exc.status == 429 and "retry_after" in exc.details:  # ms in the body, whole seconds here
+                resp.headers["Retry-After"] = str(max(1, -(-int(exc.details["retry_after"]) // 1000)))
         resp.headers.update(CORS)
         return resp
 
@@ -106,7 +108,7 @@ async def whep_post(request: web.Request) -> web.StreamResponse:
     broadcast = check_broadcast(request.match_info["broadcast"])
     claims = auth.require(request, broadcast=broadcast)
     sdp = await _read_sdp(request)
-    answer = await _media(request).play(broadcast, sdp, claims.sub, via="whep")
+    answer = await _media(request).play(broadcast, sdp, claims.sub, via="whep", address=request.remote)
     return _created(request, f"/whep/{broadcast}/{answer.session_id}", answer.sdp)
 
 

@@ -21,6 +21,7 @@ from live.errors import ApiError
 from live.media import ice, metrics, tap
 from live.media.claims import PublishClaims
 from live.media.forward import ForwardTrack, prepare_sender
+from live.media.limits import OfferLimits
 from live.media.rtpout import RtpOutput
 from live.media.sdp import check_offer
 from live.media.stream import KeyframeRequester, LoopLoad, Stream
@@ -32,7 +33,9 @@ VIDEO_QUEUE_FRAMES = 60  # ~2 s at 30 fps, then drop to the next keyframe
 AUDIO_QUEUE_FRAMES = 100  # ~2 s of 20 ms Opus packets
 VIEWER_HEADER_EXTENSIONS = ("urn:ietf:params:rtp-hdrext:sdes:mid",)
 MAX_FANOUT_BUSY = 0.75  # share of the event loop the fan-out may take before new viewers go to HLS
-CONNECT_TIMEOUT_S = 30.0  # a peer that never completes ICE+DTLS must not hold a slot (or a broadcast)
+CONNECT_TIMEOUT_S = 30.0  # a publisher that never completes ICE+DTLS must not hold the broadcast
+VIEWER_CONNECT_TIMEOUT_S = 10.0  # ...nor a viewer a WebRTC slot (Config.webrtc_connect_timeout_s)
+SESSIONS_PER_USER = 2  # viewer sessions per user and broadcast (Config.webrtc_sessions_per_user)
 
 StateListener = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -82,7 +85,9 @@ class MediaService:
     """Owns every peer connection of this process. One instance per app (`app["media"]`)."""
 
     def __init__(self, *, ice_servers: list[ice.IceServer], viewer_cap: int, hls: Any | None = None,
-                 forward: str = "direct", claims: PublishClaims | None = None) -> None:
+                 forward: str = "direct", claims: PublishClaims | None = None,
+                 sessions_per_user: int = SESSIONS_PER_USER, offer_limits: OfferLimits | None = None,
+                 viewer_connect_timeout_s: float = VIEWER_CONNECT_TIMEOUT_S) -> None:
         if forward not in ("direct", "sender"):
             raise ValueError("forward must be 'direct' (fan-out loop) or 'sender' (aiortc RTCRtpSender per viewer)")
         self.forward = forward
@@ -99,6 +104,9 @@ class MediaService:
         self._over_cap = False
         self.closing = False
         self.connect_timeout_s = CONNECT_TIMEOUT_S
+        self.viewer_connect_timeout_s = viewer_connect_timeout_s
+        self.sessions_per_user = max(1, sessions_per_user)
+        self.offer_limits = offer_limits or OfferLimits.of(0, 0, 0, 0)
         self.load = LoopLoad()
         self.max_fanout_busy = MAX_FANOUT_BUSY
 
@@ -306,9 +314,14 @@ class MediaService:
 
     # ---- playback (WHEP and hub) -------------------------------------------------------------
 
-    async def play(self, broadcast: str, sdp: str, sub: str, via: str = "whep") -> Answer:
-        """Answer a viewer's offer with a sendonly connection forwarding the host's frames."""
+    async def play(self, broadcast: str, sdp: str, sub: str, via: str = "whep", address: str | None = None) -> Answer:
+        """Answer a viewer's offer with a sendonly connection forwarding the host's frames.
+
+        Every offer first passes the per-user and per-address rate limits (`429 RATE_LIMITED`);
+        a user holds at most `sessions_per_user` sessions per broadcast: a new one replaces the
+        user's oldest, so one viewer can never take every WebRTC slot."""
         check_broadcast(broadcast)
+        self.offer_limits.check(sub, address)
         check_offer(sdp, publishing=False)
         pub = self.publishers.get(broadcast)
         if pub is None or pub.closed:
@@ -316,6 +329,10 @@ class MediaService:
                 raise ApiError(503, "USE_HLS", "the broadcast is live on another Hawker process; play the HLS stream",
                                hls_url=self.hls_url(broadcast), reason="other_process")
             raise ApiError(404, "NOT_LIVE", "this broadcast has no live publisher", hls_url=self._replay_url(broadcast))
+        own = [v for v in self.viewers.values() if v.broadcast == broadcast and v.sub == sub]
+        for old in sorted(own, key=lambda v: v.created)[:max(0, len(own) - self.sessions_per_user + 1)]:
+            self._detach_viewer(old)  # synchronous: the slot is free before the cap check below
+            self._spawn(old.pc.close())
         if len(self.viewers) >= self.viewer_cap:
             raise ApiError(503, "USE_HLS", "WebRTC viewer capacity reached; play the HLS stream",
                            hls_url=self.hls_url(broadcast), reason="cap")
@@ -373,23 +390,32 @@ class MediaService:
             await self.end_play(broadcast, session_id)
             raise ApiError(404, "NOT_LIVE", "the broadcast ended", hls_url=self._replay_url(broadcast))
         self._check_cap_flip()
-        self._spawn(self._connect_watchdog(pc, lambda: self.end_play(broadcast, session_id)))
+        self._spawn(self._connect_watchdog(pc, lambda: self.end_play(broadcast, session_id),
+                                           self.viewer_connect_timeout_s))
         return Answer(session_id, pc.localDescription.sdp)
 
-    async def _connect_watchdog(self, pc: RTCPeerConnection, end: Callable[[], Awaitable[Any]]) -> None:
-        await asyncio.sleep(self.connect_timeout_s)
+    async def _connect_watchdog(self, pc: RTCPeerConnection, end: Callable[[], Awaitable[Any]],
+                                timeout_s: float | None = None) -> None:
+        timeout_s = self.connect_timeout_s if timeout_s is None else timeout_s
+        await asyncio.sleep(timeout_s)
         if pc.connectionState not in ("connected", "closed"):
-            log.info("peer connection still %s after %.0fs: closing it", pc.connectionState, self.connect_timeout_s)
+            log.info("peer connection still %s after %.0fs: closing it", pc.connectionState, timeout_s)
             await end()
 
     async def end_play(self, broadcast: str, session_id: str) -> bool:
         session = self.viewers.get(session_id)
         if session is None or session.broadcast != broadcast or session.closed:
             return False
+        self._detach_viewer(session)
+        await session.pc.close()
+        return True
+
+    def _detach_viewer(self, session: ViewerSession) -> None:
+        """The synchronous half of ending a viewer: out of the fan-out and the cap at once."""
         session.closed = True
-        del self.viewers[session_id]
+        self.viewers.pop(session.id, None)
         metrics.VIEWERS.dec()
-        pub = self.publishers.get(broadcast)
+        pub = self.publishers.get(session.broadcast)
         if pub is not None:
             pub.stream.remove_outputs(session.outputs)
             pub.stream.remove_tracks(session.video, session.audio)
@@ -397,9 +423,7 @@ class MediaService:
             for track in (session.video, session.audio):
                 if track is not None:
                     track.stop()
-        await session.pc.close()
         self._check_cap_flip()
-        return True
 
     def _replay_url(self, broadcast: str) -> str | None:
         if self.hls is not None and self.hls.has_playlist(broadcast):

@@ -39,7 +39,8 @@ def setup(app: web.Application, services: Any) -> MediaService:
     media = MediaService(ice_servers=ice.parse(config.ice_servers), viewer_cap=config.webrtc_viewer_cap,
                          hls=hls, forward=forward, claims=claims,
                          sessions_per_user=config.webrtc_sessions_per_user, offer_limits=limits,
-                         viewer_connect_timeout_s=config.webrtc_connect_timeout_s)
+                         viewer_connect_timeout_s=config.webrtc_connect_timeout_s,
+                         stall_s=config.media_stall_s, stall_grace_s=config.media_stall_grace_s)
     app["media"] = media
     services.parts["media"] = media
     add_routes(app)

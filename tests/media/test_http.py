@@ -59,7 +59,7 @@ async def test_second_publisher_conflicts_and_delete_needs_the_session(media_ser
     await pub.start(http)
     assert pub.location and pub.location.startswith("/whip/b1/")
     status, _, body = await post_sdp(http, f"{media_server.url}/whip/b1", await _offer(), token("host", "b1", "h2"))
-    assert status == 409 and '"ALREADY_PUBLISHING"' in body
+    assert status == 409 and '"PUBLISH_CONFLICT"' in body
 
     async with http.patch(media_server.url + pub.location, headers={"Authorization": f"Bearer {token('host', 'b1')}"}) as resp:
         assert resp.status == 405 and await _error(resp) == "TRICKLE_NOT_SUPPORTED"
@@ -71,7 +71,7 @@ async def test_second_publisher_conflicts_and_delete_needs_the_session(media_ser
     assert "b1" in media.publishers
     async with http.get(media_server.url + "/metrics") as resp:
         text = await resp.text()
-    assert "hawker_media_publishers" in text and 'hawker_media_sessions_refused_total{code="ALREADY_PUBLISHING"}' in text
+    assert "hawker_media_publishers" in text and 'hawker_media_sessions_refused_total{code="PUBLISH_CONFLICT"}' in text
     assert await pub.stop(http) == 200
     await wait_for(lambda: "b1" not in media.publishers, 30, "the publish to end")
 
@@ -164,7 +164,7 @@ async def test_a_second_process_refuses_a_second_publisher_and_sends_its_viewers
     pub = Publisher(a.url, "b1", token("host", "b1"))
     await pub.start(http)
     status, _, body = await post_sdp(http, f"{b.url}/whip/b1", await _offer(), token("host", "b1", "h2"))
-    assert status == 409 and '"ALREADY_PUBLISHING"' in body
+    assert status == 409 and '"PUBLISH_CONFLICT"' in body
     viewer = Viewer(b.url, "b1", token("viewer", "b1", "v1"))
     assert not await viewer.start(http)
     assert viewer.status == 503 and viewer.error and viewer.error["code"] == "USE_HLS"

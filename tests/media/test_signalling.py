@@ -118,3 +118,32 @@ async def test_webrtc_offer_over_the_socket_shares_the_whep_rate_limit(media_ser
         for c in sockets:
             if c.sio.connected:
                 await c.sio.disconnect()
+
+
+async def test_the_per_user_session_cap_holds_across_sockets(media_server, http, token, redis):
+    """Issue 13 row 7, socket door: three sockets of one user each offer; the user keeps 2 sessions
+    (the oldest is replaced), so one user cannot hold a slot per socket."""
+    media = media_server.app["media"]
+    await BroadcastStore(redis).ensure("b1", title="Show", host="h1")
+    pub = Publisher(media_server.url, "b1", token("host", "b1", "h1"))
+    await pub.start(http)
+    sockets = [Client() for _ in range(3)]
+    pcs = []
+    try:
+        ids = []
+        for c in sockets:
+            await c.connect(media_server.url, token("viewer", "b1", "v1"))
+            await c.snapshot()
+            pc, offer = await _viewer_offer()
+            pcs.append(pc)
+            ack = await c.call("webrtc.offer", {"sdp": offer}, timeout=30)
+            assert ack["ok"] is True, ack
+            ids.append(ack["session_id"])
+        assert sorted(s.id for s in media.viewers.values() if s.sub == "v1") == sorted(ids[1:])
+    finally:
+        for c in sockets:
+            if c.sio.connected:
+                await c.sio.disconnect()
+        for pc in pcs:
+            await pc.close()
+        await pub.stop(http)

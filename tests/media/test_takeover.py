@@ -130,3 +130,30 @@ async def test_no_media_for_stall_s_is_stalled_then_ended_after_the_grace(media_
     finally:
         if watcher.sio.connected:
             await watcher.sio.disconnect()
+
+
+async def test_the_same_host_takes_over_from_another_process_and_another_host_is_refused(make_server, http, token,
+                                                                                          tmp_path):
+    """With several processes the Redis claim carries the host's `sub`: the same host's publish on
+    process b wins at once and process a ends its copy at its next claim renewal (<= 5 s)."""
+    shared = str(tmp_path / "shared-media")
+    a = await make_server(media_dir=shared)
+    b = await make_server(media_dir=shared)
+    first = Publisher(a.url, "b1", token("host", "b1", "h1"))
+    await first.start(http)
+    await wait_for(lambda: "b1" in a.app["media"].publishers and a.app["media"].publishers["b1"].stream.frames_in > 5,
+                   60, "media on process a")
+    status, _, body = await post_sdp(http, f"{b.url}/whip/b1", await _offer(), token("host", "b1", "h2"))
+    assert status == 409 and '"PUBLISH_CONFLICT"' in body  # another host, another process
+
+    second = Publisher(b.url, "b1", token("host", "b1", "h1"))
+    await second.start(http)  # the same host on process b: 201 at once
+    assert "b1" in b.app["media"].publishers
+    await wait_for(lambda: "b1" not in a.app["media"].publishers, 15, "process a to end its copy")
+    async with http.get(f"{a.url}/api/media/b1") as resp:
+        state = await resp.json()
+    assert state["live"] is True and state["elsewhere"] is True  # process a now points at b's publish
+    status, _, body = await post_sdp(http, f"{a.url}/whip/b1", await _offer(), token("host", "b1", "h2"))
+    assert status == 409 and '"PUBLISH_CONFLICT"' in body
+    assert await second.stop(http) == 200
+    await first.stop(http)

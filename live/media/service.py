@@ -210,7 +210,10 @@ class MediaService:
             if elsewhere is not None and elsewhere.get("sub") != sub:  # cheap early answer; claim() decides
                 raise ApiError(409, "PUBLISH_CONFLICT", "this broadcast is live from another host")
             session = await self._negotiate(broadcast, sdp, sub, session_id)
-            if self.closing or not await self.claims.claim(broadcast, session_id, sub):
+            if self.closing:
+                await session.pc.close()
+                raise ApiError(503, "SHUTTING_DOWN", "this node is shutting down")
+            if not await self.claims.claim(broadcast, session_id, sub):
                 await session.pc.close()
                 raise ApiError(409, "PUBLISH_CONFLICT", "this broadcast is live from another host")
             await self._start(session)
@@ -491,11 +494,14 @@ class MediaService:
             _trim_viewer_negotiation(pc)
             await pc.setLocalDescription(await pc.createAnswer())
         except (OperationError, InternalError, InvalidStateError, ValueError) as exc:
-            self.viewers.pop(session_id, None)
-            metrics.VIEWERS.dec()
+            if session.closed:
+                raise _replaced() from None
+            self._detach_viewer(session)
             await pc.close()
             raise ApiError(422, "UNSUPPORTED_CODEC",
                            f"the viewer must accept {getattr(stream.info.video_codec, 'name', 'Opus')}: {exc}") from None
+        if session.closed:  # a newer offer of the same user took this one's place while we negotiated
+            raise _replaced()
         current = self.publishers.get(broadcast)
         if current is None or current.stream is not session.stream:  # the host left while we negotiated
             await self.end_play(broadcast, session_id)
@@ -567,6 +573,10 @@ def _grow_receive_buffers(pc: RTCPeerConnection) -> None:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, INGEST_RCVBUF)
                 except OSError:
                     pass
+
+
+def _replaced() -> ApiError:
+    return ApiError(409, "SESSION_REPLACED", "a newer offer from the same user replaced this one")
 
 
 def _same_codecs(old: Stream, new: Stream) -> bool:

@@ -1,6 +1,7 @@
 """WHIP/WHEP HTTP contract: auth, content type, bad SDP, a second publisher, capacity, CORS."""
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -249,4 +250,21 @@ async def test_an_unanswered_viewer_offer_frees_its_slot_within_the_connect_time
     other = Viewer(server.url, "b1", token("viewer", "b1", "real"))
     assert await other.start(http), other.error
     await other.stop(http)
+    await pub.stop(http)
+
+
+async def test_concurrent_offers_of_one_user_never_exceed_the_per_user_cap(make_server, http, token, media_ip,
+                                                                           tmp_path):
+    """Offers racing each other: whatever the interleaving, the user ends with at most its cap of
+    sessions, and an offer replaced mid-answer says SESSION_REPLACED (never a codec error or a 500)."""
+    server = await make_server(media_dir=str(tmp_path / "m"), webrtc_sessions_per_user=1)
+    media = server.app["media"]
+    pub = Publisher(server.url, "b1", token("host", "b1", "h1"))
+    await pub.start(http)
+    offers = [await _offer("play") for _ in range(4)]
+    results = await asyncio.gather(*(post_sdp(http, f"{server.url}/whep/b1", o, token("viewer", "b1", "racer"))
+                                     for o in offers))
+    for status, _, body in results:
+        assert status == 201 or (status == 409 and json.loads(body)["error"]["code"] == "SESSION_REPLACED"), body
+    assert [s.sub for s in media.viewers.values()] == ["racer"]
     await pub.stop(http)

@@ -150,6 +150,7 @@ const ERRORS = {
   PUBLISH_CONFLICT: ["Another host is already live on this show.", "다른 호스트가 이미 이 방송을 송출하고 있습니다."],
   NOT_LIVE: ["The host is not live yet.", "호스트가 아직 방송을 시작하지 않았습니다."],
   USE_HLS: ["Switching to the standard stream.", "일반 스트림으로 전환합니다."],
+  SESSION_REPLACED: ["A newer video connection of yours took this one's place.", "더 새로운 영상 연결이 이 연결을 대신했습니다."],
   SESSION_NOT_FOUND: ["That video session has already ended.", "그 영상 세션은 이미 끝났습니다."],
   TRICKLE_NOT_SUPPORTED: ["The browser's video offer was refused.", "브라우저의 영상 연결 요청이 거부되었습니다."],
   NO_PLAYLIST: ["The video is not available yet.", "아직 영상을 볼 수 없습니다."],

@@ -24,9 +24,12 @@ def _session_id(viewer: Viewer) -> str:
     return viewer.location.rsplit("/", 1)[-1]
 
 
-async def test_the_same_host_takes_over_at_once_and_viewers_continue_on_the_new_publish(media_server, http, token):
+@pytest.mark.parametrize("forward", ["direct", "sender"])
+async def test_the_same_host_takes_over_at_once_and_viewers_continue_on_the_new_publish(media_server, http, token,
+                                                                                         forward):
     """Before: `POST /whip` from the reloaded studio answered 409 while the dead tab's session lived."""
     media = media_server.app["media"]
+    media.forward = forward  # the fan-out loop (default) or aiortc's own sender per viewer
     first = Publisher(media_server.url, "b1", token("host", "b1", "h1"), width=320, height=240)
     await first.start(http)
     viewer = Viewer(media_server.url, "b1", token("viewer", "b1", "v1"))

@@ -246,7 +246,7 @@ async def test_an_unanswered_viewer_offer_frees_its_slot_within_the_connect_time
     assert not await other.start(http) and other.status == 503  # the ghost holds the only slot...
     started = time.monotonic()
     await wait_for(lambda: media.viewer_count("b1") == 0, 20, "the unanswered session to be dropped")
-    assert time.monotonic() - started < 12  # ...for at most the connect timeout, not 30 s
+    assert time.monotonic() - started < 14  # ...for the connect timeout (10 s), not 30 s
     other = Viewer(server.url, "b1", token("viewer", "b1", "real"))
     assert await other.start(http), other.error
     await other.stop(http)

@@ -124,7 +124,7 @@ async def test_no_media_for_stall_s_is_stalled_then_ended_after_the_grace(media_
         await wait_for(lambda: session.stalled_at is not None, 15, "the second stall")
         started = time.monotonic()
         await wait_for(lambda: "b1" not in media.publishers, 15, "the stalled publish to end")
-        assert 2.0 <= time.monotonic() - started <= 6.0  # the grace (3 s), not the ICE consent timeout
+        assert 2.0 <= time.monotonic() - started <= 9.0  # the grace (3 s), not the ICE consent timeout (30 s)
         ended = await wait_for(lambda: [d for d in watcher.of("media.state") if d["live"] is False], 15,
                                "media.state offline")
         assert ended[-1]["state"] == "offline"

@@ -57,6 +57,14 @@ _FLAG_HELP = {
     "metrics_port": "if set, /metrics is served only on this separate port (on METRICS_HOST), not the public one",
     "metrics_host": "address the separate metrics port listens on",
     "embed_origins": "comma-separated origins allowed to frame the player and hand it a token (demo default: any)",
+    "webrtc_sessions_per_user": "WebRTC viewer sessions one user may hold per broadcast; a new one replaces the oldest",
+    "webrtc_offer_rate": "WebRTC viewer offers per second per user (token bucket refill; 0 = no limit)",
+    "webrtc_offer_burst": "WebRTC viewer offer bucket size per user",
+    "webrtc_offer_ip_rate": "WebRTC viewer offers per second per client address (0 = no limit; behind a proxy all share one)",
+    "webrtc_offer_ip_burst": "WebRTC viewer offer bucket size per client address",
+    "webrtc_connect_timeout_s": "seconds a viewer's peer connection may take to connect before its slot is freed",
+    "media_stall_s": "seconds without RTP from the host before media.state says stalled",
+    "media_stall_grace_s": "seconds a stalled publish is held for the host to come back before it ends",
 }
 
 

@@ -62,6 +62,15 @@ class Config:
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
     embed_origins: str = ""
+    # media (live/media/; docs/media.md "Settings")
+    webrtc_sessions_per_user: int = 2
+    webrtc_offer_rate: float = 0.2
+    webrtc_offer_burst: int = 5
+    webrtc_offer_ip_rate: float = 5.0
+    webrtc_offer_ip_burst: int = 60
+    webrtc_connect_timeout_s: float = 10.0
+    media_stall_s: float = 5.0
+    media_stall_grace_s: float = 30.0
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

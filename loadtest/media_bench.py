@@ -150,7 +150,9 @@ class Bench:
         env = {**os.environ, "HAWKER_SECRET": SECRET, "HAWKER_PORT": str(self.port),
                "HAWKER_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "HAWKER_MEDIA_DIR": os.path.join(self.tmp, "media"),
                "HAWKER_WEBRTC_VIEWER_CAP": str(self.args.cap), "HAWKER_LOG_LEVEL": "warning",
-               "HAWKER_MEDIA_FORWARD": self.args.forward}
+               "HAWKER_MEDIA_FORWARD": self.args.forward,
+               # every synthetic viewer comes from this one machine: no per-address offer limit
+               "HAWKER_WEBRTC_OFFER_IP_RATE": "0"}
         profile = ["-m", "cProfile", "-o", self.args.profile] if self.args.profile else []
         server = subprocess.Popen([sys.executable, *profile, "-m", "live", "serve"], env=env)
         self.procs.append(server)

@@ -15,6 +15,7 @@ from aiohttp import web
 from live.media import ice
 from live.media.claims import PublishClaims
 from live.media.hls import HlsService
+from live.media.limits import OfferLimits
 from live.media.routes import add_routes
 from live.media.service import MediaService
 
@@ -33,8 +34,13 @@ def setup(app: web.Application, services: Any) -> MediaService:
     # HAWKER_MEDIA_FORWARD=sender switches to aiortc's per-viewer RTCRtpSender loop (for comparison)
     forward = os.environ.get("HAWKER_MEDIA_FORWARD", "direct")
     claims = PublishClaims(services.redis, node_id=secrets.token_hex(6))
+    limits = OfferLimits.of(config.webrtc_offer_rate, config.webrtc_offer_burst,
+                            config.webrtc_offer_ip_rate, config.webrtc_offer_ip_burst)
     media = MediaService(ice_servers=ice.parse(config.ice_servers), viewer_cap=config.webrtc_viewer_cap,
-                         hls=hls, forward=forward, claims=claims)
+                         hls=hls, forward=forward, claims=claims,
+                         sessions_per_user=config.webrtc_sessions_per_user, offer_limits=limits,
+                         viewer_connect_timeout_s=config.webrtc_connect_timeout_s,
+                         stall_s=config.media_stall_s, stall_grace_s=config.media_stall_grace_s)
     app["media"] = media
     services.parts["media"] = media
     add_routes(app)

@@ -1,7 +1,8 @@
 """Which process holds a broadcast's publish, shared through Redis.
 
 WebRTC fan-out happens in the process that holds the WHIP session. With several worker processes
-or nodes, this record lets every other process (1) refuse a second publisher with 409 and (2)
+or nodes, this record lets every other process (1) refuse another host with 409 (the same host
+takes the claim over: its new publish wins, the old process ends its copy) and (2)
 answer viewers that reach it with `503 USE_HLS` (reason `other_process`) instead of `404 NOT_LIVE`,
 and report `live: true` in the media state: HLS segments are plain files every process serves.
 The claim is a key with a TTL, renewed while the publish lives, so a crashed process frees it."""
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 import redis.asyncio as aioredis
@@ -18,14 +19,30 @@ log = logging.getLogger("hawker.media.claims")
 
 TTL_MS = 15_000
 RENEW_S = 5.0
+# Claim: free, or held by the same host (`sub`): a takeover. Another host's claim is a conflict.
+_CLAIM = """
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local ok, data = pcall(cjson.decode, cur)
+  if not ok or type(data) ~= 'table' or data['sub'] ~= ARGV[2] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+if cur then return 2 end
+return 1
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# Renew: ours -> extend; gone (expired, Redis restarted) -> ours again; someone else's -> 0 (lost).
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
 return 0
 """
+
+LostListener = Callable[[str, str], None]
 
 
 def _key(broadcast: str) -> str:
@@ -33,56 +50,76 @@ def _key(broadcast: str) -> str:
 
 
 class PublishClaims:
-    """SET NX on publish, renew every 5 s, compare-and-delete on end. Redis trouble never blocks
-    the local publish: the process then behaves as if it were alone."""
+    """Claim on publish (free, or the same host taking over), renew every 5 s, compare-and-delete
+    on end. Redis trouble never blocks the local publish: the process then behaves as if it were
+    alone. When another process takes the claim over (the same host published there), `on_lost`
+    is called with (broadcast, session id) so this process ends its copy of the publish."""
 
     def __init__(self, redis: aioredis.Redis | None, node_id: str) -> None:
         self.redis = redis
         self.node_id = node_id
-        self._values: dict[str, bytes] = {}
+        self.on_lost: LostListener | None = None
+        self._held: dict[str, tuple[str, bytes]] = {}  # broadcast -> (session id, value)
         self._renewers: dict[str, asyncio.Task[None]] = {}
 
-    async def claim(self, broadcast: str, session_id: str, codec: str | None) -> bool:
-        """True if this process may publish `broadcast` (or Redis cannot tell)."""
-        if self.redis is None:
-            return True
-        value = orjson.dumps({"node": self.node_id, "session": session_id, "codec": codec})
-        try:
-            ok = await self.redis.set(_key(broadcast), value, nx=True, px=TTL_MS)
-        except Exception:  # noqa: BLE001 - Redis down: publish locally
-            log.warning("media claim for %s failed; publishing without a shared claim", broadcast, exc_info=True)
-            return True
-        if not ok:
-            return False
-        self._values[broadcast] = value
-        self._renewers[broadcast] = asyncio.ensure_future(self._renew(broadcast, value))
+    async def claim(self, broadcast: str, session_id: str, sub: str, codec: str | None = None) -> bool:
+        """True if this process may publish `broadcast` for host `sub` (or Redis cannot tell)."""
+        value = orjson.dumps({"node": self.node_id, "session": session_id, "sub": sub, "codec": codec})
+        if self.redis is not None:
+            try:
+                ok = await self.redis.eval(_CLAIM, 1, _key(broadcast), value, sub, TTL_MS)
+            except Exception:  # noqa: BLE001 - Redis down: publish locally
+                log.warning("media claim for %s failed; publishing without a shared claim", broadcast, exc_info=True)
+                ok = 1
+            if not ok:
+                return False
+        self._stop_renewing(broadcast)
+        self._held[broadcast] = (session_id, value)
+        if self.redis is not None:
+            self._renewers[broadcast] = asyncio.ensure_future(self._renew(broadcast, session_id, value))
         return True
 
-    async def _renew(self, broadcast: str, value: bytes) -> None:
+    async def _renew(self, broadcast: str, session_id: str, value: bytes) -> None:
         while True:
             await asyncio.sleep(RENEW_S)
             try:
-                await self.redis.eval(_RENEW, 1, _key(broadcast), value, TTL_MS)  # type: ignore[union-attr]
+                ok = await self.redis.eval(_RENEW, 1, _key(broadcast), value, TTL_MS)  # type: ignore[union-attr]
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001
                 log.warning("renewing the media claim for %s failed", broadcast, exc_info=True)
+                continue
+            if not ok:
+                log.warning("the media claim for %s was taken over by another process", broadcast)
+                if self._held.get(broadcast, ("",))[0] == session_id:
+                    self._held.pop(broadcast, None)
+                    self._renewers.pop(broadcast, None)
+                if self.on_lost is not None:
+                    self.on_lost(broadcast, session_id)
+                return
 
-    async def release(self, broadcast: str) -> None:
+    def _stop_renewing(self, broadcast: str) -> None:
         task = self._renewers.pop(broadcast, None)
         if task is not None:
             task.cancel()
-        value = self._values.pop(broadcast, None)
-        if value is None or self.redis is None:
+
+    async def release(self, broadcast: str, session_id: str) -> None:
+        """Give the claim up, unless a newer session of this process (a takeover) holds it now."""
+        held = self._held.get(broadcast)
+        if held is None or held[0] != session_id:
+            return
+        self._stop_renewing(broadcast)
+        del self._held[broadcast]
+        if self.redis is None:
             return
         try:
-            await self.redis.eval(_RELEASE, 1, _key(broadcast), value)
+            await self.redis.eval(_RELEASE, 1, _key(broadcast), held[1])
         except Exception:  # noqa: BLE001
             log.warning("releasing the media claim for %s failed (it expires in %d s)", broadcast,
                         TTL_MS // 1000, exc_info=True)
 
     async def holder(self, broadcast: str) -> dict[str, Any] | None:
-        """The claim of another process, if any ({"node", "session", "codec"})."""
+        """The claim of another process, if any ({"node", "session", "sub", "codec"})."""
         if self.redis is None:
             return None
         try:
@@ -95,5 +132,5 @@ class PublishClaims:
         return None if data.get("node") == self.node_id else data
 
     async def close(self) -> None:
-        for broadcast in list(self._values):
-            await self.release(broadcast)
+        for broadcast, (session_id, _) in list(self._held.items()):
+            await self.release(broadcast, session_id)

@@ -55,6 +55,11 @@ class ForwardTrack(MediaStreamTrack):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def wait_for_keyframe(self) -> None:
+        """Drop what is queued and start again at the next keyframe (a new publish took over)."""
+        self._queue.clear()
+        self.waiting_for_keyframe = self.kind == "video"
+
     async def recv(self) -> EncodedFrame:  # type: ignore[override]
         while not self._queue:
             if self.readyState != "live":

@@ -17,6 +17,7 @@ import fractions
 import logging
 import os
 import queue
+import re
 import secrets
 import threading
 import time
@@ -33,6 +34,11 @@ log = logging.getLogger("hawker.media.hls")
 VIDEO_TB = fractions.Fraction(1, VIDEO_CLOCK)
 AUDIO_TB = fractions.Fraction(1, AUDIO_CLOCK)
 QUEUE_FRAMES = 600  # ~10 s of video + audio; past it we drop to the next keyframe
+# What a request may name (anything else is refused before the disk is touched): run folders are
+# `attach()`'s `YYYYMMDDTHHMMSS-<6 hex>`, files are one plain name with a media suffix.
+RUN_RE = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{6}$")
+FILE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\.(ts|m4s|mp4|m3u8)$")
+BROADCAST_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class HlsService:
@@ -48,11 +54,27 @@ class HlsService:
         return self.root / broadcast
 
     def current_run(self, broadcast: str) -> Path | None:
+        if not BROADCAST_RE.match(broadcast):
+            return None
         try:
             run = (self.broadcast_dir(broadcast) / "current").read_text().strip()
         except OSError:
             return None
-        return self.broadcast_dir(broadcast) / run if run else None
+        return self.broadcast_dir(broadcast) / run if RUN_RE.match(run) else None
+
+    def file_path(self, broadcast: str, run: str, name: str) -> Path | None:
+        """The file `<root>/<broadcast>/<run>/<name>` if every part is a plain, well-formed name and
+        the resolved path (symlinks followed) is still inside the broadcast's folder; else None.
+        Callers answer None with the same 404 whether or not anything exists at the named place."""
+        if not (BROADCAST_RE.match(broadcast) and RUN_RE.match(run) and FILE_RE.match(name)):
+            return None
+        base = self.broadcast_dir(broadcast)
+        try:
+            resolved = (base / run / name).resolve(strict=True)
+            inside = resolved.is_relative_to(base.resolve(strict=True) / run)
+        except (OSError, RuntimeError, ValueError):
+            return None
+        return resolved if inside and resolved.is_file() else None
 
     def playlist_path(self, broadcast: str) -> Path | None:
         run = self.current_run(broadcast)

@@ -12,3 +12,5 @@ KEYFRAME_REQUESTS = Counter("hawker_media_keyframe_requests_total", "PLIs sent t
 VIEWER_OVERFLOWS = Counter("hawker_media_viewer_overflows_total",
                            "Times a viewer's send backlog overflowed and it skipped to the next keyframe")
 REFUSED = Counter("hawker_media_sessions_refused_total", "WHIP/WHEP/hub offers refused, by code", ["code"])
+TAKEOVERS = Counter("hawker_media_takeovers_total", "Publishes replaced by a new WHIP session of the same host")
+STALLS = Counter("hawker_media_stalls_total", "Times a live publish went stalled (no media, or its connection lost)")

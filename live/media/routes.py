@@ -1,7 +1,6 @@
 """HTTP doors: WHIP ingest (RFC 9725), WHEP-style playback, ICE config, media state, HLS files."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Awaitable, Callable
 
 from aiohttp import web
@@ -10,12 +9,13 @@ from live import auth
 from live.errors import ApiError, error_response, json_response
 from live.media import metrics
 from live.media.ice import browser_config
+from live.media.hls import BROADCAST_RE
 from live.media.service import MediaService, check_broadcast
 
 SDP = "application/sdp"
 CORS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "Location, Link, ETag, Accept-Post",
+    "Access-Control-Expose-Headers": "Location, Link, ETag, Accept-Post, Retry-After",
 }
 PREFLIGHT = {
     **CORS,
@@ -47,6 +47,8 @@ def cors(handler: Handler) -> Handler:
         except ApiError as exc:
             metrics.REFUSED.labels(exc.code).inc()
             resp = error_response(exc.status, exc.code, exc.message, **exc.details)
+            if exc.status == 429 and "retry_after" in exc.details:  # ms in the body, whole seconds here
+                resp.headers["Retry-After"] = str(max(1, -(-int(exc.details["retry_after"]) // 1000)))
         resp.headers.update(CORS)
         return resp
 
@@ -106,7 +108,7 @@ async def whep_post(request: web.Request) -> web.StreamResponse:
     broadcast = check_broadcast(request.match_info["broadcast"])
     claims = auth.require(request, broadcast=broadcast)
     sdp = await _read_sdp(request)
-    answer = await _media(request).play(broadcast, sdp, claims.sub, via="whep")
+    answer = await _media(request).play(broadcast, sdp, claims.sub, via="whep", address=request.remote)
     return _created(request, f"/whep/{broadcast}/{answer.session_id}", answer.sdp)
 
 
@@ -158,12 +160,18 @@ async def media_state(request: web.Request) -> web.StreamResponse:
 # ---- HLS -------------------------------------------------------------------------------------
 
 
+def _not_found() -> ApiError:
+    """One answer for every refused HLS request: a stranger learns nothing about what exists."""
+    return ApiError(404, "NOT_FOUND", "no such HLS file")
+
+
 async def hls_playlist(request: web.Request) -> web.StreamResponse:
-    broadcast = check_broadcast(request.match_info["broadcast"])
+    broadcast = request.match_info["broadcast"]
     hls = _media(request).hls
     path = hls.playlist_path(broadcast) if hls else None
     if path is None:
-        raise ApiError(404, "NO_PLAYLIST", "this broadcast has no HLS playlist yet")
+        raise ApiError(404, "NO_PLAYLIST", "this broadcast has no HLS playlist yet") if hls and \
+            BROADCAST_RE.match(broadcast) else _not_found()
     body = path.read_bytes()
     ended = b"#EXT-X-ENDLIST" in body
     return web.Response(body=body, headers={
@@ -174,15 +182,14 @@ async def hls_playlist(request: web.Request) -> web.StreamResponse:
 
 
 async def hls_file(request: web.Request) -> web.StreamResponse:
-    broadcast = check_broadcast(request.match_info["broadcast"])
-    run, name = request.match_info["run"], request.match_info["name"]
+    """A segment or an older run's playlist. aiohttp decodes %2F inside a path part, so every part
+    is checked against a strict name pattern and the resolved path must stay in the broadcast's folder."""
+    broadcast, run, name = (request.match_info[k] for k in ("broadcast", "run", "name"))
     hls = _media(request).hls
-    suffix = Path(name).suffix
-    if hls is None or "/" in run or run.startswith(".") or name.startswith(".") or suffix not in SEGMENT_TYPES:
-        raise ApiError(404, "NOT_FOUND", "no such HLS file")
-    path = hls.broadcast_dir(broadcast) / run / name
-    if not path.is_file():
-        raise ApiError(404, "NOT_FOUND", "no such HLS file")
+    path = hls.file_path(broadcast, run, name) if hls is not None else None
+    if path is None:
+        raise _not_found()
+    suffix = path.suffix
     headers = {"Content-Type": SEGMENT_TYPES[suffix], **CORS}
     if suffix == ".m3u8":  # an older run's replay: its segment URIs are relative to the run's folder
         body = path.read_bytes().replace(f"{run}/".encode(), b"")

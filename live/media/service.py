@@ -21,6 +21,7 @@ from live.errors import ApiError
 from live.media import ice, metrics, tap
 from live.media.claims import PublishClaims
 from live.media.forward import ForwardTrack, prepare_sender
+from live.media.limits import OfferLimits
 from live.media.rtpout import RtpOutput
 from live.media.sdp import check_offer
 from live.media.stream import KeyframeRequester, LoopLoad, Stream
@@ -32,7 +33,11 @@ VIDEO_QUEUE_FRAMES = 60  # ~2 s at 30 fps, then drop to the next keyframe
 AUDIO_QUEUE_FRAMES = 100  # ~2 s of 20 ms Opus packets
 VIEWER_HEADER_EXTENSIONS = ("urn:ietf:params:rtp-hdrext:sdes:mid",)
 MAX_FANOUT_BUSY = 0.75  # share of the event loop the fan-out may take before new viewers go to HLS
-CONNECT_TIMEOUT_S = 30.0  # a peer that never completes ICE+DTLS must not hold a slot (or a broadcast)
+CONNECT_TIMEOUT_S = 30.0  # a publisher that never completes ICE+DTLS must not hold the broadcast
+VIEWER_CONNECT_TIMEOUT_S = 10.0  # ...nor a viewer a WebRTC slot (Config.webrtc_connect_timeout_s)
+SESSIONS_PER_USER = 2  # viewer sessions per user and broadcast (Config.webrtc_sessions_per_user)
+STALL_S = 5.0  # no media from a live host for this long -> "stalled" (Config.media_stall_s)
+STALL_GRACE_S = 30.0  # a stalled publish ends after this unless the host comes back (Config.media_stall_grace_s)
 
 StateListener = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -55,6 +60,9 @@ class PublishSession:
     created: float = field(default_factory=time.time)
     went_live: bool = False
     closed: bool = False
+    last_frame: float = field(default_factory=time.monotonic)
+    stalled_at: float | None = None  # monotonic time the host's media stopped (None: flowing)
+    lost: bool = False  # the host's connection is gone: only a takeover or the grace end it
 
 
 @dataclass(eq=False)
@@ -66,6 +74,7 @@ class ViewerSession:
     video: ForwardTrack | None
     audio: ForwardTrack | None
     via: str  # "whep" | "hub"
+    stream: Stream | None = None  # the publish it forwards (changes on a host takeover)
     outputs: list[RtpOutput] = field(default_factory=list)
     created: float = field(default_factory=time.time)
     attached: bool = False
@@ -82,7 +91,10 @@ class MediaService:
     """Owns every peer connection of this process. One instance per app (`app["media"]`)."""
 
     def __init__(self, *, ice_servers: list[ice.IceServer], viewer_cap: int, hls: Any | None = None,
-                 forward: str = "direct", claims: PublishClaims | None = None) -> None:
+                 forward: str = "direct", claims: PublishClaims | None = None,
+                 sessions_per_user: int = SESSIONS_PER_USER, offer_limits: OfferLimits | None = None,
+                 viewer_connect_timeout_s: float = VIEWER_CONNECT_TIMEOUT_S,
+                 stall_s: float = STALL_S, stall_grace_s: float = STALL_GRACE_S) -> None:
         if forward not in ("direct", "sender"):
             raise ValueError("forward must be 'direct' (fan-out loop) or 'sender' (aiortc RTCRtpSender per viewer)")
         self.forward = forward
@@ -99,6 +111,12 @@ class MediaService:
         self._over_cap = False
         self.closing = False
         self.connect_timeout_s = CONNECT_TIMEOUT_S
+        self.viewer_connect_timeout_s = viewer_connect_timeout_s
+        self.sessions_per_user = max(1, sessions_per_user)
+        self.offer_limits = offer_limits or OfferLimits.of(0, 0, 0, 0)
+        self.stall_s = stall_s
+        self.stall_grace_s = stall_grace_s
+        self.claims.on_lost = self._claim_lost
         self.load = LoopLoad()
         self.max_fanout_busy = MAX_FANOUT_BUSY
 
@@ -124,9 +142,13 @@ class MediaService:
         codec = None
         if pub and pub.stream.info.video_codec is not None:
             codec = pub.stream.info.video_codec.name  # type: ignore[attr-defined]
+        stalled_at = pub.stalled_at if live and pub else None
         return {
             "broadcast": broadcast,
             "live": live,
+            "state": "offline" if not live else "stalled" if stalled_at is not None else "live",
+            "stalled_until": None if stalled_at is None else
+            int((time.time() + stalled_at + self.stall_grace_s - time.monotonic()) * 1000),
             "mode": self.mode() if live else "hls",
             "codec": codec,
             "whep_url": f"/whep/{broadcast}",
@@ -141,7 +163,7 @@ class MediaService:
         """`state()`, also right on a process that does not hold the publish (HLS only there)."""
         state = self.state(broadcast)
         if not state["live"] and await self.claims.holder(broadcast) is not None:
-            state.update(live=True, mode="hls", hls_url=self.hls_url(broadcast), elsewhere=True)
+            state.update(live=True, state="live", mode="hls", hls_url=self.hls_url(broadcast), elsewhere=True)
         return state
 
     def on_state(self, listener: StateListener) -> None:
@@ -171,27 +193,36 @@ class MediaService:
     # ---- publishing (WHIP) -------------------------------------------------------------------
 
     async def publish(self, broadcast: str, sdp: str, sub: str) -> Answer:
-        """Accept the host's offer; 409 when the broadcast already has a publisher."""
+        """Accept the host's offer. The same host (`sub`) publishing again while a publish is live
+        or stalled takes over at once (a studio reload, a new device): the old session is closed
+        and its viewers continue on the new one. Another host gets `409 PUBLISH_CONFLICT`."""
         check_broadcast(broadcast)
         check_offer(sdp, publishing=True)
         if self.closing:
             raise ApiError(503, "SHUTTING_DOWN", "this node is shutting down")
-        if broadcast in self.publishers or broadcast in self._pending_publish:
-            raise ApiError(409, "ALREADY_PUBLISHING", "this broadcast already has a live publisher")
+        current = self.publishers.get(broadcast)
+        if (current is not None and current.sub != sub) or broadcast in self._pending_publish:
+            raise ApiError(409, "PUBLISH_CONFLICT", "this broadcast is being published by another host or device")
         self._pending_publish.add(broadcast)
         session_id = secrets.token_urlsafe(16)
         try:
-            if not await self.claims.claim(broadcast, session_id, None):
-                raise ApiError(409, "ALREADY_PUBLISHING", "this broadcast is live from another Hawker process")
-            try:
-                return await self._publish(broadcast, sdp, sub, session_id)
-            except BaseException:
-                await self.claims.release(broadcast)
-                raise
+            elsewhere = await self.claims.holder(broadcast)
+            if elsewhere is not None and elsewhere.get("sub") != sub:  # cheap early answer; claim() decides
+                raise ApiError(409, "PUBLISH_CONFLICT", "this broadcast is live from another host")
+            session = await self._negotiate(broadcast, sdp, sub, session_id)
+            if self.closing:
+                await session.pc.close()
+                raise ApiError(503, "SHUTTING_DOWN", "this node is shutting down")
+            if not await self.claims.claim(broadcast, session_id, sub):
+                await session.pc.close()
+                raise ApiError(409, "PUBLISH_CONFLICT", "this broadcast is live from another host")
+            await self._start(session)
+            return Answer(session_id, session.pc.localDescription.sdp)
         finally:
             self._pending_publish.discard(broadcast)
 
-    async def _publish(self, broadcast: str, sdp: str, sub: str, session_id: str) -> Answer:
+    async def _negotiate(self, broadcast: str, sdp: str, sub: str, session_id: str) -> PublishSession:
+        """The host's peer connection with its answer ready; nothing is published yet."""
         pc = self._pc()
         session: PublishSession | None = None
         requester = KeyframeRequester(lambda: self._send_pli(session))
@@ -210,7 +241,7 @@ class MediaService:
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
             if pc.connectionState in ("failed", "closed"):
-                await self.end_publish(broadcast, session_id, reason=pc.connectionState)
+                await self._lost(session, f"connection {pc.connectionState}")
 
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
@@ -225,15 +256,91 @@ class MediaService:
         except (OperationError, InternalError, InvalidStateError, ValueError) as exc:
             await pc.close()
             raise ApiError(422, "UNSUPPORTED_CODEC", f"cannot answer this offer: {exc}") from None
+        return session
+
+    async def _start(self, session: PublishSession) -> None:
+        """Make `session` the broadcast's publish, taking over from the host's previous one."""
+        broadcast, stream = session.broadcast, session.stream
+        previous = self.publishers.get(broadcast)
         self.publishers[broadcast] = session
-        self.publish_sessions[session_id] = session
+        self.publish_sessions[session.id] = session
         metrics.PUBLISHERS.inc()
-        self._spawn(self._connect_watchdog(pc, lambda: self.end_publish(broadcast, session_id, reason="never connected")))
+        self._spawn(self._connect_watchdog(
+            session.pc, lambda: self.end_publish(broadcast, session.id, reason="never connected")))
+        self._spawn(self._watch_stall(session))
         if self.hls is not None:
             self.hls.attach(stream)
-        log.info("publish %s started (session %s, video %s)", broadcast, session_id,
-                 getattr(stream.info.video_codec, "name", None))
-        return Answer(session_id, pc.localDescription.sdp)
+        if previous is not None and not previous.closed:
+            await self._hand_over(previous, session)
+        log.info("publish %s started (session %s, video %s%s)", broadcast, session.id,
+                 getattr(stream.info.video_codec, "name", None), ", took over" if previous else "")
+
+    async def _hand_over(self, old: PublishSession, new: PublishSession) -> None:
+        """The same host published again: the old session ends and, when the codecs match, its
+        viewers move to the new stream (they resume at its first keyframe); else they are ended
+        and reconnect."""
+        old.closed = True
+        metrics.PUBLISHERS.dec()
+        metrics.TAKEOVERS.inc()
+        self.publish_sessions.pop(old.id, None)
+        viewers = [v for v in self.viewers.values() if v.stream is old.stream]
+        if _same_codecs(old.stream, new.stream):
+            new.stream.adopt(old.stream)
+            for viewer in viewers:
+                viewer.stream = new.stream
+        else:
+            for viewer in viewers:
+                self._detach_viewer(viewer)
+                self._spawn(viewer.pc.close())
+        old.stream.end()
+        if self.hls is not None:
+            self.hls.detach(old.stream)
+            self._spawn(self.hls.wait_finished(old.stream))
+        self._spawn(old.pc.close())
+        log.info("publish %s: session %s replaced by %s of the same host (%d viewers kept)", old.broadcast,
+                 old.id, new.id, len([v for v in viewers if v.stream is new.stream]))
+        self._emit(new.broadcast)
+
+    def _claim_lost(self, broadcast: str, session_id: str) -> None:
+        """The same host published on another process, which took the shared claim: end ours."""
+        self._spawn(self.end_publish(broadcast, session_id, reason="taken over on another process"))
+
+    # ---- stalls: no RTP from the host -----------------------------------------------------------
+
+    async def _lost(self, session: PublishSession, why: str) -> None:
+        """The host's connection died without a DELETE (tab closed or crashed, network gone): a
+        publish that was live is held as stalled for the grace period, for the host to come back."""
+        if session.closed:
+            return
+        if not session.went_live or self.stall_grace_s <= 0:
+            await self.end_publish(session.broadcast, session.id, reason=why)
+            return
+        if not session.lost:
+            session.lost = True
+            log.warning("publish %s lost (%s): held %.0fs for the host to come back", session.broadcast, why,
+                        self.stall_grace_s)
+        self._stall(session)
+
+    def _stall(self, session: PublishSession) -> None:
+        if session.stalled_at is None and not session.closed:
+            session.stalled_at = time.monotonic()
+            metrics.STALLS.inc()
+            self._emit(session.broadcast)
+
+    async def _watch_stall(self, session: PublishSession) -> None:
+        """`stall_s` without a frame from a live publish -> `stalled`; `stall_grace_s` stalled -> ended."""
+        while not session.closed:
+            await asyncio.sleep(min(1.0, max(0.05, self.stall_s / 4)))
+            now = time.monotonic()
+            if session.closed:
+                return
+            if session.stalled_at is None:
+                if session.went_live and now - session.last_frame >= self.stall_s:
+                    log.warning("publish %s stalled: no media for %.1fs", session.broadcast, now - session.last_frame)
+                    self._stall(session)
+            elif now - session.stalled_at >= self.stall_grace_s:
+                await self.end_publish(session.broadcast, session.id, reason="stalled")
+                return
 
     def _pick_publisher_codecs(self, pc: RTCPeerConnection, stream: Stream) -> None:
         """Keep the publisher's first supported codec (plus its RTX) and drop goog-remb: the
@@ -256,6 +363,11 @@ class MediaService:
 
     def _on_publisher_frame(self, session: PublishSession, frame: Any) -> None:
         metrics.FRAMES_IN.labels(frame.kind).inc()
+        session.last_frame = time.monotonic()
+        if session.stalled_at is not None and not session.lost and not session.closed:
+            session.stalled_at = None  # the host's media is back
+            log.info("publish %s recovered from a stall", session.broadcast)
+            self._emit(session.broadcast)
         if frame.keyframe and frame.kind == "video" or session.stream.frames_in % 100 == 0:
             self._check_cap_flip()  # the load guard can flip the mode without anyone joining
         if not session.went_live:
@@ -266,7 +378,7 @@ class MediaService:
     def _on_tap_end(self, session: PublishSession, kind: str) -> None:
         # The host's receiver stopped (RTCP BYE, DTLS close, pc closed): the publish is over.
         if not session.closed and (kind == "video" or session.stream.info.video_codec is None):
-            self._spawn(self.end_publish(session.broadcast, session.id, reason=f"{kind} ended"))
+            self._spawn(self._lost(session, f"{kind} ended"))
 
     def _send_pli(self, session: PublishSession | None) -> None:
         if session is None or session.closed:
@@ -289,12 +401,12 @@ class MediaService:
         self.publish_sessions.pop(session_id, None)
         if self.publishers.get(broadcast) is session:
             del self.publishers[broadcast]
+        viewers = [v for v in self.viewers.values() if v.stream is session.stream]
         session.stream.end()
-        await self.claims.release(broadcast)
+        await self.claims.release(broadcast, session_id)
         log.log(logging.INFO if reason in ("deleted", "shutdown") else logging.WARNING,
                 "publish %s ended (%s) after %.0fs, %d frames in", broadcast, reason,
                 time.time() - session.created, session.stream.frames_in)
-        viewers = [v for v in self.viewers.values() if v.broadcast == broadcast]
         if self.hls is not None:
             self.hls.detach(session.stream)
         await asyncio.gather(*(self.end_play(broadcast, v.id) for v in viewers), return_exceptions=True)
@@ -306,9 +418,14 @@ class MediaService:
 
     # ---- playback (WHEP and hub) -------------------------------------------------------------
 
-    async def play(self, broadcast: str, sdp: str, sub: str, via: str = "whep") -> Answer:
-        """Answer a viewer's offer with a sendonly connection forwarding the host's frames."""
+    async def play(self, broadcast: str, sdp: str, sub: str, via: str = "whep", address: str | None = None) -> Answer:
+        """Answer a viewer's offer with a sendonly connection forwarding the host's frames.
+
+        Every offer first passes the per-user and per-address rate limits (`429 RATE_LIMITED`);
+        a user holds at most `sessions_per_user` sessions per broadcast: a new one replaces the
+        user's oldest, so one viewer can never take every WebRTC slot."""
         check_broadcast(broadcast)
+        self.offer_limits.check(sub, address)
         check_offer(sdp, publishing=False)
         pub = self.publishers.get(broadcast)
         if pub is None or pub.closed:
@@ -316,6 +433,10 @@ class MediaService:
                 raise ApiError(503, "USE_HLS", "the broadcast is live on another Hawker process; play the HLS stream",
                                hls_url=self.hls_url(broadcast), reason="other_process")
             raise ApiError(404, "NOT_LIVE", "this broadcast has no live publisher", hls_url=self._replay_url(broadcast))
+        own = [v for v in self.viewers.values() if v.broadcast == broadcast and v.sub == sub]
+        for old in sorted(own, key=lambda v: v.created)[:max(0, len(own) - self.sessions_per_user + 1)]:
+            self._detach_viewer(old)  # synchronous: the slot is free before the cap check below
+            self._spawn(old.pc.close())
         if len(self.viewers) >= self.viewer_cap:
             raise ApiError(503, "USE_HLS", "WebRTC viewer capacity reached; play the HLS stream",
                            hls_url=self.hls_url(broadcast), reason="cap")
@@ -326,17 +447,25 @@ class MediaService:
         pc = self._pc()
         session_id = secrets.token_urlsafe(16)
         video = audio = None
+        holder: list[ViewerSession] = []
+
+        def want_keyframe() -> None:  # to whichever publish the viewer forwards now (takeovers move it)
+            if holder and holder[0].stream is not None:
+                holder[0].stream.keyframes.request()
+
         if stream.info.video_codec is not None:
-            video = ForwardTrack("video", VIDEO_QUEUE_FRAMES, stream.keyframes.request)
+            video = ForwardTrack("video", VIDEO_QUEUE_FRAMES, want_keyframe)
             tr = pc.addTransceiver(video, direction="sendonly")
             tr.setCodecPreferences(_capabilities_for(stream.info.video_codec, "video"))
-            prepare_sender(tr.sender, stream.keyframes.request)
+            prepare_sender(tr.sender, want_keyframe)
         if stream.info.audio_codec is not None:
             audio = ForwardTrack("audio", AUDIO_QUEUE_FRAMES, lambda: None)
             tr = pc.addTransceiver(audio, direction="sendonly")
             tr.setCodecPreferences(_capabilities_for(stream.info.audio_codec, "audio"))
             prepare_sender(tr.sender, lambda: None)
-        session = ViewerSession(id=session_id, broadcast=broadcast, sub=sub, pc=pc, video=video, audio=audio, via=via)
+        session = ViewerSession(id=session_id, broadcast=broadcast, sub=sub, pc=pc, video=video, audio=audio, via=via,
+                                stream=stream)
+        holder.append(session)
         self.viewers[session_id] = session  # counts against the cap from now on
         metrics.VIEWERS.inc()
 
@@ -344,18 +473,19 @@ class MediaService:
         async def _on_state() -> None:
             if pc.connectionState == "connected" and not session.attached and not session.closed:
                 current = self.publishers.get(broadcast)
-                if current is None or current.stream is not stream:
+                live = session.stream
+                if current is None or live is None or current.stream is not live:
                     await self.end_play(broadcast, session_id)
                     return
                 session.attached = True
                 if self.forward == "direct":
                     session.outputs = [
-                        RtpOutput(t.sender.track.kind, t, stream.keyframes.request)
+                        RtpOutput(t.sender.track.kind, t, want_keyframe)
                         for t in pc.getTransceivers() if isinstance(t.sender.track, ForwardTrack)
                     ]
-                    stream.add_outputs(session.outputs)
+                    live.add_outputs(session.outputs)
                 else:
-                    stream.add_tracks(video, audio)
+                    live.add_tracks(video, audio)
             elif pc.connectionState in ("failed", "closed"):
                 await self.end_play(broadcast, session_id)
 
@@ -364,42 +494,51 @@ class MediaService:
             _trim_viewer_negotiation(pc)
             await pc.setLocalDescription(await pc.createAnswer())
         except (OperationError, InternalError, InvalidStateError, ValueError) as exc:
-            self.viewers.pop(session_id, None)
-            metrics.VIEWERS.dec()
+            if session.closed:
+                raise _replaced() from None
+            self._detach_viewer(session)
             await pc.close()
             raise ApiError(422, "UNSUPPORTED_CODEC",
                            f"the viewer must accept {getattr(stream.info.video_codec, 'name', 'Opus')}: {exc}") from None
-        if self.publishers.get(broadcast) is not pub:  # the host left while we negotiated
+        if session.closed:  # a newer offer of the same user took this one's place while we negotiated
+            raise _replaced()
+        current = self.publishers.get(broadcast)
+        if current is None or current.stream is not session.stream:  # the host left while we negotiated
             await self.end_play(broadcast, session_id)
             raise ApiError(404, "NOT_LIVE", "the broadcast ended", hls_url=self._replay_url(broadcast))
         self._check_cap_flip()
-        self._spawn(self._connect_watchdog(pc, lambda: self.end_play(broadcast, session_id)))
+        self._spawn(self._connect_watchdog(pc, lambda: self.end_play(broadcast, session_id),
+                                           self.viewer_connect_timeout_s))
         return Answer(session_id, pc.localDescription.sdp)
 
-    async def _connect_watchdog(self, pc: RTCPeerConnection, end: Callable[[], Awaitable[Any]]) -> None:
-        await asyncio.sleep(self.connect_timeout_s)
+    async def _connect_watchdog(self, pc: RTCPeerConnection, end: Callable[[], Awaitable[Any]],
+                                timeout_s: float | None = None) -> None:
+        timeout_s = self.connect_timeout_s if timeout_s is None else timeout_s
+        await asyncio.sleep(timeout_s)
         if pc.connectionState not in ("connected", "closed"):
-            log.info("peer connection still %s after %.0fs: closing it", pc.connectionState, self.connect_timeout_s)
+            log.info("peer connection still %s after %.0fs: closing it", pc.connectionState, timeout_s)
             await end()
 
     async def end_play(self, broadcast: str, session_id: str) -> bool:
         session = self.viewers.get(session_id)
         if session is None or session.broadcast != broadcast or session.closed:
             return False
-        session.closed = True
-        del self.viewers[session_id]
-        metrics.VIEWERS.dec()
-        pub = self.publishers.get(broadcast)
-        if pub is not None:
-            pub.stream.remove_outputs(session.outputs)
-            pub.stream.remove_tracks(session.video, session.audio)
-        else:
-            for track in (session.video, session.audio):
-                if track is not None:
-                    track.stop()
+        self._detach_viewer(session)
         await session.pc.close()
-        self._check_cap_flip()
         return True
+
+    def _detach_viewer(self, session: ViewerSession) -> None:
+        """The synchronous half of ending a viewer: out of the fan-out and the cap at once."""
+        session.closed = True
+        self.viewers.pop(session.id, None)
+        metrics.VIEWERS.dec()
+        if session.stream is not None:
+            session.stream.remove_outputs(session.outputs)
+            session.stream.remove_tracks(session.video, session.audio)
+        for track in (session.video, session.audio):
+            if track is not None:
+                track.stop()
+        self._check_cap_flip()
 
     def _replay_url(self, broadcast: str) -> str | None:
         if self.hls is not None and self.hls.has_playlist(broadcast):
@@ -434,6 +573,18 @@ def _grow_receive_buffers(pc: RTCPeerConnection) -> None:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, INGEST_RCVBUF)
                 except OSError:
                     pass
+
+
+def _replaced() -> ApiError:
+    return ApiError(409, "SESSION_REPLACED", "a newer offer from the same user replaced this one")
+
+
+def _same_codecs(old: Stream, new: Stream) -> bool:
+    """Viewers negotiated the old publish's codecs; they can follow the new one only if it is the same."""
+    def names(stream: Stream) -> tuple[str | None, str | None]:
+        return tuple(getattr(c, "name", None) and c.name.lower()  # type: ignore[return-value]
+                     for c in (stream.info.video_codec, stream.info.audio_codec))
+    return names(old) == names(new)
 
 
 def _supported(codec: RTCRtpCodecParameters) -> bool:

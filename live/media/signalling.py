@@ -2,7 +2,9 @@
 
 - `webrtc.offer {sdp}` -> ack `{ok, sdp, session_id}`: the same `MediaService.play()` as
   `POST /whep/<broadcast>`, so the cap, codes (`USE_HLS` + `hls_url`, `NOT_LIVE`, `INVALID_SDP`,
-  `UNSUPPORTED_CODEC`) and behaviour are identical. One WebRTC session per socket: a new offer
+  `UNSUPPORTED_CODEC`, `RATE_LIMITED` + `retry_after` ms) and behaviour are identical: one rate
+  bucket per user and per client address for both doors, at most `webrtc_sessions_per_user`
+  sessions per user (a new one replaces the oldest). One WebRTC session per socket: a new offer
   replaces the previous one; leaving the hub (disconnect) ends it.
 - `webrtc.close {}` -> ack `{ok, closed}`: stop watching over WebRTC (e.g. switching to HLS).
 - `webrtc.ice {}` -> ack `{ok, ice_servers}`: the STUN/TURN list, as `GET /api/ice` gives it.
@@ -50,7 +52,7 @@ def register(hub: Any, services: Any, media: MediaService | None = None) -> None
         if previous is not None:
             await media.end_play(caller.broadcast, previous)
         try:
-            answer = await media.play(caller.broadcast, sdp, caller.user, via="hub")
+            answer = await media.play(caller.broadcast, sdp, caller.user, via="hub", address=_address(hub, caller.sid))
         except ApiError as exc:
             metrics.REFUSED.labels(exc.code).inc()
             raise HubError(exc.code, exc.message, **exc.details) from None
@@ -92,6 +94,16 @@ def register(hub: Any, services: Any, media: MediaService | None = None) -> None
             await result
 
     media.on_state(_on_state)
+
+
+def _address(hub: Any, sid: str) -> str | None:
+    """The socket's client address (the per-address offer limit), as aiohttp saw it."""
+    try:
+        environ = hub.sio.get_environ(sid) or {}
+    except Exception:  # noqa: BLE001 - no environ: the per-user limit still applies
+        return None
+    request = environ.get("aiohttp.request")
+    return getattr(request, "remote", None)
 
 
 def setup(app: web.Application, services: Any, media: MediaService) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from live.media.forward import ForwardTrack
-from live.media.frames import EncodedFrame
+from live.media.frames import AUDIO_CLOCK, VIDEO_CLOCK, EncodedFrame
 from live.media.rtpout import RtpOutput, now_ntp
 
 log = logging.getLogger("hawker.media.stream")
@@ -111,10 +111,18 @@ class Stream:
     frames_in: int = 0
     keyframes_in: int = 0
     ended: bool = False
+    # continuity for viewers adopted from an earlier stream (host takeover): see adopt()
+    last: dict[str, tuple[int, float]] = field(default_factory=dict)  # kind -> (timestamp, arrival)
+    last_picture_id: int = -1
+    _follow: dict[str, tuple[int, float]] = field(default_factory=dict)
+    _ts_offset: dict[str, int] = field(default_factory=dict)
+    _follow_picture_id: int | None = None
+    _picture_offset: int = 0
 
     def on_frame(self, frame: EncodedFrame) -> None:
         if self.ended:
             return
+        self._continue(frame)
         self.frames_in += 1
         if frame.kind == "video":
             if frame.keyframe:
@@ -138,6 +146,48 @@ class Stream:
             self.load.add(time.perf_counter() - started)
         for listener in self.listeners:
             listener(frame)
+
+    def _continue(self, frame: EncodedFrame) -> None:
+        """Shift this stream's RTP timestamps (and VP8 picture ids) to follow the stream it adopted
+        viewers from, so their decoders see one timeline: the gap in RTP time is the gap in wall time."""
+        kind = frame.kind
+        follow = self._follow.pop(kind, None)
+        if follow is not None:
+            ts, arrival = follow
+            clock = VIDEO_CLOCK if kind == "video" else AUDIO_CLOCK
+            step = max(1, round((frame.arrival - arrival) * clock))
+            self._ts_offset[kind] = (ts + step - frame.timestamp) & 0xFFFFFFFF
+        offset = self._ts_offset.get(kind)
+        if offset:
+            frame.timestamp = (frame.timestamp + offset) & 0xFFFFFFFF
+        if kind == "video":
+            if self._follow_picture_id is not None:
+                self._picture_offset = (self._follow_picture_id + 1 - frame.picture_id) & 0x7FFF
+                self._follow_picture_id = None
+            if self._picture_offset:
+                frame.picture_id = (frame.picture_id + self._picture_offset) & 0x7FFF
+            self.last_picture_id = frame.picture_id
+        self.last[kind] = (frame.timestamp, frame.arrival)
+
+    def adopt(self, old: "Stream") -> None:
+        """Host takeover: `old`'s viewers continue on this stream without renegotiating. Their RTP
+        timeline (SSRC, sequence numbers, timestamps, picture ids) goes on; video waits for this
+        stream's first keyframe, which is asked for at once."""
+        self._follow.update(old.last)
+        if old.last_picture_id >= 0:
+            self._follow_picture_id = old.last_picture_id
+        for output in old.video_outputs:
+            output.waiting = True
+        for track in old.video_tracks:
+            track.wait_for_keyframe()
+        self.video_outputs |= old.video_outputs
+        self.audio_outputs |= old.audio_outputs
+        self.video_tracks |= old.video_tracks
+        self.audio_tracks |= old.audio_tracks
+        for group in (old.video_outputs, old.audio_outputs, old.video_tracks, old.audio_tracks):
+            group.clear()
+        if self.video_outputs or self.video_tracks:
+            self.keyframes.request()
 
     def add_tracks(self, video: ForwardTrack | None, audio: ForwardTrack | None) -> None:
         if video is not None:

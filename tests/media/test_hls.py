@@ -97,3 +97,40 @@ async def test_hls_files_outside_a_run_are_not_served(media_server, http):
         async with http.get(media_server.url + path) as resp:
             assert resp.status in (400, 404)
             assert (await resp.json())["error"]["code"] in ("NOT_FOUND", "INVALID_BROADCAST")
+
+
+async def test_hls_names_cannot_leave_the_broadcasts_media_folder(media_server, http, tmp_path):
+    """Issue 13 row 1: an encoded '/' in the run or file name (an absolute path, or '..' steps) must
+    not reach a file outside `<media_dir>/hls/<broadcast>/<run>/`; every refusal is the same 404."""
+    secret = tmp_path / "outside" / "secret.m3u8"
+    secret.parent.mkdir()
+    secret.write_text("#EXTM3U\n#SECRET\n")
+    (tmp_path / "outside" / "secret.ts").write_bytes(b"SECRET-TS")
+    run = "20260101T000000-abcdef"
+    run_dir = tmp_path / "media" / "hls" / "b1" / run
+    (run_dir / "x").mkdir(parents=True)
+    (run_dir / "seg_00000.ts").write_bytes(b"\x47" * 188)
+    (tmp_path / "media" / "hls" / "b2" / run).mkdir(parents=True)
+    (tmp_path / "media" / "hls" / "b2" / run / "seg_00000.ts").write_bytes(b"OTHER-BROADCAST")
+    quoted = str(secret).replace("/", "%2F")
+    up = "%2F..".join([""] * 8)  # enough '..' steps to reach '/' from anywhere below tmp_path
+    probes = [
+        f"/hls/b1/{run}/{quoted}",  # an absolute name joined to the run folder wins
+        f"/hls/b1/x/{quoted}",
+        f"/hls/b1/{run}/x{up}{quoted}",  # x/../../.. from a real run folder
+        f"/hls/b1/{run}/x%2F..%2F..%2F..%2Fb2%2F{run}%2Fseg_00000.ts",  # into another broadcast
+        f"/hls/b1/{run}%2F..%2F..%2Fb2%2F{run}/seg_00000.ts",
+        f"/hls/b1/..%2Fb2%2F{run}/seg_00000.ts",
+        f"/hls/b1/{run}/seg_00000.ts%00.ts",
+        f"/hls/b1/{run}/.hidden.ts",
+        f"/hls/b1/{run}/seg_99999.ts",  # well-formed but absent: the same answer as the probes
+        "/hls/..%2Fb2/index.m3u8",
+    ]
+    for path in probes:
+        async with http.get(media_server.url + path) as resp:
+            body = await resp.read()
+            assert resp.status == 404, (path, resp.status, body[:80])
+            assert b"SECRET" not in body and b"OTHER-BROADCAST" not in body
+            assert (await resp.json())["error"] == {"code": "NOT_FOUND", "message": "no such HLS file"}, path
+    async with http.get(f"{media_server.url}/hls/b1/{run}/seg_00000.ts") as resp:  # the real one still works
+        assert resp.status == 200 and await resp.read() == b"\x47" * 188

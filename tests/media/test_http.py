@@ -1,6 +1,10 @@
 """WHIP/WHEP HTTP contract: auth, content type, bad SDP, a second publisher, capacity, CORS."""
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
@@ -56,7 +60,7 @@ async def test_second_publisher_conflicts_and_delete_needs_the_session(media_ser
     await pub.start(http)
     assert pub.location and pub.location.startswith("/whip/b1/")
     status, _, body = await post_sdp(http, f"{media_server.url}/whip/b1", await _offer(), token("host", "b1", "h2"))
-    assert status == 409 and '"ALREADY_PUBLISHING"' in body
+    assert status == 409 and '"PUBLISH_CONFLICT"' in body
 
     async with http.patch(media_server.url + pub.location, headers={"Authorization": f"Bearer {token('host', 'b1')}"}) as resp:
         assert resp.status == 405 and await _error(resp) == "TRICKLE_NOT_SUPPORTED"
@@ -68,7 +72,7 @@ async def test_second_publisher_conflicts_and_delete_needs_the_session(media_ser
     assert "b1" in media.publishers
     async with http.get(media_server.url + "/metrics") as resp:
         text = await resp.text()
-    assert "hawker_media_publishers" in text and 'hawker_media_sessions_refused_total{code="ALREADY_PUBLISHING"}' in text
+    assert "hawker_media_publishers" in text and 'hawker_media_sessions_refused_total{code="PUBLISH_CONFLICT"}' in text
     assert await pub.stop(http) == 200
     await wait_for(lambda: "b1" not in media.publishers, 30, "the publish to end")
 
@@ -161,7 +165,7 @@ async def test_a_second_process_refuses_a_second_publisher_and_sends_its_viewers
     pub = Publisher(a.url, "b1", token("host", "b1"))
     await pub.start(http)
     status, _, body = await post_sdp(http, f"{b.url}/whip/b1", await _offer(), token("host", "b1", "h2"))
-    assert status == 409 and '"ALREADY_PUBLISHING"' in body
+    assert status == 409 and '"PUBLISH_CONFLICT"' in body
     viewer = Viewer(b.url, "b1", token("viewer", "b1", "v1"))
     assert not await viewer.start(http)
     assert viewer.status == 503 and viewer.error and viewer.error["code"] == "USE_HLS"
@@ -179,3 +183,88 @@ async def test_a_second_process_refuses_a_second_publisher_and_sends_its_viewers
     again = Publisher(b.url, "b1", token("host", "b1"))
     await again.start(http)  # the claim was released: process b may take the broadcast now
     assert await again.stop(http) == 200
+
+
+async def test_one_viewer_cannot_take_every_webrtc_slot(make_server, http, token, media_ip, tmp_path):
+    """Issue 13 row 7: with cap 3, one token's offers got 201, 201, 201 and the next viewer got
+    503 USE_HLS. A user holds at most 2 sessions per broadcast; a third replaces the oldest."""
+    server = await make_server(media_dir=str(tmp_path / "m"), webrtc_viewer_cap=3)
+    media = server.app["media"]
+    pub = Publisher(server.url, "b1", token("host", "b1", "h1"))
+    await pub.start(http)
+    hog = [Viewer(server.url, "b1", token("viewer", "b1", "hog")) for _ in range(3)]
+    for v in hog:
+        assert await v.start(http), v.error  # a reload or a second tab is never refused...
+    ids = [v.location.rsplit("/", 1)[-1] for v in hog]
+    assert [s.id for s in media.viewers.values() if s.sub == "hog"] == ids[1:]  # ...it replaced the oldest
+    other = Viewer(server.url, "b1", token("viewer", "b1", "someone-else"))
+    assert await other.start(http), other.error  # a slot was left for another viewer
+    assert media.viewer_count("b1") == 3
+    await wait_for(lambda: len(other.sizes) >= 3, 60, "the other viewer's video")
+    for v in [*hog, other]:
+        await v.stop(http)
+    await pub.stop(http)
+
+
+async def test_whep_offers_are_rate_limited_per_user_and_per_address(media_server, http, token, media_ip):
+    """Issue 13 row 7: POST /whep had no rate limit. Past the user's bucket (5 offers, then 1 per
+    5 s) an offer gets 429 RATE_LIMITED with Retry-After; other users are unaffected; one address
+    cycling through many users meets the per-address bucket (60 offers, then 5 per second)."""
+    url = f"{media_server.url}/whep/b1"
+    offer = await _offer("play")
+    for _ in range(5):
+        status, _, body = await post_sdp(http, url, offer, token("viewer", "b1", "eager"))
+        assert status == 404 and '"NOT_LIVE"' in body
+    status, headers, body = await post_sdp(http, url, offer, token("viewer", "b1", "eager"))
+    assert status == 429, body
+    error = json.loads(body)["error"]
+    assert error["code"] == "RATE_LIMITED" and 1000 <= error["retry_after"] <= 5000
+    assert 1 <= int(headers["Retry-After"]) <= 5 and "Retry-After" in headers["Access-Control-Expose-Headers"]
+    status, _, body = await post_sdp(http, url, offer, token("viewer", "b1", "calm"))
+    assert status == 404 and '"NOT_LIVE"' in body  # another user is not limited by "eager"
+    statuses = []
+    for i in range(120):  # one address, a fresh user each time: no per-user bucket is ever empty
+        status, headers, body = await post_sdp(http, url, offer, token("viewer", "b1", f"sock-{i}"))
+        statuses.append(status)
+        if status == 429:
+            assert json.loads(body)["error"]["code"] == "RATE_LIMITED" and int(headers["Retry-After"]) >= 1
+            break
+    assert statuses[-1] == 429 and 50 <= len(statuses) <= 100 and set(statuses[:-1]) == {404}, statuses
+
+
+async def test_an_unanswered_viewer_offer_frees_its_slot_within_the_connect_timeout(make_server, http, token,
+                                                                                     media_ip, tmp_path):
+    """Issue 13 row 7: an offer whose peer never connects held a WebRTC slot for 30 s. Now the slot
+    is free after `webrtc_connect_timeout_s` (10 s by default)."""
+    server = await make_server(media_dir=str(tmp_path / "m"), webrtc_viewer_cap=1)
+    media = server.app["media"]
+    pub = Publisher(server.url, "b1", token("host", "b1", "h1"))
+    await pub.start(http)
+    status, _, _ = await post_sdp(http, f"{server.url}/whep/b1", await _offer("play"), token("viewer", "b1", "ghost"))
+    assert status == 201  # the offering peer is already closed: ICE never completes
+    other = Viewer(server.url, "b1", token("viewer", "b1", "real"))
+    assert not await other.start(http) and other.status == 503  # the ghost holds the only slot...
+    started = time.monotonic()
+    await wait_for(lambda: media.viewer_count("b1") == 0, 20, "the unanswered session to be dropped")
+    assert time.monotonic() - started < 14  # ...for the connect timeout (10 s), not 30 s
+    other = Viewer(server.url, "b1", token("viewer", "b1", "real"))
+    assert await other.start(http), other.error
+    await other.stop(http)
+    await pub.stop(http)
+
+
+async def test_concurrent_offers_of_one_user_never_exceed_the_per_user_cap(make_server, http, token, media_ip,
+                                                                           tmp_path):
+    """Offers racing each other: whatever the interleaving, the user ends with at most its cap of
+    sessions, and an offer replaced mid-answer says SESSION_REPLACED (never a codec error or a 500)."""
+    server = await make_server(media_dir=str(tmp_path / "m"), webrtc_sessions_per_user=1)
+    media = server.app["media"]
+    pub = Publisher(server.url, "b1", token("host", "b1", "h1"))
+    await pub.start(http)
+    offers = [await _offer("play") for _ in range(4)]
+    results = await asyncio.gather(*(post_sdp(http, f"{server.url}/whep/b1", o, token("viewer", "b1", "racer"))
+                                     for o in offers))
+    for status, _, body in results:
+        assert status == 201 or (status == 409 and json.loads(body)["error"]["code"] == "SESSION_REPLACED"), body
+    assert [s.sub for s in media.viewers.values()] == ["racer"]
+    await pub.stop(http)

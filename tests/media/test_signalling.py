@@ -8,7 +8,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from live.hub.broadcasts import BroadcastStore
-from loadtest.media_clients import Publisher
+from loadtest.media_clients import Publisher, post_sdp
 from tests.hub.conftest import Client
 from tests.media.conftest import wait_for
 
@@ -87,3 +87,63 @@ async def test_webrtc_offer_over_the_socket_plays_and_media_state_is_urgent(medi
     finally:
         if client.sio.connected:
             await client.sio.disconnect()
+
+
+async def test_webrtc_offer_over_the_socket_shares_the_whep_rate_limit(media_server, http, token, redis):
+    """Issue 13 row 7, socket door: the same per-user bucket as POST /whep (one bucket for both
+    doors and all of a user's sockets), refused with ack error RATE_LIMITED and retry_after ms."""
+    await BroadcastStore(redis).ensure("b1", title="Show", host="h1")
+    pc, offer = await _viewer_offer()
+    await pc.close()
+    status, _, _ = await post_sdp(http, f"{media_server.url}/whep/b1", offer, token("viewer", "b1", "v1"))
+    assert status == 404  # one of v1's five offers went over HTTP
+    sockets = [Client(), Client()]
+    try:
+        for c in sockets:
+            await c.connect(media_server.url, token("viewer", "b1", "v1"))
+            await c.snapshot()
+        codes = []
+        for i in range(5):  # alternating sockets: a new socket is no way around the limit
+            ack = await sockets[i % 2].call("webrtc.offer", {"sdp": offer})
+            codes.append(ack["error"]["code"])
+        assert codes == ["NOT_LIVE"] * 4 + ["RATE_LIMITED"], codes
+        assert 1000 <= ack["error"]["retry_after"] <= 5000
+        other = Client()
+        await other.connect(media_server.url, token("viewer", "b1", "v2"))
+        await other.snapshot()
+        ack = await other.call("webrtc.offer", {"sdp": offer})
+        assert ack["error"]["code"] == "NOT_LIVE"  # v2 has its own bucket
+        await other.sio.disconnect()
+    finally:
+        for c in sockets:
+            if c.sio.connected:
+                await c.sio.disconnect()
+
+
+async def test_the_per_user_session_cap_holds_across_sockets(media_server, http, token, redis):
+    """Issue 13 row 7, socket door: three sockets of one user each offer; the user keeps 2 sessions
+    (the oldest is replaced), so one user cannot hold a slot per socket."""
+    media = media_server.app["media"]
+    await BroadcastStore(redis).ensure("b1", title="Show", host="h1")
+    pub = Publisher(media_server.url, "b1", token("host", "b1", "h1"))
+    await pub.start(http)
+    sockets = [Client() for _ in range(3)]
+    pcs = []
+    try:
+        ids = []
+        for c in sockets:
+            await c.connect(media_server.url, token("viewer", "b1", "v1"))
+            await c.snapshot()
+            pc, offer = await _viewer_offer()
+            pcs.append(pc)
+            ack = await c.call("webrtc.offer", {"sdp": offer}, timeout=30)
+            assert ack["ok"] is True, ack
+            ids.append(ack["session_id"])
+        assert sorted(s.id for s in media.viewers.values() if s.sub == "v1") == sorted(ids[1:])
+    finally:
+        for c in sockets:
+            if c.sio.connected:
+                await c.sio.disconnect()
+        for pc in pcs:
+            await pc.close()
+        await pub.stop(http)

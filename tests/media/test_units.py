@@ -13,7 +13,8 @@ from live.media import ice
 from live.media.forward import ForwardTrack
 from live.media.frames import EncodedFrame, is_keyframe, packetize
 from live.media.sdp import check_offer
-from live.media.stream import KeyframeRequester
+from live.media.limits import TokenBucket
+from live.media.stream import KeyframeRequester, Stream
 from tests.media.conftest import wait_for
 
 pytestmark = pytest.mark.media
@@ -105,3 +106,50 @@ def test_sdp_checks_name_what_is_wrong():
     with pytest.raises(ApiError) as exc:
         check_offer("x" * 70000, publishing=False)
     assert exc.value.status == 413
+
+
+def test_offer_token_bucket_refills_and_stays_bounded():
+    bucket = TokenBucket(rate=1.0, burst=2, max_keys=3)
+    assert bucket.take("u", now=0.0) == 0 and bucket.take("u", now=0.0) == 0
+    assert bucket.take("u", now=0.0) == pytest.approx(1.0)  # empty: one token per second
+    assert bucket.take("u", now=0.5) == pytest.approx(0.5)  # a refused take costs nothing...
+    assert bucket.take("u", now=1.5) == 0  # ...and the bucket refilled meanwhile
+    for key in "abcde":
+        bucket.take(key, now=2.0)
+    assert len(bucket._buckets) == 3  # least recently used buckets go first
+    assert TokenBucket(rate=0, burst=5).take("u") == 0  # rate 0: no limit
+
+
+async def test_a_takeover_stream_continues_the_viewers_rtp_timeline():
+    """Viewers adopted from the old stream see one timeline: timestamps advance by the wall-clock
+    gap, VP8 picture ids follow on, and video restarts at the new stream's first keyframe."""
+    def frame(ts: int, key: bool, at: float, pid: int = 0) -> EncodedFrame:
+        return EncodedFrame(kind="video", codec="VP8", data=b"\x00" if key else b"\x01", timestamp=ts,
+                            keyframe=key, picture_id=pid, arrival=at)
+
+    old = Stream(broadcast="b1", session_id="s1", keyframes=KeyframeRequester(lambda: None))
+    asked: list[int] = []
+    new = Stream(broadcast="b1", session_id="s2", keyframes=KeyframeRequester(lambda: asked.append(1)))
+    track = ForwardTrack("video", max_queue=10, want_keyframe=lambda: None)
+    old.add_tracks(track, None)
+    old.on_frame(frame(1000, True, 100.0, pid=9))
+    old.on_frame(frame(4000, False, 100.033, pid=10))
+    assert [f.timestamp for f in track._queue] == [1000, 4000]
+
+    new.adopt(old)
+    assert track in new.video_tracks and not old.video_tracks and asked == [1]  # a keyframe asked for at once
+    assert track.waiting_for_keyframe and not track._queue
+    new.on_frame(frame(777_000, False, 100.533, pid=0))  # not a keyframe: dropped
+    assert not track._queue
+    new.on_frame(frame(780_000, True, 100.566, pid=1))
+    new.on_frame(frame(783_000, False, 100.6, pid=2))
+    gap = round((100.566 - 100.033) * 90000)
+    # the first frame the new stream saw set the offset (0.5 s after the old stream's last one)
+    first_offset = 4000 + round((100.533 - 100.033) * 90000) - 777_000
+    assert [f.timestamp for f in track._queue] == [(780_000 + first_offset) & 0xFFFFFFFF,
+                                                   (783_000 + first_offset) & 0xFFFFFFFF]
+    assert abs(track._queue[0].timestamp - (4000 + gap)) <= 3000  # one frame's worth of the wall-clock gap
+    assert [f.picture_id for f in track._queue] == [12, 13]  # 10 was the old stream's last: 11, 12, 13 follow
+    old.end()
+    assert track.readyState == "live"  # ending the old stream does not stop the adopted viewer
+    new.end()

@@ -90,7 +90,10 @@ function start({ token, broadcast }) {
   for (const ev of ["sale.open", "sale.soldout", "sale.closed"]) {
     socket.on(ev, ({ sale_id, levels }) => { const s = S.sales.get(sale_id); if (s) { if (levels) s.levels = levels; if (ev === "sale.closed") s.state = "closed"; if (ev === "sale.open") s.state = "open"; } renderLots(); });
   }
-  socket.on("media.state", (m) => { $("#onair").textContent = t(m.live ? "media.live" : "media.offair"); document.body.dataset.live = m.live ? "1" : "0"; });
+  socket.on("media.state", (m) => {
+    $("#onair").textContent = t(m.state === "stalled" ? "media.stalled.host" : m.live ? "media.live" : "media.offair");
+    document.body.dataset.live = m.live ? "1" : "0"; document.body.dataset.media = m.state || (m.live ? "live" : "offline");
+  });
   socket.on("broadcast.state", ({ state }) => { if (S.snap && S.snap.broadcast) S.snap.broadcast.state = state; });
 
   // --- products and pins ----------------------------------------------------------------------
@@ -240,12 +243,15 @@ function start({ token, broadcast }) {
       if (keep) sel.value = keep;
     }
   }
-  (async () => { await openCamera(); await listDevices(); })();
+  const cameraReady = (async () => { await openCamera(); await listDevices(); })();
   $("#camera").addEventListener("change", openCamera);
   $("#mic").addEventListener("change", openCamera);
   navigator.mediaDevices.addEventListener && navigator.mediaDevices.addEventListener("devicechange", listDevices);
 
-  $("#golive").addEventListener("click", async () => {
+  // Going live again while live (a reload, a dropped connection) is a host takeover: the server
+  // replaces the old session at once and the viewers carry on. A reload resumes by itself.
+  const liveKey = `hawker.publishing.${bc}`;
+  async function goLive() {
     $("#golive").disabled = true; $("#onair").textContent = t("media.starting");
     try {
       if (!stream && !(await openCamera())) throw { code: "NO_CAMERA" };
@@ -253,7 +259,8 @@ function start({ token, broadcast }) {
         const a = await cmd("broadcast.start", {}); if (a.ok) S.snap.broadcast.state = "live";
       }
       const ice = await ask(socket, "webrtc.ice", {});
-      pc = new RTCPeerConnection({ iceServers: ice.ok ? ice.ice_servers : [] });
+      if (pc) { pc.onconnectionstatechange = null; pc.close(); }
+      const mine = pc = new RTCPeerConnection({ iceServers: ice.ok ? ice.ice_servers : [] });
       for (const tr of stream.getTracks()) pc.addTransceiver(tr, { direction: "sendonly", streams: [stream] });
       await pc.setLocalDescription(await pc.createOffer());
       await new Promise((r) => { if (pc.iceGatheringState === "complete") r(); pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && r(); setTimeout(r, 5000); });
@@ -261,14 +268,23 @@ function start({ token, broadcast }) {
       if (r.status !== 201) { const d = await r.json().catch(() => ({})); throw (d.error || { code: "GENERIC" }); }
       whipLocation = r.headers.get("Location");
       await pc.setRemoteDescription({ type: "answer", sdp: await r.text() });
+      pc.onconnectionstatechange = () => { // the connection died under us: publish again (a takeover)
+        if (pc === mine && mine.connectionState === "failed") setTimeout(() => pc === mine && goLive(), 1000);
+      };
+      sessionStorage.setItem(liveKey, "1");
       $("#onair").textContent = t("media.live"); $("#stopvideo").disabled = false; document.body.dataset.publishing = "1";
     } catch (err) {
       showError(errBox, err && err.code ? err : "GENERIC");
       if (pc) { pc.close(); pc = null; }
       $("#golive").disabled = false; $("#onair").textContent = t("media.offair");
     }
-  });
+  }
+  $("#golive").addEventListener("click", goLive);
+  if (sessionStorage.getItem(liveKey) === "1") { // this tab was live before a reload: resume
+    (async () => { await cameraReady; while (!S.snap) await new Promise((r) => setTimeout(r, 100)); if (stream) goLive(); })();
+  }
   async function stopVideo() {
+    sessionStorage.removeItem(liveKey);
     if (whipLocation) { await fetch(whipLocation, { method: "DELETE", headers: auth }).catch(() => {}); whipLocation = null; }
     if (pc) { pc.close(); pc = null; }
     $("#golive").disabled = false; $("#stopvideo").disabled = true; $("#onair").textContent = t("media.offair"); document.body.dataset.publishing = "0";

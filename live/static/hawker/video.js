@@ -33,7 +33,11 @@ export class Player {
   }
 
   async update(media) {
-    if (!media || !media.live) { this.stop(); this.onStatus("waiting"); return; }
+    if (!media || !media.live) { this.stalled = false; this.stop(); this.onStatus("waiting"); return; }
+    // "stalled": the host's media stopped (network, a studio reload). Keep the connection: the
+    // server holds the viewers and they continue when the host comes back (or it ends the show).
+    if (media.state === "stalled") { this.stalled = true; this.onStatus("stalled"); return; }
+    if (this.stalled) { this.stalled = false; if (this.kind) this.onStatus(this.kind); }
     if (this.busy) return;
     if (media.mode === "hls" || media.elsewhere) {
       if (this.kind !== "hls") await this.playHls(media.hls_url);

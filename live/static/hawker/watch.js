@@ -62,7 +62,8 @@ langSwitcher($("#lang"));
 applyI18n(document);
 const socket = connect(token);
 const video = new Player($("#video"), socket, (s) => {
-  $("#video-status").textContent = s === "waiting" ? t("media.waiting") : s === "failed" ? errorText("VIDEO_FAILED") : "";
+  $("#video-status").textContent = s === "waiting" ? t("media.waiting") : s === "stalled" ? t("media.stalled")
+    : s === "failed" ? errorText("VIDEO_FAILED") : "";
   $("#video-status").hidden = s === "webrtc" || s === "hls";
   body.dataset.video = s;
 });

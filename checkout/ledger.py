@@ -16,6 +16,7 @@ EVENTS_MAXLEN = 100_000
 class OrderState(str, Enum):
     PAID = "PAID"
     REFUNDED = "REFUNDED"
+    REFUND_FAILED = "REFUND_FAILED"  # a refund the provider refused or did not answer: retried by recovery
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,11 @@ class Order:
     updated_at: int
     contact: dict[str, str] = field(default_factory=dict)
     reason: str = ""
+    # False when the payment went through the sandbox (test cards: no money moved). Orders written
+    # before the field existed read False: never ship goods on an order that is not livemode.
+    livemode: bool = False
+    # why `contact` is empty although the buyer gave one: "retention" (expired) or "erasure"
+    contact_removed: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

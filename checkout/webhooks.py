@@ -112,8 +112,9 @@ return 1
 class Webhooks:
     def __init__(self, redis: aioredis.Redis, *, consumer: str, max_attempts: int = 8, base_delay_s: float = 2.0,
                  max_delay_s: float = 600.0, timeout_s: float = 10.0, claim_idle_ms: int = 60_000,
-                 poll_ms: int = 500) -> None:
+                 poll_ms: int = 500, livemode: bool = False) -> None:
         self.redis = redis
+        self.livemode = livemode  # every event body says whether real money moved (False: sandbox)
         self.consumer = consumer
         self.max_attempts = max_attempts
         self.base_delay_s = base_delay_s
@@ -166,7 +167,7 @@ class Webhooks:
         event_id = event_id or "evt_" + new_ulid()
         sec, usec = await self.redis.time()  # times are the server clock's, like every Hawker time
         body = orjson.dumps({"id": event_id, "type": type_, "created_at": sec * 1000 + usec // 1000,
-                             "broadcast": broadcast, "data": data}).decode()
+                             "broadcast": broadcast, "livemode": self.livemode, "data": data}).decode()
         deliveries = [orjson.dumps({"id": "wd_" + new_ulid(), "endpoint": ep.id, "broadcast": broadcast,
                                     "event_id": event_id, "type": type_, "attempt": 0, "body": body})
                       for ep in await self.endpoints(broadcast) if type_ in ep.events]

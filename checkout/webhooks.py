@@ -27,12 +27,13 @@ from checkout.ulid import new_ulid
 
 log = logging.getLogger("hawker.webhooks")
 
-EVENT_TYPES = ("order.created", "order.refunded", "reservation.expired", "sale.soldout")
+EVENT_TYPES = ("order.created", "order.refunded", "reservation.expired", "sale.soldout", "user.erased")
 STREAM = "{webhooks}:deliveries"  # one hash tag: the requeue script runs on Redis Cluster
 GROUP = "delivery"
 RETRIES = "{webhooks}:retries"  # zset: delivery json -> due unix ms
 EMITTED = "{webhooks}:emitted"  # + ":<event id>": first emitter wins
 DEAD = "webhooks:dead"  # hash: delivery id -> json
+DEAD_INDEX = "webhooks:dead-index"  # zset: delivery id -> dead_at ms (what expire_dead reads)
 MAX_ENDPOINTS = 20
 
 
@@ -264,6 +265,7 @@ class Webhooks:
             delivery["dead_at"] = int(time.time() * 1000)
             await self.redis.hset(DEAD, delivery["id"], orjson.dumps(delivery))
             await self.redis.zadd(f"{DEAD}:{delivery['broadcast']}", {delivery["id"]: delivery["dead_at"]})
+            await self.redis.zadd(DEAD_INDEX, {delivery["id"]: delivery["dead_at"]})
             metrics.WEBHOOK_DELIVERIES.labels("dead").inc()
             if self.on_failure:
                 await self.on_failure(delivery["broadcast"])
@@ -312,6 +314,34 @@ class Webhooks:
                 out.append(d)
         return out
 
+    async def _drop_dead(self, delivery_id: str, broadcast: str | None) -> None:
+        await self.redis.hdel(DEAD, delivery_id)
+        await self.redis.zrem(DEAD_INDEX, delivery_id)
+        if broadcast:
+            await self.redis.zrem(f"{DEAD}:{broadcast}", delivery_id)
+
+    async def expire_dead(self, dead_before_ms: int, limit: int = 1000) -> int:
+        """Dead letters keep the event body (an order's contact data): they go after the retention."""
+        n = 0
+        for member in await self.redis.zrangebyscore(DEAD_INDEX, "-inf", dead_before_ms, start=0, num=limit):
+            did = member.decode() if isinstance(member, bytes) else member
+            raw = await self.redis.hget(DEAD, did)
+            await self._drop_dead(did, orjson.loads(raw)["broadcast"] if raw else None)
+            n += 1
+        return n
+
+    async def forget_user(self, user: str, order_ids: set[str]) -> int:
+        """Erasure: drop dead letters about this user (their orders or their id in the body)."""
+        n = 0
+        async for did, raw in self.redis.hscan_iter(DEAD, count=500):
+            d = orjson.loads(raw)
+            data = orjson.loads(d.get("body") or "{}").get("data") or {}
+            order = data.get("order") or {}
+            if data.get("user") == user or order.get("user") == user or order.get("id") in order_ids:
+                await self._drop_dead(did.decode() if isinstance(did, bytes) else did, d.get("broadcast"))
+                n += 1
+        return n
+
     async def redeliver(self, broadcast: str, delivery_id: str) -> bool:
         raw = await self.redis.hget(DEAD, delivery_id)
         if raw is None:
@@ -322,6 +352,7 @@ class Webhooks:
         if not await self.redis.hdel(DEAD, delivery_id):
             return False
         await self.redis.zrem(f"{DEAD}:{broadcast}", delivery_id)
+        await self.redis.zrem(DEAD_INDEX, delivery_id)
         d.update(attempt=0, error="")
         d.pop("dead_at", None)
         await self.redis.xadd(STREAM, {"d": orjson.dumps(d)}, maxlen=100_000, approximate=True)

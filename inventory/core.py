@@ -83,6 +83,11 @@ def _reservation(lot_id: str, r: list[Any], i: int) -> Reservation:
     )
 
 
+def _glob_escape(s: str) -> str:
+    """A literal for a Redis MATCH pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in s)
+
+
 def _refused(code: Refusal, message: str = "") -> ReserveResult:
     return ReserveResult(ok=False, code=code, message=message or MESSAGES[code])
 
@@ -322,6 +327,42 @@ class Inventory:
         if _s(r[0]):
             return []
         return [_reservation(lot_id, r, i) for i in range(6, len(r), 10)]
+
+    # --- personal data -----------------------------------------------------------------------
+
+    async def user_reservations(self, lot_id: str, user: str) -> list[Reservation]:
+        """Every reservation of the user in the lot, final ones included (an export). Scans the
+        lot's reservations in chunks (HSCAN), so it never blocks Redis on a big lot."""
+        import json
+
+        if not _valid_lot_id(lot_id) or not _valid_id(user):
+            return []
+        out = []
+        async for rid, raw in self.redis.hscan_iter(keys_for(lot_id)[1], count=500):
+            d = json.loads(_s(raw))
+            if d.get("u") != user:
+                continue
+            out.append(Reservation(
+                id=_s(rid), lot_id=lot_id, user=user, qty=int(d["q"]), state=ReservationState(d["s"]),
+                expires_at_ms=int(d["e"]), order_id=d.get("o") or None, created_at_ms=int(d.get("c", 0)),
+                extended=bool(int(d.get("x", 0))), from_waitlist=bool(int(d.get("w", 0))),
+                payment_attempts=int(d.get("n", 0))))
+        return sorted(out, key=lambda r: (r.created_at_ms, r.id))
+
+    async def forget_user(self, lot_id: str, user: str, pseudonym: str) -> int:
+        """Erasure: the user's reservations in the lot name `pseudonym` instead, their reserve
+        request ids are forgotten and they leave the waitlist; counts and states stay, so the
+        audit still adds up. Returns how many reservations were renamed."""
+        if not _valid_lot_id(lot_id) or not _valid_id(user) or not _valid_id(pseudonym):
+            return 0
+        rids = [r.id for r in await self.user_reservations(lot_id, user)]
+        prefix = user + "\n"
+        reqs = []
+        async for field, _ in self.redis.hscan_iter(keys_for(lot_id)[5], match=_glob_escape(prefix) + "*", count=500):
+            if _s(field).startswith(prefix):
+                reqs.append(_s(field))
+        r = await self._run("forget_user", lot_id, user, pseudonym, len(rids), *rids, *reqs)
+        return 0 if _s(r[0]) else int(r[6])
 
     # --- reading ---------------------------------------------------------------------------------
 

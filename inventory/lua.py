@@ -498,6 +498,50 @@ return out
 """
 
 
+# ARGV: maxlen, user, pseudonym, n, rid * n, req-field...  -> {code, levels..., changed}
+# Erasure: the user's reservations name the pseudonym instead (ids, quantities and states stay,
+# so the audit's per-user counts still add up), their request ids are forgotten, and they leave
+# the waitlist. Live and sold ones are found here (the per-user index); final ones the caller
+# found by scanning (passed as rids; any that are not the user's are left alone).
+SCRIPTS["forget_user"] = r"""
+local user, pseudo, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local m = load_meta()
+if not m then return {'UNKNOWN_LOT'} end
+local ids = {}
+for i = 5, 4 + n do ids[#ids + 1] = ARGV[i] end
+local live = redis.call('HGET', KH, user)
+if live then
+  for rid in string.gmatch(live, '%S+') do ids[#ids + 1] = rid end
+  redis.call('HDEL', KH, user)
+  redis.call('HSET', KH, pseudo, live)
+end
+local units = redis.call('HGET', KU, user)
+if units then
+  redis.call('HDEL', KU, user)
+  redis.call('HSET', KU, pseudo, units)
+end
+local changed = 0
+for _, rid in ipairs(ids) do
+  local r = get_res(rid)
+  if r and r.u == user then
+    r.u = pseudo
+    put_res(rid, r)
+    changed = changed + 1
+  end
+end
+for i = 5 + n, #ARGV do redis.call('HDEL', KQ, ARGV[i]) end
+if redis.call('HEXISTS', KWU, user) == 1 then
+  redis.call('LREM', KW, 0, user)
+  redis.call('HDEL', KWU, user)
+  m.wl = m.wl - 1
+end
+emit(m, 'user_forgotten', 'user', pseudo, 'reservations', changed)
+local out = reply('', m)
+out[7] = changed
+return out
+"""
+
+
 def source(name: str) -> str:
     """Full text of one script: the shared prelude and its body."""
     return PRELUDE + SCRIPTS[name]

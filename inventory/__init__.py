@@ -36,6 +36,9 @@ Public API (all methods are coroutines unless noted):
 - expiry: ``expire_due(lot_id, limit=500) -> int`` (also done lazily inside reserve and inside
   every op on a reservation that is due); ``sweep(lot_ids=None, limit=500) -> int`` runs
   expire_due on many lots (default: all of list_lots()) for a periodic sweeper task.
+- personal data: ``user_reservations(lot_id, user) -> list[Reservation]`` (every state, an export),
+  ``forget_user(lot_id, user, pseudonym) -> int`` (erasure: the user's reservations name the
+  pseudonym, their request ids are forgotten, they leave the waitlist; the audit still adds up).
 - reading: ``snapshot(lot_id) -> StockLevels | None``, ``audit(lot_id) -> AuditReport``,
   ``events_key(lot_id) -> str`` (plain method), ``read_events(lot_id, after_id="0-0", count=100,
   block_ms=None) -> list[StockEvent]``, ``server_time_ms() -> int`` (Redis TIME).

@@ -175,7 +175,8 @@ class StockEvent:
     """One entry of the per-lot capped stream. `type` is one of: lot_created, lot_opened,
     lot_closed, lot_cancelled, total_adjusted, reserved, extended, released, expired,
     payment_begun, payment_aborted, sold, waitlist_joined, waitlist_granted, waitlist_dropped,
-    hold_cancelled (a live hold freed by cancel: reservation, user, qty), waitlist_cancelled (user).
+    hold_cancelled (a live hold freed by cancel: reservation, user, qty), waitlist_cancelled (user),
+    user_forgotten (user = the pseudonym, reservations = how many were renamed).
     `data` holds the other fields as strings (reservation, user, qty, order_id, reason ...):
     for waitlist_granted, data["user"] is who got the hold and data["reservation"] its id."""
 

@@ -71,3 +71,31 @@ async def test_cancel_frees_holds_empties_the_waitlist_and_refuses_payment(inv: 
     assert await inv.snapshot(lot.lot_id) == StockLevels(3, 2, 0, 1, 0)
     audit = await inv.audit(lot.lot_id)
     assert audit.ok, audit.problems
+
+
+async def test_forget_user_renames_keeps_the_audit_and_forgets_requests(inv: Inventory, make_lot) -> None:  # type: ignore[no-untyped-def]
+    """Erasure (issue 13 row 9) at the lot: the person's reservations name a pseudonym, counts stay."""
+    lot = await make_lot(2, per_user_limit=2)
+    first = (await inv.reserve(lot.lot_id, "alice", 1, "a1")).reservation
+    assert first is not None and (await inv.release(lot.lot_id, first.id, "alice")).ok  # a final one
+    live = (await inv.reserve(lot.lot_id, "alice", 1, "a2")).reservation
+    assert live is not None and (await inv.reserve(lot.lot_id, "bob", 1, "b1")).ok
+    assert (await inv.join_waitlist(lot.lot_id, "alice", 1)).ok  # sold out: she waits for one more
+    assert (await inv.join_waitlist(lot.lot_id, "carol", 1)).ok
+    before = await inv.snapshot(lot.lot_id)
+    assert before is not None and before.waitlist == 2
+    assert [r.id for r in await inv.user_reservations(lot.lot_id, "alice")] == [first.id, live.id]
+
+    assert await inv.forget_user(lot.lot_id, "alice", "erased-1") == 2
+    assert await inv.user_reservations(lot.lot_id, "alice") == []
+    assert [r.state for r in await inv.user_reservations(lot.lot_id, "erased-1")] == [
+        ReservationState.RELEASED, ReservationState.HELD]
+    after = await inv.snapshot(lot.lot_id)  # the same counts; she left the waitlist
+    assert after is not None and (after.total, after.available, after.held, after.sold, after.waitlist) == (
+        before.total, before.available, before.held, before.sold, 1)
+    audit = await inv.audit(lot.lot_id)
+    assert audit.ok, audit.problems
+    again = await inv.reserve(lot.lot_id, "alice", 1, "a2")  # the old request id is forgotten
+    assert again.code is Refusal.SOLD_OUT
+    assert await inv.forget_user(lot.lot_id, "carol", "erased-2") == 0  # only waiting: leaves the queue
+    assert (await inv.snapshot(lot.lot_id)).waitlist == 0 and (await inv.audit(lot.lot_id)).ok

@@ -205,9 +205,9 @@ class Checkout:
                       reservation_id=rid, qty=qty, unit_price=unit_price, total=unit_price * qty,
                       currency=charge.currency, state=state, charge_id=charge.charge_id, created_at=now,
                       updated_at=now, contact=attempt.get("contact", {}), reason=reason, livemode=self.livemode)
-        order, created = await self.ledger.create(order)
-        if created and order.state == OrderState.REFUND_FAILED:
+        if state == OrderState.REFUND_FAILED:  # indexed first: a crash now cannot lose the retry
             await self.redis.zadd(REFUND_RETRY, {order.id: now})
+        order, created = await self.ledger.create(order)
         await self.redis.set(key, orjson.dumps(attempt | {"state": "done"}), ex=self.attempt_ttl_s)
         await self.redis.zrem(INFLIGHT, key)
         if created:
@@ -287,7 +287,8 @@ class Checkout:
     async def retry_failed_refunds(self, limit: int = 500) -> int:
         """Refunds the provider failed (REFUND_FAILED orders) are asked for again; how many went through."""
         done = 0
-        for member in await self.redis.zrange(REFUND_RETRY, 0, limit - 1):
+        now = int(time.time() * 1000)
+        for member, since in await self.redis.zrange(REFUND_RETRY, 0, limit - 1, withscores=True):
             oid = member.decode() if isinstance(member, bytes) else member
             lock = f"checkout:refunding:{oid}"
             if not await self.redis.set(lock, 1, nx=True, ex=60):
@@ -295,7 +296,8 @@ class Checkout:
             try:
                 order = await self.ledger.get(oid)
                 if order is None or order.state != OrderState.REFUND_FAILED:
-                    await self.redis.zrem(REFUND_RETRY, oid)
+                    if now - since >= 60_000:  # younger: indexed just before the order is written
+                        await self.redis.zrem(REFUND_RETRY, oid)
                     continue
                 if await self._refund_at_provider(order.charge_id):
                     await self._mark_refunded(order, order.reason or "refunded")
@@ -314,8 +316,8 @@ class Checkout:
             return order
         if not await self._refund_at_provider(order.charge_id):
             now = await self.inv.server_time_ms()
+            await self.redis.zadd(REFUND_RETRY, {order_id: now})  # indexed first, as above
             failed = await self.ledger.set_state(order_id, OrderState.REFUND_FAILED, now_ms=now, reason=reason)
-            await self.redis.zadd(REFUND_RETRY, {order_id: now})
             raise CheckoutError(502, "REFUND_FAILED", "the provider did not refund the payment; it is retried "
                                 "automatically", order=failed)
         return await self._mark_refunded(order, reason)

@@ -1,5 +1,7 @@
 # Hawker server image. Build: docker build -t hawker .
-# Run:   docker run -e HAWKER_SECRET=... -e HAWKER_REDIS_URL=redis://redis:6379/0 -p 8080:8080 hawker
+# Run:   docker run -e HAWKER_SECRET=... -e HAWKER_REDIS_URL=redis://redis:6379/0 \
+#          -e HAWKER_PAYMENT_PROVIDER=mypkg.pay:make -p 8080:8080 hawker
+# (`hawker serve` refuses to start without HAWKER_PAYMENT_PROVIDER; `sandbox` takes test cards only.)
 # Stage 1 builds wheels (compilers only here); stage 2 is the slim runtime with a non-root user.
 
 FROM python:3.11-slim AS build

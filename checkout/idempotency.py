@@ -68,6 +68,14 @@ class IdempotencyStore:
         await self.redis.hset(k, mapping={"state": "done", "status": status, "body": orjson.dumps(body)})
         await self.redis.expire(k, self.ttl_s)
 
+    async def forget_scope(self, scope: str) -> int:
+        """Erasure: delete every record of one scope (a user's stored requests and answers)."""
+        pattern = f"{self.prefix}:{{" + "".join("\\" + c if c in "*?[]\\" else c for c in scope) + "}:*"
+        n = 0
+        async for key in self.redis.scan_iter(match=pattern, count=1000):
+            n += await self.redis.delete(key)
+        return n
+
     async def release(self, scope: str, key: str) -> None:
         """Forget a claim whose request failed before deciding anything (it may be retried)."""
         await self.redis.delete(self._key(scope, key))

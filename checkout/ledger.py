@@ -1,5 +1,10 @@
 """The order ledger in Redis: one order per reservation, listed per broadcast, user and lot, with
-an order event stream. Creation is one Lua script, so a retried confirm can never make two orders."""
+an order event stream. Creation is one Lua script, so a retried confirm can never make two orders.
+
+Buyers' contact data is personal data: an order with a contact is indexed in `orders:pii` by its
+creation time, and `expire_contacts` removes the contact once it is older than the retention
+(totals, state and ids stay for the audit); `erase_user` removes it at the buyer's request and
+replaces the buyer's id with a pseudonym."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -8,14 +13,17 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import WatchError
 
 EVENTS_KEY = "orders:events"
 EVENTS_MAXLEN = 100_000
+PII_KEY = "orders:pii"  # zset: order id -> created_at ms, for orders that still carry a contact
 
 
 class OrderState(str, Enum):
     PAID = "PAID"
     REFUNDED = "REFUNDED"
+    REFUND_FAILED = "REFUND_FAILED"  # a refund the provider refused or did not answer: retried by recovery
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,11 @@ class Order:
     updated_at: int
     contact: dict[str, str] = field(default_factory=dict)
     reason: str = ""
+    # False when the payment went through the sandbox (test cards: no money moved). Orders written
+    # before the field existed read False: never ship goods on an order that is not livemode.
+    livemode: bool = False
+    # why `contact` is empty although the buyer gave one: "retention" (expired) or "erasure"
+    contact_removed: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -49,9 +62,10 @@ class Order:
 
 
 _CREATE = """
--- KEYS: by_res, order, bc_index, user_index, lot_index, events   ARGV: id, json, score, state
+-- KEYS: by_res, order, bc_index, user_index, lot_index, events, pii   ARGV: id, json, score, state, has_contact
 local existing = redis.call('GET', KEYS[1])
 if existing then return {0, existing} end
+if ARGV[5] == '1' then redis.call('ZADD', KEYS[7], ARGV[3], ARGV[1]) end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
@@ -74,9 +88,10 @@ class Ledger:
     async def create(self, order: Order) -> tuple[Order, bool]:
         """Record `order` unless its reservation already has one; returns (the order, created?)."""
         keys = [f"order:by-res:{order.sale_id}:{order.reservation_id}", self._order_key(order.id),
-                f"orders:bc:{order.broadcast}", f"orders:user:{order.user}", f"orders:lot:{order.sale_id}", EVENTS_KEY]
+                f"orders:bc:{order.broadcast}", f"orders:user:{order.user}", f"orders:lot:{order.sale_id}", EVENTS_KEY,
+                PII_KEY]
         created, oid = await self._create(keys=keys, args=[order.id, orjson.dumps(order.to_dict()), order.created_at,
-                                                            order.state.value])
+                                                            order.state.value, "1" if order.contact else "0"])
         if created:
             return order, True
         existing = await self.get(oid.decode() if isinstance(oid, bytes) else oid)
@@ -92,16 +107,56 @@ class Ledger:
         return await self.get(oid.decode() if isinstance(oid, bytes) else oid) if oid else None
 
     async def set_state(self, order_id: str, state: OrderState, *, now_ms: int, reason: str = "") -> Order | None:
-        order = await self.get(order_id)
-        if order is None:
-            return None
-        d = order.to_dict() | {"state": state.value, "updated_at": now_ms, "reason": reason}
+        changes = {"state": state.value, "updated_at": now_ms, "reason": reason}
+        event = {"type": f"order.{state.value.lower()}", "order": order_id, "state": state.value}
+        return await self._update(order_id, changes, event)
+
+    async def _update(self, order_id: str, changes: dict[str, Any], event: dict[str, str] | None = None) -> Order | None:
+        """Read-modify-write under WATCH: a concurrent change (a refund, an erasure) is never lost."""
+        key = self._order_key(order_id)
         async with self.redis.pipeline(transaction=True) as p:
-            p.set(self._order_key(order_id), orjson.dumps(d))
-            p.xadd(EVENTS_KEY, {"type": f"order.{state.value.lower()}", "order": order_id, "state": state.value},
-                   maxlen=EVENTS_MAXLEN, approximate=True)
-            await p.execute()
+            while True:
+                try:
+                    await p.watch(key)
+                    raw = await p.get(key)
+                    if raw is None:
+                        await p.reset()
+                        return None
+                    d = orjson.loads(raw) | changes
+                    p.multi()
+                    p.set(key, orjson.dumps(d))
+                    if event:
+                        p.xadd(EVENTS_KEY, event, maxlen=EVENTS_MAXLEN, approximate=True)
+                    await p.execute()
+                    break
+                except WatchError:
+                    continue
         return await self.get(order_id)
+
+    async def expire_contacts(self, created_before_ms: int, limit: int = 1000) -> int:
+        """Remove the contact of orders created before `created_before_ms` (the retention);
+        everything else stays. Returns how many orders lost their contact."""
+        n = 0
+        for member in await self.redis.zrangebyscore(PII_KEY, "-inf", created_before_ms, start=0, num=limit):
+            oid = member.decode() if isinstance(member, bytes) else member
+            if await self._update(oid, {"contact": {}, "contact_removed": "retention"}) is not None:
+                n += 1
+            await self.redis.zrem(PII_KEY, oid)
+        return n
+
+    async def erase_user(self, user: str, pseudonym: str) -> list[str]:
+        """The buyer's orders lose their contact and name the pseudonym instead of the user; the
+        user's index moves to the pseudonym. Ids, amounts and states stay (the audit). Returns
+        the order ids."""
+        scored = {(m.decode() if isinstance(m, bytes) else m): s
+                  for m, s in await self.redis.zrange(f"orders:user:{user}", 0, -1, withscores=True)}
+        for oid in scored:
+            await self._update(oid, {"contact": {}, "contact_removed": "erasure", "user": pseudonym})
+            await self.redis.zrem(PII_KEY, oid)
+        if scored:
+            await self.redis.zadd(f"orders:user:{pseudonym}", scored)
+        await self.redis.delete(f"orders:user:{user}")
+        return list(scored)
 
     async def _list(self, index: str, limit: int) -> list[Order]:
         ids = await self.redis.zrevrange(index, 0, limit - 1)

@@ -49,6 +49,7 @@ class InvalidCard(ValueError):
 
 class PaymentProvider(Protocol):
     name: str
+    livemode: bool  # False for a provider whose charges move no money (test mode); True if absent
 
     async def charge(self, *, key: str, amount: int, currency: str, card: dict[str, Any]) -> ChargeResult:
         """Charge once per `key`; a retry with the same key returns the first charge. May raise
@@ -109,6 +110,7 @@ class SandboxProvider:
     after a restart whether its charge went through - exactly what a real provider allows."""
 
     name = "sandbox"
+    livemode = False  # test cards: every order and webhook says livemode=false
 
     def __init__(self, redis: aioredis.Redis, *, timeout_delay_s: float = 0.05) -> None:
         self.redis = redis
@@ -161,9 +163,13 @@ class SandboxProvider:
 def load_provider(spec: str, redis: aioredis.Redis) -> PaymentProvider:
     """The provider named by `spec` (HAWKER_PAYMENT_PROVIDER): `sandbox`, or `package.module:factory`
     where `factory(redis)` returns a PaymentProvider (it reads its own API keys, e.g. from the
-    environment). A bad spec fails at start-up, not at the first payment."""
-    if spec in ("", "sandbox"):
+    environment). There is no default: test payments must be a choice, never an accident. A bad
+    or empty spec fails at start-up, not at the first payment."""
+    if spec == "sandbox":
         return SandboxProvider(redis)
+    if not spec:
+        raise ValueError("no payment provider chosen: set HAWKER_PAYMENT_PROVIDER to 'sandbox' (test cards) "
+                         "or 'package.module:factory'")
     module, sep, attr = spec.partition(":")
     if not sep or not module or not attr:
         raise ValueError(f"payment provider must be 'sandbox' or 'package.module:factory', not {spec!r}")

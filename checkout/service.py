@@ -23,11 +23,12 @@ from checkout.ledger import Ledger, Order, OrderState
 from checkout.payments import ChargeResult, ChargeStatus, InvalidCard, PaymentProvider, PaymentTimeout, validate_card
 from checkout.ulid import new_ulid
 from checkout.webhooks import Webhooks
-from inventory import Inventory, ReservationState
+from inventory import Inventory, LotState, ReservationState
 
 log = logging.getLogger("hawker.checkout")
 
 INFLIGHT = "checkout:inflight"  # zset: attempt key -> started ms (what recovery reads)
+REFUND_RETRY = "checkout:refund-failed"  # zset: order id -> ms of the failed refund (recovery retries)
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
 _PHONE = re.compile(r"^\+?[0-9 ()-]{6,20}$")
@@ -44,6 +45,8 @@ _BEGIN_REFUSALS = {
     "UNKNOWN_RESERVATION": (404, "RESERVATION_NOT_FOUND"),
     "UNKNOWN_LOT": (404, "SALE_NOT_FOUND"),
     "NOT_OWNER": (403, "NOT_YOUR_RESERVATION"),
+    "SALE_CANCELLED": (409, "SALE_CANCELLED"),
+    "TOO_MANY_ATTEMPTS": (409, "TOO_MANY_ATTEMPTS"),
 }
 
 
@@ -103,6 +106,8 @@ class Checkout:
         self.ledger = ledger or Ledger(redis)
         self.webhooks = webhooks
         self.attempt_ttl_s = inventory.payment_grace_s + 24 * 3600
+        # False for the sandbox (test cards): every order and webhook says so
+        self.livemode = bool(getattr(provider, "livemode", True))
 
     @staticmethod
     def _attempt_key(sale_id: str, rid: str) -> str:
@@ -125,6 +130,8 @@ class Checkout:
         lot = await self.inv.get_lot(req.sale_id)
         if lot is None:
             raise CheckoutError(404, "SALE_NOT_FOUND", "no such sale")
+        if lot.state == LotState.CANCELLED:  # the scripts refuse it atomically too (SALE_CANCELLED)
+            raise CheckoutError(409, "SALE_CANCELLED", "the sale was cancelled")
         if res.state not in (ReservationState.HELD, ReservationState.PAYING):
             raise CheckoutError(409, "RESERVATION_" + res.state.value, f"the reservation is {res.state.value.lower()}")
 
@@ -193,12 +200,13 @@ class Checkout:
         if not confirmed.ok:
             reason = confirmed.code.value if confirmed.code else "CONFIRM_FAILED"
             log.warning("charged %s but confirm of %s/%s failed (%s): refunding", charge.charge_id, sale_id, rid, reason)
-            await self.provider.refund(charge.charge_id)
-            state = OrderState.REFUNDED
+            state = OrderState.REFUNDED if await self._refund_at_provider(charge.charge_id) else OrderState.REFUND_FAILED
         order = Order(id=attempt["order_id"], user=attempt["user"], broadcast=attempt["broadcast"], sale_id=sale_id,
                       reservation_id=rid, qty=qty, unit_price=unit_price, total=unit_price * qty,
                       currency=charge.currency, state=state, charge_id=charge.charge_id, created_at=now,
-                      updated_at=now, contact=attempt.get("contact", {}), reason=reason)
+                      updated_at=now, contact=attempt.get("contact", {}), reason=reason, livemode=self.livemode)
+        if state == OrderState.REFUND_FAILED:  # indexed first: a crash now cannot lose the retry
+            await self.redis.zadd(REFUND_RETRY, {order.id: now})
         order, created = await self.ledger.create(order)
         await self.redis.set(key, orjson.dumps(attempt | {"state": "done"}), ex=self.attempt_ttl_s)
         await self.redis.zrem(INFLIGHT, key)
@@ -206,13 +214,25 @@ class Checkout:
             metrics.ORDERS.labels(order.state.value).inc()
             if order.state == OrderState.PAID:
                 metrics.REVENUE.labels(order.currency).inc(order.total)
-            if self.webhooks is not None:
+            if self.webhooks is not None and order.state != OrderState.REFUND_FAILED:  # told once refunded
                 kind = "order.created" if order.state == OrderState.PAID else "order.refunded"
                 await self.webhooks.emit(kind, order.broadcast, {"order": order.to_dict()}, event_id=f"{kind}:{order.id}")
         return order
 
+    async def _refund_at_provider(self, charge_id: str) -> bool:
+        """True once the provider says the charge is refunded. A False answer, a timeout or any
+        provider error is a failed refund: recorded as such and retried by recover()."""
+        try:
+            return bool(await self.provider.refund(charge_id))
+        except Exception:  # noqa: BLE001 - whatever the provider did, the money is not back yet
+            log.warning("refund of %s failed at the provider", charge_id, exc_info=True)
+            return False
+
     @staticmethod
     def _finished(order: Order) -> Order:
+        if order.state == OrderState.REFUND_FAILED:
+            raise CheckoutError(502, "REFUND_FAILED", "the payment could not be confirmed and its refund failed "
+                                "at the provider; it is retried automatically", order=order)
         if order.state == OrderState.REFUNDED:
             raise CheckoutError(409, "PAYMENT_REFUNDED", "the payment was refunded because the hold could not be "
                                 "confirmed", order=order)
@@ -224,9 +244,10 @@ class Checkout:
         await self.redis.zrem(INFLIGHT, key)
 
     async def recover(self, older_than_ms: int = 30_000, limit: int = 500) -> int:
-        """Finish attempts a crashed node left: ask the provider, then confirm, refund or abort.
-        Reads only the in-flight index (no key scan); one node at a time works on an attempt."""
-        fixed = 0
+        """Finish attempts a crashed node left: ask the provider, then confirm, refund or abort;
+        then retry refunds the provider failed. Reads only its two indexes (no key scan); one node
+        at a time works on an attempt or an order."""
+        fixed = await self.retry_failed_refunds(limit)
         now = int(time.time() * 1000)
         for member in await self.redis.zrangebyscore(INFLIGHT, 0, now - older_than_ms, start=0, num=limit):
             k = member.decode() if isinstance(member, bytes) else member
@@ -263,16 +284,48 @@ class Checkout:
             await self._settle(sale_id, rid, attempt, charge, price, qty)
         return 1
 
+    async def retry_failed_refunds(self, limit: int = 500) -> int:
+        """Refunds the provider failed (REFUND_FAILED orders) are asked for again; how many went through."""
+        done = 0
+        now = int(time.time() * 1000)
+        for member, since in await self.redis.zrange(REFUND_RETRY, 0, limit - 1, withscores=True):
+            oid = member.decode() if isinstance(member, bytes) else member
+            lock = f"checkout:refunding:{oid}"
+            if not await self.redis.set(lock, 1, nx=True, ex=60):
+                continue
+            try:
+                order = await self.ledger.get(oid)
+                if order is None or order.state != OrderState.REFUND_FAILED:
+                    if now - since >= 60_000:  # younger: indexed just before the order is written
+                        await self.redis.zrem(REFUND_RETRY, oid)
+                    continue
+                if await self._refund_at_provider(order.charge_id):
+                    await self._mark_refunded(order, order.reason or "refunded")
+                    done += 1
+            finally:
+                await self.redis.delete(lock)
+        return done
+
     async def refund(self, order_id: str, reason: str = "refunded") -> Order:
-        """A merchant-initiated refund of a paid order (the unit stays sold: goods handling is theirs)."""
+        """A merchant-initiated refund of a paid order (the unit stays sold: goods handling is theirs).
+        When the provider fails, the order is REFUND_FAILED (502 REFUND_FAILED) and retried."""
         order = await self.ledger.get(order_id)
         if order is None:
             raise CheckoutError(404, "ORDER_NOT_FOUND", "no such order")
         if order.state == OrderState.REFUNDED:
             return order
-        await self.provider.refund(order.charge_id)
-        updated = await self.ledger.set_state(order_id, OrderState.REFUNDED, now_ms=await self.inv.server_time_ms(),
+        if not await self._refund_at_provider(order.charge_id):
+            now = await self.inv.server_time_ms()
+            await self.redis.zadd(REFUND_RETRY, {order_id: now})  # indexed first, as above
+            failed = await self.ledger.set_state(order_id, OrderState.REFUND_FAILED, now_ms=now, reason=reason)
+            raise CheckoutError(502, "REFUND_FAILED", "the provider did not refund the payment; it is retried "
+                                "automatically", order=failed)
+        return await self._mark_refunded(order, reason)
+
+    async def _mark_refunded(self, order: Order, reason: str) -> Order:
+        updated = await self.ledger.set_state(order.id, OrderState.REFUNDED, now_ms=await self.inv.server_time_ms(),
                                               reason=reason)
+        await self.redis.zrem(REFUND_RETRY, order.id)
         assert updated is not None
         metrics.ORDERS.labels("REFUNDED").inc()
         if self.webhooks is not None:

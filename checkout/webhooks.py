@@ -34,12 +34,13 @@ from checkout.ulid import new_ulid
 
 log = logging.getLogger("hawker.webhooks")
 
-EVENT_TYPES = ("order.created", "order.refunded", "reservation.expired", "sale.soldout")
+EVENT_TYPES = ("order.created", "order.refunded", "reservation.expired", "sale.soldout", "user.erased")
 STREAM = "{webhooks}:deliveries"  # one hash tag: the requeue script runs on Redis Cluster
 GROUP = "delivery"
 RETRIES = "{webhooks}:retries"  # zset: delivery json -> due unix ms
 EMITTED = "{webhooks}:emitted"  # + ":<event id>": first emitter wins
 DEAD = "webhooks:dead"  # hash: delivery id -> json
+DEAD_INDEX = "webhooks:dead-index"  # zset: delivery id -> dead_at ms (what expire_dead reads)
 MAX_ENDPOINTS = 20
 
 
@@ -143,9 +144,10 @@ return 1
 class Webhooks:
     def __init__(self, redis: aioredis.Redis, *, consumer: str, max_attempts: int = 8, base_delay_s: float = 2.0,
                  max_delay_s: float = 600.0, timeout_s: float = 10.0, claim_idle_ms: int = 60_000,
-                 poll_ms: int = 500, policy: EgressPolicy | None = None) -> None:
+                 poll_ms: int = 500, policy: EgressPolicy | None = None, livemode: bool = False) -> None:
         self.redis = redis
         self.policy = policy or EgressPolicy()  # strict unless the caller allows private/http hosts
+        self.livemode = livemode  # every event body says whether real money moved (False: sandbox)
         self.consumer = consumer
         self.max_attempts = max_attempts
         self.base_delay_s = base_delay_s
@@ -201,7 +203,7 @@ class Webhooks:
         event_id = event_id or "evt_" + new_ulid()
         sec, usec = await self.redis.time()  # times are the server clock's, like every Hawker time
         body = orjson.dumps({"id": event_id, "type": type_, "created_at": sec * 1000 + usec // 1000,
-                             "broadcast": broadcast, "data": data}).decode()
+                             "broadcast": broadcast, "livemode": self.livemode, "data": data}).decode()
         deliveries = [orjson.dumps({"id": "wd_" + new_ulid(), "endpoint": ep.id, "broadcast": broadcast,
                                     "event_id": event_id, "type": type_, "attempt": 0, "body": body})
                       for ep in await self.endpoints(broadcast) if type_ in ep.events]
@@ -295,6 +297,7 @@ class Webhooks:
             delivery["dead_at"] = int(time.time() * 1000)
             await self.redis.hset(DEAD, delivery["id"], orjson.dumps(delivery))
             await self.redis.zadd(f"{DEAD}:{delivery['broadcast']}", {delivery["id"]: delivery["dead_at"]})
+            await self.redis.zadd(DEAD_INDEX, {delivery["id"]: delivery["dead_at"]})
             metrics.WEBHOOK_DELIVERIES.labels("dead").inc()
             if self.on_failure:
                 await self.on_failure(delivery["broadcast"])
@@ -356,6 +359,34 @@ class Webhooks:
                 out.append(d)
         return out
 
+    async def _drop_dead(self, delivery_id: str, broadcast: str | None) -> None:
+        await self.redis.hdel(DEAD, delivery_id)
+        await self.redis.zrem(DEAD_INDEX, delivery_id)
+        if broadcast:
+            await self.redis.zrem(f"{DEAD}:{broadcast}", delivery_id)
+
+    async def expire_dead(self, dead_before_ms: int, limit: int = 1000) -> int:
+        """Dead letters keep the event body (an order's contact data): they go after the retention."""
+        n = 0
+        for member in await self.redis.zrangebyscore(DEAD_INDEX, "-inf", dead_before_ms, start=0, num=limit):
+            did = member.decode() if isinstance(member, bytes) else member
+            raw = await self.redis.hget(DEAD, did)
+            await self._drop_dead(did, orjson.loads(raw)["broadcast"] if raw else None)
+            n += 1
+        return n
+
+    async def forget_user(self, user: str, order_ids: set[str]) -> int:
+        """Erasure: drop dead letters about this user (their orders or their id in the body)."""
+        n = 0
+        async for did, raw in self.redis.hscan_iter(DEAD, count=500):
+            d = orjson.loads(raw)
+            data = orjson.loads(d.get("body") or "{}").get("data") or {}
+            order = data.get("order") or {}
+            if data.get("user") == user or order.get("user") == user or order.get("id") in order_ids:
+                await self._drop_dead(did.decode() if isinstance(did, bytes) else did, d.get("broadcast"))
+                n += 1
+        return n
+
     async def redeliver(self, broadcast: str, delivery_id: str) -> bool:
         raw = await self.redis.hget(DEAD, delivery_id)
         if raw is None:
@@ -366,6 +397,7 @@ class Webhooks:
         if not await self.redis.hdel(DEAD, delivery_id):
             return False
         await self.redis.zrem(f"{DEAD}:{broadcast}", delivery_id)
+        await self.redis.zrem(DEAD_INDEX, delivery_id)
         d.update(attempt=0, error="")
         d.pop("dead_at", None)
         await self.redis.xadd(STREAM, {"d": orjson.dumps(d)}, maxlen=100_000, approximate=True)

@@ -20,7 +20,8 @@ Usage::
 
 Public API (all methods are coroutines unless noted):
 
-- ``Inventory(redis, *, events_maxlen=10_000, payment_grace_s=120, max_extend_s=300)``
+- ``Inventory(redis, *, events_maxlen=10_000, payment_grace_s=120, max_extend_s=300,
+  max_payment_attempts=3)``
 - lots: ``create_lot(spec) -> Lot``, ``get_lot(lot_id) -> Lot | None``,
   ``adjust_total(lot_id, new_total) -> Lot``, ``open(lot_id) -> Lot``, ``close(lot_id) -> Lot``,
   ``cancel(lot_id) -> Lot``, ``list_lots() -> list[str]``. These raise ``InventoryError(code)``.
@@ -35,6 +36,9 @@ Public API (all methods are coroutines unless noted):
 - expiry: ``expire_due(lot_id, limit=500) -> int`` (also done lazily inside reserve and inside
   every op on a reservation that is due); ``sweep(lot_ids=None, limit=500) -> int`` runs
   expire_due on many lots (default: all of list_lots()) for a periodic sweeper task.
+- personal data: ``user_reservations(lot_id, user) -> list[Reservation]`` (every state, an export),
+  ``forget_user(lot_id, user, pseudonym) -> int`` (erasure: the user's reservations name the
+  pseudonym, their request ids are forgotten, they leave the waitlist; the audit still adds up).
 - reading: ``snapshot(lot_id) -> StockLevels | None``, ``audit(lot_id) -> AuditReport``,
   ``events_key(lot_id) -> str`` (plain method), ``read_events(lot_id, after_id="0-0", count=100,
   block_ms=None) -> list[StockEvent]``, ``server_time_ms() -> int`` (Redis TIME).
@@ -51,9 +55,16 @@ Semantics worth knowing:
 - Per-user limit counts HELD + PAYING + SOLD units of that user in the lot.
 - reserve is all-or-nothing: fewer than qty available -> SOLD_OUT (levels tell what is left).
 - extend: once per reservation, adds min(hold_s, max_extend_s) seconds; only while HELD.
-- begin_payment: HELD -> PAYING, expires_at = max(expires_at, now + payment_grace_s). A PAYING
+- begin_payment: HELD -> PAYING, expires_at = max(h, min(now + payment_grace_s, h +
+  payment_grace_s)) where h is the hold's own expiry (created + hold_s, + the extension): a charge
+  in flight keeps its units, yet no hold lives past h + one grace whatever payments do. A PAYING
   reservation still expires at that deadline, so checkout must confirm or abort within the grace.
-  abort_payment: PAYING -> HELD keeping that expiry (the charge can be retried in the grace).
+  abort_payment: PAYING -> HELD back at h (or EXPIRED at once when h has passed). A hold takes at
+  most ``max_payment_attempts`` (3) begin_payments; the next is refused TOO_MANY_ATTEMPTS and the
+  hold is left to expire at h (its owner may still release it).
+- cancel(): every HELD/PAYING reservation becomes CANCELLED (units back to available, event
+  ``hold_cancelled``), the waitlist is emptied (``waitlist_cancelled`` per user), and
+  begin_payment / confirm answer SALE_CANCELLED from then on (a charge in flight must be refunded).
 - Retries are safe: begin_payment on PAYING, confirm on SOLD with the same order id, release on
   RELEASED and abort_payment on HELD answer ok without changing anything.
 - Waitlist: only when available == 0 (else NOT_SOLD_OUT); one entry per user; qty is a maximum.

@@ -80,8 +80,13 @@ def _reservation(lot_id: str, r: list[Any], i: int) -> Reservation:
         id=_s(r[i]), lot_id=lot_id, user=_s(r[i + 1]), qty=int(r[i + 2]),
         state=ReservationState(_s(r[i + 3])), expires_at_ms=int(r[i + 4]),
         order_id=order or None, created_at_ms=int(r[i + 6]), extended=bool(int(r[i + 7])),
-        from_waitlist=bool(int(r[i + 8])),
+        from_waitlist=bool(int(r[i + 8])), payment_attempts=int(r[i + 9]),
     )
+
+
+def _glob_escape(s: str) -> str:
+    """A literal for a Redis MATCH pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in s)
 
 
 def _refused(code: Refusal, message: str = "") -> ReserveResult:
@@ -92,18 +97,21 @@ class Inventory:
     """Stock lots and reservations of one Redis (keys hash-tagged per lot, so Cluster-ready).
 
     events_maxlen caps each lot's event stream (approximately, MAXLEN ~); payment_grace_s is how
-    long a PAYING reservation is kept at least; extend() adds min(hold_s, max_extend_s) seconds."""
+    long a PAYING reservation is kept at least (never past its own expiry + payment_grace_s);
+    extend() adds min(hold_s, max_extend_s) seconds; max_payment_attempts bounds begin_payment
+    per hold (then TOO_MANY_ATTEMPTS)."""
 
     def __init__(self, redis: aioredis.Redis, *, events_maxlen: int = 10_000,
-                 payment_grace_s: int = 120, max_extend_s: int = 300) -> None:
+                 payment_grace_s: int = 120, max_extend_s: int = 300, max_payment_attempts: int = 3) -> None:
         for name, value in (("events_maxlen", events_maxlen), ("payment_grace_s", payment_grace_s),
-                            ("max_extend_s", max_extend_s)):
+                            ("max_extend_s", max_extend_s), ("max_payment_attempts", max_payment_attempts)):
             if not _int(value, 1, 10**9):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.redis = redis
         self.events_maxlen = events_maxlen
         self.payment_grace_s = payment_grace_s
         self.max_extend_s = max_extend_s
+        self.max_payment_attempts = max_payment_attempts
         self.scripts = {name: Script(name, source(name)) for name in SCRIPTS}
         self.pipeline = AutoPipeline(redis, fixed_args=1)  # args[0] is events_maxlen, the same for every call
 
@@ -210,7 +218,9 @@ class Inventory:
         return await self._set_state(lot_id, "close")
 
     async def cancel(self, lot_id: str) -> Lot:
-        """Close for good: open() is refused afterwards."""
+        """Close for good: open() is refused afterwards. Every HELD/PAYING reservation is freed
+        (state CANCELLED, event hold_cancelled), the waitlist is emptied (waitlist_cancelled per
+        user), and begin_payment / confirm answer SALE_CANCELLED from now on."""
         return await self._set_state(lot_id, "cancel")
 
     # --- reservations ----------------------------------------------------------------------------
@@ -220,7 +230,7 @@ class Inventory:
         if len(r) == 1:
             return _refused(Refusal(code))
         levels = _levels(r)
-        res = _reservation(lot_id, r, 6) if len(r) >= 15 else None
+        res = _reservation(lot_id, r, 6) if len(r) >= 16 else None
         if code:
             return ReserveResult(ok=False, reservation=res, code=Refusal(code), levels=levels,
                                  message=MESSAGES[Refusal(code)])
@@ -252,21 +262,24 @@ class Inventory:
         return self._result(lot_id, await self._run("release", lot_id, reservation_id, user))
 
     async def begin_payment(self, lot_id: str, reservation_id: str, user: str) -> ReserveResult:
-        """HELD -> PAYING; expiry pushed to at least now + payment_grace_s so a charge in flight
-        does not lose its units."""
+        """HELD -> PAYING; expiry = max(own expiry, min(now, own expiry) + payment_grace_s) so a
+        charge in flight does not lose its units, yet no hold outlives its own expiry + one grace.
+        At most max_payment_attempts per hold (TOO_MANY_ATTEMPTS); SALE_CANCELLED once cancelled."""
         if bad := self._bad_ref(lot_id, reservation_id, user):
             return bad
         return self._result(lot_id, await self._run("begin_payment", lot_id, reservation_id, user,
-                                                     self.payment_grace_s))
+                                                     self.payment_grace_s, self.max_payment_attempts))
 
     async def confirm(self, lot_id: str, reservation_id: str, order_id: str) -> ReserveResult:
-        """PAYING -> SOLD with the order id (retry with the same order id answers ok)."""
+        """PAYING -> SOLD with the order id (retry with the same order id answers ok);
+        SALE_CANCELLED once the lot is cancelled (the caller refunds the charge)."""
         if bad := self._bad_ref(lot_id, reservation_id, order_id):
             return bad
         return self._result(lot_id, await self._run("confirm", lot_id, reservation_id, order_id))
 
     async def abort_payment(self, lot_id: str, reservation_id: str) -> ReserveResult:
-        """PAYING -> HELD (the charge failed); the expiry stays where begin_payment put it."""
+        """PAYING -> HELD (the charge failed), back at the hold's own expiry; when that has
+        passed the hold expires now (code EXPIRED)."""
         if bad := self._bad_ref(lot_id, reservation_id, "-"):
             return bad
         return self._result(lot_id, await self._run("abort_payment", lot_id, reservation_id))
@@ -314,7 +327,43 @@ class Inventory:
         r = await self._run("holds_of", lot_id, user)
         if _s(r[0]):
             return []
-        return [_reservation(lot_id, r, i) for i in range(6, len(r), 9)]
+        return [_reservation(lot_id, r, i) for i in range(6, len(r), 10)]
+
+    # --- personal data -----------------------------------------------------------------------
+
+    async def user_reservations(self, lot_id: str, user: str) -> list[Reservation]:
+        """Every reservation of the user in the lot, final ones included (an export). Scans the
+        lot's reservations in chunks (HSCAN), so it never blocks Redis on a big lot."""
+        import json
+
+        if not _valid_lot_id(lot_id) or not _valid_id(user):
+            return []
+        out = []
+        async for rid, raw in self.redis.hscan_iter(keys_for(lot_id)[1], count=500):
+            d = json.loads(_s(raw))
+            if d.get("u") != user:
+                continue
+            out.append(Reservation(
+                id=_s(rid), lot_id=lot_id, user=user, qty=int(d["q"]), state=ReservationState(d["s"]),
+                expires_at_ms=int(d["e"]), order_id=d.get("o") or None, created_at_ms=int(d.get("c", 0)),
+                extended=bool(int(d.get("x", 0))), from_waitlist=bool(int(d.get("w", 0))),
+                payment_attempts=int(d.get("n", 0))))
+        return sorted(out, key=lambda r: (r.created_at_ms, r.id))
+
+    async def forget_user(self, lot_id: str, user: str, pseudonym: str) -> int:
+        """Erasure: the user's reservations in the lot name `pseudonym` instead, their reserve
+        request ids are forgotten and they leave the waitlist; counts and states stay, so the
+        audit still adds up. Returns how many reservations were renamed."""
+        if not _valid_lot_id(lot_id) or not _valid_id(user) or not _valid_id(pseudonym):
+            return 0
+        rids = [r.id for r in await self.user_reservations(lot_id, user)]
+        prefix = user + "\n"
+        reqs = []
+        async for field, _ in self.redis.hscan_iter(keys_for(lot_id)[5], match=_glob_escape(prefix) + "*", count=500):
+            if _s(field).startswith(prefix):
+                reqs.append(_s(field))
+        r = await self._run("forget_user", lot_id, user, pseudonym, len(rids), *rids, *reqs)
+        return 0 if _s(r[0]) else int(r[6])
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -342,7 +391,8 @@ class Inventory:
             out.append(Reservation(
                 id=_s(flat[i]), lot_id=lot_id, user=d["u"], qty=int(d["q"]), state=ReservationState(d["s"]),
                 expires_at_ms=int(d["e"]), order_id=d.get("o") or None, created_at_ms=int(d.get("c", 0)),
-                extended=bool(int(d.get("x", 0))), from_waitlist=bool(int(d.get("w", 0)))))
+                extended=bool(int(d.get("x", 0))), from_waitlist=bool(int(d.get("w", 0))),
+                payment_attempts=int(d.get("n", 0))))
         out.sort(key=lambda x: (x.created_at_ms, x.id))
         return out
 

@@ -6,7 +6,8 @@ it touches only KEYS[1..9], which keys_for() derives from the lot id inside the 
 Keys of a lot (tag = {lot:ID}):
   meta  hash   lot fields + counters total/available/held/sold + seq (reservation counter)
   res   hash   reservation id -> cjson {u user, q qty, s state, e expires_at, o order_id,
-               c created_at, x extended 0/1, w from_waitlist 0/1}; kept after final states
+               c created_at, x extended 0/1, w from_waitlist 0/1, h the hold's own expiry
+               (e without a payment lock), n payment attempts}; kept after final states
   exp   zset   reservation id -> expires_at, for HELD and PAYING only (the expiry index)
   usr   hash   user -> HELD + PAYING + SOLD units (the per-user limit)
   uh    hash   user -> space-separated ids of the user's HELD/PAYING/SOLD reservations
@@ -20,7 +21,14 @@ A script that appends events also PUBLISHes the lot id once on the channel `inv:
 
 Replies are flat arrays: {code, total, available, held, sold, waitlist, ...op specific}; code ''
 means success. A reservation is appended as {id, user, qty, state, expires_at, order_id,
-created_at, extended, from_waitlist}.
+created_at, extended, from_waitlist, payment_attempts}.
+
+A hold's lifetime is bounded whatever payments do: begin_payment may lock it at most until
+h + payment_grace (h = created_at + hold_s [+ the one extension]), abort_payment puts the expiry
+back to h (or expires the hold when h has passed), and a hold takes at most max_attempts payment
+attempts (then TOO_MANY_ATTEMPTS; the hold is left to expire at h). A cancelled lot refuses
+begin_payment and confirm (SALE_CANCELLED); cancelling frees every live hold (CANCELLED) and
+empties the waitlist.
 """
 from __future__ import annotations
 
@@ -86,7 +94,7 @@ end
 local function push_res(out, rid, r)
   local n = #out
   out[n + 1] = rid; out[n + 2] = r.u; out[n + 3] = r.q; out[n + 4] = eff_res_state(r); out[n + 5] = r.e
-  out[n + 6] = r.o; out[n + 7] = r.c; out[n + 8] = r.x; out[n + 9] = r.w
+  out[n + 6] = r.o; out[n + 7] = r.c; out[n + 8] = r.x; out[n + 9] = r.w; out[n + 10] = r.n or 0
   return out
 end
 
@@ -119,7 +127,8 @@ end
 
 local function hold(m, user, q, from_wl)
   local rid = 'r' .. redis.call('HINCRBY', KM, 'seq', 1)
-  local r = {u = user, q = q, s = 'HELD', e = NOW + m.hold_s * 1000, o = '', c = NOW, x = 0, w = from_wl}
+  local r = {u = user, q = q, s = 'HELD', e = NOW + m.hold_s * 1000, o = '', c = NOW, x = 0, w = from_wl, n = 0}
+  r.h = r.e
   put_res(rid, r)
   redis.call('ZADD', KX, r.e, rid)
   redis.call('HINCRBY', KU, user, q)
@@ -236,6 +245,7 @@ if r.s == 'EXPIRED' then return finish('EXPIRED', m, rid, r) end
 if r.s ~= 'HELD' then return finish('NOT_HELD', m, rid, r) end
 if r.x == 1 then return finish('ALREADY_EXTENDED', m, rid, r) end
 r.e = r.e + math.min(m.hold_s, tonumber(ARGV[4])) * 1000
+r.h = r.e
 r.x = 1
 put_res(rid, r)
 redis.call('ZADD', KX, r.e, rid)
@@ -256,16 +266,23 @@ serve(m)
 return finish('', m, rid, r)
 """
 
-# ARGV: maxlen, rid, user, payment_grace_s
+# ARGV: maxlen, rid, user, payment_grace_s, max_attempts
 SCRIPTS["begin_payment"] = r"""
 local rid = ARGV[2]
 local m, r, err = open_res(rid, ARGV[3])
 if err then return err end
+if eff_state(m) == 'CANCELLED' then return finish('SALE_CANCELLED', m, rid, r) end
 if r.s == 'PAYING' then return finish('', m, rid, r) end
 if r.s == 'EXPIRED' then return finish('EXPIRED', m, rid, r) end
 if r.s ~= 'HELD' then return finish('NOT_HELD', m, rid, r) end
+if (r.n or 0) >= tonumber(ARGV[5]) then return finish('TOO_MANY_ATTEMPTS', m, rid, r) end
+-- the lock never reaches past the hold's own expiry plus one grace: a hard cap from its creation
+local h = r.h or r.e
+local grace = tonumber(ARGV[4]) * 1000
+r.h = h
+r.n = (r.n or 0) + 1
 r.s = 'PAYING'
-r.e = math.max(r.e, NOW + tonumber(ARGV[4]) * 1000)
+r.e = math.max(h, math.min(NOW + grace, h + grace))
 put_res(rid, r)
 redis.call('ZADD', KX, r.e, rid)
 emit(m, 'payment_begun', 'reservation', rid, 'user', r.u, 'qty', r.q, 'expires_at', r.e)
@@ -281,6 +298,7 @@ if r.s == 'SOLD' then
   if r.o == order then return finish('', m, rid, r) end
   return finish('NOT_PAYING', m, rid, r)
 end
+if eff_state(m) == 'CANCELLED' then return finish('SALE_CANCELLED', m, rid, r) end
 if r.s == 'EXPIRED' then return finish('EXPIRED', m, rid, r) end
 if r.s ~= 'PAYING' then return finish('NOT_PAYING', m, rid, r) end
 r.s = 'SOLD'
@@ -302,8 +320,17 @@ if err then return err end
 if r.s == 'HELD' then return finish('', m, rid, r) end
 if r.s == 'EXPIRED' then return finish('EXPIRED', m, rid, r) end
 if r.s ~= 'PAYING' then return finish('NOT_PAYING', m, rid, r) end
+-- the payment lock is lifted: back to the hold's own expiry, or gone if that has passed
+local h = r.h or r.e
+if h <= NOW then
+  free(m, rid, r, 'EXPIRED', 'expired')
+  serve(m)
+  return finish('EXPIRED', m, rid, r)
+end
 r.s = 'HELD'
+r.e = h
 put_res(rid, r)
+redis.call('ZADD', KX, r.e, rid)
 emit(m, 'payment_aborted', 'reservation', rid, 'user', r.u, 'qty', r.q, 'expires_at', r.e)
 return finish('', m, rid, r)
 """
@@ -411,8 +438,22 @@ elseif action == 'close' then
   redis.call('HSET', KM, 'state', 'CLOSED')
   emit(m, 'lot_closed')
 else
+  -- for good: every live hold is freed (its holder is told through the event), the waitlist emptied
   m.state = 'CANCELLED'
   redis.call('HSET', KM, 'state', 'CANCELLED')
+  for _, rid in ipairs(redis.call('ZRANGE', KX, 0, -1)) do
+    local r = get_res(rid)
+    if r and (r.s == 'HELD' or r.s == 'PAYING') then
+      free(m, rid, r, 'CANCELLED', 'hold_cancelled')
+    else
+      redis.call('ZREM', KX, rid)
+    end
+  end
+  for _, user in ipairs(redis.call('LRANGE', KW, 0, -1)) do
+    emit(m, 'waitlist_cancelled', 'user', user)
+  end
+  redis.call('DEL', KW, KWU)
+  m.wl = 0
   emit(m, 'lot_cancelled')
 end
 save_meta(m)
@@ -460,6 +501,50 @@ out[8] = NOW
 out[9] = redis.call('ZCARD', KX)
 out[10] = redis.call('HGETALL', KR)
 out[11] = redis.call('HGETALL', KU)
+return out
+"""
+
+
+# ARGV: maxlen, user, pseudonym, n, rid * n, req-field...  -> {code, levels..., changed}
+# Erasure: the user's reservations name the pseudonym instead (ids, quantities and states stay,
+# so the audit's per-user counts still add up), their request ids are forgotten, and they leave
+# the waitlist. Live and sold ones are found here (the per-user index); final ones the caller
+# found by scanning (passed as rids; any that are not the user's are left alone).
+SCRIPTS["forget_user"] = r"""
+local user, pseudo, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local m = load_meta()
+if not m then return {'UNKNOWN_LOT'} end
+local ids = {}
+for i = 5, 4 + n do ids[#ids + 1] = ARGV[i] end
+local live = redis.call('HGET', KH, user)
+if live then
+  for rid in string.gmatch(live, '%S+') do ids[#ids + 1] = rid end
+  redis.call('HDEL', KH, user)
+  redis.call('HSET', KH, pseudo, live)
+end
+local units = redis.call('HGET', KU, user)
+if units then
+  redis.call('HDEL', KU, user)
+  redis.call('HSET', KU, pseudo, units)
+end
+local changed = 0
+for _, rid in ipairs(ids) do
+  local r = get_res(rid)
+  if r and r.u == user then
+    r.u = pseudo
+    put_res(rid, r)
+    changed = changed + 1
+  end
+end
+for i = 5 + n, #ARGV do redis.call('HDEL', KQ, ARGV[i]) end
+if redis.call('HEXISTS', KWU, user) == 1 then
+  redis.call('LREM', KW, 0, user)
+  redis.call('HDEL', KWU, user)
+  m.wl = m.wl - 1
+end
+emit(m, 'user_forgotten', 'user', pseudo, 'reservations', changed)
+local out = reply('', m)
+out[7] = changed
 return out
 """
 

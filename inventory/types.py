@@ -24,6 +24,7 @@ class ReservationState(str, Enum):
     SOLD = "SOLD"  # confirmed with an order id; final
     RELEASED = "RELEASED"  # given back by the user; final
     EXPIRED = "EXPIRED"  # hold (or payment grace) ran out on Redis's clock; final
+    CANCELLED = "CANCELLED"  # the lot was cancelled while this was HELD/PAYING; final
 
 
 class Refusal(str, Enum):
@@ -45,6 +46,8 @@ class Refusal(str, Enum):
     LOT_EXISTS = "LOT_EXISTS"  # create_lot with an id already used
     BELOW_COMMITTED = "BELOW_COMMITTED"  # adjust_total below held + sold
     INVALID_REQUEST = "INVALID_REQUEST"  # wrong types, empty or oversized (> 64 chars) ids, bad spec
+    SALE_CANCELLED = "SALE_CANCELLED"  # begin_payment / confirm on a cancelled lot
+    TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"  # begin_payment past max_payment_attempts for this hold
 
 
 MESSAGES: dict[Refusal, str] = {
@@ -64,6 +67,8 @@ MESSAGES: dict[Refusal, str] = {
     Refusal.LOT_EXISTS: "a lot with this id exists",
     Refusal.BELOW_COMMITTED: "total cannot go below held + sold units",
     Refusal.INVALID_REQUEST: "invalid request",
+    Refusal.SALE_CANCELLED: "the sale was cancelled",
+    Refusal.TOO_MANY_ATTEMPTS: "too many payment attempts for this hold",
 }
 
 
@@ -135,6 +140,7 @@ class Reservation:
     created_at_ms: int = 0
     extended: bool = False
     from_waitlist: bool = False  # granted to a waiting user when units were freed
+    payment_attempts: int = 0  # begin_payment calls that moved it HELD -> PAYING
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +174,9 @@ class WaitlistResult:
 class StockEvent:
     """One entry of the per-lot capped stream. `type` is one of: lot_created, lot_opened,
     lot_closed, lot_cancelled, total_adjusted, reserved, extended, released, expired,
-    payment_begun, payment_aborted, sold, waitlist_joined, waitlist_granted, waitlist_dropped.
+    payment_begun, payment_aborted, sold, waitlist_joined, waitlist_granted, waitlist_dropped,
+    hold_cancelled (a live hold freed by cancel: reservation, user, qty), waitlist_cancelled (user),
+    user_forgotten (user = the pseudonym, reservations = how many were renamed).
     `data` holds the other fields as strings (reservation, user, qty, order_id, reason ...):
     for waitlist_granted, data["user"] is who got the hold and data["reservation"] its id."""
 

@@ -44,8 +44,13 @@ def _pay_request(user: str, broadcast: str, body: Any) -> PayRequest:
                       reservation_id=_ident(body, "reservation_id"), card=body.get("card"), contact=body.get("contact"))
 
 
-def _order_json(order: Order) -> dict[str, Any]:
-    return order.to_dict()
+def _order_json(order: Order, claims: Claims | None = None) -> dict[str, Any]:
+    """An order as the caller may see it: a moderator runs the show, not the shipping, so gets no
+    buyer contact data (`contact` is null); the buyer and the host see it."""
+    d = order.to_dict()
+    if claims is not None and claims.role == "moderator" and order.user != claims.sub:
+        d["contact"] = None
+    return d
 
 
 class CheckoutApi:
@@ -57,10 +62,14 @@ class CheckoutApi:
         self.sales = hub.sales
         redis = services.redis
         cfg = services.config
-        self.webhooks = Webhooks(redis, consumer=hub.node_id, max_attempts=cfg.webhook_max_attempts,
-                                 base_delay_s=cfg.webhook_base_delay_s,
-                                 policy=EgressPolicy.from_settings(cfg.webhook_allow_private, cfg.webhook_http_hosts))
         self.provider = load_provider(cfg.payment_provider, redis)
+        self.livemode = bool(getattr(self.provider, "livemode", True))
+        if not self.livemode and not cfg.demo:
+            log.warning("payment provider %r is in test mode: test cards only, no money moves, every order "
+                        "and webhook says livemode=false (HAWKER_PAYMENT_PROVIDER)", cfg.payment_provider)
+        self.webhooks = Webhooks(redis, consumer=hub.node_id, max_attempts=cfg.webhook_max_attempts,
+                                 base_delay_s=cfg.webhook_base_delay_s, livemode=self.livemode,
+                                 policy=EgressPolicy.from_settings(cfg.webhook_allow_private, cfg.webhook_http_hosts))
         self.checkout = Checkout(redis, self.sales.inv, self.provider, ledger=Ledger(redis), webhooks=self.webhooks)
         self.idem = IdempotencyStore(redis)
 
@@ -79,10 +88,19 @@ class CheckoutApi:
             await self.webhooks.emit("reservation.expired", broadcast, {
                 "sale_id": ev.lot_id, "reservation_id": rid, "user": ev.data.get("user"),
                 "qty": int(ev.data.get("qty", 0)), "at": ev.at_ms}, event_id=f"reservation.expired:{ev.lot_id}:{rid}")
-        if ev.levels.available == 0 and ev.levels.total > 0:  # the first time nothing is left: once
+        if ev.levels.available == 0 and ev.levels.total > 0 and await self._selling(ev.lot_id):
+            # the first time nothing is left: once; never for a cancelled sale (read late by the watcher)
             await self.webhooks.emit("sale.soldout", broadcast, {
                 "sale_id": ev.lot_id, "at": ev.at_ms, "levels": dataclasses.asdict(ev.levels)},
                 event_id=f"sale.soldout:{ev.lot_id}")
+
+    async def _selling(self, sale_id: str) -> bool:
+        lot = await self.sales.inv.get_lot(sale_id)
+        return lot is not None and lot.state.value != "CANCELLED"
+
+    async def snapshot_part(self, caller: Caller) -> dict[str, Any]:
+        """What the player needs to know before paying: whether payments are real (livemode)."""
+        return {"livemode": self.livemode, "provider": getattr(self.provider, "name", "")}
 
     async def recover_round(self) -> None:
         """Finish payments a crashed node left half-way (once they are older than the grace)."""
@@ -157,17 +175,19 @@ class CheckoutApi:
     # ---- orders --------------------------------------------------------------------------------
 
     async def list_orders(self, request: web.Request) -> web.Response:
+        """Staff: the orders of their broadcast; a viewer: their own orders of their token's
+        broadcast only (a token is for one broadcast; `*` viewer tokens see all of their own)."""
         claims = require(request)
         broadcast = request.query.get("broadcast") or (None if claims.broadcast == "*" else claims.broadcast)
         try:
             limit = max(1, min(500, int(request.query.get("limit", "100"))))
         except ValueError:
             raise ApiError(422, "VALIDATION", "limit must be an integer", field="limit") from None
+        if broadcast is not None and not claims.allows(broadcast):
+            raise ApiError(403, "FORBIDDEN", "the token is for another broadcast")
         if claims.role in ("host", "moderator"):
             if broadcast is None:
                 raise ApiError(422, "VALIDATION", "broadcast is required", field="broadcast")
-            if not claims.allows(broadcast):
-                raise ApiError(403, "FORBIDDEN", "the token is for another broadcast")
             orders = await self.checkout.ledger.of_broadcast(broadcast, limit)
         else:
             orders = await self.checkout.ledger.of_user(claims.sub, limit)
@@ -177,22 +197,23 @@ class CheckoutApi:
         revenue: dict[str, int] = {}
         for o in paid:
             revenue[o.currency] = revenue.get(o.currency, 0) + o.total
-        return json_response({"orders": [_order_json(o) for o in orders], "count": len(orders),
+        return json_response({"orders": [_order_json(o, claims) for o in orders], "count": len(orders),
                               "paid": len(paid), "revenue": revenue})
 
     async def _visible_order(self, request: web.Request) -> tuple[Claims, Order]:
+        """The order if the token may see it: every token is for one broadcast (or `*`), and an
+        order of another broadcast answers exactly as a missing one (404), whoever bought it."""
         claims = require(request)
         order = await self.checkout.ledger.get(request.match_info["order"][:MAX_ID])
-        if order is None:
+        if order is None or not claims.allows(order.broadcast):
             raise ApiError(404, "ORDER_NOT_FOUND", "no such order")
-        staff = claims.role in ("host", "moderator") and claims.allows(order.broadcast)
-        if not staff and order.user != claims.sub:
+        if claims.role not in ("host", "moderator") and order.user != claims.sub:
             raise ApiError(404, "ORDER_NOT_FOUND", "no such order")
         return claims, order
 
     async def get_order(self, request: web.Request) -> web.Response:
-        _, order = await self._visible_order(request)
-        return json_response({"order": _order_json(order)})
+        claims, order = await self._visible_order(request)
+        return json_response({"order": _order_json(order, claims)})
 
     async def refund_order(self, request: web.Request) -> web.Response:
         claims, order = await self._visible_order(request)
@@ -274,13 +295,15 @@ class CheckoutApi:
         orders = await self.checkout.ledger.of_lot(sale_id)
         return json_response({
             "server_time": await inv.server_time_ms(),
+            "livemode": self.livemode,
             "lot": {"id": lot.lot_id, "total": lot.total, "per_user_limit": lot.per_user_limit, "unit_price": lot.unit_price,
                     "currency": lot.currency, "state": lot.state.value},
             "levels": dataclasses.asdict(report.levels),
             "reservations": [{"id": r.id, "user": r.user, "qty": r.qty, "state": r.state.value, "order_id": r.order_id,
                               "expires_at": r.expires_at_ms} for r in reservations],
             "orders": [{"id": o.id, "reservation_id": o.reservation_id, "user": o.user, "qty": o.qty,
-                        "state": o.state.value, "total": o.total, "currency": o.currency} for o in orders],
+                        "state": o.state.value, "total": o.total, "currency": o.currency,
+                        "livemode": o.livemode} for o in orders],
             "inventory_audit": {"ok": report.ok, "problems": report.problems},
         })
 
@@ -306,6 +329,7 @@ def register(app: web.Application, services: Any) -> CheckoutApi:
     r.add_post("/api/webhooks/dead-letters/{delivery}/redeliver", api.redeliver)
     r.add_get("/api/sales/{sale}/audit", api.audit)
     services.hub.command("checkout.pay", roles=EVERYONE, cost=3)(api.socket_pay)
+    services.hub.snapshot_part("checkout")(api.snapshot_part)
     services.parts["checkout"] = api
 
     services.hub.stockwatch.listeners.append(api.on_stock_event)
@@ -321,4 +345,7 @@ def register(app: web.Application, services: Any) -> CheckoutApi:
 
     app.on_startup.append(_start)
     app.on_cleanup.insert(0, _stop)
+    from live import privacy_api
+
+    privacy_api.register(app, services, api)
     return api

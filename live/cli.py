@@ -43,7 +43,8 @@ _FLAG_HELP = {
     "chat_retention_s": "seconds chat is kept after a broadcast ends",
     "webhook_max_attempts": "merchant webhook deliveries before a dead letter",
     "webhook_base_delay_s": "first webhook retry delay in seconds (doubles each attempt)",
-    "payment_provider": "payment provider: sandbox (offline test cards) or package.module:factory (see docs/checkout.md)",
+    "payment_provider": "payment provider, required by serve: sandbox (offline test cards, orders say livemode=false) "
+                        "or package.module:factory (see docs/checkout.md); demo uses sandbox",
     "fanout_queue_kb": "data queued per slow socket (KiB) before ticks are dropped; twice that closes it",
     "fanout_stall_s": "seconds a socket may stay backed up before it is closed as a slow consumer",
     "fanout_close_grace_s": "seconds a slow socket gets to read its close frame before the connection is cut",
@@ -65,6 +66,8 @@ _FLAG_HELP = {
     "webrtc_connect_timeout_s": "seconds a viewer's peer connection may take to connect before its slot is freed",
     "media_stall_s": "seconds without RTP from the host before media.state says stalled",
     "media_stall_grace_s": "seconds a stalled publish is held for the host to come back before it ends",
+    "pii_retention_days": "days buyers' contact data stays on orders (then removed; totals stay for the audit)",
+    "dead_letter_retention_days": "days a dead-letter webhook delivery (with its body) is kept",
 }
 
 
@@ -138,6 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("hawker: refusing to serve with the default secret: anyone could mint host tokens. "
                   "Set HAWKER_SECRET or --secret to a long random string "
                   "(or run `hawker demo` to try Hawker out)", file=sys.stderr)
+            return 2
+        if not config.payment_provider and not config.demo:
+            print("hawker: refusing to serve without a payment provider: choose one explicitly with "
+                  "HAWKER_PAYMENT_PROVIDER or --payment-provider (package.module:factory for real payments, "
+                  "or `sandbox` for test cards that move no money; see docs/checkout.md)", file=sys.stderr)
             return 2
         from live.server import serve
 

@@ -45,7 +45,7 @@ class Config:
     chat_overload_k: int = 10
     webhook_max_attempts: int = 8
     webhook_base_delay_s: float = 2.0
-    payment_provider: str = "sandbox"
+    payment_provider: str = ""  # no default: `hawker serve` refuses to start until one is chosen
     # fan-out engine (live/fanout/; README "Fan-out settings")
     fanout_queue_kb: int = 512
     fanout_stall_s: float = 10.0
@@ -71,6 +71,9 @@ class Config:
     webrtc_connect_timeout_s: float = 10.0
     media_stall_s: float = 5.0
     media_stall_grace_s: float = 30.0
+    # commerce privacy (checkout/ retention and erasure; docs/security.md "Commerce")
+    pii_retention_days: int = 90
+    dead_letter_retention_days: int = 30
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

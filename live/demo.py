@@ -21,7 +21,8 @@ def run_demo(config: Config) -> int:
     redis = EmbeddedRedis(data_dir / "redis")
     try:
         redis.start()
-        config = config.with_(redis_url=redis.url, demo=True, workers=1)
+        config = config.with_(redis_url=redis.url, demo=True, workers=1,
+                              payment_provider=config.payment_provider or "sandbox")
         asyncio.run(_seed(config))
         host = mint(config.secret, sub=DEMO_HOST, role="host", broadcast=DEMO_BROADCAST, name="Demo Host")
 

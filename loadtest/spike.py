@@ -75,7 +75,8 @@ class LocalStack:
         self.redis.start()
         env = {**os.environ, "HAWKER_SECRET": self.secret, "HAWKER_REDIS_URL": self.redis.url,
                "HAWKER_PORT": str(self.port), "HAWKER_HOST": "127.0.0.1", "HAWKER_WORKERS": str(self.workers),
-               "HAWKER_TICK_MS": str(self.tick_ms), "HAWKER_LOG_LEVEL": "warning", "HAWKER_DATA_DIR": str(self.dir)}
+               "HAWKER_TICK_MS": str(self.tick_ms), "HAWKER_LOG_LEVEL": "warning", "HAWKER_DATA_DIR": str(self.dir),
+               "HAWKER_PAYMENT_PROVIDER": "sandbox"}  # a load test pays with test cards
         self.log = (self.dir / "server.log").open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "live", "serve"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60

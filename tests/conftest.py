@@ -57,7 +57,7 @@ class RunningServer:
 
 @pytest.fixture
 def config(redis_url: str) -> Config:
-    return Config(redis_url=redis_url, secret=TEST_SECRET, tick_ms=50)
+    return Config(redis_url=redis_url, secret=TEST_SECRET, tick_ms=50, payment_provider="sandbox")
 
 
 @pytest.fixture

@@ -215,7 +215,13 @@ class Sales:
         return {"sale": sale.to_dict(), "levels": levels_dict(levels)}
 
     async def cancel(self, caller: Caller, payload: dict) -> dict[str, Any]:
+        """Cancel for good: the lot frees every hold (holders hear `hold.cancelled`), empties the
+        waitlist (`waitlist.cancelled`) and refuses payments; an already closed sale is refused
+        (SALE_CLOSED) before anything changes."""
         sale_id = await self.sale_of(caller, payload)
+        sale = await self.store.get(sale_id)
+        if sale is None or sale.state == "closed":
+            raise HubError("SALE_CLOSED", "the sale is already closed")
         try:
             await self.inv.cancel(sale_id)
         except InventoryError as exc:

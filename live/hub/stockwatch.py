@@ -14,7 +14,9 @@ something happens:
     minute (a later change wakes it again), so CPU at steady load does not grow with the number of
     sales ever run.
 New events: the latest levels go out coalesced (`stock:<sale_id>`), a `waitlist_granted` becomes a
-private `hold.granted` to that user on whatever node they are (claimed once per event).
+private `hold.granted` to that user on whatever node they are (claimed once per event); a
+cancelled sale's `hold_cancelled` / `waitlist_cancelled` become `hold.cancelled` /
+`waitlist.cancelled` to that user, the same way.
 """
 from __future__ import annotations
 
@@ -189,6 +191,8 @@ class StockWatch:
         for ev in events:
             if ev.type == "waitlist_granted":
                 await self._grant(broadcast, sale_id, ev)
+            elif ev.type in ("hold_cancelled", "waitlist_cancelled"):
+                await self._tell_cancelled(broadcast, sale_id, ev)
             for listener in self.listeners:
                 try:
                     await listener(broadcast, ev)
@@ -216,6 +220,18 @@ class StockWatch:
     def _forget(self, sale_id: str) -> None:
         self._cursor.pop(sale_id, None)
         self._levels.pop(sale_id, None)
+
+    async def _tell_cancelled(self, broadcast: str, sale_id: str, ev: Any) -> None:
+        user = ev.data.get("user")
+        if not user or not await self._r.set(f"hub:sale:{{{sale_id}}}:told:{ev.id}", 1, nx=True, ex=24 * 3600):
+            return
+        if ev.type == "hold_cancelled":
+            reservation = await self._inv.get_reservation(sale_id, ev.data.get("reservation", ""))
+            self._sales.hub.fanout.to_user(broadcast, user, "hold.cancelled", {
+                "sale_id": sale_id, "reservation": reservation_dict(reservation), "at": ev.at_ms,
+                "levels": levels_dict(ev.levels)})
+        else:
+            self._sales.hub.fanout.to_user(broadcast, user, "waitlist.cancelled", {"sale_id": sale_id, "at": ev.at_ms})
 
     async def _grant(self, broadcast: str, sale_id: str, ev: Any) -> None:
         user = ev.data.get("user")

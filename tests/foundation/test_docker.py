@@ -91,9 +91,20 @@ def test_compose_commands_and_variables_are_known_to_the_cli():
         hawker_keys = {k for k in keys if k.startswith("HAWKER_")}
         assert hawker_keys <= set(env_names()), (name, hawker_keys - set(env_names()))
         assert "HAWKER_SECRET" in hawker_keys and "HAWKER_REDIS_URL" in hawker_keys
+        assert "HAWKER_PAYMENT_PROVIDER" in hawker_keys, f"{name}: `hawker serve` refuses to start without it"
         assert env["HAWKER_REDIS_URL"].startswith("redis://redis:")
     text = (REPO / "docker-compose.yml").read_text()
     mentioned = set(re.findall(r"\bHAWKER_[A-Z0-9_]+", text))
     assert mentioned <= set(env_names()), mentioned - set(env_names())
     for m in re.finditer(r"hawker ((?:token|serve|demo)[^\n]*)", text):  # commands in comments too
         _parse_hawker(shlex.split(m.group(1)))
+
+
+def test_every_documented_server_run_chooses_a_payment_provider():
+    """`hawker serve` exits 2 without HAWKER_PAYMENT_PROVIDER: the documented commands must set it."""
+    readme = (REPO / "README.md").read_text()
+    runs = re.findall(r"docker run (?:[^\n]*\\\n)*[^\n]*", readme + "\n" + DOCKERFILE.replace("#", ""))
+    runs += re.findall(r"[^\n]*docker compose up[^\n]*", readme)
+    assert runs
+    for run in runs:
+        assert "HAWKER_PAYMENT_PROVIDER=" in run, run

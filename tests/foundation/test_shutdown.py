@@ -32,7 +32,7 @@ async def test_signal_tells_sockets_to_reconnect_and_exits_zero(redis, redis_url
     await BroadcastStore(redis).ensure("bye", title="Bye", host="h")
     port = free_port()
     proc = hawker("serve", "--port", str(port), "--redis-url", redis_url, "--log-level", "warning",
-                  env={"HAWKER_SECRET": TEST_SECRET})
+                  env={"HAWKER_SECRET": TEST_SECRET, "HAWKER_PAYMENT_PROVIDER": "sandbox"})
     clients: list[Recorder] = []
     try:
         url = f"http://127.0.0.1:{port}"
@@ -62,7 +62,7 @@ async def test_signal_tells_sockets_to_reconnect_and_exits_zero(redis, redis_url
 async def test_shutdown_with_no_sockets_is_prompt_and_clean(redis_url):
     port = free_port()
     proc = hawker("serve", "--port", str(port), "--redis-url", redis_url, "--log-level", "warning",
-                  env={"HAWKER_SECRET": TEST_SECRET}, stderr=-1)
+                  env={"HAWKER_SECRET": TEST_SECRET, "HAWKER_PAYMENT_PROVIDER": "sandbox"}, stderr=-1)
     try:
         await wait_http(f"http://127.0.0.1:{port}/healthz", proc)
     finally:

@@ -24,7 +24,7 @@ def _value(text: str, sample: str, labels: dict[str, str] | None = None) -> floa
 async def test_two_workers_share_the_port_and_metrics(redis_url):
     port = free_port()
     proc = hawker("serve", "--port", str(port), "--workers", "2", "--redis-url", redis_url,
-                  "--log-level", "warning", env={"HAWKER_SECRET": TEST_SECRET})
+                  "--log-level", "warning", env={"HAWKER_SECRET": TEST_SECRET, "HAWKER_PAYMENT_PROVIDER": "sandbox"})
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_http(url + "/readyz", proc)

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.slow
 async def two_workers(redis_url, bc):  # type: ignore[no-untyped-def]
     port = free_port()
     env = {**os.environ, "HAWKER_SECRET": TEST_SECRET, "HAWKER_REDIS_URL": redis_url, "HAWKER_PORT": str(port),
-           "HAWKER_WORKERS": "2", "HAWKER_TICK_MS": "100", "HAWKER_LOG_LEVEL": "warning"}
+           "HAWKER_WORKERS": "2", "HAWKER_TICK_MS": "100", "HAWKER_LOG_LEVEL": "warning",
+           "HAWKER_PAYMENT_PROVIDER": "sandbox"}
     proc = subprocess.Popen([sys.executable, "-m", "live", "serve"], env=env)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -1,5 +1,5 @@
 """Hypothesis stateful test: random reserve / release / extend / begin_payment / confirm / abort /
-expire / adjust / waitlist / open-close sequences against a plain-Python model of one lot.
+expire / adjust / waitlist / open-close / cancel sequences against a plain-Python model of one lot.
 
 Time is real (Redis TIME, holds of 1 s), so expiry is part of the game. To keep the model exact,
 every step first makes sure no live reservation expires within the next MARGIN_MS: if one would,
@@ -26,6 +26,7 @@ MARGIN_MS = 400
 HOLD_S = 1
 GRACE_S = 2
 MAX_EXTEND_S = 1
+MAX_ATTEMPTS = 2  # payment attempts per hold (small, so the limit is reached in a run)
 USERS = ["ann", "ben", "cat", "dan"]
 REQUESTS = ["q0", "q1", "q2"]
 _lot_ids = itertools.count()
@@ -39,6 +40,8 @@ class MRes:
     expires: int
     order: str = ""
     extended: bool = False
+    own: int = 0  # the hold's own expiry (without a payment lock)
+    attempts: int = 0
 
 
 @dataclass
@@ -71,7 +74,7 @@ class Model:
     def hold(self, user: str, qty: int, now: int) -> str:
         self.seq += 1
         rid = f"r{self.seq}"
-        self.res[rid] = MRes(user, qty, "HELD", now + HOLD_S * 1000)
+        self.res[rid] = MRes(user, qty, "HELD", now + HOLD_S * 1000, own=now + HOLD_S * 1000)
         self.user_units[user] = self.user_units.get(user, 0) + qty
         self.available -= qty
         self.held += qty
@@ -109,7 +112,9 @@ def test_inventory_matches_model(redis_url: str) -> None:
             super().__init__()
             self.loop = asyncio.new_event_loop()
             self.client = aioredis.Redis.from_url(redis_url)
-            self.inv = Inventory(self.client, payment_grace_s=GRACE_S, max_extend_s=MAX_EXTEND_S)
+            self.inv = Inventory(self.client, payment_grace_s=GRACE_S, max_extend_s=MAX_EXTEND_S,
+                                 max_payment_attempts=MAX_ATTEMPTS)
+            self.steps = 0
             self.lot_id = f"sm{next(_lot_ids)}-{time.monotonic_ns()}"
             self.model: Model | None = None
             self.t0 = 0
@@ -129,7 +134,10 @@ def test_inventory_matches_model(redis_url: str) -> None:
             assert self.model is not None
             while True:
                 t0 = self.now()
-                soon = [r.expires for _, r in self.model.live() if t0 < r.expires <= t0 + MARGIN_MS]
+                self.steps += 1
+                # a PAYING hold's own expiry counts too: abort_payment puts it back (or expires it)
+                edges = [r.expires for _, r in self.model.live()] + [r.own for _, r in self.model.live()]
+                soon = [e for e in edges if t0 < e <= t0 + MARGIN_MS]
                 if not soon:
                     self.t0 = t0
                     return t0
@@ -141,7 +149,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
             m = self.model.res[rid]
             assert got.id == rid and got.user == m.user and got.qty == m.qty
             assert t0 + HOLD_S * 1000 <= got.expires_at_ms <= t0 + MARGIN_MS + HOLD_S * 1000
-            m.expires = got.expires_at_ms
+            m.expires = m.own = got.expires_at_ms
 
         def sync_grants(self, granted: list[str], t0: int) -> None:
             for rid in granted:
@@ -278,21 +286,30 @@ def test_inventory_matches_model(redis_url: str) -> None:
             else:
                 r.extended = True
                 r.expires += min(HOLD_S, MAX_EXTEND_S) * 1000
+                r.own = r.expires
                 assert got.ok and got.reservation.expires_at_ms == r.expires
 
         @rule(data=st.data())
         def begin_payment(self, data: st.DataObject) -> None:
             rid = self.pick(data)
-            who = self.owner(rid, data)
+            self.begin(rid, self.owner(rid, data))
+
+        def begin(self, rid: str, who: str) -> None:
             got, r, t0 = self.on_reservation("begin", rid, who, self.inv.begin_payment(self.lot_id, rid, who))
             if r is None:
                 return
-            if r.state == "PAYING":
+            assert self.model is not None
+            if self.model.state == "CANCELLED":
+                assert got.code is Refusal.SALE_CANCELLED, got
+            elif r.state == "PAYING":
                 assert got.ok and got.reservation.expires_at_ms == r.expires
             elif r.state == "EXPIRED":
                 assert got.code is Refusal.EXPIRED
             elif r.state != "HELD":
                 assert got.code is Refusal.NOT_HELD
+            elif r.attempts >= MAX_ATTEMPTS:
+                assert got.code is Refusal.TOO_MANY_ATTEMPTS, got
+                assert got.reservation.state.value == "HELD" and got.reservation.expires_at_ms == r.expires
             else:
                 assert got.ok and got.reservation.state.value == "PAYING"
                 e = got.reservation.expires_at_ms  # max(expires, NOW + grace), NOW in [t0, t0 + MARGIN]
@@ -304,7 +321,10 @@ def test_inventory_matches_model(redis_url: str) -> None:
                 else:
                     assert e == r.expires or pushed
                 assert e >= r.expires
+                assert e <= r.own + GRACE_S * 1000  # the hard cap
                 r.state, r.expires = "PAYING", e
+                r.attempts += 1
+                assert got.reservation.payment_attempts == r.attempts
 
         @rule(data=st.data(), order=st.sampled_from(["o1", "o2"]))
         def confirm(self, data: st.DataObject, order: str) -> None:
@@ -316,6 +336,8 @@ def test_inventory_matches_model(redis_url: str) -> None:
             assert m is not None
             if r.state == "SOLD":
                 assert got.ok if r.order == order else got.code is Refusal.NOT_PAYING
+            elif m.state == "CANCELLED":
+                assert got.code is Refusal.SALE_CANCELLED, got
             elif r.state == "EXPIRED":
                 assert got.code is Refusal.EXPIRED
             elif r.state != "PAYING":
@@ -328,19 +350,49 @@ def test_inventory_matches_model(redis_url: str) -> None:
 
         @rule(data=st.data())
         def abort_payment(self, data: st.DataObject) -> None:
-            rid = self.pick(data, "PAYING")
-            got, r, _ = self.on_reservation("abort", rid, None, self.inv.abort_payment(self.lot_id, rid))
+            self.abort(self.pick(data, "PAYING"))
+
+        @rule(data=st.data())
+        def declined_payment(self, data: st.DataObject) -> None:
+            """begin then abort on one hold (a declined card): repeated, it meets the attempts cap."""
+            rid = self.pick(data)
+            assert self.model is not None
+            self.begin(rid, self.model.res[rid].user if rid in self.model.res else "ann")
+            self.abort(rid)
+
+        @precondition(lambda self: self.model is not None
+                      and any(r.state == "PAYING" for r in self.model.res.values()))
+        @rule()
+        def slow_decline(self) -> None:
+            """A decline that comes back after the hold's own expiry: the abort must expire it."""
+            m = self.model
+            assert m is not None
+            target, rid = min((r.own, rid) for rid, r in m.res.items() if r.state == "PAYING")
+            while self.now() <= target:
+                time.sleep(0.05)
+            self.abort(rid)
+
+        def abort(self, rid: str) -> None:
+            got, r, t0 = self.on_reservation("abort", rid, None, self.inv.abort_payment(self.lot_id, rid))
             if r is None:
                 return
+            m = self.model
+            assert m is not None
+            before = m.seq
             if r.state == "HELD":
                 assert got.ok
             elif r.state == "EXPIRED":
                 assert got.code is Refusal.EXPIRED
             elif r.state != "PAYING":
                 assert got.code is Refusal.NOT_PAYING
+            elif r.own <= t0:  # the hold's own time ran out during the payment: it ends now
+                m.free(r, "EXPIRED")
+                m.serve(t0)
+                assert got.code is Refusal.EXPIRED and got.reservation.state.value == "EXPIRED", got
             else:
-                r.state = "HELD"
+                r.state, r.expires = "HELD", r.own
                 assert got.ok and got.reservation.expires_at_ms == r.expires
+            self.sync_grants([f"r{i}" for i in range(before + 1, m.seq + 1)], t0)
 
         @rule()
         def expire_due(self) -> None:
@@ -409,6 +461,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
             self.sync_grants([f"r{i}" for i in range(before + 1, m.seq + 1)], t0)
             assert lot.levels == m.levels()
 
+        @precondition(lambda self: self.model is not None and self.model.state != "CANCELLED")
         @rule()
         def toggle_open(self) -> None:
             m = self.model
@@ -423,6 +476,21 @@ def test_inventory_matches_model(redis_url: str) -> None:
                 m.state = "OPEN"
                 m.serve(t0)
             self.sync_grants([f"r{i}" for i in range(before + 1, m.seq + 1)], t0)
+
+        @precondition(lambda self: self.model is not None and self.model.state != "CANCELLED" and self.steps >= 25)
+        @rule()
+        def cancel(self) -> None:
+            """Late in a run (cancelling ends the lot's story): live holds are freed, the waitlist
+            emptied; payments are refused from then on (checked by begin_payment / confirm)."""
+            m = self.model
+            assert m is not None
+            self.safe_time()
+            lot = self.run(self.inv.cancel(self.lot_id))
+            for _, r in m.live():
+                m.free(r, "CANCELLED")
+            m.waitlist.clear()
+            m.state = "CANCELLED"
+            assert lot.levels == m.levels() and lot.levels.held == 0 and lot.levels.waitlist == 0
 
         @invariant()
         def agrees(self) -> None:

@@ -102,6 +102,7 @@ onSnapshot(socket, (snap) => {
     }
   }
   if (snap.broadcast) { $("#title").textContent = snap.broadcast.title || t("app.title"); document.title = $("#title").textContent; }
+  setTestMode(!(snap.checkout && snap.checkout.livemode === false));
   setViewers(snap.viewers);
   renderAll();
   video.update(snap.media);
@@ -132,11 +133,22 @@ socket.on("sale.scheduled", ({ sale, levels }) => { S.sales.set(sale.id, { ...sa
 socket.on("sale.open", ({ sale_id, levels }) => upd(sale_id, { state: "open", levels }));
 socket.on("sale.soldout", ({ sale_id, levels }) => upd(sale_id, { soldout_at: Date.now(), levels }));
 socket.on("sale.closed", ({ sale_id, levels }) => upd(sale_id, { state: "closed", levels }));
+socket.on("hold.cancelled", ({ sale_id, levels }) => {
+  if (S.hold && S.hold.sale_id === sale_id) { S.hold = null; $("#hold").hidden = true; }
+  upd(sale_id, { levels }); $("#card-state").textContent = t("hold.cancelled");
+});
+socket.on("waitlist.cancelled", () => { S.waitPos = null; $("#card-state").textContent = t("waitlist.cancelled"); });
 socket.on("hold.granted", ({ sale_id, reservation, levels }) => { S.hold = { ...reservation, sale_id }; S.waitPos = null; upd(sale_id, { levels }); $("#card-state").textContent = t("card.granted"); });
 socket.on("media.state", (m) => video.update(m));
 socket.on("broadcast.state", ({ state }) => { if (state === "ended") { $("#video-status").textContent = t("media.ended"); $("#video-status").hidden = false; } });
 socket.on("broadcast.updated", (b) => { if (b && b.title) $("#title").textContent = b.title; });
 
+/** Payments that move no money (the sandbox) say so, before and during checkout. */
+function setTestMode(live) {
+  $("#test-mode").hidden = live;
+  $("#sandbox-hint").hidden = live;
+  document.body.dataset.livemode = live ? "1" : "0";
+}
 function upd(id, changes) { const s = S.sales.get(id); if (s) { Object.assign(s, changes); renderCard(); } }
 function setViewers(n) { if (typeof n === "number") $("#viewers").textContent = t("player.viewers", { n }); }
 
@@ -312,6 +324,7 @@ $("#checkout").addEventListener("submit", async (e) => {
     const data = await r.json().catch(() => ({ error: { code: "GENERIC" } }));
     if (r.ok && data.order) {
       S.order = data.order; S.hold = null;
+      if (data.order.livemode === false) setTestMode(false);
       $("#hold").hidden = true;
       const c = $("#confirmation"); c.hidden = false; c.textContent = t("checkout.done", { id: data.order.id }); c.dataset.orderId = data.order.id;
       renderCard();

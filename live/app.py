@@ -10,7 +10,7 @@ import orjson
 import socketio
 from aiohttp import web
 
-from live import assets, checkout_api, chat_events, health, idempotent, media, metrics, pages
+from live import assets, checkout_api, chat_events, compactor, health, idempotent, media, metrics, orders_export, pages
 from live.config import Config
 from live.fanout import Bounds, FanoutServer
 from live.redis_gate import RedisGate
@@ -78,6 +78,8 @@ def create_app(config: Config) -> web.Application:
     media.setup(app, services)
     chat_events.register(services.hub, services)
     checkout_api.register(app, services)
+    orders_export.setup(app)  # GET /api/broadcasts/{bc}/orders.csv (host)
+    compactor.setup(app, services)  # compacts finished sales (HAWKER_SALE_COMPACT_AFTER_S)
 
     app.on_startup.append(_start_background)
     app.on_cleanup.append(_close)

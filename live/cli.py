@@ -47,6 +47,10 @@ _FLAG_HELP = {
     "fanout_queue_kb": "data queued per slow socket (KiB) before ticks are dropped; twice that closes it",
     "fanout_stall_s": "seconds a socket may stay backed up before it is closed as a slow consumer",
     "fanout_close_grace_s": "seconds a slow socket gets to read its close frame before the connection is cut",
+    "sale_compact_after_s": "seconds after a closed sale's last stock change before it is compacted to its "
+                            "audit summary and SOLD reservations (0: never compact)",
+    "order_retention_days": "days an order is kept in Redis after it was made (0: for ever); the merchant "
+                            "keeps them from webhooks and the CSV export",
 }
 
 

@@ -134,3 +134,11 @@ async def test_a_node_started_while_redis_is_down_exits_once_it_finds_an_old_one
         if proc.poll() is None:
             stop(proc, signal.SIGKILL)
         old.cleanup()
+
+
+def test_messages_name_the_server_never_its_password() -> None:
+    from live.redis_gate import where
+
+    assert where("redis://:s3cret@cache.internal:6380/2") == "Redis at cache.internal:6380"
+    assert where("redis://user:s3cret@10.1.2.3/0") == "Redis at 10.1.2.3:6379"
+    assert "s3cret" not in where("rediss://u:s3cret@[::1]:7000/0")

@@ -51,6 +51,8 @@ _FLAG_HELP = {
                             "audit summary and SOLD reservations (0: never compact)",
     "order_retention_days": "days an order is kept in Redis after it was made (0: for ever); the merchant "
                             "keeps them from webhooks and the CSV export",
+    "redis_mode": "standalone; cluster (REDIS_URL names any node) is not served yet: the inventory runs on a "
+                  "Redis Cluster but the hub does not, so `hawker serve` refuses it (docs/scaling.md)",
 }
 
 
@@ -118,6 +120,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = Config.from_env(**overrides)
     except ValueError as exc:
         print(f"hawker: {exc}", file=sys.stderr)
+        return 2
+    if config.redis_mode not in ("standalone", "cluster"):
+        print(f"hawker: HAWKER_REDIS_MODE={config.redis_mode!r}: use standalone or cluster", file=sys.stderr)
+        return 2
+    if config.redis_mode == "cluster" and args.command in ("serve", "demo"):
+        print("hawker: HAWKER_REDIS_MODE=cluster is not served yet: the inventory runs on a Redis Cluster, "
+              "but the hub's fan-out (pub/sub) does not; use one Redis primary (see docs/scaling.md)",
+              file=sys.stderr)
         return 2
     if args.command == "serve":
         if (config.uses_default_secret or not config.secret) and not config.demo:

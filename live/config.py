@@ -50,9 +50,10 @@ class Config:
     fanout_queue_kb: int = 512
     fanout_stall_s: float = 10.0
     fanout_close_grace_s: float = 5.0
-    # Redis memory retention (live/compactor.py, checkout/ledger.py; docs/scaling.md)
+    # Redis: retention (live/compactor.py, checkout/ledger.py) and mode (live/store.py); docs/scaling.md
     sale_compact_after_s: int = 3600
     order_retention_days: int = 90
+    redis_mode: str = "standalone"
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

@@ -22,9 +22,26 @@ from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutErr
 RETRIES = 3
 
 
-def connect(url: str, *, timeout_s: float = 5.0, max_connections: int = 256) -> aioredis.Redis:
+MODES = ("standalone", "cluster")
+
+
+def connect(url: str, *, timeout_s: float = 5.0, max_connections: int = 256,
+            mode: str = "standalone") -> aioredis.Redis:
     """A client on one pool. Commands retry 3 times with backoff (50 ms doubling, capped at 1 s) on
-    connection errors and timeouts only; a Redis error reply is never retried."""
+    connection errors and timeouts only; a Redis error reply is never retried.
+
+    mode 'cluster' (HAWKER_REDIS_MODE): redis-py's asyncio RedisCluster, `url` naming any node; it
+    routes each command by its key's slot (keys of one lot, sale or broadcast share a hash tag),
+    `max_connections` per node. Experimental: see docs/scaling.md for what is verified on a cluster."""
+    if mode == "cluster":
+        from redis.asyncio.cluster import RedisCluster
+
+        return RedisCluster.from_url(  # type: ignore[return-value]
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, max_connections=max_connections,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=RETRIES),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError])
+    if mode != "standalone":
+        raise ValueError(f"redis mode {mode!r}: use one of {', '.join(MODES)}")
     return aioredis.Redis.from_url(
         url,
         socket_timeout=timeout_s,

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from inventory import Inventory, LotSpec, Refusal, StockLevels
+from tests.redis_proc import client_for
 
 MARGIN_MS = 400
 HOLD_S = 1
@@ -108,7 +109,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
         def __init__(self) -> None:
             super().__init__()
             self.loop = asyncio.new_event_loop()
-            self.client = aioredis.Redis.from_url(redis_url)
+            self.client = client_for(redis_url)
             self.inv = Inventory(self.client, payment_grace_s=GRACE_S, max_extend_s=MAX_EXTEND_S)
             self.lot_id = f"sm{next(_lot_ids)}-{time.monotonic_ns()}"
             self.model: Model | None = None

@@ -15,7 +15,6 @@ import itertools
 import time
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test

@@ -4,12 +4,18 @@ an order event stream. Creation is one Lua script, so a retried confirm can neve
 Buyers' contact data is personal data: an order with a contact is indexed in `orders:pii` by its
 creation time, and `expire_contacts` removes the contact once it is older than the retention
 (totals, state and ids stay for the audit); `erase_user` removes it at the buyer's request and
-replaces the buyer's id with a pseudonym."""
+replaces the buyer's id with a pseudonym.
+
+Retention (`retention_s`, HAWKER_ORDER_RETENTION_DAYS in the server): Redis is the working copy,
+the merchant's system of record gets every order by webhook and CSV export. An order's keys expire
+`retention_s` after it was created; each index drops entries older than that when a new order is
+added to it and expires as a whole once nothing was added for `retention_s`. A state change
+(refund) keeps the order's expiry. None keeps orders for ever (the library's default)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, AsyncIterator
 
 import orjson
 import redis.asyncio as aioredis
@@ -62,23 +68,37 @@ class Order:
 
 
 _CREATE = """
--- KEYS: by_res, order, bc_index, user_index, lot_index, events, pii   ARGV: id, json, score, state, has_contact
+-- KEYS: by_res, order, bc_index, user_index, lot_index, events, pii
+-- ARGV: id, json, score, state, retention_ms (0: keep), has_contact
 local existing = redis.call('GET', KEYS[1])
 if existing then return {0, existing} end
-if ARGV[5] == '1' then redis.call('ZADD', KEYS[7], ARGV[3], ARGV[1]) end
+if ARGV[6] == '1' then redis.call('ZADD', KEYS[7], ARGV[3], ARGV[1]) end
+local keep = tonumber(ARGV[5])
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
-redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
+for i = 3, 5 do redis.call('ZADD', KEYS[i], ARGV[3], ARGV[1]) end
+if keep > 0 then
+  local tm = redis.call('TIME')
+  local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+  local left = math.max(1, tonumber(ARGV[3]) + keep - now)
+  redis.call('PEXPIRE', KEYS[1], left)
+  redis.call('PEXPIRE', KEYS[2], left)
+  for i = 3, 5 do
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. (now - keep))
+    redis.call('PEXPIRE', KEYS[i], keep)
+  end
+end
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', %d, '*', 'type', 'order.created', 'order', ARGV[1], 'state', ARGV[4])
 return {1, ARGV[1]}
 """ % EVENTS_MAXLEN
 
 
 class Ledger:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, *, retention_s: int | None = None) -> None:
+        if retention_s is not None and (type(retention_s) is not int or retention_s < 1):
+            raise ValueError(f"retention_s must be a positive int or None, got {retention_s!r}")
         self.redis = redis
+        self.retention_s = retention_s
         self._create = redis.register_script(_CREATE)
 
     @staticmethod
@@ -91,7 +111,8 @@ class Ledger:
                 f"orders:bc:{order.broadcast}", f"orders:user:{order.user}", f"orders:lot:{order.sale_id}", EVENTS_KEY,
                 PII_KEY]
         created, oid = await self._create(keys=keys, args=[order.id, orjson.dumps(order.to_dict()), order.created_at,
-                                                            order.state.value, "1" if order.contact else "0"])
+                                                            order.state.value, (self.retention_s or 0) * 1000,
+                                                            "1" if order.contact else "0"])
         if created:
             return order, True
         existing = await self.get(oid.decode() if isinstance(oid, bytes) else oid)
@@ -124,7 +145,7 @@ class Ledger:
                         return None
                     d = orjson.loads(raw) | changes
                     p.multi()
-                    p.set(key, orjson.dumps(d))
+                    p.set(key, orjson.dumps(d), keepttl=True)  # retention counts from creation
                     if event:
                         p.xadd(EVENTS_KEY, event, maxlen=EVENTS_MAXLEN, approximate=True)
                     await p.execute()
@@ -173,3 +194,17 @@ class Ledger:
 
     async def of_lot(self, sale_id: str, limit: int = 100_000) -> list[Order]:
         return await self._list(f"orders:lot:{sale_id}", limit)
+
+    async def iter_broadcast(self, broadcast: str, since_ms: int = 0, until_ms: int | None = None,
+                             page: int = 500) -> AsyncIterator[list[Order]]:
+        """Every order of the broadcast still kept, oldest first, `page` at a time (for exports:
+        memory stays bounded whatever the count)."""
+        lo, hi = since_ms, "+inf" if until_ms is None else until_ms
+        offset = 0
+        while True:
+            ids = await self.redis.zrangebyscore(f"orders:bc:{broadcast}", lo, hi, start=offset, num=page)
+            if not ids:
+                return
+            offset += len(ids)
+            raws = await self.redis.mget([self._order_key(i.decode() if isinstance(i, bytes) else i) for i in ids])
+            yield [Order.from_json(r) for r in raws if r]

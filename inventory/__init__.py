@@ -82,6 +82,7 @@ Semantics worth knowing:
   reserves, there is nothing to configure.
 """
 from inventory.core import CHANGED_CHANNEL, MAX_ID_LEN, MAX_QTY, Inventory, keys_for
+from inventory.compaction import CompactResult
 from inventory.types import (
     MESSAGES,
     AuditReport,
@@ -102,6 +103,7 @@ from inventory.types import (
 __all__ = [
     "AuditReport",
     "CHANGED_CHANNEL",
+    "CompactResult",
     "Inventory",
     "InventoryError",
     "Lot",

@@ -11,6 +11,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from redislayer import AutoPipeline, Script
+from inventory import compaction
+from inventory.compaction import CompactResult
 from inventory.lua import SCRIPTS, source
 from inventory.types import (
     MESSAGES,
@@ -185,7 +187,10 @@ class Inventory:
                             spec.per_user_limit, spec.hold_s, opt(spec.opens_at_ms), opt(spec.closes_at_ms),
                             spec.lot_id)
         await self.redis.sadd("inv:lots", spec.lot_id)
-        return self._lot_or_raise(spec.lot_id, r)
+        lot = self._lot_or_raise(spec.lot_id, r)
+        if spec.closes_at_ms is not None:  # look at it for compaction once it closes by itself
+            await compaction.schedule(self.redis, spec.lot_id, spec.closes_at_ms)
+        return lot
 
     async def get_lot(self, lot_id: str) -> Lot | None:
         if not _valid_lot_id(lot_id):
@@ -207,10 +212,14 @@ class Inventory:
     async def _set_state(self, lot_id: str, action: str) -> Lot:
         if not _valid_lot_id(lot_id):
             raise InventoryError(Refusal.UNKNOWN_LOT, f"lot {lot_id!r}")
-        return self._lot_or_raise(lot_id, await self._run("set_state", lot_id, action))
+        lot = self._lot_or_raise(lot_id, await self._run("set_state", lot_id, action))
+        if action != "open":
+            await compaction.schedule(self.redis, lot_id, 0)
+        return lot
 
     async def open(self, lot_id: str) -> Lot:
-        """Open now (before opens_at, or re-open a closed lot). A cancelled lot stays closed (CLOSED)."""
+        """Open now (before opens_at, or re-open a closed lot). A cancelled or compacted lot stays
+        closed (CLOSED)."""
         return await self._set_state(lot_id, "open")
 
     async def close(self, lot_id: str) -> Lot:
@@ -298,6 +307,19 @@ class Inventory:
         ids = await self.list_lots() if lot_ids is None else lot_ids
         counts = await asyncio.gather(*(self.expire_due(lot_id, limit) for lot_id in ids))
         return sum(counts)
+
+    async def compact(self, lot_id: str, grace_s: int) -> CompactResult:
+        """Keep only the audit summary and the SOLD reservations of a lot that is closed or
+        cancelled, holds no units (due holds are expired first) and has had no stock event for
+        `grace_s` seconds (inventory/compaction.py). Anything else is answered with why not and when
+        to look again; nothing changes then."""
+        if not _valid_lot_id(lot_id) or not _int(grace_s, 0, 10**8):
+            return CompactResult("INVALID_REQUEST")
+        return compaction._result(await self._run("compact", lot_id, grace_s * 1000))
+
+    async def compact_due(self, grace_s: int, limit: int = 100) -> list[tuple[str, CompactResult]]:
+        """One compaction pass over the lots due in the index (for a periodic task in the server)."""
+        return await compaction.compact_due(self, grace_s, limit)
 
     async def join_waitlist(self, lot_id: str, user: str, qty: int) -> WaitlistResult:
         """Queue for up to qty units while sold out; already queued -> ok with the same position."""
@@ -439,7 +461,7 @@ class Inventory:
         return AuditReport(
             ok=not problems, problems=problems, levels=levels, recomputed=recomputed,
             reservations=len(flat_res) // 2, max_user_units=max(per_user.values(), default=0),
-            oversold=max(0, held + sold - levels.total),
+            oversold=max(0, held + sold - levels.total), compacted_at_ms=_opt_int(r[11]) if len(r) > 11 else None,
         )
 
     def events_key(self, lot_id: str) -> str:

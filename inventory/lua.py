@@ -18,6 +18,11 @@ Keys of a lot (tag = {lot:ID}):
 
 A script that appends events also PUBLISHes the lot id once on the channel `inv:changed`
 (CHANGED_CHANNEL), so a watcher wakes on stock changes instead of polling every lot.
+Compaction (script `compact`, Inventory.compact): once a lot is closed (or cancelled), holds no
+units and has been quiet for a grace, it keeps only its audit summary (meta, with compacted_at and
+the counts of what was dropped) and its SOLD reservations (res, usr, uh); released and expired
+reservations, request ids, the waitlist and the event stream are deleted. A compacted lot cannot
+be opened again.
 
 Replies are flat arrays: {code, total, available, held, sold, waitlist, ...op specific}; code ''
 means success. A reservation is appended as {id, user, qty, state, expires_at, order_id,
@@ -424,6 +429,8 @@ if m.state == 'CANCELLED' then
   if action == 'cancel' then return lot_reply('', m) end
   return lot_reply('CLOSED', m)
 end
+-- a compacted lot has lost its history (requests, waitlist, events): it stays closed
+if action == 'open' and redis.call('HEXISTS', KM, 'compacted_at') == 1 then return lot_reply('CLOSED', m) end
 if action == 'open' then
   m.state = 'OPEN'
   redis.call('HSET', KM, 'state', 'OPEN')
@@ -501,7 +508,49 @@ out[8] = NOW
 out[9] = redis.call('ZCARD', KX)
 out[10] = redis.call('HGETALL', KR)
 out[11] = redis.call('HGETALL', KU)
+out[12] = redis.call('HGET', KM, 'compacted_at') or ''
 return out
+"""
+
+# ARGV: maxlen, grace_ms -> {code, at_ms, released, expired, events, waitlist, requests}
+#   ''            compacted now (at_ms = NOW; the counts are what was dropped)
+#   COMPACTED     was already (at_ms = when)
+#   NOT_CLOSED    still open or scheduled (at_ms = closes_at or '')
+#   NOT_SETTLED   units still held (at_ms = the last hold's expiry)
+#   NOT_DUE       closed and settled, quiet for less than the grace (at_ms = when it is due)
+#   UNKNOWN_LOT
+SCRIPTS["compact"] = r"""
+local m = load_meta()
+if not m then return {'UNKNOWN_LOT'} end
+local done = redis.call('HGET', KM, 'compacted_at')
+if done then return {'COMPACTED', tonumber(done)} end
+local st = eff_state(m)
+if st ~= 'CLOSED' and st ~= 'CANCELLED' then return {'NOT_CLOSED', m.closes_at or ''} end
+expire_due(m, 100000)
+save_meta(m)
+if m.held > 0 then
+  local last = redis.call('ZRANGE', KX, -1, -1, 'WITHSCORES')
+  return {'NOT_SETTLED', tonumber(last[2] or NOW)}
+end
+local quiet_since = m.closes_at or tonumber(redis.call('HGET', KM, 'created_at'))
+local ev = redis.call('XREVRANGE', KE, '+', '-', 'COUNT', 1)
+if #ev > 0 then quiet_since = math.max(quiet_since, tonumber(string.match(ev[1][1], '^(%d+)'))) end
+local due = quiet_since + tonumber(ARGV[2])
+if NOW < due then return {'NOT_DUE', due} end
+local released, expired = 0, 0
+local all = redis.call('HGETALL', KR)
+for i = 1, #all, 2 do
+  local r = cjson.decode(all[i + 1])
+  if r.s ~= 'SOLD' then
+    redis.call('HDEL', KR, all[i])
+    if r.s == 'RELEASED' then released = released + 1 else expired = expired + 1 end
+  end
+end
+local events, waiting, requests = redis.call('XLEN', KE), redis.call('LLEN', KW), redis.call('HLEN', KQ)
+redis.call('DEL', KE, KQ, KW, KWU, KX)
+redis.call('HSET', KM, 'compacted_at', NOW, 'c_released', released, 'c_expired', expired,
+  'c_events', events, 'c_waitlist', waiting, 'c_requests', requests)
+return {'', NOW, released, expired, events, waiting, requests}
 """
 
 

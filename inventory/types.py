@@ -200,3 +200,4 @@ class AuditReport:
     reservations: int  # how many reservations the lot has on record
     max_user_units: int  # largest HELD+PAYING+SOLD units of any single user
     oversold: int  # units sold or held beyond total (0 when healthy)
+    compacted_at_ms: int | None = None  # set once compacted: `reservations` then counts SOLD ones only

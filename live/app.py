@@ -10,9 +10,11 @@ import orjson
 import socketio
 from aiohttp import web
 
-from live import assets, checkout_api, chat_events, headers, health, idempotent, media, metrics, pages
+from live import (assets, checkout_api, chat_events, compactor, headers, health, idempotent, media, metrics,
+                  orders_export, pages)
 from live.config import Config
 from live.fanout import Bounds, FanoutServer
+from live.redis_gate import RedisGate
 from live.errors import error_middleware
 from live.services import Services
 from live.store import connect
@@ -48,8 +50,9 @@ def create_app(config: Config) -> web.Application:
     """Build the app. Redis is connected lazily by the pool; nothing here blocks."""
     app = web.Application(middlewares=[_count_requests, error_middleware], client_max_size=config.max_request_bytes)
     app["config"] = config
-    app["redis"] = connect(config.redis_url, timeout_s=config.redis_timeout_s,
+    app["redis"] = connect(config.redis_url, timeout_s=config.redis_timeout_s, mode=config.redis_mode,
                            max_connections=config.redis_max_connections, wait_s=config.redis_wait_ms / 1000)
+    app["redis_gate"] = RedisGate(app["redis"], config.redis_url)  # Redis >= 7, checked once reached
     sio = FanoutServer(  # socketio.AsyncServer with the fan-out engine's writer and codecs (live/fanout/)
         bounds=Bounds(max_queued_bytes=config.fanout_queue_kb * 1024, stall_s=config.fanout_stall_s,
                       close_grace_s=config.fanout_close_grace_s),
@@ -78,6 +81,8 @@ def create_app(config: Config) -> web.Application:
     media.setup(app, services)
     chat_events.register(services.hub, services)
     checkout_api.register(app, services)
+    orders_export.setup(app)  # GET /api/broadcasts/{bc}/orders.csv (host)
+    compactor.setup(app, services)  # compacts finished sales (HAWKER_SALE_COMPACT_AFTER_S)
 
     app.on_startup.append(_start_background)
     app.on_cleanup.append(_close)
@@ -100,11 +105,13 @@ async def _tell_sockets_to_reconnect(sio: socketio.AsyncServer) -> None:
 
 async def _start_background(app: web.Application) -> None:
     metrics.PROCESS_UP.inc()
+    app["redis_gate"].start()
     app["lag_task"] = asyncio.create_task(_watch_loop_lag())
 
 
 async def _close(app: web.Application) -> None:
     app["lag_task"].cancel()
+    await app["redis_gate"].stop()
     metrics.PROCESS_UP.dec()
     await app["redis"].aclose()
 

@@ -70,7 +70,8 @@ class CheckoutApi:
         self.webhooks = Webhooks(redis, consumer=hub.node_id, max_attempts=cfg.webhook_max_attempts,
                                  base_delay_s=cfg.webhook_base_delay_s, livemode=self.livemode,
                                  policy=EgressPolicy.from_settings(cfg.webhook_allow_private, cfg.webhook_http_hosts))
-        self.checkout = Checkout(redis, self.sales.inv, self.provider, ledger=Ledger(redis), webhooks=self.webhooks)
+        ledger = Ledger(redis, retention_s=cfg.order_retention_days * 86400 or None)  # HAWKER_ORDER_RETENTION_DAYS
+        self.checkout = Checkout(redis, self.sales.inv, self.provider, ledger=ledger, webhooks=self.webhooks)
         self.idem = IdempotencyStore(redis)
 
     async def _broadcast_of(self, sale_id: str, claims: Claims) -> str:

@@ -68,6 +68,12 @@ _FLAG_HELP = {
     "media_stall_grace_s": "seconds a stalled publish is held for the host to come back before it ends",
     "pii_retention_days": "days buyers' contact data stays on orders (then removed; totals stay for the audit)",
     "dead_letter_retention_days": "days a dead-letter webhook delivery (with its body) is kept",
+    "sale_compact_after_s": "seconds after a closed sale's last stock change before it is compacted to its "
+                            "audit summary and SOLD reservations (0: never compact)",
+    "order_retention_days": "days an order is kept in Redis after it was made (0: for ever); the merchant "
+                            "keeps them from webhooks and the CSV export",
+    "redis_mode": "standalone; cluster (REDIS_URL names any node) is not served yet: the inventory runs on a "
+                  "Redis Cluster but the hub does not, so `hawker serve` refuses it (docs/scaling.md)",
 }
 
 
@@ -135,6 +141,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = Config.from_env(**overrides)
     except ValueError as exc:
         print(f"hawker: {exc}", file=sys.stderr)
+        return 2
+    if config.redis_mode not in ("standalone", "cluster"):
+        print(f"hawker: HAWKER_REDIS_MODE={config.redis_mode!r}: use standalone or cluster", file=sys.stderr)
+        return 2
+    if config.redis_mode == "cluster" and args.command in ("serve", "demo"):
+        print("hawker: HAWKER_REDIS_MODE=cluster is not served yet: the inventory runs on a Redis Cluster, "
+              "but the hub's fan-out (pub/sub) does not; use one Redis primary (see docs/scaling.md)",
+              file=sys.stderr)
         return 2
     if args.command == "serve":
         if (config.uses_default_secret or not config.secret) and not config.demo:

@@ -74,6 +74,10 @@ class Config:
     # commerce privacy (checkout/ retention and erasure; docs/security.md "Commerce")
     pii_retention_days: int = 90
     dead_letter_retention_days: int = 30
+    # Redis: retention (live/compactor.py, checkout/ledger.py) and mode (live/store.py); docs/scaling.md
+    sale_compact_after_s: int = 3600
+    order_retention_days: int = 90
+    redis_mode: str = "standalone"
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

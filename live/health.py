@@ -27,10 +27,17 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Ready: Redis answers and is >= 7.0 (live/redis_gate.py). A too-old Redis is 503
+    REDIS_TOO_OLD naming the version found; an unreachable one 503 REDIS_UNAVAILABLE."""
+    gate = request.app.get("redis_gate")
     try:
         await asyncio.wait_for(request.app["redis"].ping(), timeout=1.0)
+        if gate is not None and gate.state == "waiting":
+            await asyncio.wait_for(gate.check(), timeout=1.0)
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         return error_response(503, "REDIS_UNAVAILABLE", f"redis is not reachable: {type(exc).__name__}")
+    if gate is not None and gate.state == "refused":
+        return error_response(503, "REDIS_TOO_OLD", str(gate.error))
     return json_response({"status": "ready"})
 
 

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 from typing import Callable
 
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from live.accesslog import RedactingAccessLogger
 from live.config import Config
+from live.redis_gate import EXIT_REDIS_TOO_OLD
 
 log = logging.getLogger("hawker.server")
 
@@ -32,11 +34,22 @@ def _bind(config: Config, reuse_port: bool) -> socket.socket:
 
 
 async def serve_async(config: Config, *, reuse_port: bool = False, ready: "mp.synchronize.Event | None" = None,
-                      on_ready: Callable[[], None] | None = None) -> None:
-    """Serve until SIGTERM/SIGINT; then stop accepting, say goodbye to sockets, flush, return."""
+                      on_ready: Callable[[], None] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; then stop accepting, say goodbye to sockets, flush, return 0.
+    A Redis older than 7.0, found when the node first reaches it, stops the node the same way and
+    returns EXIT_REDIS_TOO_OLD (live/redis_gate.py)."""
     from live.app import create_app  # after PROMETHEUS_MULTIPROC_DIR is set
 
     app = create_app(config)
+    code = 0
+    gate = app["redis_gate"]
+    try:  # one quick look before anything starts: an old Redis that is up stops us here, cleanly
+        await asyncio.wait_for(gate.check(), timeout=min(3.0, config.redis_timeout_s))
+    except Exception:  # noqa: BLE001 - Redis not reachable yet: start anyway, the gate keeps trying
+        pass
+    if gate.state == "refused":
+        await app["redis"].aclose()
+        return EXIT_REDIS_TOO_OLD
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.shutdown_grace_s,
                            access_log_class=RedactingAccessLogger)  # no token in the access log
     await runner.setup()
@@ -46,6 +59,15 @@ async def serve_async(config: Config, *, reuse_port: bool = False, ready: "mp.sy
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    def refuse(_exc: Exception) -> None:
+        nonlocal code
+        code = EXIT_REDIS_TOO_OLD
+        stop.set()
+
+    gate.on_refused = refuse
+    if gate.state == "refused" and gate.error is not None:  # refused before we listened
+        refuse(gate.error)
     log.info("hawker serving on %s (pid %d)", config.base_url, os.getpid())
     if ready is not None:
         ready.set()
@@ -56,6 +78,7 @@ async def serve_async(config: Config, *, reuse_port: bool = False, ready: "mp.sy
     await site.stop()  # stop accepting: new connections go to the other workers / nodes
     await run_shutdown_hooks(app, config.shutdown_grace_s)
     await runner.cleanup()  # finish in-flight requests (up to shutdown_grace_s), on_shutdown, on_cleanup
+    return code
 
 
 async def run_shutdown_hooks(app: web.Application, timeout_s: float) -> None:
@@ -70,7 +93,7 @@ async def run_shutdown_hooks(app: web.Application, timeout_s: float) -> None:
 
 def _worker(config: Config, ready: "mp.synchronize.Event") -> None:
     configure_logging(config.log_level)
-    asyncio.run(serve_async(config, reuse_port=True, ready=ready))
+    sys.exit(asyncio.run(serve_async(config, reuse_port=True, ready=ready)))
 
 
 def serve(config: Config, on_ready: Callable[[], None] | None = None) -> int:
@@ -78,8 +101,7 @@ def serve(config: Config, on_ready: Callable[[], None] | None = None) -> int:
     the port accepts connections (single process) or every worker said it is ready."""
     configure_logging(config.log_level)
     if config.workers <= 1:
-        asyncio.run(serve_async(config, on_ready=on_ready))
-        return 0
+        return asyncio.run(serve_async(config, on_ready=on_ready))
     metrics_dir = tempfile.mkdtemp(prefix="hawker-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     ctx = mp.get_context("spawn")

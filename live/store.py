@@ -16,6 +16,9 @@ from live.metrics import observe_redis
 __all__ = ["RETRIES", "connect"]
 
 
-def connect(url: str, *, timeout_s: float = 5.0, max_connections: int = 64, wait_s: float = 2.0) -> TimedRedis:
-    """A client on one bounded pool, timed into Prometheus."""
-    return _connect(url, timeout_s=timeout_s, max_connections=max_connections, wait_s=wait_s, timer=observe_redis)
+def connect(url: str, *, timeout_s: float = 5.0, max_connections: int = 64, wait_s: float = 2.0,
+            mode: str = "standalone") -> TimedRedis:
+    """A client on one bounded pool, timed into Prometheus. mode 'cluster' (HAWKER_REDIS_MODE):
+    redis-py's asyncio RedisCluster (experimental: see docs/scaling.md)."""
+    return _connect(url, timeout_s=timeout_s, max_connections=max_connections, wait_s=wait_s, timer=observe_redis,
+                    mode=mode)

@@ -62,13 +62,29 @@ class TimedRedis(aioredis.Redis):
             timer(name.decode() if isinstance(name, bytes) else str(name).upper(), time.perf_counter() - start)
 
 
+MODES = ("standalone", "cluster")
+
+
 def connect(url: str, *, timeout_s: float = 5.0, max_connections: int = 64, wait_s: float = 2.0,
-            timer: RedisTimer | None = None) -> TimedRedis:
+            timer: RedisTimer | None = None, mode: str = "standalone") -> TimedRedis:
     """A client on one bounded pool of `max_connections`.
 
     A command waits up to `wait_s` for a free connection (then `PoolTimeout`); commands retry 3
     times with backoff (50 ms doubling, capped at 1 s) on connection errors and socket timeouts
-    only; a Redis error reply is never retried."""
+    only; a Redis error reply is never retried.
+
+    mode 'cluster': redis-py's asyncio RedisCluster, `url` naming any node; it routes each command
+    by its key's slot (keys of one lot, sale or broadcast share a hash tag), `max_connections` per
+    node. Experimental (docs/scaling.md says what is verified on a cluster)."""
+    if mode == "cluster":
+        from redis.asyncio.cluster import RedisCluster
+
+        return RedisCluster.from_url(  # type: ignore[return-value]
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, max_connections=max_connections,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=RETRIES),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError])
+    if mode != "standalone":
+        raise ValueError(f"redis mode {mode!r}: use one of {', '.join(MODES)}")
     pool = BoundedPool.from_url(
         url,
         max_connections=max_connections,

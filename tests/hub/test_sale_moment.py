@@ -277,3 +277,26 @@ async def test_server_latency_is_on_metrics(make_server, redis, token):
     assert has("hawker_fanout_tick_lag_seconds_count")
     assert has("hawker_join_seconds_count", 'snapshot="whole"')
     assert "# TYPE hawker_overload_answers_total counter" in text
+
+
+async def test_a_command_past_its_deadline_is_busy_and_its_retry_gets_the_first_answer(make_server, redis, redis_url,
+                                                                                       token):
+    """Redis paused longer than the command deadline: the ack is BUSY (not INTERNAL, not TIMEOUT);
+    the reserve queued meanwhile still lands, and the retry with the same request_id finds it."""
+    await BroadcastStore(redis).ensure("b1", title="Drop", host="h1", products=PRODUCTS)
+    node = await make_server(command_deadline_ms=300)
+    async with aiohttp.ClientSession() as session:
+        host = await _light(session, node.url, token("host", "b1", "h1"), "json")
+        sale = await _sale(host, units=3)
+        buyer = await _light(session, node.url, token("viewer", "b1", "alice"), "msgpack")
+        admin = aioredis.Redis.from_url(redis_url)
+        await admin.execute_command("CLIENT", "PAUSE", 1000, "ALL")
+        ack = await buyer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": "slow"})
+        assert ack["ok"] is False and ack["error"]["code"] == "BUSY" and ack["error"]["retry_after"] > 0
+        await asyncio.sleep(1.2)
+        again = await buyer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": "slow"})
+        assert again["ok"], again
+        audit = await node.app["hub"].sales.inv.audit(sale)
+        assert audit.ok and audit.levels.held == 1  # one hold, not two
+        await admin.aclose()
+        await asyncio.gather(buyer.close(), host.close())

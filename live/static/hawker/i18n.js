@@ -91,6 +91,7 @@ const ERRORS = {
   INTERNAL: ["The server had a problem. Please try again.", "서버에 문제가 생겼습니다. 다시 시도해 주세요."],
   REDIS_UNAVAILABLE: ["The service is briefly unavailable. Please try again.", "서비스를 잠시 사용할 수 없습니다. 다시 시도해 주세요."],
   UNAVAILABLE: ["The service is briefly unavailable. Retrying…", "서비스를 잠시 사용할 수 없습니다. 다시 시도하는 중…"],
+  REDIS_TOO_OLD: ["The service is not set up correctly (its database is too old). Please tell the shop.", "서비스 설정에 문제가 있습니다(데이터베이스 버전이 낮음). 상점에 알려 주세요."],
   BUSY: ["So many people are buying right now. Please try again in a moment.", "지금 구매하려는 분이 너무 많습니다. 잠시 후 다시 시도해 주세요."],
   SHUTTING_DOWN: ["The server is restarting. Reconnecting…", "서버가 다시 시작하는 중입니다. 다시 연결하는 중…"],
   BAD_PAYLOAD: ["The request was not understood.", "요청을 이해하지 못했습니다."],

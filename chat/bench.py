@@ -50,7 +50,7 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="hawker-chat-bench-")
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         exe = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
                                       "--save", "", "--appendonly", "no", "--loglevel", "warning"],

@@ -6,7 +6,7 @@ when the tld is a common one (so "hi.there" or "3.5" are not)."""
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from chat.fold import nfkc_lower
 

@@ -63,7 +63,7 @@ class Message:
         return out
 
     @classmethod
-    def from_entry(cls, entry_id: bytes | str, fields: dict[Any, Any]) -> "Message":
+    def from_entry(cls, entry_id: bytes | str, fields: dict[Any, Any]) -> Message:
         """Build from a stream entry (fields u, n, r, t, k)."""
         mid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)

@@ -5,8 +5,9 @@ The fan-out engine applies it per tick; this module holds the knobs and the two 
 a per-broadcast inbound rate meter and the choice of which messages a sampled viewer keeps."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 

@@ -15,17 +15,16 @@ from importlib import resources
 from typing import Any
 
 from chat.commentbuy import BuyIntent, parse_buy
-from chat.errors import (BLOCKED_WORD, FORBIDDEN, LINK_NOT_ALLOWED, NOT_A_QUESTION, NOT_FOUND,
-                         VALIDATION, ChatRefused)
+from chat.errors import BLOCKED_WORD, FORBIDDEN, LINK_NOT_ALLOWED, NOT_A_QUESTION, NOT_FOUND, VALIDATION, ChatRefused
 from chat.fold import nfkc_lower
 from chat.keys import ChatKeys
 from chat.links import LinkPolicy
 from chat.message import Actor, Message
-from redislayer import AutoPipeline, Script
 from chat.policy import ChatPolicy
 from chat.reactions import decode_totals
 from chat.text import clean
 from chat.words import WordFilter
+from redislayer import AutoPipeline, Script
 
 _NOT_WORD = re.compile(r"[\W_]+")
 _REPEATS = re.compile(r"(\D)\1+")  # repeated letters fold; numbers ("11" vs "1") stay apart

@@ -11,8 +11,8 @@ pieces ("fu ck")."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from importlib import resources
-from typing import Iterable
 
 from chat.fold import collapse, letters, words
 

@@ -31,10 +31,10 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from checkout.egress import EgressPolicy
 from checkout.ledger import Ledger
 from checkout.payments import SandboxProvider
 from checkout.service import Checkout, PayRequest
-from checkout.egress import EgressPolicy
 from checkout.webhooks import Webhooks, verify
 from inventory import Inventory, LotSpec
 
@@ -57,7 +57,7 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="hawker-checkout-bench-")
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         exe = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
                                       "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",

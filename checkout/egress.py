@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -125,7 +125,7 @@ class EgressPolicy:
 
     @classmethod
     def from_settings(cls, allow_private: bool, http_hosts: str | Iterable[str] = "",
-                      lookup: Lookup | None = None) -> "EgressPolicy":
+                      lookup: Lookup | None = None) -> EgressPolicy:
         hosts = http_hosts.split(",") if isinstance(http_hosts, str) else list(http_hosts)
         clean = frozenset(h.strip().strip("[]").lower() for h in hosts if h.strip())
         return cls(allow_private=allow_private, http_hosts=clean, lookup=lookup or system_lookup)
@@ -164,7 +164,7 @@ class EgressPolicy:
         except ValueError:
             try:
                 addresses = await asyncio.wait_for(self.lookup(host, port), timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise EgressRefused("the host did not resolve in time") from None
             except (OSError, UnicodeError, ValueError):
                 raise EgressRefused("the host does not resolve") from None

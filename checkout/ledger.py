@@ -13,9 +13,10 @@ added to it and expires as a whole once nothing was added for `retention_s`. A s
 (refund) keeps the order's expiry. None keeps orders for ever (the library's default)."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any, AsyncIterator
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -61,7 +62,7 @@ class Order:
         return d
 
     @classmethod
-    def from_json(cls, raw: bytes | str) -> "Order":
+    def from_json(cls, raw: bytes | str) -> Order:
         d = orjson.loads(raw)
         d["state"] = OrderState(d["state"])
         return cls(**d)

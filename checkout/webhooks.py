@@ -18,8 +18,9 @@ import logging
 import random
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlparse
 
 import aiohttp
@@ -339,7 +340,7 @@ class Webhooks:
                     ok = 200 <= resp.status < 300
                     if not ok:
                         log.info("webhook %s answered HTTP %d", ep.get("id"), resp.status)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
             log.info("webhook %s delivery failed: %s", ep.get("id"), type(exc).__name__)
         metrics.WEBHOOK_LATENCY.observe(time.perf_counter() - t0)
         return ok, "" if ok else DELIVERY_FAILED

@@ -81,8 +81,8 @@ Semantics worth knowing:
   as pipelines of at most 64 calls written in that same tick: just ``asyncio.gather`` many
   reserves, there is nothing to configure.
 """
-from inventory.core import CHANGED_CHANNEL, MAX_ID_LEN, MAX_QTY, Inventory, keys_for
 from inventory.compaction import CompactResult
+from inventory.core import CHANGED_CHANNEL, MAX_ID_LEN, MAX_QTY, Inventory, keys_for
 from inventory.types import (
     MESSAGES,
     AuditReport,

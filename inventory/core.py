@@ -10,7 +10,6 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from redislayer import AutoPipeline, Script
 from inventory import compaction
 from inventory.compaction import CompactResult
 from inventory.lua import SCRIPTS, source
@@ -29,6 +28,7 @@ from inventory.types import (
     StockLevels,
     WaitlistResult,
 )
+from redislayer import AutoPipeline, Script
 
 MAX_ID_LEN = 64
 MAX_QTY = 1_000_000

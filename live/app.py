@@ -10,12 +10,11 @@ import orjson
 import socketio
 from aiohttp import web
 
-from live import (assets, checkout_api, chat_events, compactor, headers, health, idempotent, media, metrics,
-                  orders_export, pages)
+from live import assets, chat_events, checkout_api, compactor, headers, health, idempotent, media, metrics, orders_export, pages
 from live.config import Config
+from live.errors import error_middleware
 from live.fanout import Bounds, FanoutServer
 from live.redis_gate import RedisGate
-from live.errors import error_middleware
 from live.services import Services
 from live.store import connect
 

@@ -9,9 +9,9 @@ import logging
 from typing import Any
 
 from aiohttp import web
+
 from inventory import Inventory
 from inventory.compaction import backfill
-
 from live.periodic import Periodic
 
 log = logging.getLogger("hawker.compactor")

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
-from redislayer import overload_code
 
 from live.metrics import OVERLOAD_ANSWERS
+from redislayer import overload_code
 
 log = logging.getLogger("hawker.http")
 

@@ -6,7 +6,7 @@ IDEMPOTENCY_IN_PROGRESS (`retry_after` 1000 ms). Keys are scoped per user and ke
 runs. Responses of 5xx are not stored, so a retry after a server error runs again."""
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 HTTP_REQUESTS = Counter("hawker_http_requests_total", "HTTP requests answered", ["method", "status"])
 PROCESS_UP = Gauge("hawker_process_up", "1 per running server process", multiprocess_mode="livesum")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 MIN_VERSION = (7, 0, 0)
 _BANNER = re.compile(r"^(?P<name>\w+) server v=(?P<version>\d+(?:\.\d+){0,2})")

@@ -10,7 +10,7 @@ import signal
 import socket
 import sys
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -33,7 +33,7 @@ def _bind(config: Config, reuse_port: bool) -> socket.socket:
     return sock
 
 
-async def serve_async(config: Config, *, reuse_port: bool = False, ready: "mp.synchronize.Event | None" = None,
+async def serve_async(config: Config, *, reuse_port: bool = False, ready: mp.synchronize.Event | None = None,
                       on_ready: Callable[[], None] | None = None) -> int:
     """Serve until SIGTERM/SIGINT; then stop accepting, say goodbye to sockets, flush, return 0.
     A Redis older than 7.0, found when the node first reaches it, stops the node the same way and
@@ -91,7 +91,7 @@ async def run_shutdown_hooks(app: web.Application, timeout_s: float) -> None:
             log.exception("shutdown hook %r failed", hook)
 
 
-def _worker(config: Config, ready: "mp.synchronize.Event") -> None:
+def _worker(config: Config, ready: mp.synchronize.Event) -> None:
     configure_logging(config.log_level)
     sys.exit(asyncio.run(serve_async(config, reuse_port=True, ready=ready)))
 

@@ -8,10 +8,9 @@ use redis-py's `register_script` (EVALSHA, reloaded on NOSCRIPT). Every round tr
 `hawker_redis_seconds{op}`."""
 from __future__ import annotations
 
+from live.metrics import observe_redis
 from redislayer import connect as _connect
 from redislayer.client import RETRIES, TimedRedis
-
-from live.metrics import observe_redis
 
 __all__ = ["RETRIES", "connect"]
 

@@ -24,7 +24,7 @@ class Clock:
     def server_now(self) -> float:
         return time.time() * 1000 + self.offset_ms
 
-    def sync(self, sio: socketio.Client, samples: int = 5, timeout: float = 10) -> "Clock":
+    def sync(self, sio: socketio.Client, samples: int = 5, timeout: float = 10) -> Clock:
         best: tuple[float, float] | None = None
         for _ in range(samples):
             t0 = time.time() * 1000

@@ -263,7 +263,8 @@ def run(clients: int, seconds: float, rate: float, procs: int, size: int) -> dic
                 cp.wait(timeout=30)
             us = ph["net_cpu_s"] / received * 1e6 if received else float("nan")
             results[mode] = {"recipients": ph["recipients"], "messages": ph["messages"], "deliveries": received,
-                             "expected": ph["messages"] * ph["recipients"], "cpu_s": round(ph["cpu_s"], 3), "net_cpu_s": round(ph["net_cpu_s"], 3),
+                             "expected": ph["messages"] * ph["recipients"], "cpu_s": round(ph["cpu_s"], 3),
+                             "net_cpu_s": round(ph["net_cpu_s"], 3),
                              "idle_cpu_per_s": round(ph["idle_cpu_per_s"], 4),
                              "deliveries_per_s": round(received / ph["wall_s"]), "us_per_delivery": round(us, 2),
                              "p50_ms": round(_pct(lat, 0.5), 2), "p99_ms": round(_pct(lat, 0.99), 2)}

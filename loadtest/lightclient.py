@@ -40,7 +40,7 @@ class LightClient:
         self._reader = asyncio.ensure_future(self._read())
 
     @classmethod
-    async def connect(cls, session: aiohttp.ClientSession, url: str, token: str, codec: str = "msgpack") -> "LightClient":
+    async def connect(cls, session: aiohttp.ClientSession, url: str, token: str, codec: str = "msgpack") -> LightClient:
         raw = await raw_connect(session, url, {"token": token}, codec=codec)
         return cls(raw.ws, codec)
 

@@ -52,7 +52,7 @@ class LocalStack:
         assert self.proc is not None
         return self.proc.pid
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         try:
             self.start()
         except BaseException:

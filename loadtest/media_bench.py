@@ -182,9 +182,9 @@ class Bench:
 
     async def run(self) -> dict[str, Any]:
         import aiohttp
+        import aiortc.codecs.vpx as vpx
         import psutil
 
-        import aiortc.codecs.vpx as vpx
         from loadtest.media_clients import Publisher
 
         vpx.DEFAULT_BITRATE = self.args.bitrate  # the synthetic host's target (aiortc reads it per encoder)
@@ -308,7 +308,7 @@ class Bench:
         return frames, lag
 
     def cleanup(self) -> None:
-        for proc, conn in self.workers:
+        for proc, _conn in self.workers:
             if proc.is_alive():
                 proc.terminate()
             proc.join(5)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import csv
 import os
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Iterable, Iterator
 
 KINDS = ("join", "chat_latency", "tick_latency", "reserve", "pay", "order", "vote", "clock_offset")  # "order": user = order id
 

@@ -71,7 +71,7 @@ class LocalStack:
         self.tick_ms = tick_ms
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "LocalStack":
+    def start(self) -> LocalStack:
         self.redis.start()
         env = {**os.environ, "HAWKER_SECRET": self.secret, "HAWKER_REDIS_URL": self.redis.url,
                "HAWKER_PORT": str(self.port), "HAWKER_HOST": "127.0.0.1", "HAWKER_WORKERS": str(self.workers),
@@ -198,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="server processes when starting one here")
     p.add_argument("--tick-ms", type=int, default=100)
     p.add_argument("--sale-window-s", type=int, default=20, help="how long buyers may keep trying after the open")
-    p.add_argument("--codec", choices=["msgpack", "json"], default="msgpack", help="wire codec of the load clients (msgpack, like the player)")
+    p.add_argument("--codec", choices=["msgpack", "json"], default="msgpack",
+                   help="wire codec of the load clients (msgpack, like the player)")
     p.add_argument("--out", default="loadtest-out", help="report folder")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON line at the end")
     return p

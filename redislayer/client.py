@@ -11,7 +11,8 @@ when they are many; one pub/sub per process is fine inside it."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import BlockingConnectionPool

@@ -47,7 +47,7 @@ class Script:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
     @classmethod
-    def from_file(cls, path: Path | str) -> "Script":
+    def from_file(cls, path: Path | str) -> Script:
         """A script kept in a `.lua` file beside its package (named by the file's stem)."""
         p = Path(path)
         return cls(p.stem, p.read_text(encoding="utf-8"))
@@ -95,7 +95,7 @@ class AutoPipeline:
         self.calls = 0
         self.retries = 0
 
-    def call(self, script: Script, keys: list[str], args: list[Any]) -> "asyncio.Future[Any]":
+    def call(self, script: Script, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
         """Queue one EVALSHA; the future gets its reply (or the exception of its batch)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()

@@ -53,7 +53,7 @@ class RedisProcess:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "RedisProcess":
+    def start(self) -> RedisProcess:
         args = [
             self.binary or find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.dir), "--save", "", "--appendonly", "yes",
@@ -112,7 +112,7 @@ class RedisClusterProcess:
     def url(self) -> str:
         return self.nodes[0].url
 
-    def start(self) -> "RedisClusterProcess":
+    def start(self) -> RedisClusterProcess:
         binary = find_redis_server()
         for _ in range(self.masters):
             node = RedisProcess(binary=binary, extra_args=[

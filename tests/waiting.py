@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 async def wait_for(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition",

@@ -17,8 +17,9 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from engineio import packet as eio_packet
 
@@ -30,7 +31,7 @@ log = logging.getLogger("hawker.fanout")
 SLOW_CLOSE_CODE = 4001
 
 # Instrumentation for tests and benchmarks: called as tap(conn, data) for every write of a frame.
-tap: Callable[["Conn", bytes], None] | None = None
+tap: Callable[[Conn, bytes], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Bounds:
 class CtrlQueue(asyncio.Queue):  # type: ignore[type-arg]
     """Engine.IO's per-socket packet queue, which also wakes our writer."""
 
-    def __init__(self, conn: "Conn") -> None:
+    def __init__(self, conn: Conn) -> None:
         super().__init__()
         self._conn = conn
 

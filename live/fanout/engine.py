@@ -18,7 +18,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis

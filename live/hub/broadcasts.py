@@ -8,8 +8,9 @@ Keys share the broadcast's hash tag so one broadcast lives on one Cluster slot:
 State moves scheduled -> live -> ended, only forwards, each move one Lua script (check and set)."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis

@@ -10,7 +10,6 @@ from dataclasses import asdict
 from typing import Any
 
 from inventory import Inventory, InventoryError, LotSpec, Refusal, Reservation, ReserveResult, StockLevels
-
 from live.hub import metrics
 from live.hub import validate as v
 from live.hub.errors import refusals

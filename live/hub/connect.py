@@ -5,8 +5,9 @@ convenience, the query string (`?token=...&broadcast=...`). The broadcast is the
 a `*` token (operator) must name one with `broadcast`."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import parse_qs
 
 from socketio.exceptions import ConnectionRefusedError

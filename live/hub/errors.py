@@ -1,8 +1,8 @@
 """Turning the hub's own store errors into socket refusals (HubError) and REST errors (ApiError)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from live.errors import ApiError
 from live.hub.broadcasts import StoreError

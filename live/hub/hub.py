@@ -9,17 +9,18 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 import socketio
-from redislayer import overload_code
 
 from live.hub import metrics
 from live.hub.broadcasts import BroadcastStore
 from live.hub.clock import ServerClock
 from live.hub.connect import Refused, authenticate
 from live.hub.registry import Caller, Handler, Registry, SnapshotPart
+from redislayer import overload_code
 
 log = logging.getLogger("hawker.hub")
 

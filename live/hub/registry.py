@@ -31,14 +31,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
 
 import orjson
-from redislayer import overload_code
 
-from live.hub import metrics
 from live.auth import ROLES
+from live.hub import metrics
+from redislayer import overload_code
 
 log = logging.getLogger("hawker.hub")
 

@@ -4,7 +4,8 @@ A host token for broadcast X manages X only; a `*` host token manages every broa
 Mutating calls honour `Idempotency-Key`: a retry within a day gets the first response."""
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web

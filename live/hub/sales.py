@@ -11,7 +11,6 @@ Each announcement (`sale.open`, `sale.soldout`, `sale.closed`) is claimed by one
 moves the hub's state once, so it goes out once however many nodes try."""
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 from dataclasses import asdict, dataclass
@@ -132,7 +131,9 @@ class SaleStore:
                                        args=[sale.id, sale.opens_at, *fields]))
 
     async def get(self, sale_id: str) -> Sale | None:
-        raw = await self._r.hgetall(sale_key(sale_id))
+        return self._parse(await self._r.hgetall(sale_key(sale_id)))
+
+    def _parse(self, raw: dict[bytes, bytes] | None) -> Sale | None:
         if not raw:
             return None
         h: dict[str, Any] = {k.decode(): val.decode() for k, val in raw.items()}
@@ -162,7 +163,12 @@ class SaleStore:
     async def of_broadcast(self, broadcast: str, limit: int = 20) -> list[Sale]:
         """The broadcast's latest sales (by opens_at), oldest first."""
         ids = await self._r.zrange(bc_sales_key(broadcast), -limit, -1)
-        sales = await asyncio.gather(*(self.get(x.decode()) for x in ids))
+        if not ids:
+            return []
+        pipe = self._r.pipeline(transaction=False)  # one round trip on one connection, not one each
+        for x in ids:
+            pipe.hgetall(sale_key(x.decode()))
+        sales = [self._parse(raw) for raw in await pipe.execute()]
         return [s for s in sales if s is not None]
 
     async def watched(self, now_ms: int) -> list[str]:

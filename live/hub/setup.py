@@ -6,8 +6,8 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from inventory import Inventory
 
+from inventory import Inventory
 from live.hub import cmd_broadcast, cmd_polls, cmd_sales, rest
 from live.hub.hub import Hub
 from live.hub.registry import Registry
@@ -76,7 +76,7 @@ def setup(app: web.Application, services: Any) -> Hub:
         for step in steps:  # each bounded: shutdown must finish even if Redis hangs
             try:
                 await asyncio.wait_for(step(), 5)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+            except (TimeoutError, Exception):  # noqa: BLE001
                 log.warning("hub stop step %s did not finish cleanly", getattr(step, "__qualname__", step))
 
     app.on_startup.append(_start)

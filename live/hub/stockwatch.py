@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
-from inventory import CHANGED_CHANNEL, Inventory, StockLevels
-from redislayer import overload_code
 
+from inventory import CHANGED_CHANNEL, Inventory, StockLevels
 from live.hub.cmd_sales import Sales, levels_dict, reservation_dict
 from live.hub.sales import WATCH_KEY
 from live.periodic import Periodic
+from redislayer import overload_code
 
 log = logging.getLogger("hawker.hub.stock")
 

@@ -4,7 +4,8 @@ Commands turn it into `HubError("VALIDATION", message, field=...)`, REST into a 
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")

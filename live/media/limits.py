@@ -54,7 +54,7 @@ class OfferLimits:
     address: TokenBucket
 
     @classmethod
-    def of(cls, user_rate: float, user_burst: int, ip_rate: float, ip_burst: int) -> "OfferLimits":
+    def of(cls, user_rate: float, user_burst: int, ip_rate: float, ip_burst: int) -> OfferLimits:
         return cls(TokenBucket(user_rate, user_burst), TokenBucket(ip_rate, ip_burst))
 
     def check(self, sub: str, address: str | None) -> None:

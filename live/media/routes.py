@@ -1,15 +1,15 @@
 """HTTP doors: WHIP ingest (RFC 9725), WHEP-style playback, ICE config, media state, HLS files."""
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from live import auth
 from live.errors import ApiError, error_response, json_response
 from live.media import metrics
-from live.media.ice import browser_config
 from live.media.hls import BROADCAST_RE
+from live.media.ice import browser_config
 from live.media.service import MediaService, check_broadcast
 
 SDP = "application/sdp"

@@ -17,8 +17,8 @@ buffer; when that backlog passes MAX_BACKLOG_BYTES the viewer drops video until 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from struct import pack
-from typing import Callable
 
 from aiortc import RTCRtpSender, RTCRtpTransceiver, clock
 from aiortc.rtcrtpsender import random_sequence_number

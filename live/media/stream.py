@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from live.media.forward import ForwardTrack
 from live.media.frames import AUDIO_CLOCK, VIDEO_CLOCK, EncodedFrame
@@ -169,7 +169,7 @@ class Stream:
             self.last_picture_id = frame.picture_id
         self.last[kind] = (frame.timestamp, frame.arrival)
 
-    def adopt(self, old: "Stream") -> None:
+    def adopt(self, old: Stream) -> None:
         """Host takeover: `old`'s viewers continue on this stream without renegotiating. Their RTP
         timeline (SSRC, sequence numbers, timestamps, picture ids) goes on; video waits for this
         stream's first keyframe, which is asked for at once."""

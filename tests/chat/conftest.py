@@ -41,7 +41,8 @@ def chat(make_chat) -> Chat:  # type: ignore[no-untyped-def]
 from typing import Any  # noqa: E402
 
 import socketio  # noqa: E402
-from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests of this folder
+
+from tests.waiting import wait_for  # noqa: E402, F401 - re-exported for the tests of this folder
 
 PRODUCTS = [{"id": "p1", "title": "Linen shirt", "price": 12900, "currency": "KRW"}]
 
@@ -59,7 +60,7 @@ class Client:
         async def _any(event: str, *args: Any) -> None:
             self.events.append((event, args[0] if args else None))
 
-    async def connect(self, url: str, token: str) -> "Client":
+    async def connect(self, url: str, token: str) -> Client:
         await self.sio.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=15)
         await wait_for(lambda: self.of("snapshot"), what="snapshot")
         return self

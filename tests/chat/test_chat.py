@@ -6,8 +6,21 @@ import asyncio
 import pytest
 
 from chat import Actor, ChatRefused, Message, ReactionTally
-from chat.errors import (BANNED, BLOCKED_WORD, DUPLICATE, EMPTY, FORBIDDEN, LINK_NOT_ALLOWED, MUTED,
-                         NOT_A_QUESTION, NOT_FOUND, RATE_LIMITED, SLOW_MODE, TOO_LONG, VALIDATION)
+from chat.errors import (
+    BANNED,
+    BLOCKED_WORD,
+    DUPLICATE,
+    EMPTY,
+    FORBIDDEN,
+    LINK_NOT_ALLOWED,
+    MUTED,
+    NOT_A_QUESTION,
+    NOT_FOUND,
+    RATE_LIMITED,
+    SLOW_MODE,
+    TOO_LONG,
+    VALIDATION,
+)
 from chat.keys import ChatKeys
 from tests.chat.conftest import ALICE, BOB, HOST, MOD
 

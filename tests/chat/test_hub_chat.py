@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import aiohttp
-from inventory import Inventory
 
+from inventory import Inventory
 from tests.chat.conftest import wait_for
 
 PAYLOAD = '<script>alert("pwned")</script><img src=x onerror="alert(1)"> &amp; \'quoted\''

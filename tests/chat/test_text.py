@@ -94,7 +94,8 @@ def test_comment_to_buy_ignores_chat(text: str) -> None:
     assert parse_buy(text) is None
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=300, deadline=None)

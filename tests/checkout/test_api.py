@@ -170,8 +170,9 @@ async def test_audit_endpoint(shop, clients, token):  # noqa: F811
 
 async def test_webhooks_through_the_app(shop, clients, token, redis):  # noqa: F811
     """Register over REST; a paid order, a sell-out and an expired hold each reach the merchant, signed."""
-    from tests.checkout.test_webhooks import SECRET, Receiver
     from aiohttp import web
+
+    from tests.checkout.test_webhooks import SECRET, Receiver
     from tests.redis_proc import free_port
 
     rec = Receiver()
@@ -211,8 +212,9 @@ async def test_webhooks_through_the_app(shop, clients, token, redis):  # noqa: F
 
 async def test_an_expired_hold_reaches_the_merchant_once(shop, clients, token):  # noqa: F811
     """A hold nobody pays for expires (on the hub's stock watcher) and becomes reservation.expired."""
-    from tests.checkout.test_webhooks import SECRET, Receiver, wait_until
     from aiohttp import web
+
+    from tests.checkout.test_webhooks import SECRET, Receiver, wait_until
     from tests.redis_proc import free_port
 
     rec = Receiver()

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from checkout import Checkout, CheckoutError, ChargeStatus, Ledger, OrderState, PaymentTimeout, SandboxProvider
+from checkout import ChargeStatus, Checkout, CheckoutError, Ledger, OrderState, PaymentTimeout, SandboxProvider
 from inventory import Inventory, ReservationState
 from tests.checkout.conftest import DECLINE_CARD, OK_CARD, TIMEOUT_CARD, pay_request
 

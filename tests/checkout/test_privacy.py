@@ -41,7 +41,7 @@ async def test_contact_data_expires_after_the_retention_totals_stay(redis, serve
     assert audit["inventory_audit"]["ok"] and [o["id"] for o in audit["orders"]] == [order["id"]]
 
 
-async def test_dead_letters_expire(redis, make_server, receiver):  # type: ignore[no-untyped-def]
+async def test_dead_letters_expire(redis, make_server, receiver):  # type: ignore[no-untyped-def]  # noqa: F811 - the fixture
     """A delivery that failed for good keeps its body (order contact data): it goes after the retention."""
     srv = await make_server(webhook_max_attempts=1)
     receiver.down = True

@@ -8,7 +8,7 @@ import asyncio
 import orjson
 import pytest
 
-from checkout import Checkout, CheckoutError, ChargeStatus, Ledger, OrderState, SandboxProvider, Webhooks
+from checkout import ChargeStatus, Checkout, CheckoutError, Ledger, OrderState, SandboxProvider, Webhooks
 from checkout.egress import EgressPolicy
 from checkout.payments import load_provider
 from checkout.webhooks import STREAM

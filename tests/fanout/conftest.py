@@ -12,8 +12,6 @@ from live.hub.broadcasts import BroadcastStore
 from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests of this folder
 
 
-
-
 class Client:
     """A python-socketio AsyncClient (websocket only) recording every event it hears."""
 
@@ -30,7 +28,7 @@ class Client:
         async def _gone(*_a: Any) -> None:
             self.disconnected.set()
 
-    async def connect(self, url: str, token: str) -> "Client":
+    async def connect(self, url: str, token: str) -> Client:
         await self.sio.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=20)
         return self
 

@@ -1,8 +1,6 @@
 """Delivery: codecs, coalescing, urgent events, private messages, encode-once."""
 from __future__ import annotations
 
-import asyncio
-
 from live.fanout import conn as conn_mod
 from tests.fanout.conftest import fanout_of, wait_for
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
 from tests.waiting import wait_for as wait_until  # noqa: F401 - re-exported for the tests of this folder
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,7 +19,8 @@ async def test_the_access_log_never_holds_a_token(redis_url) -> None:
     jwt = mint(TEST_SECRET, sub="h1", role="host", broadcast="b1")
     port = free_port()
     proc = hawker("serve", "--port", str(port), "--redis-url", redis_url, "--log-level", "info",
-                  env={"HAWKER_SECRET": TEST_SECRET, "HAWKER_PAYMENT_PROVIDER": "sandbox"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                  env={"HAWKER_SECRET": TEST_SECRET, "HAWKER_PAYMENT_PROVIDER": "sandbox"},
+                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_http(url + "/healthz", proc)

@@ -37,7 +37,7 @@ class Client:
         async def _refused(data: Any) -> None:
             self.refused = data
 
-    async def connect(self, url: str, token: str | None, **auth: Any) -> "Client":
+    async def connect(self, url: str, token: str | None, **auth: Any) -> Client:
         a = {"token": token, **auth} if token is not None else auth
         await self.sio.connect(url, auth=a, transports=["websocket"], wait_timeout=15)
         return self
@@ -77,7 +77,7 @@ async def clients() -> AsyncIterator[Callable[..., Any]]:
         if c.sio.connected:
             try:  # bounded: a teardown must never hang the suite
                 await asyncio.wait_for(c.sio.disconnect(), 10)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+            except (TimeoutError, Exception):  # noqa: BLE001
                 pass
 
 

@@ -42,7 +42,8 @@ async def test_bad_tokens_are_refused_with_a_code(server, bc, case):
     tokens = {
         "missing": None,
         "garbage": "not-a-jwt",
-        "bad_signature": jwt.encode({"sub": "u", "role": "viewer", "bc": "b1", "exp": now + 60}, "other-secret-0123456789abcdef0123", algorithm="HS256"),
+        "bad_signature": jwt.encode({"sub": "u", "role": "viewer", "bc": "b1", "exp": now + 60},
+                                    "other-secret-0123456789abcdef0123", algorithm="HS256"),
         "expired": jwt.encode({"sub": "u", "role": "viewer", "bc": "b1", "exp": now - 10}, TEST_SECRET, algorithm="HS256"),
         "no_role": jwt.encode({"sub": "u", "bc": "b1", "exp": now + 60}, TEST_SECRET, algorithm="HS256"),
     }

@@ -60,7 +60,9 @@ async def test_create_list_update_and_products(server, http, token, clients, red
     ({"id": "x", "title": "T", "products": [{"id": "p", "title": "P", "price": -1, "currency": "KRW"}]}, "products[0].price"),
     ({"id": "x", "title": "T", "products": [{"id": "p", "title": "P", "price": 1, "currency": "krw"}]}, "products[0].currency"),
     ({"id": "x", "title": "T", "products": [{"id": "p", "title": "P", "price": 1.5, "currency": "KRW"}]}, "products[0].price"),
-    ({"id": "x", "title": "T", "products": [{"id": "p", "title": "P", "price": 1, "currency": "KRW", "image_url": "javascript:x"}]}, "products[0].image_url"),
+    ({"id": "x", "title": "T",
+      "products": [{"id": "p", "title": "P", "price": 1, "currency": "KRW", "image_url": "javascript:x"}]},
+     "products[0].image_url"),
     ({"id": "x", "title": "T", "colour": "red"}, "colour"),
 ])
 async def test_validation_errors_name_the_field_and_change_nothing(server, http, token, redis, body, field):
@@ -102,5 +104,6 @@ async def test_ensure_is_idempotent_and_keeps_edits(redis):
     store = BroadcastStore(redis)
     await store.ensure("demo", title="Demo", host="demo-host", products=PRODUCTS)
     await store.edit_product("demo", "p1", {"price": 100})
-    again = await store.ensure("demo", title="Demo", host="demo-host", products=[*PRODUCTS, {"id": "p9", "title": "New", "price": 5, "currency": "KRW"}])
+    again = await store.ensure("demo", title="Demo", host="demo-host",
+                               products=[*PRODUCTS, {"id": "p9", "title": "New", "price": 5, "currency": "KRW"}])
     assert [p.id for p in again.products] == ["p1", "p2", "p9"] and again.product("p1").price == 100

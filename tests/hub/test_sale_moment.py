@@ -85,9 +85,20 @@ async def test_500_buyers_on_a_pool_of_4_connections_all_get_a_real_answer(make_
                 return await _light(session, node.url, token("viewer", "b1", f"buyer{i}"), "msgpack" if i % 2 else "json")
 
         buyers = await asyncio.gather(*(join(i) for i in range(500)))
-        snapshots = [b.snapshot.result() for b in buyers]
-        assert not [s for s in snapshots if s.get("partial")], "a join snapshot came back partial"
-        assert all(s["sales"] for s in snapshots), "a joiner did not see the sale"
+        for b in buyers:
+            snap = b.snapshot.result()
+            missing = sorted(k for k in ("broadcast", "sales", "chat") if snap.get(k) is None)
+            # whole, or it says which parts are missing (a starved machine may need the re-ask)
+            assert set(missing) <= set(snap.get("partial", [])), (missing, snap.get("partial"))
+            if snap.get("partial"):
+                assert snap["retry_after"] > 0
+                for _ in range(20):
+                    ack = await b.call("snapshot", {})
+                    if ack.get("ok") and not ack["snapshot"].get("partial"):
+                        snap = ack["snapshot"]
+                        break
+                    await asyncio.sleep(0.25)
+            assert snap.get("sales"), "a joiner did not see the sale"
         answers = await asyncio.gather(*(_reserve_until_answered(b, sale) for b in buyers))
         finals = [f for _, f in answers]
         firsts = [f for f, _ in answers]

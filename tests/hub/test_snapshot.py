@@ -1,6 +1,7 @@
 """The join snapshot: everything a page needs, personal to the viewer, and the same after a reconnect."""
 from __future__ import annotations
 
+
 async def test_snapshot_contents_and_reconnect(server, bc, clients, token, redis):
     host = await clients(server.url, token("host", "b1", "h1"))
     await host.snapshot()

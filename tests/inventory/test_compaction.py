@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from inventory import Inventory, LotState, Refusal, ReservationState, keys_for
 from inventory.compaction import COMPACT_INDEX, backfill
-
-import pytest
 
 
 async def lot_bytes(redis, lot_id: str) -> int:  # type: ignore[no-untyped-def]

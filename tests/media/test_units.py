@@ -12,8 +12,8 @@ from live.errors import ApiError
 from live.media import ice
 from live.media.forward import ForwardTrack
 from live.media.frames import EncodedFrame, is_keyframe, packetize
-from live.media.sdp import check_offer
 from live.media.limits import TokenBucket
+from live.media.sdp import check_offer
 from live.media.stream import KeyframeRequester, Stream
 from tests.media.conftest import wait_for
 

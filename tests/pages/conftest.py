@@ -48,7 +48,7 @@ async def browser() -> AsyncIterator[Any]:
         finally:
             try:  # a browser that will not close must not hang the run
                 await asyncio.wait_for(b.close(), 30)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 print("pages: Chromium did not close within 30 s", flush=True)
 
 

@@ -36,7 +36,7 @@ async def test_go_live_viewer_sees_moving_video(make_server, browser, token, tmp
         first = await until(playing, timeout=90, what="the viewer's video to play")
     except AssertionError:
         state = await viewer.evaluate("() => ({video: document.body.dataset.video, status: document.querySelector('#video-status').textContent, media: window.hawker.snap.media, src: document.querySelector('#video').src, err: document.querySelector('#video').error && document.querySelector('#video').error.message, rs: document.querySelector('#video').readyState})")
-        raise AssertionError(f"no video: {state} {viewer.logs[-20:]}")
+        raise AssertionError(f"no video: {state} {viewer.logs[-20:]}") from None
     await until(lambda: _later(viewer, first["t"]), timeout=30, what="currentTime to advance")
     assert await viewer.evaluate("() => document.body.dataset.video") == playback
     await shot(studio, f"studio-live-desktop-{playback}")

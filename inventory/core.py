@@ -298,8 +298,18 @@ class Inventory:
         Returns how many expired (0 for an unknown lot)."""
         if not _valid_lot_id(lot_id) or not _int(limit, 1, 100_000):
             return 0
+        return (await self.expire_due_next(lot_id, limit))[0]
+
+    async def expire_due_next(self, lot_id: str, limit: int = 500) -> tuple[int, int | None]:
+        """expire_due, and when the next HELD/PAYING reservation falls due (Redis ms; None when
+        nothing is held): a sweeper can sleep until then instead of polling."""
+        if not _valid_lot_id(lot_id) or not _int(limit, 1, 100_000):
+            return 0, None
         r = await self._run("expire_due", lot_id, limit)
-        return 0 if _s(r[0]) else int(r[6])
+        if _s(r[0]):
+            return 0, None
+        nxt = int(r[7]) if len(r) > 7 else -1
+        return int(r[6]), (None if nxt < 0 else nxt)
 
     async def sweep(self, lot_ids: list[str] | None = None, limit: int = 500) -> int:
         """expire_due on many lots at once (default: every lot in list_lots()), pipelined; for a

@@ -340,7 +340,7 @@ emit(m, 'payment_aborted', 'reservation', rid, 'user', r.u, 'qty', r.q, 'expires
 return finish('', m, rid, r)
 """
 
-# ARGV: maxlen, limit  -> {code, levels..., expired_count}
+# ARGV: maxlen, limit  -> {code, levels..., expired_count, next_due_ms (-1: nothing held)}
 SCRIPTS["expire_due"] = r"""
 local m = load_meta()
 if not m then return {'UNKNOWN_LOT'} end
@@ -348,6 +348,8 @@ local n = expire_due(m, tonumber(ARGV[2]))
 save_meta(m)
 local out = reply('', m)
 out[7] = n
+local nxt = redis.call('ZRANGE', KX, 0, 0, 'WITHSCORES')
+out[8] = nxt[2] and tonumber(nxt[2]) or -1
 return out
 """
 

@@ -7,7 +7,7 @@ something happens:
   - every inventory script that appends events PUBLISHes the lot id on `inv:changed`; the watcher
     is subscribed and reads the events of exactly the sales that changed, each tick;
   - due holds are expired (`expire_due`, which also hands freed units to the waitlist) only for
-    sales that have units held;
+    sales that have units held, and only once the earliest of them falls due (the script says when);
   - a slow safety sweep (every `sweep_ms`) reads every watched sale, in case a wake was lost while
     the subscription was down;
   - a sale that is sold out with nothing held and nobody waiting leaves the watch set after a
@@ -73,6 +73,7 @@ class StockWatch:
         self._woken: set[str] = set()
         self._cursor: dict[str, str] = {}  # sale -> last event id read (mirrors Redis while leading)
         self._levels: dict[str, StockLevels] = {}  # sale -> latest levels seen
+        self._next_due: dict[str, int] = {}  # sale -> when its next hold falls due (server ms)
         self.sales_read = 0  # sales whose events were read (tests and the benchmark look)
         # Other parts (checkout's webhooks) see every stock event once per watcher: fn(broadcast, event).
         self.listeners: list[Callable[[str, Any], Awaitable[None]]] = []
@@ -111,8 +112,10 @@ class StockWatch:
             todo.update(watched)
         expiring: set[str] = set()
         if self._rounds % self._expire_every == 0:
-            watched = set(self._levels) | todo
-            expiring = {s for s in watched if self._levels.get(s) is None or self._levels[s].held > 0}
+            now = self._sales.hub.clock.now_ms()
+            expiring = {s for s in set(self._levels) | todo
+                        if (self._levels.get(s) is None or self._levels[s].held > 0)
+                        and self._next_due.get(s, 0) <= now}
             todo |= expiring
         if todo:
             await asyncio.gather(*(self._watch(s, expire=s in expiring, woken=s in woken) for s in todo))
@@ -172,8 +175,9 @@ class StockWatch:
         if broadcast is None:
             self._forget(sale_id)
             return
-        if expire:
-            await self._inv.expire_due(sale_id)
+        if expire:  # and learn when the next hold falls due: no call for it before then
+            _, nxt = await self._inv.expire_due_next(sale_id)
+            self._next_due[sale_id] = nxt if nxt is not None else 2**62
         cursor = self._cursor.get(sale_id)
         if cursor is None:
             cursor = (await self._r.get(_cursor_key(sale_id)) or b"0-0").decode()
@@ -200,6 +204,7 @@ class StockWatch:
                 except Exception:  # noqa: BLE001 - a listener must not stop the stock feed
                     log.warning("stock event listener failed", exc_info=True)
         last = events[-1]
+        self._next_due.pop(sale_id, None)  # holds made, extended or paid: ask again at the next expiry round
         await self._r.set(_cursor_key(sale_id), last.id, ex=24 * 3600)
         self._cursor[sale_id] = last.id
         self._levels[sale_id] = last.levels
@@ -221,6 +226,7 @@ class StockWatch:
     def _forget(self, sale_id: str) -> None:
         self._cursor.pop(sale_id, None)
         self._levels.pop(sale_id, None)
+        self._next_due.pop(sale_id, None)
 
     async def _tell_cancelled(self, broadcast: str, sale_id: str, ev: Any) -> None:
         user = ev.data.get("user")

@@ -57,6 +57,8 @@ _FLAG_HELP = {
     "metrics_port": "if set, /metrics is served only on this separate port (on METRICS_HOST), not the public one",
     "metrics_host": "address the separate metrics port listens on",
     "embed_origins": "comma-separated origins allowed to frame the player and hand it a token (demo default: any)",
+    "analytics_flush_ms": "ms between a node's analytics flushes (one Redis pipeline each; counting adds no round trip per event)",
+    "analytics_ttl_days": "days a broadcast's analytics are kept after their last change",
 }
 
 

@@ -62,6 +62,9 @@ class Config:
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
     embed_origins: str = ""
+    # merchant analytics and social proof (analytics/, live/analytics_feed.py)
+    analytics_flush_ms: int = 1000
+    analytics_ttl_days: int = 90
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

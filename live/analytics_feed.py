@@ -212,6 +212,20 @@ class AnalyticsFeed:
         return json_response(rep, headers={"Cache-Control": "no-store"})
 
 
+async def report_page(request: web.Request) -> web.Response:
+    """The post-show report page: static, like the studio; its data comes from the analytics API
+    with the host's token, which the page keeps client-side (never in the URL the server sees)."""
+    from live.headers import STUDIO_FRAME_ANCESTORS
+    from live.pages import _BROADCAST_RE, _page
+
+    bid = request.match_info["broadcast"]
+    if not _BROADCAST_RE.match(bid):
+        raise ApiError(404, "NOT_FOUND", "no such broadcast")
+    resp = _page("report.html", STUDIO_FRAME_ANCESTORS, broadcast=bid)
+    resp.headers["X-Frame-Options"] = "DENY"
+    return resp
+
+
 def _chat_sent(caller: Any, ack: dict) -> tuple[str, int] | None:
     return None if ack.get("again") else ("chat", 1)  # a retried request_id is not a new line
 
@@ -235,6 +249,7 @@ def register(app: web.Application, services: Any) -> AnalyticsFeed:
     feed.watch_command("poll.vote", _voted)
     hub.stockwatch.listeners.append(feed.on_stock_event)
     app.router.add_get("/api/broadcasts/{broadcast}/analytics", feed.http_report)
+    app.router.add_get("/studio/report/{broadcast}", report_page)
     services.parts["analytics"] = feed
     app["analytics"] = feed
 

@@ -3,7 +3,7 @@
 Nothing here adds a Redis round trip to a hot path: the hub's events only update the in-memory
 `Tally`, and one `Periodic` flushes it every `analytics_flush_ms` in ONE pipeline.
   - joins / leaves: the hub's join and leave hooks (viewer role only: staff are not audience);
-  - chat lines, hearts, poll votes: the acks of `chat.send`, `react` (heart) and `poll.vote`,
+  - chat lines, hearts, poll votes: the acks of `chat.send`, `react` (heart), `hearts` and `poll.vote`,
     seen by wrapping those commands once at start-up (their modules are untouched);
   - reserves, waitlist, holds expired / paid: the stock watcher's per-sale event feed (one node
     reads each stock event; the store's cursor counts each once even across a watcher handover);
@@ -26,6 +26,7 @@ from redis.exceptions import ResponseError
 from analytics import AnalyticsStore, OrderFact, StockFact, Tally, report_csv
 from live.auth import require
 from live.errors import ApiError, json_response
+from live.hub.registry import HOST, HubError
 from live.periodic import Periodic
 
 log = logging.getLogger("hawker.analytics")
@@ -33,6 +34,7 @@ log = logging.getLogger("hawker.analytics")
 ORDER_STREAM = "orders:events"  # checkout.ledger.EVENTS_KEY
 GROUP = "analytics"
 MAX_ID = 64
+PROOF_MAX_AGE_MS = 60_000  # an order older than this (a backlog after a restart) is no longer news
 STOCK_TYPES = {"reserved", "waitlist_joined", "waitlist_granted", "expired", "released", "sold"}
 
 
@@ -76,8 +78,8 @@ class AnalyticsFeed:
                 qty = 0
             self._stock.append(StockFact(broadcast, ev.lot_id, ev.id, ev.type, ev.at_ms, qty, ev.data.get("user", "")))
 
-    def watch_command(self, event: str, count: Callable[[Any, dict], tuple[str, int] | None]) -> None:
-        """Count a command's successful acks: `count(caller, ack)` -> (metric, n) or None."""
+    def watch_command(self, event: str, count: Callable[[dict, dict], tuple[str, int] | None]) -> None:
+        """Count a command's successful acks: `count(payload, ack)` -> (metric, n) or None."""
         registry = self.hub.registry
         cmd = registry.commands.get(event)
         if cmd is None:
@@ -88,7 +90,7 @@ class AnalyticsFeed:
 
         async def counted(caller: Any, payload: dict) -> Any:
             result = await inner(caller, payload)
-            got = count(caller, result or {})
+            got = count(payload, result or {})
             if got is not None:
                 tally.add(caller.broadcast, got[0], now(), got[1])
             return result
@@ -107,7 +109,7 @@ class AnalyticsFeed:
                 raise
         self._group_ready = True
 
-    async def _order_facts(self) -> tuple[list[Any], list[OrderFact]]:
+    async def _order_facts(self) -> tuple[list[Any], list[OrderFact], list[dict[str, Any]]]:
         """New order events for this node (and ones another node left unacknowledged for a minute)."""
         try:
             await self._ensure_group()
@@ -116,13 +118,13 @@ class AnalyticsFeed:
         except ResponseError as exc:
             if "NOGROUP" in str(exc):
                 self._group_ready = False
-                return [], []
+                return [], [], []
             raise
         entries = list(claimed or [])
         for _stream, items in got or []:
             entries += items
         if not entries:
-            return [], []
+            return [], [], []
         ids = [e[0] for e in entries]
         names = []
         for _id, fields in entries:
@@ -133,17 +135,21 @@ class AnalyticsFeed:
         wanted = [(t, oid) for t, oid, st in names
                   if oid and (t == "order.refunded" or (t == "order.created" and st == "PAID"))]
         raws = await self.redis.mget([f"order:{oid}" for _t, oid in wanted]) if wanted else []
-        facts = []
+        facts, bought = [], []
         for (typ, oid), raw in zip(wanted, raws):
             if not raw:
                 continue
             o = orjson.loads(raw)
+            if typ == "order.created":
+                contact = o.get("contact") if isinstance(o.get("contact"), dict) else {}
+                bought.append({"broadcast": o["broadcast"], "sale_id": o.get("sale_id", ""), "qty": int(o.get("qty", 0)),
+                               "at": int(o.get("created_at", 0)), "name": contact.get("name") or ""})
             kind = "paid" if typ == "order.created" else "refunded"
             at = int(o.get("created_at") if kind == "paid" else o.get("updated_at") or o.get("created_at") or 0)
             facts.append(OrderFact(broadcast=o["broadcast"], key=f"{oid}:{kind}", kind=kind, at_ms=at,
                                    sale_id=o.get("sale_id", ""), user=o.get("user", ""), qty=int(o.get("qty", 0)),
                                    total=int(o.get("total", 0)), currency=o.get("currency", "")))
-        return ids, facts
+        return ids, facts, bought
 
     async def flush(self) -> None:
         """One tick: this node's tally, the stock events and order events since the last one, in one
@@ -152,7 +158,7 @@ class AnalyticsFeed:
         batches = self.tally.drain(now)
         stock, self._stock = self._stock, []
         try:
-            order_ids, orders = await self._order_facts()
+            order_ids, orders, bought = await self._order_facts()
             await self.store.flush(batches, stock, orders)
         except Exception:
             self.tally.restore(batches)
@@ -160,7 +166,39 @@ class AnalyticsFeed:
             raise
         if order_ids:
             await self.redis.xack(ORDER_STREAM, GROUP, *order_ids)
+        if bought:
+            await self.publish_bought(bought, now)
         self.flushes += 1
+
+    # ---- social proof ------------------------------------------------------------------------------
+
+    async def publish_bought(self, bought: list[dict[str, Any]], now: int) -> None:
+        """Recent purchases as the coalesced level `proof` of their broadcast (latest wins per tick):
+        the player's "Jiwoo just bought" ticker. One node reads each order event, so it goes out once.
+        Names: a first name or a masked one, or none when the host turned names off for the show."""
+        fresh = [b for b in bought if now - b["at"] <= PROOF_MAX_AGE_MS]
+        if not fresh:
+            return
+        shows = sorted({b["broadcast"] for b in fresh})
+        off = await self.redis.mget([names_key(bc) for bc in shows])
+        names_off = {bc for bc, v in zip(shows, off) if v in (b"0", "0")}
+        for i, b in enumerate(fresh):
+            bc = b["broadcast"]
+            self.hub.fanout.level(bc, "proof", {
+                "sale_id": b["sale_id"], "qty": b["qty"], "at": b["at"], "v": b["at"] * 1000 + i,
+                "name": None if bc in names_off else shown_name(b["name"])})
+
+    async def set_names(self, caller: Any, payload: dict) -> dict[str, Any]:
+        """`proof.names` {enabled}: whether the player's ticker shows buyers' (masked) first names."""
+        enabled = payload.get("enabled")
+        if set(payload) - {"enabled"} or not isinstance(enabled, bool):
+            raise HubError("VALIDATION", "enabled must be true or false", field="enabled")
+        await self.redis.set(names_key(caller.broadcast), "1" if enabled else "0", ex=self.store.ttl_s)
+        self.hub.fanout.urgent(caller.broadcast, "proof.names", {"enabled": enabled})
+        return {"enabled": enabled}
+
+    async def names_enabled(self, broadcast: str) -> bool:
+        return (await self.redis.get(names_key(broadcast))) not in (b"0", "0")
 
     async def start(self) -> None:
         self._loop.start()
@@ -205,11 +243,32 @@ class AnalyticsFeed:
         if not claims.allows(bid) or not await self.hub.broadcasts.exists(bid):
             raise ApiError(404, "BROADCAST_NOT_FOUND", "no such broadcast")
         rep = await self.report(bid)
+        rep["settings"] = {"buyer_names": await self.names_enabled(bid)}
         if fmt == "csv":
             return web.Response(body=report_csv(rep).encode(), content_type="text/csv", charset="utf-8",
                                 headers={"Content-Disposition": f'attachment; filename="hawker-{bid}-analytics.csv"',
                                          "Cache-Control": "no-store"})
         return json_response(rep, headers={"Cache-Control": "no-store"})
+
+
+def names_key(broadcast: str) -> str:
+    """Whether the ticker may show buyers' names in this show ("0" = no; unset = yes)."""
+    return f"an:{{an:{broadcast}}}:names"
+
+
+def shown_name(full: str) -> str | None:
+    """What the ticker may show of a buyer's name: the first name of a spaced name ("Jiwoo Kim" ->
+    "Jiwoo"); a name written without spaces (e.g. Korean "김지우") with its middle masked ("김*우");
+    never more than 12 characters; None when there is nothing to show."""
+    words = [w for w in str(full or "").split() if w.isprintable()]
+    if not words:
+        return None
+    first = words[0]
+    if len(words) == 1 and len(first) >= 3 and not first.isascii():
+        first = first[0] + "*" * (len(first) - 2) + first[-1]
+    elif len(words) == 1 and len(first) == 2 and not first.isascii():
+        first = first[0] + "*"
+    return first[:12]
 
 
 async def report_page(request: web.Request) -> web.Response:
@@ -226,15 +285,20 @@ async def report_page(request: web.Request) -> web.Response:
     return resp
 
 
-def _chat_sent(caller: Any, ack: dict) -> tuple[str, int] | None:
+def _chat_sent(payload: dict, ack: dict) -> tuple[str, int] | None:
     return None if ack.get("again") else ("chat", 1)  # a retried request_id is not a new line
 
 
-def _reacted(caller: Any, ack: dict) -> tuple[str, int] | None:
+def _reacted(payload: dict, ack: dict) -> tuple[str, int] | None:
     return ("hearts", 1) if ack.get("emoji") == "heart" else None
 
 
-def _voted(caller: Any, ack: dict) -> tuple[str, int] | None:
+def _hearts(payload: dict, ack: dict) -> tuple[str, int] | None:
+    n = payload.get("n", 1)  # validated by the command (1..10) before it succeeded
+    return ("hearts", n if isinstance(n, int) and not isinstance(n, bool) else 1)
+
+
+def _voted(payload: dict, ack: dict) -> tuple[str, int] | None:
     return ("votes", 1) if ack.get("counted") else None
 
 
@@ -246,8 +310,10 @@ def register(app: web.Application, services: Any) -> AnalyticsFeed:
     hub.on_leave(feed.on_leave)
     feed.watch_command("chat.send", _chat_sent)
     feed.watch_command("react", _reacted)
+    feed.watch_command("hearts", _hearts)
     feed.watch_command("poll.vote", _voted)
     hub.stockwatch.listeners.append(feed.on_stock_event)
+    hub.command("proof.names", roles=HOST)(feed.set_names)
     app.router.add_get("/api/broadcasts/{broadcast}/analytics", feed.http_report)
     app.router.add_get("/studio/report/{broadcast}", report_page)
     services.parts["analytics"] = feed

@@ -76,6 +76,8 @@ async def test_two_nodes_count_one_show_exactly_and_it_survives_a_restart(bc, ma
     for v in (v2, v2, v3):
         assert (await v.call("react", {"emoji": "heart"}))["ok"]
     assert (await v3.call("react", {"emoji": "fire"}))["ok"]  # not a heart
+    assert (await v1.call("hearts", {"n": 4}))["ok"]  # the player's heart button
+    assert not (await v1.call("hearts", {"n": 99}))["ok"]  # refused: not counted
     assert (await v1.call("poll.vote", {"poll_id": poll, "option": 0}))["ok"]
     assert (await v3.call("poll.vote", {"poll_id": poll, "option": 1}))["ok"]
     assert (await v3.call("poll.vote", {"poll_id": poll, "option": 1}))["ok"]  # the same vote again
@@ -93,7 +95,7 @@ async def test_two_nodes_count_one_show_exactly_and_it_survives_a_restart(bc, ma
                         and r["show"]["chat"] == 5 and r["show"]["viewers_peak"] >= 3)
     show = rep["show"]
     assert show["joins"] == 3 and show["unique_viewers"] == 3  # the host is not audience
-    assert show["chat"] == 5 and show["hearts"] == 3 and show["votes"] == 2
+    assert show["chat"] == 5 and show["hearts"] == 3 + 4 and show["votes"] == 2
     assert show["reserves"] == 3 and show["reservers"] == 3 and show["buyers"] == 3
     assert show["units"] == 3 and show["revenue"] == {"KRW": 3 * 12900} and show["net_revenue"] == {"KRW": 2 * 12900}
     assert show["viewers_peak"] == 3
@@ -114,7 +116,7 @@ async def test_two_nodes_count_one_show_exactly_and_it_survives_a_restart(bc, ma
     c = await make_server()
     _, after, _ = await api(c.url, hosttok)
     kept = after["show"]
-    assert (kept["chat"], kept["hearts"], kept["votes"], kept["orders"], kept["unique_viewers"]) == (5, 3, 2, 3, 3)
+    assert (kept["chat"], kept["hearts"], kept["votes"], kept["orders"], kept["unique_viewers"]) == (5, 7, 2, 3, 3)
     assert kept["revenue"] == {"KRW": 3 * 12900} and kept["avg_watch_s"] is not None and kept["viewer_seconds"] > 0
 
 

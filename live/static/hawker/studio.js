@@ -190,7 +190,7 @@ function start({ token, broadcast }) {
   const dashCharts = setupDashCharts();
   async function pollFigures() {
     const rep = await fetchAnalytics(bc, token);
-    if (rep && !rep.error) { S.an = rep; dashCharts.update(rep.minutes || []); }
+    if (rep && !rep.error) { S.an = rep; dashCharts.update(rep.minutes || []); showNamesSetting(rep.settings); }
     renderDash();
   }
   async function pollWebhooks() {
@@ -203,6 +203,16 @@ function start({ token, broadcast }) {
   setInterval(pollFigures, 2000); setInterval(pollWebhooks, 10000); pollFigures(); pollWebhooks();
   setInterval(renderDash, 1000);
   $("#report-link").href = `/studio/report/${encodeURIComponent(bc)}`;
+  // social proof: may the player's "just bought" ticker show buyers' (masked) first names?
+  let namesBusy = false;
+  function showNamesSetting(settings) { if (settings && !namesBusy) $("#buyer-names").checked = settings.buyer_names !== false; }
+  $("#buyer-names").addEventListener("change", async () => {
+    namesBusy = true;
+    const a = await cmd("proof.names", { enabled: $("#buyer-names").checked });
+    if (!a.ok) $("#buyer-names").checked = !$("#buyer-names").checked;
+    namesBusy = false;
+  });
+  socket.on("proof.names", ({ enabled }) => { $("#buyer-names").checked = !!enabled; });
   function setupDashCharts() {
     const viewers = timeChart($("#chart-viewers"), [{ label: t("report.viewers_peak"), value: (r) => r.viewers_peak }], { height: 120, timeLabel: t("report.time"), legend: false });
     const sales = timeChart($("#chart-sales"), [{ label: t("report.orders"), value: (r) => r.orders, bars: true }], { height: 120, timeLabel: t("report.time"), legend: false });

@@ -2,6 +2,7 @@
 import { applyI18n, errorText, langSwitcher, onLang, t } from "./i18n.js";
 import { $, Clock, ask, claims, connect, duration, el, money, newer, onSnapshot, rid, showError } from "./common.js";
 import { Player } from "./video.js";
+import { socialProof } from "./proof.js";
 
 const body = document.body;
 const broadcast = JSON.parse(body.dataset.broadcast);
@@ -325,3 +326,7 @@ $("#checkout").addEventListener("submit", async (e) => {
 
 function renderAll() { renderChat(); renderPoll(); renderCard(); }
 onLang(() => { renderAll(); setConn($("#conn").dataset.state || "connecting"); });
+
+// --- social proof: "N sold", the "just bought" ticker, sold-out / back-in-stock chat lines (proof.js)
+const proof = socialProof(socket, S, currentSale);
+onLang(() => proof.renderSold());

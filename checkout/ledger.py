@@ -35,6 +35,7 @@ class Order:
     updated_at: int
     contact: dict[str, str] = field(default_factory=dict)
     reason: str = ""
+    shipping: dict[str, str] = field(default_factory=dict)  # recipient, phone, address (products that ship)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

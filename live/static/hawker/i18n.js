@@ -248,6 +248,10 @@ Object.assign(EN, {
   "report.signin": "Open the studio first to sign in; the report uses the same sign-in.",
   "proof.sold": "{n} sold", "proof.bought": "{name} just bought {title}", "proof.someone": "Someone",
   "proof.soldout": "{title} is sold out", "proof.restock": "{title} is back in stock", "studio.names": "Show buyers' first names in the player",
+  "ship.title": "Shipping", "ship.country": "Country", "ship.name": "Recipient", "ship.phone": "Phone",
+  "ship.postal": "Postal code", "ship.zip": "ZIP code", "ship.line1": "Address", "ship.line2": "Apartment, suite, unit",
+  "ship.line1.kr": "Road-name address", "ship.line2.kr": "Detail address (building, unit)", "ship.city": "City",
+  "ship.region": "State / province", "ship.state": "State", "ship.prefecture": "Prefecture", "ship.optional": "(optional)",
 });
 Object.assign(KO, {
   "dash.chart.viewers": "분당 시청자", "dash.chart.sales": "분당 주문", "dash.report": "방송 리포트",
@@ -263,4 +267,8 @@ Object.assign(KO, {
   "report.signin": "먼저 스튜디오를 열어 로그인하세요. 리포트는 같은 로그인을 씁니다.",
   "proof.sold": "{n}개 판매", "proof.bought": "{name}님이 방금 {title}을(를) 구매했어요", "proof.someone": "누군가",
   "proof.soldout": "{title} 품절", "proof.restock": "{title} 재입고", "studio.names": "플레이어에 구매자 이름(이름만) 표시",
+  "ship.title": "배송지", "ship.country": "국가", "ship.name": "받는 분", "ship.phone": "휴대폰 번호",
+  "ship.postal": "우편번호", "ship.zip": "ZIP 코드", "ship.line1": "주소", "ship.line2": "상세 주소",
+  "ship.line1.kr": "도로명 주소", "ship.line2.kr": "상세 주소(동, 호수)", "ship.city": "시/군/구",
+  "ship.region": "주/도", "ship.state": "주", "ship.prefecture": "도도부현", "ship.optional": "(선택)",
 });

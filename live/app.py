@@ -10,7 +10,7 @@ import orjson
 import socketio
 from aiohttp import web
 
-from live import analytics_feed, assets, checkout_api, chat_events, headers, health, idempotent, media, metrics, pages
+from live import analytics_feed, assets, checkout_api, replay, chat_events, headers, health, idempotent, media, metrics, pages
 from live.config import Config
 from live.fanout import Bounds, FanoutServer
 from live.errors import error_middleware
@@ -79,6 +79,7 @@ def create_app(config: Config) -> web.Application:
     chat_events.register(services.hub, services)
     checkout_api.register(app, services)
     analytics_feed.register(app, services)  # last: it counts the acks of commands registered above
+    replay.register(app, services)  # the replay's pin log wraps product.pin / product.unpin too
 
     app.on_startup.append(_start_background)
     app.on_cleanup.append(_close)

@@ -252,6 +252,7 @@ Object.assign(EN, {
   "ship.postal": "Postal code", "ship.zip": "ZIP code", "ship.line1": "Address", "ship.line2": "Apartment, suite, unit",
   "ship.line1.kr": "Road-name address", "ship.line2.kr": "Detail address (building, unit)", "ship.city": "City",
   "ship.region": "State / province", "ship.state": "State", "ship.prefecture": "Prefecture", "ship.optional": "(optional)",
+  "replay.badge": "Replay", "replay.chapters": "Products in this show", "replay.jump": "Jump to",
 });
 Object.assign(KO, {
   "dash.chart.viewers": "분당 시청자", "dash.chart.sales": "분당 주문", "dash.report": "방송 리포트",
@@ -271,4 +272,5 @@ Object.assign(KO, {
   "ship.postal": "우편번호", "ship.zip": "ZIP 코드", "ship.line1": "주소", "ship.line2": "상세 주소",
   "ship.line1.kr": "도로명 주소", "ship.line2.kr": "상세 주소(동, 호수)", "ship.city": "시/군/구",
   "ship.region": "주/도", "ship.state": "주", "ship.prefecture": "도도부현", "ship.optional": "(선택)",
+  "replay.badge": "다시보기", "replay.chapters": "이 방송의 상품", "replay.jump": "바로 가기",
 });

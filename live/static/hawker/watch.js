@@ -4,6 +4,7 @@ import { $, Clock, ask, claims, connect, duration, el, money, newer, onSnapshot,
 import { Player } from "./video.js";
 import { socialProof } from "./proof.js";
 import { shippingForm } from "./shipping.js";
+import { shoppableReplay } from "./replay.js";
 
 const body = document.body;
 const broadcast = JSON.parse(body.dataset.broadcast);
@@ -202,6 +203,10 @@ async function vote(i) {
 function currentSale() {
   if (S.hold) { const s = S.sales.get(S.hold.sale_id); if (s) return s; }
   const all = [...S.sales.values()].sort((a, b) => (a.created_at || 0) - (b.created_at || 0));
+  if (body.dataset.replay === "1" && S.pinned) { // the replay: the card follows the chapter's product, ended sale or not
+    const ofPinned = all.filter((s) => s.product_id === S.pinned.id);
+    if (ofPinned.length) return ofPinned.find((s) => s.state !== "closed") || ofPinned.at(-1);
+  }
   const live = all.filter((s) => s.state !== "closed");
   const pinnedLive = live.filter((s) => S.pinned && s.product_id === S.pinned.id);
   return pinnedLive.at(-1) || live.at(-1) || null;
@@ -350,3 +355,6 @@ function showShipping(sale) {
   if (ui.shown !== ships) { ui.shown = ships; ui.show(ships); }
 }
 onLang(() => shippingUi().relabel());
+
+// --- the shoppable replay: after the show, the recording with its chat in sync, pins as chapters (replay.js)
+shoppableReplay(socket, S, { setPinned: (p) => { S.pinned = p; renderCard(); }, renderChat });

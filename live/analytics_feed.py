@@ -14,6 +14,7 @@ GET /api/broadcasts/{id}/analytics (host token of that broadcast, or an operator
 JSON, or the per-minute table with `?format=csv`."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 
@@ -222,8 +223,9 @@ class AnalyticsFeed:
         sales = self.hub.sales
         out = []
         items = await sales.store.of_broadcast(broadcast, limit=1000)
-        for s in items:
-            levels = await sales.inv.snapshot(s.id)
+        # concurrent: the inventory pipelines them into one round trip
+        all_levels = await asyncio.gather(*(sales.inv.snapshot(s.id) for s in items))
+        for s, levels in zip(items, all_levels):
             out.append({"id": s.id, "title": s.title, "product_id": s.product_id, "price": s.price,
                         "currency": s.currency, "units": levels.total if levels else s.units,
                         "sold": levels.sold if levels else 0, "available": levels.available if levels else None,

@@ -79,7 +79,8 @@ async def test_report_page_charts_funnel_sales_and_csv(make_server, browser, tok
         async with aiohttp.ClientSession() as http:
             async def ready() -> bool:
                 async with http.get(f"{srv.url}/api/broadcasts/b1/analytics", headers={"Authorization": f"Bearer {host}"}) as r:
-                    return (await r.json())["show"]["orders"] == 3
+                    show = (await r.json())["show"]
+                    return show["orders"] == 3 and show["reservers"] == 3 and show["paid_holds"] == 3
             await until(ready, what="the figures")
         page = await new_page(browser)
         await page.goto(f"{srv.url}/studio/report/b1#token={host}")

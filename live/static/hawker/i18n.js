@@ -253,6 +253,7 @@ Object.assign(EN, {
   "ship.line1.kr": "Road-name address", "ship.line2.kr": "Detail address (building, unit)", "ship.city": "City",
   "ship.region": "State / province", "ship.state": "State", "ship.prefecture": "Prefecture", "ship.optional": "(optional)",
   "replay.badge": "Replay", "replay.chapters": "Products in this show", "replay.jump": "Jump to",
+  "sale.replay": "Keep open for the replay",
 });
 Object.assign(KO, {
   "dash.chart.viewers": "분당 시청자", "dash.chart.sales": "분당 주문", "dash.report": "방송 리포트",
@@ -273,4 +274,5 @@ Object.assign(KO, {
   "ship.line1.kr": "도로명 주소", "ship.line2.kr": "상세 주소(동, 호수)", "ship.city": "시/군/구",
   "ship.region": "주/도", "ship.state": "주", "ship.prefecture": "도도부현", "ship.optional": "(선택)",
   "replay.badge": "다시보기", "replay.chapters": "이 방송의 상품", "replay.jump": "바로 가기",
+  "sale.replay": "다시보기에서도 판매",
 });

@@ -115,6 +115,7 @@ function start({ token, broadcast }) {
     const payload = { product_id: f.get("product_id"), units: +f.get("units"), limit: +f.get("limit"), hold_s: +f.get("hold_s"),
       opens_at: Math.round(clock.now() + 1000 * +f.get("countdown")), request_id: rid() };
     if (f.get("price") !== "") payload.price = +f.get("price");
+    if (f.get("replay") === "on") payload.replay = true; // stays buyable in the replay after the show
     const ack = await cmd("sale.schedule", payload);
     if (ack.ok) { S.sales.set(ack.sale.id, { ...ack.sale, levels: ack.levels }); renderLots(); }
   });

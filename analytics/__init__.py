@@ -8,4 +8,4 @@ from analytics.report import CSV_COLUMNS, report_csv
 from analytics.store import AnalyticsStore, OrderFact, StockFact
 from analytics.tally import Tally
 
-__all__ = ["AnalyticsStore", "CSV_COLUMNS", "OrderFact", "StockFact", "Tally", "report_csv"]
+__all__ = ["CSV_COLUMNS", "AnalyticsStore", "OrderFact", "StockFact", "Tally", "report_csv"]

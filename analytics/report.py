@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 COUNTS = ("joins", "leaves", "chat", "hearts", "votes", "reserves", "reserved_units", "waitlist", "granted",
@@ -27,7 +27,7 @@ def _viewers_at(seconds: dict[int, int], at_ms: int | None) -> int | None:
     if not at_ms:
         return None
     s = at_ms // 1000
-    for back in range(0, 6):
+    for back in range(6):
         if s - back in seconds:
             return seconds[s - back]
     return 0
@@ -128,7 +128,7 @@ def report_csv(report: dict[str, Any]) -> str:
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(header)
     for r in report["minutes"]:
-        when = datetime.fromtimestamp(r["start"] / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+        when = datetime.fromtimestamp(r["start"] / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
         row = [when, *(r[c] if r[c] is not None else "" for c in CSV_COLUMNS[1:])]
         row += [r["revenue"].get(c, 0) for c in currencies] + [r["refunded"].get(c, 0) for c in currencies]
         w.writerow(row)

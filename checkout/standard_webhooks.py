@@ -15,7 +15,7 @@ import binascii
 import hashlib
 import hmac
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 PREFIX = "whsec_"
 

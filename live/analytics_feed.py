@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import orjson
-from typing import Any, Callable
-
 from aiohttp import web
 from redis.exceptions import ResponseError
 
@@ -36,6 +36,7 @@ ORDER_STREAM = "orders:events"  # checkout.ledger.EVENTS_KEY
 GROUP = "analytics"
 MAX_ID = 64
 PROOF_MAX_AGE_MS = 60_000  # an order older than this (a backlog after a restart) is no longer news
+MAX_BUFFERED_STOCK = 200_000  # stock facts kept while Redis is away; past it the oldest are dropped
 STOCK_TYPES = {"reserved", "waitlist_joined", "waitlist_granted", "expired", "released", "sold"}
 
 
@@ -60,7 +61,8 @@ class AnalyticsFeed:
     # ---- feeding (in memory only) ------------------------------------------------------------------
 
     async def on_join(self, caller: Any) -> None:
-        if caller.role != "viewer":
+        # a socket that left before its welcome ran must not be counted as watching forever
+        if caller.role != "viewer" or self.hub.caller(caller.sid) is None:
             return
         now = self.now()
         self._joined[caller.sid] = now
@@ -78,6 +80,9 @@ class AnalyticsFeed:
             except ValueError:
                 qty = 0
             self._stock.append(StockFact(broadcast, ev.lot_id, ev.id, ev.type, ev.at_ms, qty, ev.data.get("user", "")))
+            if len(self._stock) > MAX_BUFFERED_STOCK:
+                log.warning("analytics: %d stock events waiting for Redis; dropping the oldest", len(self._stock))
+                del self._stock[: len(self._stock) - MAX_BUFFERED_STOCK]
 
     def watch_command(self, event: str, count: Callable[[dict, dict], tuple[str, int] | None]) -> None:
         """Count a command's successful acks: `count(payload, ack)` -> (metric, n) or None."""
@@ -213,7 +218,7 @@ class AnalyticsFeed:
                     self.tally.left(caller.broadcast, since, self.now())
             self._joined.clear()
             await self.flush()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.warning("analytics: last flush failed", exc_info=True)
 
     # ---- reading -------------------------------------------------------------------------------------

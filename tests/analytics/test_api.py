@@ -53,7 +53,7 @@ async def figures(url: str, tok: str, done) -> dict:  # type: ignore[no-untyped-
 
     try:
         await asyncio.wait_for(poll(), 30)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise AssertionError(f"figures never matched: {latest.get('rep', {}).get('show')}") from None
     return latest["rep"]
 

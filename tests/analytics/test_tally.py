@@ -4,7 +4,14 @@ from __future__ import annotations
 import csv
 import io
 
-from analytics import CSV_COLUMNS, AnalyticsStore, OrderFact, StockFact, Tally, report_csv
+from analytics import (
+    CSV_COLUMNS,
+    AnalyticsStore,
+    OrderFact,
+    StockFact,
+    Tally,
+    report_csv,
+)
 
 T0 = 1_800_000_000_000 - (1_800_000_000_000 % 60_000)  # a minute boundary
 

@@ -12,8 +12,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from checkout import verify
 from checkout import standard_webhooks as sw
+from checkout import verify
 from tests.checkout.test_webhooks import hooks, wait_until
 from tests.redis_proc import free_port
 
@@ -28,7 +28,7 @@ def spec_verify(key: bytes, body: bytes, headers: dict[str, str]) -> dict:
     try:
         from standardwebhooks import Webhook
     except ImportError:
-        Webhook = None  # noqa: N806
+        Webhook = None
     if Webhook is not None:
         return Webhook(key).verify(body, headers)  # raises WebhookVerificationError on a mismatch
     h = {k.lower(): v for k, v in headers.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import aiohttp
 
@@ -101,7 +102,7 @@ async def test_report_page_charts_funnel_sales_and_csv(make_server, browser, tok
             await page.click("#csv")
         download = await dl.value
         assert download.suggested_filename == "hawker-b1-analytics.csv"
-        rows = list(csv.reader(io.StringIO(open(await download.path(), encoding="utf-8").read())))
+        rows = list(csv.reader(io.StringIO(Path(await download.path()).read_text(encoding="utf-8"))))
         assert rows[0][:len(CSV_COLUMNS)] == list(CSV_COLUMNS) and "revenue_KRW" in rows[0]
         assert sum(int(dict(zip(rows[0], r))["orders"]) for r in rows[1:]) == 3
         await shot(page, "report-en")

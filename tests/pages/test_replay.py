@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import av
@@ -46,7 +46,7 @@ def record(run_dir: Path, base_ms: int) -> None:
     n = iter(range(10_000))
 
     def date(_m: re.Match) -> str:
-        at = datetime.fromtimestamp((base_ms + 1000 * next(n)) / 1000, tz=timezone.utc)
+        at = datetime.fromtimestamp((base_ms + 1000 * next(n)) / 1000, tz=UTC)
         return "#EXT-X-PROGRAM-DATE-TIME:" + at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}+0000"
 
     playlist.write_text(re.sub(r"#EXT-X-PROGRAM-DATE-TIME:\S+", date, playlist.read_text()))

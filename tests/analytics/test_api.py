@@ -155,3 +155,23 @@ async def test_csv_download(bc, server, clients, token):  # noqa: F811
     now_minute = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
     assert sum(int(dict(zip(rows[0], r))["chat"]) for r in rows[1:]) == 1
     assert any(r[0] <= now_minute for r in rows[1:])
+
+
+async def test_counting_adds_no_redis_command_per_event(bc, make_server, clients, token, redis):  # noqa: F811
+    """30 hearts (within the socket's burst) are counted with a few HINCRBYs (one pipeline per
+    flush), not one per event."""
+    srv = await make_server(analytics_flush_ms=2000)
+    v = await clients(srv.url, token("viewer", "b1", "v1"))
+    await v.snapshot()
+
+    async def hincrbys() -> int:
+        stats = await redis.info("commandstats")
+        return int(stats.get("cmdstat_hincrby", {}).get("calls", 0))
+
+    before = await hincrbys()
+    for _ in range(30):
+        ack = await v.call("hearts", {"n": 1})
+        assert ack["ok"], ack
+    await figures(srv.url, token("host", "b1", "h1"), lambda r: r["show"]["hearts"] == 30)
+    spent = await hincrbys() - before
+    assert spent <= 12, spent  # a few fields per flush (hearts, joins, vsec), whatever the number of events

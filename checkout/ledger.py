@@ -55,6 +55,7 @@ class Order:
     livemode: bool = False
     # why `contact` is empty although the buyer gave one: "retention" (expired) or "erasure"
     contact_removed: str = ""
+    shipping: dict[str, str] = field(default_factory=dict)  # recipient, phone, address (products that ship)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -113,7 +114,7 @@ class Ledger:
                 PII_KEY]
         created, oid = await self._create(keys=keys, args=[order.id, orjson.dumps(order.to_dict()), order.created_at,
                                                             order.state.value, (self.retention_s or 0) * 1000,
-                                                            "1" if order.contact else "0"])
+                                                            "1" if order.contact or order.shipping else "0"])
         if created:
             return order, True
         existing = await self.get(oid.decode() if isinstance(oid, bytes) else oid)
@@ -161,7 +162,7 @@ class Ledger:
         n = 0
         for member in await self.redis.zrangebyscore(PII_KEY, "-inf", created_before_ms, start=0, num=limit):
             oid = member.decode() if isinstance(member, bytes) else member
-            if await self._update(oid, {"contact": {}, "contact_removed": "retention"}) is not None:
+            if await self._update(oid, {"contact": {}, "shipping": {}, "contact_removed": "retention"}) is not None:
                 n += 1
             await self.redis.zrem(PII_KEY, oid)
         return n
@@ -173,7 +174,7 @@ class Ledger:
         scored = {(m.decode() if isinstance(m, bytes) else m): s
                   for m, s in await self.redis.zrange(f"orders:user:{user}", 0, -1, withscores=True)}
         for oid in scored:
-            await self._update(oid, {"contact": {}, "contact_removed": "erasure", "user": pseudonym})
+            await self._update(oid, {"contact": {}, "shipping": {}, "contact_removed": "erasure", "user": pseudonym})
             await self.redis.zrem(PII_KEY, oid)
         if scored:
             await self.redis.zadd(f"orders:user:{pseudonym}", scored)

@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from checkout import metrics
 from checkout.ledger import Ledger, Order, OrderState
 from checkout.payments import ChargeResult, ChargeStatus, InvalidCard, PaymentProvider, PaymentTimeout, validate_card
+from checkout.shipping import ShippingInvalid, validate_shipping
 from checkout.ulid import new_ulid
 from checkout.webhooks import Webhooks
 from inventory import Inventory, LotState, ReservationState
@@ -70,6 +71,8 @@ class PayRequest:
     reservation_id: str
     card: Any
     contact: Any
+    shipping: Any = None  # where a shipped product goes (checkout/shipping.py)
+    requires_shipping: bool = False  # the product ships: `shipping` is required
 
 
 def validate_contact(contact: Any) -> dict[str, str]:
@@ -116,6 +119,10 @@ class Checkout:
     async def pay(self, req: PayRequest) -> Order:
         contact = validate_contact(req.contact)
         try:
+            shipping = validate_shipping(req.shipping, required=req.requires_shipping)
+        except ShippingInvalid as exc:
+            raise CheckoutError(422, "VALIDATION", exc.message, field=exc.field) from None
+        try:
             validate_card(req.card)
         except InvalidCard as exc:
             raise CheckoutError(422, "INVALID_CARD", str(exc), field="card") from None
@@ -140,6 +147,8 @@ class Checkout:
         key = self._attempt_key(req.sale_id, req.reservation_id)
         attempt = {"state": "charging", "user": req.user, "broadcast": req.broadcast, "order_id": order_id,
                    "contact": contact, "started": int(time.time() * 1000), "charge_key": ""}
+        if shipping:
+            attempt["shipping"] = shipping
         # Indexed first (NX keeps a running attempt's score), so a crash can leave an index entry
         # without a record (recovery drops it) but never a record recovery cannot find.
         await self.redis.zadd(INFLIGHT, {key: attempt["started"]}, nx=True)
@@ -204,7 +213,8 @@ class Checkout:
         order = Order(id=attempt["order_id"], user=attempt["user"], broadcast=attempt["broadcast"], sale_id=sale_id,
                       reservation_id=rid, qty=qty, unit_price=unit_price, total=unit_price * qty,
                       currency=charge.currency, state=state, charge_id=charge.charge_id, created_at=now,
-                      updated_at=now, contact=attempt.get("contact", {}), reason=reason, livemode=self.livemode)
+                      updated_at=now, contact=attempt.get("contact", {}), reason=reason, livemode=self.livemode,
+                      shipping=attempt.get("shipping", {}))
         if state == OrderState.REFUND_FAILED:  # indexed first: a crash now cannot lose the retry
             await self.redis.zadd(REFUND_RETRY, {order.id: now})
         order, created = await self.ledger.create(order)

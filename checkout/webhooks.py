@@ -4,7 +4,8 @@ Events go into one Redis stream read by a consumer group, so any node delivers a
 node's pending deliveries are claimed by another (XAUTOCLAIM). A failed delivery is retried with
 exponential backoff and jitter, at most `max_attempts` times, then dead-lettered where the host
 can see and redeliver it. Every event has a stable id, so receivers can de-duplicate; the body is
-the same bytes on every attempt, and `Hawker-Signature: t=<unix>,v1=<hex hmac-sha256("t.body")>`.
+the same bytes on every attempt, and `Hawker-Signature: t=<unix>,v1=<hex hmac-sha256("t.body")>`,
+with the Standard Webhooks headers beside it (checkout/standard_webhooks.py).
 
 Where a delivery may go is checkout/egress.py's policy, checked at registration and again at every
 delivery on the addresses resolved then; the POST connects to exactly those addresses, follows no
@@ -29,7 +30,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from checkout import metrics
+from checkout import metrics, standard_webhooks
 from checkout.egress import DELIVERY_FAILED, DESTINATION_REFUSED, REFUSED, EgressPolicy, EgressRefused, Target
 from checkout.ulid import new_ulid
 
@@ -319,9 +320,11 @@ class Webhooks:
             return False, "ENDPOINT_DELETED"
         ep = orjson.loads(raw)
         body = delivery["body"].encode()
-        headers = {"Content-Type": "application/json", "Hawker-Signature": sign(ep["secret"], body),
+        ts = int(time.time())
+        headers = {"Content-Type": "application/json", "Hawker-Signature": sign(ep["secret"], body, ts),
                    "Hawker-Event-Id": delivery["event_id"], "Hawker-Event-Type": delivery["type"],
                    "Hawker-Delivery-Attempt": str(int(delivery["attempt"]) + 1)}
+        headers.update(standard_webhooks.headers(ep["secret"], delivery["event_id"], ts, body))
         try:
             target = await self.policy.resolve(ep["url"], self.timeout_s)  # at every delivery: the name may point elsewhere now
         except EgressRefused as exc:

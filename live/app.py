@@ -10,7 +10,21 @@ import orjson
 import socketio
 from aiohttp import web
 
-from live import assets, chat_events, checkout_api, compactor, headers, health, idempotent, media, metrics, orders_export, pages
+from live import (
+    analytics_feed,
+    assets,
+    chat_events,
+    checkout_api,
+    compactor,
+    headers,
+    health,
+    idempotent,
+    media,
+    metrics,
+    orders_export,
+    pages,
+    replay,
+)
 from live.config import Config
 from live.errors import error_middleware
 from live.fanout import Bounds, FanoutServer
@@ -82,6 +96,8 @@ def create_app(config: Config) -> web.Application:
     checkout_api.register(app, services)
     orders_export.setup(app)  # GET /api/broadcasts/{bc}/orders.csv (host)
     compactor.setup(app, services)  # compacts finished sales (HAWKER_SALE_COMPACT_AFTER_S)
+    analytics_feed.register(app, services)  # last: it counts the acks of commands registered above
+    replay.register(app, services)  # the replay's pin log wraps product.pin / product.unpin too
 
     app.on_startup.append(_start_background)
     app.on_cleanup.append(_close)

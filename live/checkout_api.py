@@ -37,19 +37,21 @@ def _ident(body: dict[str, Any], name: str) -> str:
 def _pay_request(user: str, broadcast: str, body: Any) -> PayRequest:
     if not isinstance(body, dict):
         raise CheckoutError(422, "VALIDATION", "the body must be a JSON object", field="")
-    extra = set(body) - {"sale_id", "reservation_id", "card", "contact", "idempotency_key"}
+    extra = set(body) - {"sale_id", "reservation_id", "card", "contact", "shipping", "idempotency_key"}
     if extra:
         raise CheckoutError(422, "VALIDATION", f"unknown fields: {sorted(extra)}", field=sorted(extra)[0])
     return PayRequest(user=user, broadcast=broadcast, sale_id=_ident(body, "sale_id"),
-                      reservation_id=_ident(body, "reservation_id"), card=body.get("card"), contact=body.get("contact"))
+                      reservation_id=_ident(body, "reservation_id"), card=body.get("card"), contact=body.get("contact"),
+                      shipping=body.get("shipping"))
 
 
 def _order_json(order: Order, claims: Claims | None = None) -> dict[str, Any]:
     """An order as the caller may see it: a moderator runs the show, not the shipping, so gets no
-    buyer contact data (`contact` is null); the buyer and the host see it."""
+    buyer contact data (`contact` and `shipping` are null); the buyer and the host see them."""
     d = order.to_dict()
     if claims is not None and claims.role == "moderator" and order.user != claims.sub:
         d["contact"] = None
+        d["shipping"] = None
     return d
 
 
@@ -114,7 +116,17 @@ class CheckoutApi:
         broadcast = await self.sales.store.broadcast_of(req.sale_id)
         if broadcast is None or not claims.allows(broadcast):
             raise CheckoutError(404, "SALE_NOT_FOUND", "no such sale in this broadcast")
-        return await self.checkout.pay(dataclasses.replace(req, broadcast=broadcast))
+        return await self.checkout.pay(dataclasses.replace(req, broadcast=broadcast,
+                                                           requires_shipping=await self._ships(req.sale_id, broadcast)))
+
+    async def _ships(self, sale_id: str, broadcast: str) -> bool:
+        """Whether the sale's product ships (then checkout requires a shipping address and phone)."""
+        sale = await self.sales.store.get(sale_id)
+        if sale is None:
+            return False
+        bc = await self.hub.broadcasts.get(broadcast)
+        product = bc.product(sale.product_id) if bc is not None else None
+        return bool(product is not None and getattr(product, "ships", False))
 
     async def rest_pay(self, request: web.Request) -> web.Response:
         claims = require(request)

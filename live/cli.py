@@ -74,6 +74,8 @@ _FLAG_HELP = {
                             "keeps them from webhooks and the CSV export",
     "redis_mode": "standalone; cluster (REDIS_URL names any node) is not served yet: the inventory runs on a "
                   "Redis Cluster but the hub does not, so `hawker serve` refuses it (docs/scaling.md)",
+    "analytics_flush_ms": "ms between a node's analytics flushes (one Redis pipeline each; counting adds no round trip per event)",
+    "analytics_ttl_days": "days a broadcast's analytics are kept after their last change",
 }
 
 

@@ -79,6 +79,9 @@ class Config:
     sale_compact_after_s: int = 3600
     order_retention_days: int = 90
     redis_mode: str = "standalone"
+    # merchant analytics and social proof (analytics/, live/analytics_feed.py)
+    analytics_flush_ms: int = 1000
+    analytics_ttl_days: int = 90
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

@@ -30,6 +30,7 @@ def run_demo(config: Config) -> int:
             print("Hawker demo is running", flush=True)
             print(f"  studio: {config.base_url}/studio#token={host}", flush=True)  # a fragment: never sent, never logged
             print(f"  player: {config.base_url}/watch/{DEMO_BROADCAST}", flush=True)
+            print(f"  report: {config.base_url}/studio/report/{DEMO_BROADCAST}#token={host}", flush=True)
             print(f"  redis:  {redis.url} ({redis.binary}, data in {data_dir / 'redis'})", flush=True)
             print("Press Ctrl-C to stop.", flush=True)
 

@@ -27,7 +27,7 @@ class DemoProduct:
 
     def as_dict(self) -> dict[str, object]:
         return {"id": self.id, "title": self.title, "price": self.price, "currency": self.currency,
-                "image_url": self.image_url, "description": self.description}
+                "image_url": self.image_url, "description": self.description, "ships": True}  # all physical goods
 
 
 DEMO_TITLE = "Hawker demo shop: the Friday drop"

@@ -48,6 +48,7 @@ class Product:
     image_url: str = ""
     description: str = ""
     position: int = 0
+    ships: bool = False  # a physical product: checkout asks for a shipping address and phone
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,8 +79,12 @@ class Broadcast:
 
 def parse_product(data: Mapping[str, Any], *, product_id: str | None = None) -> Product:
     """A full product from untrusted input (raises validate.Invalid)."""
-    v.only(data, {"id", "title", "price", "currency", "image_url", "description"})
+    v.only(data, {"id", "title", "price", "currency", "image_url", "description", "ships"})
+    ships = data.get("ships", False)
+    if not isinstance(ships, bool):
+        raise v.Invalid("ships", "ships must be true or false")
     return Product(
+        ships=ships,
         id=product_id or v.ident(data, "id"),  # type: ignore[arg-type]
         title=v.text(data, "title"),  # type: ignore[arg-type]
         price=v.integer(data, "price"),  # type: ignore[arg-type]
@@ -91,7 +96,7 @@ def parse_product(data: Mapping[str, Any], *, product_id: str | None = None) -> 
 
 def patch_product(product: Product, data: Mapping[str, Any]) -> Product:
     """Apply a partial update from untrusted input (raises validate.Invalid)."""
-    v.only(data, {"title", "price", "currency", "image_url", "description"})
+    v.only(data, {"title", "price", "currency", "image_url", "description", "ships"})
     merged = {**product.to_dict(), **{k: val for k, val in data.items()}}
     merged.pop("position")
     out = parse_product(merged, product_id=product.id)

@@ -120,7 +120,7 @@ class Sales:
 
     async def end_broadcast(self, broadcast: str) -> None:
         for sale in await self.store.of_broadcast(broadcast, limit=1000):
-            if sale.state != "closed":
+            if sale.state != "closed" and not sale.replay:  # a replay sale stays open for the replay
                 try:
                     await self.inv.close(sale.id)
                 except InventoryError as exc:
@@ -167,7 +167,11 @@ class Sales:
         now = self.hub.clock.now_ms()
         with refusals():
             v.only(payload, {"product_id", "units", "price", "currency", "limit", "hold_s", "opens_at",
-                             "duration_s", "request_id"})
+                             "duration_s", "request_id", "replay"})
+            replay = payload.get("replay")
+            replay = False if replay is None else replay  # null is "not given", like the other fields
+            if not isinstance(replay, bool):
+                raise v.Invalid("replay", "replay must be true or false")
             product_id = v.ident(payload, "product_id")
             units = v.integer(payload, "units", lo=1, hi=MAX_UNITS)
             price = v.integer(payload, "price", required=False)
@@ -190,7 +194,7 @@ class Sales:
                     product_id=product.id, title=product.title, image_url=product.image_url,
                     price=product.price if price is None else price, currency=currency or product.currency,
                     units=units, limit=limit, hold_s=hold_s, opens_at=opens_at, closes_at=closes_at,
-                    state="scheduled", created_at=now)
+                    state="scheduled", created_at=now, replay=replay)
         existing = await self.store.get(sale.id)
         if existing is not None:  # a retried request: the first answer
             return {"sale": existing.to_dict(), "levels": levels_dict(await self.inv.snapshot(sale.id))}

@@ -59,6 +59,7 @@ class Sale:
     soldout_at: int | None = None
     closed_at: int | None = None
     close_reason: str | None = None
+    replay: bool = False  # stays open after the broadcast ends: buyable from the replay
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,7 +127,7 @@ class SaleStore:
         for k, val in sale.to_dict().items():
             if k in ("id", "state", "created_at", "opened_at", "soldout_at", "closed_at", "close_reason"):
                 continue
-            fields += [k, "" if val is None else val]
+            fields += [k, "" if val is None else int(val) if isinstance(val, bool) else val]
         return bool(await self._create(keys=[sale_key(sale.id), bc_sales_key(sale.broadcast), WATCH_KEY],
                                        args=[sale.id, sale.opens_at, *fields]))
 
@@ -140,6 +141,8 @@ class SaleStore:
         for k in _INTS:
             h[k] = int(h[k]) if h.get(k) not in (None, "") else None
         h["close_reason"] = h.get("close_reason") or None
+        if "replay" in h:
+            h["replay"] = h["replay"] == "1"
         sale = Sale(**h)
         self._owner[sale.id] = sale.broadcast
         self._opens[sale.id] = sale.opens_at

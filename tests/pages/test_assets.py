@@ -19,11 +19,12 @@ def test_vendored_files_match_the_pinned_npm_versions() -> None:
     lock = json.loads((ROOT / "package-lock.json").read_text())["packages"]
     for name, version in pinned.items():
         assert lock[f"node_modules/{name}"]["version"] == version
-    for name in ("socket.io-client", "hls.js"):
+    for name, srcs in (("socket.io-client", ["socket.io.msgpack.min.js"]), ("hls.js", ["hls.min.js"]),
+                       ("uplot", ["uPlot.iife.min.js", "uPlot.min.css"])):
         installed = ROOT / "node_modules" / name / "dist"
         if installed.exists():  # after `npm ci`: the committed copies are the installed builds
-            src = {"socket.io-client": "socket.io.msgpack.min.js", "hls.js": "hls.min.js"}[name]
-            assert (installed / src).read_bytes() == (VENDOR / src).read_bytes()
+            for src in srcs:
+                assert (installed / src).read_bytes() == (VENDOR / src).read_bytes()
 
 
 def test_pages_load_nothing_from_other_sites() -> None:

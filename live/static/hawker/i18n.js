@@ -243,3 +243,47 @@ export function langSwitcher(select) {
   select.addEventListener("change", () => setLang(select.value));
   document.documentElement.lang = lang;
 }
+
+// ---- merchant analytics (studio dashboard, post-show report) and social proof (player) ----------
+Object.assign(EN, {
+  "dash.chart.viewers": "Viewers per minute", "dash.chart.sales": "Orders per minute", "dash.report": "Show report",
+  "report.title": "Show report", "report.time": "Time", "report.csv": "Download CSV", "report.back": "Back to the studio",
+  "report.viewers_peak": "Peak viewers", "report.viewers_avg": "Average viewers", "report.unique": "Unique viewers",
+  "report.watch": "Average watch time", "report.orders": "Orders", "report.units": "Units", "report.revenue": "Revenue",
+  "report.net": "Net revenue", "report.refunds": "Refunds", "report.aov": "Average order value",
+  "report.conversion": "Conversion", "report.funnel": "Funnel", "report.reservers": "Reserved", "report.buyers": "Bought",
+  "report.viewers": "Watched", "report.chart.viewers": "Viewers over the show", "report.chart.sales": "Sales over the show",
+  "report.chart.engagement": "Chat and hearts", "report.chat": "Chat", "report.hearts": "Hearts", "report.votes": "Poll votes",
+  "report.sales": "Sales", "report.sell_through": "Sell-through", "report.sellout": "Sold out after",
+  "report.holds": "Holds paid / expired", "report.at_open": "Viewers at open", "report.none": "No figures yet for this show.",
+  "report.signin": "Open the studio first to sign in; the report uses the same sign-in.",
+  "proof.sold": "{n} sold", "proof.bought": "{name} just bought {title}", "proof.someone": "Someone",
+  "proof.soldout": "{title} is sold out", "proof.restock": "{title} is back in stock", "studio.names": "Show buyers' first names in the player",
+  "ship.title": "Shipping", "ship.country": "Country", "ship.name": "Recipient", "ship.phone": "Phone",
+  "ship.postal": "Postal code", "ship.zip": "ZIP code", "ship.line1": "Address", "ship.line2": "Apartment, suite, unit",
+  "ship.line1.kr": "Road-name address", "ship.line2.kr": "Detail address (building, unit)", "ship.city": "City",
+  "ship.region": "State / province", "ship.state": "State", "ship.prefecture": "Prefecture", "ship.optional": "(optional)",
+  "replay.badge": "Replay", "replay.chapters": "Products in this show", "replay.jump": "Jump to",
+  "sale.replay": "Keep open for the replay",
+});
+Object.assign(KO, {
+  "dash.chart.viewers": "분당 시청자", "dash.chart.sales": "분당 주문", "dash.report": "방송 리포트",
+  "report.title": "방송 리포트", "report.time": "시각", "report.csv": "CSV 다운로드", "report.back": "스튜디오로 돌아가기",
+  "report.viewers_peak": "최고 동시 시청자", "report.viewers_avg": "평균 시청자", "report.unique": "순 시청자",
+  "report.watch": "평균 시청 시간", "report.orders": "주문", "report.units": "수량", "report.revenue": "매출",
+  "report.net": "순매출", "report.refunds": "환불", "report.aov": "평균 주문 금액",
+  "report.conversion": "전환율", "report.funnel": "구매 퍼널", "report.reservers": "담음", "report.buyers": "구매",
+  "report.viewers": "시청", "report.chart.viewers": "방송 중 시청자", "report.chart.sales": "방송 중 판매",
+  "report.chart.engagement": "채팅과 하트", "report.chat": "채팅", "report.hearts": "하트", "report.votes": "투표",
+  "report.sales": "세일", "report.sell_through": "판매율", "report.sellout": "품절까지",
+  "report.holds": "결제 / 만료된 보류", "report.at_open": "시작 시 시청자", "report.none": "아직 이 방송의 수치가 없습니다.",
+  "report.signin": "먼저 스튜디오를 열어 로그인하세요. 리포트는 같은 로그인을 씁니다.",
+  "proof.sold": "{n}개 판매", "proof.bought": "{name}님이 방금 {title}을(를) 구매했어요", "proof.someone": "누군가",
+  "proof.soldout": "{title} 품절", "proof.restock": "{title} 재입고", "studio.names": "플레이어에 구매자 이름(이름만) 표시",
+  "ship.title": "배송지", "ship.country": "국가", "ship.name": "받는 분", "ship.phone": "휴대폰 번호",
+  "ship.postal": "우편번호", "ship.zip": "ZIP 코드", "ship.line1": "주소", "ship.line2": "상세 주소",
+  "ship.line1.kr": "도로명 주소", "ship.line2.kr": "상세 주소(동, 호수)", "ship.city": "시/군/구",
+  "ship.region": "주/도", "ship.state": "주", "ship.prefecture": "도도부현", "ship.optional": "(선택)",
+  "replay.badge": "다시보기", "replay.chapters": "이 방송의 상품", "replay.jump": "바로 가기",
+  "sale.replay": "다시보기에서도 판매",
+});

@@ -1,12 +1,12 @@
 // The host studio: camera + WHIP publish, products and pins, flash sales, polls, chat moderation and
 // a live dashboard. Everything goes over the hub socket except media (WHIP) and orders (REST).
 import { applyI18n, errorText, langSwitcher, onLang, t } from "./i18n.js";
-import { $, Clock, Rate, ask, claims, connect, el, money, newer, onSnapshot, rid, showError } from "./common.js";
+import { $, Clock, ask, claims, connect, el, money, newer, onSnapshot, rid, showError } from "./common.js";
+import { fetchAnalytics, moneyLine, perMinute, timeChart } from "./charts.js";
 
 const errBox = $("#error");
 const clock = new Clock();
-const S = { snap: null, sales: new Map(), poll: null, chat: [], products: [], pinned: null, orders: null, dead: 0, viewers: 0 };
-const hearts = new Rate(), chats = new Rate();
+const S = { snap: null, sales: new Map(), poll: null, chat: [], products: [], pinned: null, an: null, dead: 0, viewers: 0 };
 window.hawker = S;
 langSwitcher($("#lang"));
 applyI18n(document);
@@ -70,7 +70,6 @@ function start({ token, broadcast }) {
   });
   socket.on("tick", (tick) => {
     for (const m of tick.chat || []) addChat(m);
-    chats.add((tick.chat || []).length); hearts.add(tick.hearts || 0);
     if (typeof tick.viewers === "number") S.viewers = tick.viewers;
     for (const [key, val] of Object.entries(tick.levels || {})) {
       if (key.startsWith("stock:")) { const s = S.sales.get(val.sale_id || key.slice(6)); if (s && newer(s.levels, val)) s.levels = val; }
@@ -119,6 +118,7 @@ function start({ token, broadcast }) {
     const payload = { product_id: f.get("product_id"), units: +f.get("units"), limit: +f.get("limit"), hold_s: +f.get("hold_s"),
       opens_at: Math.round(clock.now() + 1000 * +f.get("countdown")), request_id: rid() };
     if (f.get("price") !== "") payload.price = +f.get("price");
+    if (f.get("replay") === "on") payload.replay = true; // stays buyable in the replay after the show
     const ack = await cmd("sale.schedule", payload);
     if (ack.ok) { S.sales.set(ack.sale.id, { ...ack.sale, levels: ack.levels }); renderLots(); }
   });
@@ -187,13 +187,14 @@ function start({ token, broadcast }) {
   $("#slowmode").addEventListener("change", () => cmd("chat.slowmode", { seconds: +$("#slowmode").value }));
   $("#commentbuy").addEventListener("change", async () => { const a = await cmd("chat.commentbuy", { enabled: $("#commentbuy").checked }); if (!a.ok) $("#commentbuy").checked = !$("#commentbuy").checked; });
 
-  // --- dashboard: orders and webhook failures over REST (no socket event carries them) --------
+  // --- dashboard: the server's figures (GET /api/broadcasts/<id>/analytics), webhook failures ----
+  // Orders, revenue, hearts/min and chat/min are the server's counts (every order of the show, from
+  // every node, kept across reloads); viewers come live from the tick.
   const auth = { Authorization: `Bearer ${token}` };
-  async function pollOrders() {
-    try {
-      const r = await fetch(`/api/orders?broadcast=${encodeURIComponent(bc)}&limit=1`, { headers: auth });
-      if (r.ok) S.orders = await r.json();
-    } catch (_) { /* the next round tries again */ }
+  const dashCharts = setupDashCharts();
+  async function pollFigures() {
+    const rep = await fetchAnalytics(bc, token);
+    if (rep && !rep.error) { S.an = rep; dashCharts.update(rep.minutes || []); showNamesSetting(rep.settings); }
     renderDash();
   }
   async function pollWebhooks() {
@@ -203,16 +204,31 @@ function start({ token, broadcast }) {
     } catch (_) { /* ignore */ }
     renderDash();
   }
-  setInterval(pollOrders, 2000); setInterval(pollWebhooks, 10000); pollOrders(); pollWebhooks();
+  setInterval(pollFigures, 2000); setInterval(pollWebhooks, 10000); pollFigures(); pollWebhooks();
   setInterval(renderDash, 1000);
+  $("#report-link").href = `/studio/report/${encodeURIComponent(bc)}`;
+  // social proof: may the player's "just bought" ticker show buyers' (masked) first names?
+  let namesBusy = false;
+  function showNamesSetting(settings) { if (settings && !namesBusy) $("#buyer-names").checked = settings.buyer_names !== false; }
+  $("#buyer-names").addEventListener("change", async () => {
+    namesBusy = true;
+    const a = await cmd("proof.names", { enabled: $("#buyer-names").checked });
+    if (!a.ok) $("#buyer-names").checked = !$("#buyer-names").checked;
+    namesBusy = false;
+  });
+  socket.on("proof.names", ({ enabled }) => { $("#buyer-names").checked = !!enabled; });
+  function setupDashCharts() {
+    const viewers = timeChart($("#chart-viewers"), [{ label: t("report.viewers_peak"), value: (r) => r.viewers_peak }], { height: 120, timeLabel: t("report.time"), legend: false });
+    const sales = timeChart($("#chart-sales"), [{ label: t("report.orders"), value: (r) => r.orders, bars: true }], { height: 120, timeLabel: t("report.time"), legend: false });
+    return { update(rows) { viewers.update(rows); sales.update(rows); } };
+  }
   function renderDash() {
+    const an = S.an, show = (an && an.show) || {}, now = clock.now();
     $("#d-viewers").textContent = S.viewers;
-    $("#d-hearts").textContent = hearts.perMin();
-    $("#d-chat").textContent = chats.perMin();
-    const o = S.orders;
-    $("#d-orders").textContent = o ? (o.paid ?? o.count ?? 0) : 0;
-    $("#d-revenue").textContent = o && o.revenue && Object.keys(o.revenue).length
-      ? Object.entries(o.revenue).map(([c, v]) => money(v, c)).join(" + ") : "0";
+    $("#d-hearts").textContent = an ? perMinute(an.minutes, "hearts", now) : 0;
+    $("#d-chat").textContent = an ? perMinute(an.minutes, "chat", now) : 0;
+    $("#d-orders").textContent = show.orders || 0;
+    $("#d-revenue").textContent = moneyLine(show.revenue, money);
     $("#d-webhooks").textContent = S.dead;
   }
 

@@ -2,6 +2,9 @@
 import { applyI18n, errorText, langSwitcher, onLang, t } from "./i18n.js";
 import { $, Clock, ask, claims, connect, duration, el, money, newer, onSnapshot, rid, showError } from "./common.js";
 import { Player } from "./video.js";
+import { socialProof } from "./proof.js";
+import { shippingForm } from "./shipping.js";
+import { shoppableReplay } from "./replay.js";
 
 const body = document.body;
 const broadcast = JSON.parse(body.dataset.broadcast);
@@ -213,6 +216,10 @@ async function vote(i) {
 function currentSale() {
   if (S.hold) { const s = S.sales.get(S.hold.sale_id); if (s) return s; }
   const all = [...S.sales.values()].sort((a, b) => (a.created_at || 0) - (b.created_at || 0));
+  if (body.dataset.replay === "1" && S.pinned) { // the replay: the card follows the chapter's product, ended sale or not
+    const ofPinned = all.filter((s) => s.product_id === S.pinned.id);
+    if (ofPinned.length) return ofPinned.find((s) => s.state !== "closed") || ofPinned.at(-1);
+  }
   const live = all.filter((s) => s.state !== "closed");
   const pinnedLive = live.filter((s) => S.pinned && s.product_id === S.pinned.id);
   return pinnedLive.at(-1) || live.at(-1) || null;
@@ -257,6 +264,7 @@ function renderHold() {
   const sale = S.sales.get(h.sale_id);
   box.hidden = false;
   $("#pay").textContent = t("checkout.pay", { p: sale ? money(sale.price * (h.qty || 1), sale.currency) : "" });
+  showShipping(sale);
   tickHold();
 }
 function tickHold() {
@@ -316,6 +324,7 @@ $("#checkout").addEventListener("submit", async (e) => {
   const payload = { sale_id: h.sale_id, reservation_id: h.id,
     card: { number: String(f.get("number")).replace(/\s+/g, ""), exp: f.get("exp"), cvc: f.get("cvc") },
     contact: { name: f.get("name"), email: f.get("email") } };
+  const ship = shippingUi().value(); if (ship) payload.shipping = ship;
   const pay = $("#pay"); pay.disabled = true; pay.textContent = t("checkout.paying");
   h.payKey = h.payKey || rid();
   try {
@@ -330,6 +339,7 @@ $("#checkout").addEventListener("submit", async (e) => {
       renderCard();
     } else {
       showError(errBox, data.error);
+      shippingUi().invalid(data.error && data.error.field);
       if (data.error && data.error.code && !["PAYMENT_DECLINED", "INSUFFICIENT_FUNDS", "REQUIRES_ACTION", "INVALID_CARD", "VALIDATION", "PAYMENT_TIMEOUT", "IDEMPOTENCY_IN_PROGRESS"].includes(data.error.code)) { S.hold = null; renderCard(); }
       if (data.error && data.error.code !== "PAYMENT_TIMEOUT") h.payKey = null; // a refusal is stored: pay again with a new key
     }
@@ -339,3 +349,26 @@ $("#checkout").addEventListener("submit", async (e) => {
 
 function renderAll() { renderChat(); renderPoll(); renderCard(); }
 onLang(() => { renderAll(); setConn($("#conn").dataset.state || "connecting"); });
+
+// --- social proof: "N sold", the "just bought" ticker, sold-out / back-in-stock chat lines (proof.js)
+const proof = socialProof(socket, S, currentSale);
+onLang(() => proof.renderSold());
+
+// --- shipping: the checkout asks for an address and phone when the product ships (shipping.js) ---
+// (function declarations: hoisted, so renderHold may call them whenever the first snapshot lands)
+function shippingUi(sale) {
+  const countryOf = { KRW: "KR", USD: "US", JPY: "JP", GBP: "GB", CAD: "CA", AUD: "AU", SGD: "SG", TWD: "TW", CNY: "CN" };
+  if (!shippingUi.ui) shippingUi.ui = shippingForm($("#checkout"), $("#pay"), sale && countryOf[sale.currency]);
+  return shippingUi.ui;
+}
+function showShipping(sale) {
+  const products = (S.snap && S.snap.broadcast && S.snap.broadcast.products) || [];
+  const p = sale && products.find((x) => x.id === sale.product_id);
+  const ships = !!(p && p.ships);
+  const ui = shippingUi(sale);
+  if (ui.shown !== ships) { ui.shown = ships; ui.show(ships); }
+}
+onLang(() => shippingUi().relabel());
+
+// --- the shoppable replay: after the show, the recording with its chat in sync, pins as chapters (replay.js)
+shoppableReplay(socket, S, { setPinned: (p) => { S.pinned = p; renderCard(); }, renderChat });

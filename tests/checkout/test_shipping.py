@@ -98,7 +98,8 @@ async def test_a_shipped_product_needs_an_address_and_the_order_and_webhook_carr
             ack = await viewer.call("checkout.pay", {"sale_id": ebook, "reservation_id": rid2, "card": OK_CARD, "contact": CONTACT})
             assert ack["ok"], ack
             assert ack["order"]["shipping"] == {}
-            async with http.get(server.url + "/api/orders?broadcast=b1", headers={"Authorization": f"Bearer {token('host', 'b1', 'h1')}"}) as r:
+            host_auth = {"Authorization": f"Bearer {token('host', 'b1', 'h1')}"}
+            async with http.get(server.url + "/api/orders?broadcast=b1", headers=host_auth) as r:
                 orders = {o["sale_id"]: o for o in (await r.json())["orders"]}
             assert orders[shirt]["shipping"]["line1"] == KR["line1"]
         deadline = asyncio.get_running_loop().time() + 30

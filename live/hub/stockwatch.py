@@ -111,8 +111,8 @@ class StockWatch:
             todo.update(watched)
         expiring: set[str] = set()
         if self._rounds % self._expire_every == 0:
-            watched = set(self._levels) | todo
-            expiring = {s for s in watched if self._levels.get(s) is None or self._levels[s].held > 0}
+            known = set(self._levels) | todo
+            expiring = {s for s in known if self._levels.get(s) is None or self._levels[s].held > 0}
             todo |= expiring
         if todo:
             await asyncio.gather(*(self._watch(s, expire=s in expiring, woken=s in woken) for s in todo))
@@ -176,7 +176,8 @@ class StockWatch:
             await self._inv.expire_due(sale_id)
         cursor = self._cursor.get(sale_id)
         if cursor is None:
-            cursor = (await self._r.get(_cursor_key(sale_id)) or b"0-0").decode()
+            stored = await self._r.get(_cursor_key(sale_id))
+            cursor = (stored.decode() if isinstance(stored, bytes) else stored) or "0-0"
         self.sales_read += 1
         events = await self._inv.read_events(sale_id, after_id=cursor, count=500)
         if not events:

@@ -39,7 +39,8 @@ TEXTS = [
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]  # (host, port) for AF_INET
+        return port
 
 
 class RedisServer:
@@ -48,7 +49,7 @@ class RedisServer:
     def __init__(self) -> None:
         self.port = _free_port()
         self.dir = tempfile.mkdtemp(prefix="hawker-chat-bench-")
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> RedisServer:
         exe = shutil.which("redis-server") or "/usr/bin/redis-server"

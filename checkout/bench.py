@@ -114,6 +114,8 @@ async def _payments(redis: aioredis.Redis, n: int, concurrency: int) -> dict[str
     await asyncio.gather(*(payer() for _ in range(concurrency)))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     levels = await inv.snapshot("bench-lot")
+    if levels is None:
+        raise RuntimeError("the bench lot is gone: nothing to report")
     orders = await co.ledger.of_lot("bench-lot")
     audit = await inv.audit("bench-lot")
     return {"payments": n, "concurrency": concurrency, "payments_per_s": round(n / wall),

@@ -82,4 +82,4 @@ class IdempotencyStore:
 
 
 def valid_key(key: str | None) -> bool:
-    return bool(key) and len(key) <= MAX_KEY_LEN and key.isprintable()  # type: ignore[union-attr]
+    return key is not None and 0 < len(key) <= MAX_KEY_LEN and key.isprintable()

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
+from redis.typing import EncodableT, FieldT
 
 EVENTS_KEY = "orders:events"
 EVENTS_MAXLEN = 100_000
@@ -131,10 +132,11 @@ class Ledger:
 
     async def set_state(self, order_id: str, state: OrderState, *, now_ms: int, reason: str = "") -> Order | None:
         changes = {"state": state.value, "updated_at": now_ms, "reason": reason}
-        event = {"type": f"order.{state.value.lower()}", "order": order_id, "state": state.value}
+        event: dict[FieldT, EncodableT] = {"type": f"order.{state.value.lower()}", "order": order_id, "state": state.value}
         return await self._update(order_id, changes, event)
 
-    async def _update(self, order_id: str, changes: dict[str, Any], event: dict[str, str] | None = None) -> Order | None:
+    async def _update(self, order_id: str, changes: dict[str, Any],
+                      event: dict[FieldT, EncodableT] | None = None) -> Order | None:
         """Read-modify-write under WATCH: a concurrent change (a refund, an erasure) is never lost."""
         key = self._order_key(order_id)
         async with self.redis.pipeline(transaction=True) as p:
@@ -161,7 +163,7 @@ class Ledger:
         everything else stays. Returns how many orders lost their contact."""
         n = 0
         for member in await self.redis.zrangebyscore(PII_KEY, "-inf", created_before_ms, start=0, num=limit):
-            oid = member.decode() if isinstance(member, bytes) else member
+            oid = member.decode() if isinstance(member, bytes) else str(member)
             if await self._update(oid, {"contact": {}, "shipping": {}, "contact_removed": "retention"}) is not None:
                 n += 1
             await self.redis.zrem(PII_KEY, oid)
@@ -171,8 +173,10 @@ class Ledger:
         """The buyer's orders lose their contact and name the pseudonym instead of the user; the
         user's index moves to the pseudonym. Ids, amounts and states stay (the audit). Returns
         the order ids."""
-        scored = {(m.decode() if isinstance(m, bytes) else m): s
-                  for m, s in await self.redis.zrange(f"orders:user:{user}", 0, -1, withscores=True)}
+        # withscores: (member, score) pairs; redis-py's return type does not narrow on the flag
+        pairs = cast("list[tuple[bytes | str, float]]",
+                     await self.redis.zrange(f"orders:user:{user}", 0, -1, withscores=True))
+        scored = {(m.decode() if isinstance(m, bytes) else m): s for m, s in pairs}
         for oid in scored:
             await self._update(oid, {"contact": {}, "shipping": {}, "contact_removed": "erasure", "user": pseudonym})
             await self.redis.zrem(PII_KEY, oid)
@@ -185,7 +189,7 @@ class Ledger:
         ids = await self.redis.zrevrange(index, 0, limit - 1)
         if not ids:
             return []
-        raws = await self.redis.mget([self._order_key(i.decode() if isinstance(i, bytes) else i) for i in ids])
+        raws = await self.redis.mget([self._order_key(i.decode() if isinstance(i, bytes) else str(i)) for i in ids])
         return [Order.from_json(r) for r in raws if r]
 
     async def of_broadcast(self, broadcast: str, limit: int = 100) -> list[Order]:
@@ -208,5 +212,5 @@ class Ledger:
             if not ids:
                 return
             offset += len(ids)
-            raws = await self.redis.mget([self._order_key(i.decode() if isinstance(i, bytes) else i) for i in ids])
+            raws = await self.redis.mget([self._order_key(i.decode() if isinstance(i, bytes) else str(i)) for i in ids])
             yield [Order.from_json(r) for r in raws if r]

@@ -13,7 +13,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -145,13 +145,14 @@ class Checkout:
         # One payer per reservation at a time; the order id is fixed before anything is charged.
         order_id = "o_" + new_ulid()
         key = self._attempt_key(req.sale_id, req.reservation_id)
+        started = int(time.time() * 1000)
         attempt = {"state": "charging", "user": req.user, "broadcast": req.broadcast, "order_id": order_id,
-                   "contact": contact, "started": int(time.time() * 1000), "charge_key": ""}
+                   "contact": contact, "started": started, "charge_key": ""}
         if shipping:
             attempt["shipping"] = shipping
         # Indexed first (NX keeps a running attempt's score), so a crash can leave an index entry
         # without a record (recovery drops it) but never a record recovery cannot find.
-        await self.redis.zadd(INFLIGHT, {key: attempt["started"]}, nx=True)
+        await self.redis.zadd(INFLIGHT, {key: started}, nx=True)
         if not await self.redis.set(key, orjson.dumps(attempt), nx=True, ex=self.attempt_ttl_s):
             raise CheckoutError(409, "PAYMENT_IN_PROGRESS", "a payment for this reservation is already running")
         # The provider's idempotency key is the reservation plus a generation that moves on only after a
@@ -180,11 +181,12 @@ class Checkout:
                 raise CheckoutError(422, "INVALID_CARD", str(exc), field="card") from None
             except PaymentTimeout:
                 metrics.PAYMENTS.labels("timeout").inc()
-                charge = await self.provider.status(charge_key)  # type: ignore[assignment]
-                if charge is None:  # nothing happened: the hold goes back to HELD, retry is safe
+                found = await self.provider.status(charge_key)
+                if found is None:  # nothing happened: the hold goes back to HELD, retry is safe
                     await self.inv.abort_payment(req.sale_id, req.reservation_id)
                     await self._drop(key)
                     raise CheckoutError(504, "PAYMENT_TIMEOUT", "the payment provider did not answer; try again") from None
+                charge = found
             if not charge.succeeded:
                 await self.redis.set(key + ":n", gen + 1, ex=self.attempt_ttl_s)
                 await self.inv.abort_payment(req.sale_id, req.reservation_id)
@@ -260,7 +262,7 @@ class Checkout:
         fixed = await self.retry_failed_refunds(limit)
         now = int(time.time() * 1000)
         for member in await self.redis.zrangebyscore(INFLIGHT, 0, now - older_than_ms, start=0, num=limit):
-            k = member.decode() if isinstance(member, bytes) else member
+            k = member.decode() if isinstance(member, bytes) else str(member)
             lock = f"checkout:recovering:{k}"
             if not await self.redis.set(lock, 1, nx=True, ex=60):
                 continue  # another node is on it
@@ -298,7 +300,9 @@ class Checkout:
         """Refunds the provider failed (REFUND_FAILED orders) are asked for again; how many went through."""
         done = 0
         now = int(time.time() * 1000)
-        for member, since in await self.redis.zrange(REFUND_RETRY, 0, limit - 1, withscores=True):
+        # withscores: (member, score) pairs; redis-py's return type does not narrow on the flag
+        pairs = cast("list[tuple[bytes | str, float]]", await self.redis.zrange(REFUND_RETRY, 0, limit - 1, withscores=True))
+        for member, since in pairs:
             oid = member.decode() if isinstance(member, bytes) else member
             lock = f"checkout:refunding:{oid}"
             if not await self.redis.set(lock, 1, nx=True, ex=60):

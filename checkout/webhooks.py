@@ -21,7 +21,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import aiohttp
@@ -110,8 +110,8 @@ class _PinnedResolver(aiohttp.abc.AbstractResolver):
         self.target = target
 
     async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-                      ) -> list[dict[str, Any]]:
-        out = []
+                      ) -> list[aiohttp.abc.ResolveResult]:
+        out: list[aiohttp.abc.ResolveResult] = []
         for a in self.target.addresses:
             fam = socket.AF_INET6 if ":" in a else socket.AF_INET
             out.append({"hostname": self.target.host, "host": a, "port": self.target.port, "family": fam,
@@ -273,7 +273,9 @@ class Webhooks:
         for entry_id, fields in claimed:
             await self._handle(entry_id, fields)
             handled += 1
-        got = await self.redis.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=50, block=block_ms)
+        # RESP2 (connect() asks for no other): [[stream, [(id, fields), ...]], ...] or None
+        got = cast("list[list[Any]] | None",
+                   await self.redis.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=50, block=block_ms))
         for _stream, entries in got or []:
             for entry_id, fields in entries:
                 await self._handle(entry_id, fields)
@@ -284,8 +286,9 @@ class Webhooks:
         """Due retries go back on the stream in one script: a crash can neither lose nor double one."""
         await self._requeue(keys=[RETRIES, STREAM], args=[int(time.time() * 1000), 100])
 
-    async def _handle(self, entry_id: Any, fields: dict[Any, Any]) -> None:
-        raw = fields.get(b"d") or fields.get("d")
+    async def _handle(self, entry_id: Any, fields: dict[Any, Any] | None) -> None:
+        # fields is None for an entry deleted while pending (XAUTOCLAIM on Redis 6.2): nothing to deliver
+        raw = (fields.get(b"d") or fields.get("d")) if fields else None
         if raw is None:
             await self.redis.xack(STREAM, GROUP, entry_id)
             return
@@ -351,7 +354,8 @@ class Webhooks:
     # ---- dead letters --------------------------------------------------------------------------
 
     async def dead_letters(self, broadcast: str, limit: int = 100) -> list[dict[str, Any]]:
-        ids = await self.redis.zrevrange(f"{DEAD}:{broadcast}", 0, limit - 1)
+        # no withscores: members only; redis-py's return type does not narrow on the flag
+        ids = cast("list[bytes]", await self.redis.zrevrange(f"{DEAD}:{broadcast}", 0, limit - 1))
         if not ids:
             return []
         raws = await self.redis.hmget(DEAD, ids)
@@ -373,7 +377,7 @@ class Webhooks:
         """Dead letters keep the event body (an order's contact data): they go after the retention."""
         n = 0
         for member in await self.redis.zrangebyscore(DEAD_INDEX, "-inf", dead_before_ms, start=0, num=limit):
-            did = member.decode() if isinstance(member, bytes) else member
+            did = member.decode() if isinstance(member, bytes) else str(member)
             raw = await self.redis.hget(DEAD, did)
             await self._drop_dead(did, orjson.loads(raw)["broadcast"] if raw else None)
             n += 1

@@ -43,7 +43,8 @@ from inventory import Inventory, LotSpec, keys_for
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]  # (host, port) for AF_INET
+        return port
 
 
 class _RedisServer:

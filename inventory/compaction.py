@@ -65,7 +65,8 @@ async def backfill(redis: aioredis.Redis) -> int:
     lots = [_s(x) for x in await redis.smembers("inv:lots")]
     if not lots:
         return 0
-    return int(await redis.zadd(COMPACT_INDEX, {lot: 0 for lot in lots}, nx=True))
+    added = await redis.zadd(COMPACT_INDEX, {lot: 0 for lot in lots}, nx=True)
+    return int(added or 0)  # ZADD NX answers a count; redis-py's type also allows INCR's None
 
 
 async def compact_due(inv: Any, grace_s: int, limit: int = 100) -> list[tuple[str, CompactResult]]:

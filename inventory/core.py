@@ -125,7 +125,8 @@ class Inventory:
             await self.redis.script_load(script.source)
 
     async def _run(self, name: str, lot_id: str, *args: Any) -> list[Any]:
-        return await self.pipeline.call(self.scripts[name], keys_for(lot_id), [self.events_maxlen, *args])
+        reply: list[Any] = await self.pipeline.call(self.scripts[name], keys_for(lot_id), [self.events_maxlen, *args])
+        return reply
 
     async def server_time_ms(self) -> int:
         """Redis's clock (TIME) in epoch ms: the clock every script uses; use it for countdowns."""
@@ -492,6 +493,8 @@ class Inventory:
         streams = got.items() if isinstance(got, dict) else (got or [])
         for _stream, entries in streams:
             for eid, fields in entries:
+                if not isinstance(fields, dict):
+                    continue  # an entry deleted after it was read has no fields (redis-py gives None)
                 f = {_s(k): _s(v) for k, v in fields.items()}
                 lv = [int(x) for x in f.pop("lv").split()]
                 out.append(StockEvent(id=_s(eid), lot_id=lot_id, type=f.pop("t"), at_ms=int(f.pop("at")),

@@ -40,7 +40,8 @@ class RedactingAccessLogger(AccessLogger):
                     extra[key] = value
                 else:
                     k1, k2 = key
-                    dct: dict[str, str] = extra.get(k1, {})  # type: ignore[assignment]
+                    prev = extra.get(k1)
+                    dct = prev if isinstance(prev, dict) else {}
                     dct[k2] = value
                     extra[k1] = dct
             self.logger.info(self._log_format % tuple(values), extra=extra)

@@ -5,10 +5,12 @@ import asyncio
 import functools
 import logging
 import time
+from typing import Any
 
 import orjson
 import socketio
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from live import (
     analytics_feed,
@@ -39,16 +41,16 @@ class _OrjsonModule:
     """python-socketio's JSON hook: orjson for speed, same API as the json module."""
 
     @staticmethod
-    def dumps(obj, **_kw) -> str:  # type: ignore[no-untyped-def]
+    def dumps(obj: Any, **_kw: Any) -> str:
         return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
 
     @staticmethod
-    def loads(s, **_kw):  # type: ignore[no-untyped-def]
+    def loads(s: bytes | bytearray | memoryview | str, **_kw: Any) -> Any:
         return orjson.loads(s)
 
 
 @web.middleware
-async def _count_requests(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def _count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Outermost: counts the answer the client got, errors included (the error middleware is inside)."""
     try:
         resp = await handler(request)

@@ -68,7 +68,8 @@ def verify(secret: str, token: str | None) -> Claims:
         raise AuthError("TOKEN_INVALID", "the token has no valid role")
     if not isinstance(broadcast, str) or not broadcast or not isinstance(sub, str) or not sub:
         raise AuthError("TOKEN_INVALID", "the token names no broadcast or subject")
-    name = data.get("name") if isinstance(data.get("name"), str) else sub
+    given = data.get("name")
+    name = given if isinstance(given, str) else sub
     return Claims(sub=sub, role=role, broadcast=broadcast, name=name[:64], exp=int(data["exp"]))
 
 

@@ -121,7 +121,7 @@ class ChatEvents:
         assert sent.order is not None
         sales = getattr(self.hub, "sales", None)
         sale = await self._open_sale(caller.broadcast) if sales is not None else None
-        if sale is None:
+        if sales is None or sale is None:
             CHAT_ORDERS.labels("NO_OPEN_SALE").inc()
             return {"ok": False, "qty": sent.order.qty,
                     "error": {"code": "NO_OPEN_SALE", "message": "no sale is open right now"}}

@@ -58,6 +58,8 @@ def _order_json(order: Order, claims: Claims | None = None) -> dict[str, Any]:
 class CheckoutApi:
     """The checkout part of one node: REST handlers, the socket command, the webhook worker."""
 
+    recovery: Periodic  # set by register()
+
     def __init__(self, app: web.Application, services: Any) -> None:
         hub = services.hub
         self.hub = hub
@@ -82,7 +84,7 @@ class CheckoutApi:
         bc = await self.sales.store.broadcast_of(sale_id)
         if bc is None or not claims.allows(bc):
             raise ApiError(404, "SALE_NOT_FOUND", "no such sale")
-        return bc  # type: ignore[no-any-return]
+        return bc
 
     async def on_stock_event(self, broadcast: str, ev: Any) -> None:
         """Stock events become merchant webhooks; event ids make each one go out once."""

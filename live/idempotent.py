@@ -22,7 +22,8 @@ def setup(app: web.Application) -> None:
 
 
 def store(app: web.Application) -> IdempotencyStore:
-    return app["idempotency"]  # type: ignore[no-any-return]
+    st: IdempotencyStore = app["idempotency"]
+    return st
 
 
 async def idempotent(request: web.Request, user: str, make: Make, *, required: bool = False) -> web.Response:
@@ -62,5 +63,6 @@ async def idempotent(request: web.Request, user: str, make: Make, *, required: b
     if resp.status >= 500:
         await st.release(user, key)
     else:
-        await st.finish(user, key, resp.status, orjson.loads(resp.body) if resp.body else None)  # type: ignore[arg-type]
+        sent = resp.body  # json_response's bytes; a streamed payload has no body to replay
+        await st.finish(user, key, resp.status, orjson.loads(sent) if isinstance(sent, (bytes, bytearray)) and sent else None)
     return resp

@@ -45,6 +45,8 @@ def _s(v: Any) -> str:
 
 
 class PrivacyApi:
+    retention: Periodic  # set by register()
+
     def __init__(self, services: Any, checkout_api: Any) -> None:
         self.redis = services.redis
         self.config = services.config
@@ -126,13 +128,13 @@ def register(app: web.Application, services: Any, checkout_api: Any) -> PrivacyA
     async def step() -> None:
         await api.retention_round()
 
-    api.retention = Periodic(step, 600.0, name="privacy-retention", log=log, first_delay=True)  # type: ignore[attr-defined]
+    api.retention = Periodic(step, 600.0, name="privacy-retention", log=log, first_delay=True)
 
     async def _start(_app: web.Application) -> None:
-        api.retention.start()  # type: ignore[attr-defined]
+        api.retention.start()
 
     async def _stop(_app: web.Application) -> None:
-        await api.retention.stop()  # type: ignore[attr-defined]
+        await api.retention.stop()
 
     app.on_startup.append(_start)
     app.on_cleanup.insert(0, _stop)

@@ -52,9 +52,9 @@ def check(data: dict[str, Any], client_orders: Iterable[str] = (), *, now_ms: in
     paid = [o for o in orders if o["state"] in ("PAID", "CONFIRMED", "COMPLETED")]
     bad = []
     for o in paid:
-        r = by_res.get(o.get("reservation_id"))
-        if r is None or r["state"] != "SOLD" or r.get("order_id") != o["id"] or int(r["qty"]) != int(o["qty"]) \
-                or r["user"] != o["user"]:
+        res = by_res.get(o.get("reservation_id"))
+        if res is None or res["state"] != "SOLD" or res.get("order_id") != o["id"] or int(res["qty"]) != int(o["qty"]) \
+                or res["user"] != o["user"]:
             bad.append(o["id"])
     out.append(Check("every paid order matches a confirmed reservation", not bad,
                      f"{len(paid)} paid orders" if not bad else f"{len(bad)} without a matching SOLD reservation: {bad[:5]}"))

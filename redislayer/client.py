@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import BlockingConnectionPool
@@ -80,7 +80,7 @@ def connect(url: str, *, timeout_s: float = 5.0, max_connections: int = 64, wait
     if mode == "cluster":
         from redis.asyncio.cluster import RedisCluster
 
-        return RedisCluster.from_url(  # type: ignore[return-value]
+        return RedisCluster.from_url(  # type: ignore[return-value]  # not a TimedRedis: callers use only commands both have
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, max_connections=max_connections,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=RETRIES),
             retry_on_error=[RedisConnectionError, RedisTimeoutError])
@@ -96,6 +96,7 @@ def connect(url: str, *, timeout_s: float = 5.0, max_connections: int = 64, wait
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=RETRIES),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
-    client = TimedRedis.from_pool(pool)  # closing the client closes its pool
+    # redis-py annotates `from_pool` as returning `Redis`, but it builds `cls(...)`: a TimedRedis here
+    client = cast(TimedRedis, TimedRedis.from_pool(pool))  # closing the client closes its pool
     client.timer = timer
     return client

@@ -44,7 +44,7 @@ class Bounds:
     close_grace_s: float = 5.0           # after the close frame, abort the TCP connection
 
 
-class CtrlQueue(asyncio.Queue):  # type: ignore[type-arg]
+class CtrlQueue(asyncio.Queue[Any]):
     """Engine.IO's per-socket packet queue, which also wakes our writer."""
 
     def __init__(self, conn: Conn) -> None:
@@ -229,6 +229,6 @@ class Conn:
         self.wake.set()
         if self.ws is not None:
             try:
-                await self.ws.close(code=SLOW_CLOSE_CODE, message=self.close_reason.encode()[:120])
+                await self.ws.close(code=SLOW_CLOSE_CODE, message=(self.close_reason or "").encode()[:120])  # set by kill()
             except Exception:  # noqa: BLE001
                 pass

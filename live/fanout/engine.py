@@ -428,7 +428,7 @@ class Fanout:
             await self._out_wake.wait()
             self._out_wake.clear()
             while self._outbox:
-                items = []
+                items: list[tuple[str, bytes, str]] = []
                 while self._outbox and len(items) < 500:
                     items.append(self._outbox.popleft())
                 pipe = self.redis.pipeline(transaction=False)

@@ -119,7 +119,7 @@ class FanoutServer(socketio.AsyncServer):
         super().__init__(**kwargs)
         self.bounds = bounds or Bounds()
         self.conns: dict[str, Conn] = {}
-        self.eio.conns = self.conns  # type: ignore[attr-defined]
+        self.eio.conns = self.conns
         self.eio._async = dict(self.eio._async, websocket=DirectWebSocket)  # noqa: SLF001
 
     def conn(self, sid: str, namespace: str = "/") -> Conn | None:

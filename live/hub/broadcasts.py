@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -73,7 +73,8 @@ class Broadcast:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["pinned_product"] = self.product(self.pinned).to_dict() if self.pinned and self.product(self.pinned) else None
+        pinned = self.product(self.pinned) if self.pinned else None
+        d["pinned_product"] = pinned.to_dict() if pinned else None
         return d
 
 
@@ -85,10 +86,10 @@ def parse_product(data: Mapping[str, Any], *, product_id: str | None = None) -> 
         raise v.Invalid("ships", "ships must be true or false")
     return Product(
         ships=ships,
-        id=product_id or v.ident(data, "id"),  # type: ignore[arg-type]
-        title=v.text(data, "title"),  # type: ignore[arg-type]
-        price=v.integer(data, "price"),  # type: ignore[arg-type]
-        currency=v.currency(data),  # type: ignore[arg-type]
+        id=product_id or v.ident(data, "id"),
+        title=v.text(data, "title"),
+        price=v.integer(data, "price"),
+        currency=v.currency(data),
         image_url=v.url(data, "image_url"),
         description=v.text(data, "description", required=False, max_len=4000, min_len=0, default="") or "",
     )
@@ -244,7 +245,8 @@ class BroadcastStore:
     async def list(self, *, limit: int = 100, ids: Iterable[str] | None = None) -> list[Broadcast]:
         """Newest first; `ids` restricts the listing (a host token sees its own broadcast)."""
         if ids is None:
-            raw = await self._r.zrevrange(LIST_KEY, 0, limit - 1)
+            # no withscores: members only; redis-py's return type does not narrow on the flag
+            raw = cast("list[bytes]", await self._r.zrevrange(LIST_KEY, 0, limit - 1))
             ids = [x.decode() for x in raw]
         out = []
         for bid in list(ids)[:limit]:
@@ -267,7 +269,10 @@ class BroadcastStore:
     async def add_product(self, broadcast_id: str, product: Product) -> Product:
         await self._put(broadcast_id, product, "add")
         bc = await self.require(broadcast_id)
-        return bc.product(product.id)  # type: ignore[return-value]
+        added = bc.product(product.id)
+        if added is None:  # removed again before it was read back
+            raise StoreError("PRODUCT_NOT_FOUND", f"no product {product.id!r}")
+        return added
 
     async def edit_product(self, broadcast_id: str, product_id: str, data: Mapping[str, Any]) -> Product:
         bc = await self.require(broadcast_id)

@@ -44,7 +44,8 @@ def register(hub: Hub) -> None:
         with refusals():
             await hub.broadcasts.pin(caller.broadcast, product_id)
             bc = await hub.broadcasts.require(caller.broadcast)
-        product = bc.product(product_id).to_dict() if product_id and bc.product(product_id) else None
+        pinned = bc.product(product_id) if product_id else None
+        product = pinned.to_dict() if pinned else None
         data = {"broadcast_id": caller.broadcast, "product": product, "at": bc.updated_at}
         hub.fanout.urgent(caller.broadcast, "product.pinned", data)
         return {"product": product}

@@ -60,7 +60,7 @@ class Sales:
         if levels is None:
             return
         if version is not None:
-            self.hub.fanout.level(broadcast, level_key(sale_id), {"sale_id": sale_id, **levels_dict(levels), "v": version})
+            self.hub.fanout.level(broadcast, level_key(sale_id), {"sale_id": sale_id, **asdict(levels), "v": version})
         if levels.available == 0 and levels.total > 0:
             await self.announce_soldout(sale_id, broadcast, levels)
 
@@ -184,10 +184,9 @@ class Sales:
             bc = await self.hub.broadcasts.require(caller.broadcast)
         if bc.state == "ended":
             raise HubError("BAD_STATE", "the broadcast has ended", state="ended")
-        product = bc.product(product_id)  # type: ignore[arg-type]
+        product = bc.product(product_id)
         if product is None:
             raise HubError("PRODUCT_NOT_FOUND", f"no product {product_id!r}", field="product_id")
-        assert units is not None and opens_at is not None and limit is not None and hold_s is not None
         opens_at = max(opens_at, now)
         closes_at = opens_at + duration_s * 1000 if duration_s else None
         sale = Sale(id=new_sale_id(caller.broadcast, caller.user, request_id), broadcast=caller.broadcast,
@@ -202,7 +201,7 @@ class Sales:
             lot = await self.inv.create_lot(LotSpec(
                 lot_id=sale.id, sku=product.id, total=units, unit_price=sale.price, currency=sale.currency,
                 per_user_limit=limit, hold_s=hold_s, opens_at_ms=opens_at, closes_at_ms=closes_at))
-            levels = lot.levels
+            levels: StockLevels | None = lot.levels
         except InventoryError as exc:
             if exc.code != Refusal.LOT_EXISTS:
                 raise HubError("VALIDATION" if exc.code == Refusal.INVALID_REQUEST else exc.code.value, exc.message) from None

@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 import socketio
@@ -22,12 +22,20 @@ from live.hub.connect import Refused, authenticate
 from live.hub.registry import Caller, Handler, Registry, SnapshotPart
 from redislayer import overload_code
 
+if TYPE_CHECKING:  # they import the hub: names only
+    from live.hub.cmd_sales import Sales
+    from live.hub.stockwatch import StockWatch
+
 log = logging.getLogger("hawker.hub")
 
 Hook = Callable[[Caller], Awaitable[None]]
 
 
 class Hub:
+    # Parts live.hub.setup adds once their commands are registered (absent on a hub built without them).
+    sales: Sales
+    stockwatch: StockWatch
+
     def __init__(self, *, sio: socketio.AsyncServer, redis: aioredis.Redis, fanout: Any, secret: str,
                  registry: Registry | None = None, node_id: str | None = None) -> None:
         self.sio = sio

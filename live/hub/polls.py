@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -143,7 +143,9 @@ class PollStore:
 
     async def active(self, broadcast: str) -> Poll | None:
         poll_id = await self._r.get(_k(broadcast, "poll"))
-        return await self.get(broadcast, poll_id.decode()) if poll_id else None
+        if not poll_id:
+            return None
+        return await self.get(broadcast, poll_id.decode() if isinstance(poll_id, bytes) else poll_id)
 
     async def vote_of(self, broadcast: str, poll_id: str, user: str) -> int | None:
         raw = await self._r.hget(_k(broadcast, "poll", poll_id, "votes"), user)
@@ -166,8 +168,9 @@ class PollStore:
     async def take_dirty(self, limit: int = 200) -> list[tuple[str, str]]:
         """Polls whose tallies changed; taken (SPOP) before they are read, so a vote that lands
         after the read marks its poll again and is published next time."""
-        raw = await self._r.spop(DIRTY_KEY, limit)
-        return [tuple(x.decode().split("|", 1)) for x in raw or []]  # type: ignore[misc]
+        raw = cast("list[bytes] | None", await self._r.spop(DIRTY_KEY, limit))  # with a count: a list
+        pairs = (x.decode().partition("|") for x in raw or [])  # members are "<broadcast>|<poll id>"
+        return [(broadcast, poll_id) for broadcast, _, poll_id in pairs]
 
     async def tallies(self, broadcast: str, poll_id: str) -> list[int] | None:
         poll = await self.get(broadcast, poll_id)

@@ -37,7 +37,7 @@ async def _idempotent(request: web.Request, claims: Claims, make: Callable[[], A
         saved = orjson.loads(cached)
         return json_response(saved["body"], status=saved["status"], headers={"Idempotent-Replayed": "true"})
     resp = await make()
-    if resp.status < 500:
+    if resp.status < 500 and isinstance(resp.body, (bytes, bytearray)):  # a JSON answer (not a streamed payload)
         await redis.set(rkey, orjson.dumps({"status": resp.status, "body": orjson.loads(resp.body)}),
                         ex=IDEMPOTENCY_TTL_S, nx=True)
     return resp
@@ -57,8 +57,8 @@ async def create_broadcast(request: web.Request) -> web.Response:
         with api_errors():
             v.only(body, {"id", "title", "scheduled_start", "products"})
             default_id = None if claims.broadcast == ADMIN_BROADCAST else claims.broadcast
-            bid = v.ident(body, "id", required=default_id is None, default=default_id)
-            if not claims.allows(bid):  # type: ignore[arg-type]
+            bid = v.ident(body, "id") if default_id is None else v.ident(body, "id", required=False, default=default_id)
+            if not claims.allows(bid):
                 raise ApiError(403, "FORBIDDEN", "the token is for another broadcast")
             title = v.text(body, "title")
             start = _scheduled_start(body)
@@ -75,7 +75,7 @@ async def create_broadcast(request: web.Request) -> web.Response:
                     raise v.Invalid(f"products[{i}].{exc.field}", exc.message) from None
             if len({p.id for p in products}) != len(products):
                 raise v.Invalid("products", "product ids must be unique")
-            bc = await _store(request).create(bid, title=title, host=claims.sub, scheduled_start=start,  # type: ignore[arg-type]
+            bc = await _store(request).create(bid, title=title, host=claims.sub, scheduled_start=start,
                                               products=products)
         return json_response(bc.to_dict(), status=201)
 

@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
 WATCH_KEY = "hub:sales:watch"
 WATCH_AFTER_CLOSE_MS = 15 * 60 * 1000  # holds made before the close may still be paid or expire
 FOREVER = 2**52
+
+
+def _s(x: bytes | str) -> str:
+    """A Redis reply as text (the client answers bytes; redis-py's types allow str too)."""
+    return x.decode() if isinstance(x, bytes) else x
 
 
 def sale_key(sale_id: str) -> str:
@@ -134,10 +140,10 @@ class SaleStore:
     async def get(self, sale_id: str) -> Sale | None:
         return self._parse(await self._r.hgetall(sale_key(sale_id)))
 
-    def _parse(self, raw: dict[bytes, bytes] | None) -> Sale | None:
+    def _parse(self, raw: Mapping[bytes | str, bytes | str] | None) -> Sale | None:
         if not raw:
             return None
-        h: dict[str, Any] = {k.decode(): val.decode() for k, val in raw.items()}
+        h: dict[str, Any] = {_s(k): _s(val) for k, val in raw.items()}
         for k in _INTS:
             h[k] = int(h[k]) if h.get(k) not in (None, "") else None
         h["close_reason"] = h.get("close_reason") or None
@@ -154,7 +160,7 @@ class SaleStore:
             broadcast, opens_at = await self._r.hmget(sale_key(sale_id), ["broadcast", "opens_at"])
             if broadcast is None:
                 return None
-            self._owner[sale_id] = broadcast.decode()
+            self._owner[sale_id] = _s(broadcast)
             if opens_at:
                 self._opens[sale_id] = int(opens_at)
         return self._owner[sale_id]
@@ -165,7 +171,8 @@ class SaleStore:
 
     async def of_broadcast(self, broadcast: str, limit: int = 20) -> list[Sale]:
         """The broadcast's latest sales (by opens_at), oldest first."""
-        ids = await self._r.zrange(bc_sales_key(broadcast), -limit, -1)
+        # no withscores: members only; redis-py's return type does not narrow on the flag
+        ids = cast("list[bytes]", await self._r.zrange(bc_sales_key(broadcast), -limit, -1))
         if not ids:
             return []
         pipe = self._r.pipeline(transaction=False)  # one round trip on one connection, not one each
@@ -176,7 +183,7 @@ class SaleStore:
 
     async def watched(self, now_ms: int) -> list[str]:
         await self._r.zremrangebyscore(WATCH_KEY, "-inf", now_ms)
-        return [x.decode() for x in await self._r.zrange(WATCH_KEY, 0, -1)]
+        return [x.decode() for x in cast("list[bytes]", await self._r.zrange(WATCH_KEY, 0, -1))]  # members only
 
     async def claim_open(self, sale_id: str) -> tuple[str, int | None]:
         return _claim(await self._open(keys=[sale_key(sale_id)]))

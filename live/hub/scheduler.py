@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import redis.asyncio as aioredis
 
@@ -109,6 +110,7 @@ class Scheduler:
     async def poll(self) -> None:
         """Arm every timer due within the look-ahead (whichever node set it)."""
         horizon = self._clock.now_ms() + self._lookahead_ms
-        due = await self._r.zrangebyscore(TIMERS_KEY, "-inf", horizon, withscores=True)
+        # withscores: (member, score) pairs; redis-py's return type does not narrow on the flag
+        due = cast("list[tuple[bytes, float]]", await self._r.zrangebyscore(TIMERS_KEY, "-inf", horizon, withscores=True))
         for raw, score in due:
             self._arm(raw.decode(), int(score))

@@ -52,8 +52,8 @@ def setup(app: web.Application, services: Any) -> Hub:
     tallies = cmd_polls.TallyPublisher(polls, node_id=node_id, period_ms=services.config.tick_ms)
     sales = cmd_sales.register(hub, inventory, timers)
     watch = StockWatch(services.redis, inventory, sales, node_id=node_id, period_ms=services.config.tick_ms)
-    hub.sales = sales  # type: ignore[attr-defined]
-    hub.stockwatch = watch  # type: ignore[attr-defined]
+    hub.sales = sales
+    hub.stockwatch = watch
     rest.add_routes(app)
     app["hub"] = hub
     services.parts["hub"] = hub

@@ -180,7 +180,8 @@ class StockWatch:
             self._next_due[sale_id] = nxt if nxt is not None else 2**62
         cursor = self._cursor.get(sale_id)
         if cursor is None:
-            cursor = (await self._r.get(_cursor_key(sale_id)) or b"0-0").decode()
+            stored = await self._r.get(_cursor_key(sale_id))
+            cursor = (stored.decode() if isinstance(stored, bytes) else stored) or "0-0"
         self.sales_read += 1
         events = await self._inv.read_events(sale_id, after_id=cursor, count=500)
         if not events:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
@@ -32,6 +32,16 @@ def _get(data: Mapping[str, Any], name: str, required: bool, default: Any) -> An
     return value
 
 
+# The overloads say what the checks guarantee: a required field, or one with a default, is never None.
+@overload
+def text(data: Mapping[str, Any], name: str, *, required: Literal[True] = ..., max_len: int = ..., min_len: int = ...,
+         default: str | None = ...) -> str: ...
+@overload
+def text(data: Mapping[str, Any], name: str, *, required: bool = ..., max_len: int = ..., min_len: int = ...,
+         default: str) -> str: ...
+@overload
+def text(data: Mapping[str, Any], name: str, *, required: bool = ..., max_len: int = ..., min_len: int = ...,
+         default: str | None = ...) -> str | None: ...
 def text(data: Mapping[str, Any], name: str, *, required: bool = True, max_len: int = 200, min_len: int = 1,
          default: str | None = None) -> str | None:
     value = _get(data, name, required, default)
@@ -45,6 +55,12 @@ def text(data: Mapping[str, Any], name: str, *, required: bool = True, max_len: 
     return value
 
 
+@overload
+def ident(data: Mapping[str, Any], name: str, *, required: Literal[True] = ..., default: str | None = ...) -> str: ...
+@overload
+def ident(data: Mapping[str, Any], name: str, *, required: bool = ..., default: str) -> str: ...
+@overload
+def ident(data: Mapping[str, Any], name: str, *, required: bool = ..., default: str | None = ...) -> str | None: ...
 def ident(data: Mapping[str, Any], name: str, *, required: bool = True, default: str | None = None) -> str | None:
     value = _get(data, name, required, default)
     if value is default and not required:
@@ -54,6 +70,15 @@ def ident(data: Mapping[str, Any], name: str, *, required: bool = True, default:
     return value
 
 
+@overload
+def integer(data: Mapping[str, Any], name: str, *, required: Literal[True] = ..., lo: int = ..., hi: int = ...,
+            default: int | None = ...) -> int: ...
+@overload
+def integer(data: Mapping[str, Any], name: str, *, required: bool = ..., lo: int = ..., hi: int = ...,
+            default: int) -> int: ...
+@overload
+def integer(data: Mapping[str, Any], name: str, *, required: bool = ..., lo: int = ..., hi: int = ...,
+            default: int | None = ...) -> int | None: ...
 def integer(data: Mapping[str, Any], name: str, *, required: bool = True, lo: int = 0, hi: int = MAX_MONEY,
             default: int | None = None) -> int | None:
     value = _get(data, name, required, default)
@@ -66,6 +91,14 @@ def integer(data: Mapping[str, Any], name: str, *, required: bool = True, lo: in
     return value
 
 
+@overload
+def currency(data: Mapping[str, Any], name: str = ..., *, required: Literal[True] = ...,
+             default: str | None = ...) -> str: ...
+@overload
+def currency(data: Mapping[str, Any], name: str = ..., *, required: bool = ..., default: str) -> str: ...
+@overload
+def currency(data: Mapping[str, Any], name: str = ..., *, required: bool = ...,
+             default: str | None = ...) -> str | None: ...
 def currency(data: Mapping[str, Any], name: str = "currency", *, required: bool = True,
              default: str | None = None) -> str | None:
     value = _get(data, name, required, default)

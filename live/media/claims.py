@@ -81,10 +81,13 @@ class PublishClaims:
         return True
 
     async def _renew(self, broadcast: str, session_id: str, value: bytes) -> None:
+        redis = self.redis
+        if redis is None:  # no shared claim to renew (claim() starts no renewer then)
+            return
         while True:
             await asyncio.sleep(RENEW_S)
             try:
-                ok = await self.redis.eval(_RENEW, 1, _key(broadcast), value, TTL_MS)  # type: ignore[union-attr]
+                ok = await redis.eval(_RENEW, 1, _key(broadcast), value, TTL_MS)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001

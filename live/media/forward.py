@@ -60,7 +60,7 @@ class ForwardTrack(MediaStreamTrack):
         self._queue.clear()
         self.waiting_for_keyframe = self.kind == "video"
 
-    async def recv(self) -> EncodedFrame:  # type: ignore[override]
+    async def recv(self) -> EncodedFrame:  # type: ignore[override]  # forwards encoded frames, not aiortc's Frame/Packet
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -85,4 +85,4 @@ def prepare_sender(sender: RTCRtpSender, on_keyframe_request: Callable[[], None]
         raise RuntimeError("aiortc internals changed: RTCRtpSender has no __encoder")
     setattr(sender, _ENCODER_ATTR, SharedPacker())
     # RTCRtpSender._handle_rtcp_packet calls self._send_keyframe() on PLI/FIR: merge them upstream.
-    sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]
+    sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]  # PLI/FIR merged upstream

@@ -50,8 +50,11 @@ class RtpOutput:
         self.dtls = sender.transport
         self.ice = self.dtls.transport._connection  # aioice.Connection
         self.ssrc = sender._ssrc
-        codecs = [c for c in transceiver._codecs if c.name.lower() != "rtx"]  # type: ignore[attr-defined]
-        self.pt = codecs[0].payloadType
+        codecs = [c for c in transceiver._codecs if c.name.lower() != "rtx"]
+        pt = codecs[0].payloadType
+        if pt is None:  # negotiation gives every codec one; aiortc's type allows None before it
+            raise ValueError(f"{kind} codec {codecs[0].name} has no payload type")
+        self.pt = pt
         self.seq = random_sequence_number()
         self.ts_origin = random32()
         self.ext = b""
@@ -62,7 +65,7 @@ class RtpOutput:
         self.closed = False
         self.packets = self.octets = self.frames = self.dropped = self.overflows = 0
         self.len_p = ffi.new("int *")
-        sender._retransmit = self.retransmit  # type: ignore[method-assign]
+        sender._retransmit = self.retransmit  # type: ignore[method-assign]  # NACKs answered from our own history
 
     def send(self, frame: EncodedFrame, ntp: int) -> None:
         """Packetized once upstream; here: RTP header + SRTP + sendto for each payload."""
@@ -85,7 +88,7 @@ class RtpOutput:
         if transport is None:
             self.dropped += 1
             return
-        if transport.get_write_buffer_size() > MAX_BACKLOG_BYTES:
+        if transport.get_write_buffer_size() > MAX_BACKLOG_BYTES:  # type: ignore[attr-defined]  # typeshed's DatagramTransport lacks it; asyncio's has it
             self.overflows += 1
             self.dropped += 1
             metrics.VIEWER_OVERFLOWS.inc()
@@ -96,7 +99,7 @@ class RtpOutput:
         addr = pair.remote_addr
         # pylibsrtp's Session.protect, inlined: one shared 1500-byte buffer, no per-call allocation
         session, cdata, buf, len_p, srtp_protect = srtp._srtp[0], srtp._cdata, srtp._buffer, self.len_p, lib.srtp_protect
-        sock = transport._sock if not transport._buffer else None  # asyncio's fast path, minus checks
+        sock = transport._sock if not transport._buffer else None  # type: ignore[attr-defined]  # asyncio's fast path, minus checks: its private fields
         history = self.history
         payloads = frame.payloads()
         last = len(payloads) - 1

@@ -142,7 +142,7 @@ class MediaService:
         hls_ready = bool(self.hls and self.hls.has_playlist(broadcast))
         codec = None
         if pub and pub.stream.info.video_codec is not None:
-            codec = pub.stream.info.video_codec.name  # type: ignore[attr-defined]
+            codec = pub.stream.info.video_codec.name
         stalled_at = pub.stalled_at if live and pub else None
         return {
             "broadcast": broadcast,
@@ -351,12 +351,12 @@ class MediaService:
             codecs: list[RTCRtpCodecParameters] = list(getattr(t, "_codecs", []))
             main = next((c for c in codecs if c.name.lower() != "rtx" and _supported(c)), None)
             if main is None:
-                t._codecs = []  # type: ignore[attr-defined]
+                t._codecs = []
                 t.direction = "inactive"
                 continue
             rtx = [c for c in codecs if c.name.lower() == "rtx" and c.parameters.get("apt") == main.payloadType]
             main.rtcpFeedback = [fb for fb in main.rtcpFeedback if fb.type != "goog-remb"]
-            t._codecs = [main, *rtx]  # type: ignore[attr-defined]
+            t._codecs = [main, *rtx]
             if t.kind == "video":
                 stream.info.video_codec = main
             elif t.kind == "audio":
@@ -583,8 +583,8 @@ def _replaced() -> ApiError:
 def _same_codecs(old: Stream, new: Stream) -> bool:
     """Viewers negotiated the old publish's codecs; they can follow the new one only if it is the same."""
     def names(stream: Stream) -> tuple[str | None, str | None]:
-        return tuple(getattr(c, "name", None) and c.name.lower()  # type: ignore[return-value]
-                     for c in (stream.info.video_codec, stream.info.audio_codec))
+        video, audio = stream.info.video_codec, stream.info.audio_codec
+        return (video.name.lower() if video is not None else None, audio.name.lower() if audio is not None else None)
     return names(old) == names(new)
 
 
@@ -597,7 +597,8 @@ def _supported(codec: RTCRtpCodecParameters) -> bool:
 
 def _capabilities_for(codec: Any, kind: str) -> list[RTCRtpCodecCapability]:
     """The viewer may only use the host's codec (we forward, we never transcode)."""
-    caps = RTCRtpReceiver.getCapabilities(kind).codecs
+    capabilities = RTCRtpReceiver.getCapabilities(kind)  # None for a kind aiortc does not know
+    caps = capabilities.codecs if capabilities is not None else []
     name = codec.name.lower()
     wanted = [c for c in caps if c.name.lower() == name]
     if name == "h264":
@@ -615,4 +616,4 @@ def _trim_viewer_negotiation(pc: RTCPeerConnection) -> None:
             codec.rtcpFeedback = [fb for fb in codec.rtcpFeedback if fb.type != "goog-remb"]
         exts = getattr(t, "_headerExtensions", None)
         if exts is not None:
-            t._headerExtensions = [e for e in exts if e.uri in VIEWER_HEADER_EXTENSIONS]  # type: ignore[attr-defined]
+            t._headerExtensions = [e for e in exts if e.uri in VIEWER_HEADER_EXTENSIONS]

@@ -70,7 +70,7 @@ def register(hub: Any, services: Any, media: MediaService | None = None) -> None
     @hub.command("webrtc.close", roles=EVERYONE)
     async def webrtc_close(caller: Caller, payload: dict) -> dict:
         session_id = sessions.pop(caller.sid, None)
-        closed = bool(session_id) and await media.end_play(caller.broadcast, session_id)
+        closed = await media.end_play(caller.broadcast, session_id) if session_id else False
         return {"closed": closed}
 
     @hub.on_leave

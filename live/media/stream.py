@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
 from live.media.forward import ForwardTrack
 from live.media.frames import AUDIO_CLOCK, VIDEO_CLOCK, EncodedFrame
 from live.media.rtpout import RtpOutput, now_ntp
@@ -86,8 +88,8 @@ class LoopLoad:
 class StreamInfo:
     """What a viewer needs to negotiate: the host's codecs as aiortc codec parameters."""
 
-    video_codec: object | None = None  # aiortc RTCRtpCodecParameters
-    audio_codec: object | None = None
+    video_codec: RTCRtpCodecParameters | None = None
+    audio_codec: RTCRtpCodecParameters | None = None
 
 
 FrameListener = Callable[[EncodedFrame], None]

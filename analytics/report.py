@@ -38,8 +38,8 @@ def build_report(broadcast: str, *, now_ms: int, minutes: dict[str, int], second
                  sales: list[tuple[dict[str, Any], dict[str, int], int]]) -> dict[str, Any]:
     rows_by_minute: dict[int, dict[str, int]] = {m: {} for m in span}
     for key, val in minutes.items():
-        m, _, metric = key.partition(":")
-        rows_by_minute.setdefault(int(m), {})[metric] = val
+        minute_s, _, metric = key.partition(":")
+        rows_by_minute.setdefault(int(minute_s), {})[metric] = val
     now_s = now_ms // 1000
     out_rows = []
     show: dict[str, Any] = {k: 0 for k in COUNTS}

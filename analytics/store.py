@@ -160,12 +160,12 @@ class AnalyticsStore:
                 pipe.pfadd(keys.uniques(bc), *everyone)
                 pipe.expire(keys.uniques(bc), ttl)
         by_sale: dict[tuple[str, str], list[StockFact]] = {}
-        for f in stock:
-            by_sale.setdefault((f.broadcast, f.sale_id), []).append(f)
+        for fact in stock:
+            by_sale.setdefault((fact.broadcast, fact.sale_id), []).append(fact)
         for (bc, sale_id), facts in by_sale.items():
             args: list[Any] = [sale_id, ttl]
-            for f in facts:
-                args += [f.id, f.type, f.at_ms, f.qty, f.user]
+            for fact in facts:
+                args += [fact.id, fact.type, fact.at_ms, fact.qty, fact.user]
             await self._stock(keys=[keys.sale(bc, sale_id), keys.minutes(bc), keys.reservers(bc), keys.sales(bc)],
                         args=args, client=pipe)
         for o in orders:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterable, Iterator
 
-KINDS = ("join", "chat_latency", "tick_latency", "reserve", "pay", "order", "vote", "clock_offset")  # "order": user = order id
+KINDS = ("join", "rejoin", "chat_latency", "tick_latency", "reserve", "reserve_retry", "pay", "order", "abandon",
+         "vote", "clock_offset")  # "order": user = order id
 
 
 @dataclass(frozen=True, slots=True)

@@ -393,6 +393,8 @@ class Viewer:
         def done(_ack: Any, code: str) -> None:
             if code != "OK":
                 self.pending_chat.pop(rid, None)
+            if code == "CANCELLED":
+                return
             self.pool.report(Report("WSC", "chat.send", (time.perf_counter() - t0) * 1000, code, self.user_id,
                                     "" if code == "OK" else "chat_latency"))
 
@@ -402,8 +404,11 @@ class Viewer:
         if self.state != "live":
             return
         t0 = time.perf_counter()
-        self.call("hearts", {"n": n}, lambda _a, code: self.pool.report(
-            Report("WSC", "hearts", (time.perf_counter() - t0) * 1000, code, self.user_id)))
+        def done(_ack: Any, code: str) -> None:
+            if code != "CANCELLED":
+                self.pool.report(Report("WSC", "hearts", (time.perf_counter() - t0) * 1000, code, self.user_id))
+
+        self.call("hearts", {"n": n}, done)
 
     def drop_and_rejoin(self, after_s: float) -> None:
         """As after a node restart: the socket is gone now, the client comes back `after_s` later."""
@@ -428,9 +433,9 @@ class Viewer:
                 pass
         self.sock, self.fd = None, -1
         self.state = "closed"
-        for done, _t in list(self.acks.values()):
-            done(None, "CLOSED")
-        self.acks.clear()
+        pending, self.acks = list(self.acks.values()), {}
+        for done, _t in pending:  # our own close (end of run, a storm) cancels; a lost socket fails
+            done(None, "CANCELLED" if reason in ("", "STORM") else "CLOSED")
 
 
 class LightPool:

@@ -396,7 +396,7 @@ class Viewer:
             if code == "CANCELLED":
                 return
             self.pool.report(Report("WSC", "chat.send", (time.perf_counter() - t0) * 1000, code, self.user_id,
-                                    "" if code == "OK" else "chat_latency"))
+                                    "chat_ack"))
 
         self.call("chat.send", {"text": text, "request_id": rid}, done)
 

@@ -91,6 +91,7 @@ def figures(run: RunData) -> dict[str, Any]:
              if run.window is None or run.window[0] <= s.at_ms <= run.window[1]]
     _pcts(out, "client_tick", ticks)
     _pcts(out, "chat", [s.value_ms for s in by_kind.get("chat_latency", []) if s.code == "OK"])
+    _pcts(out, "chat_ack", [s.value_ms for s in by_kind.get("chat_ack", []) if s.code == "OK"])
     _pcts(out, "reserve", [s.value_ms for s in by_kind.get("reserve", []) if s.code in ("OK", "SOLD_OUT", "LIMIT_REACHED")])
     _pcts(out, "pay", [s.value_ms for s in by_kind.get("pay", []) if s.code == "OK"])
     out["reserve_results"] = dict(Counter(s.code for s in by_kind.get("reserve", [])))
@@ -301,7 +302,8 @@ def _client_rows(f: dict[str, Any]) -> list[tuple[str, str]]:
         ("viewer joins span (s) / rate (per s)", f"{_fmt(f['viewers_join_span_s'])} / {_fmt(f['join_rate_per_s'])}"),
         ("join p50 / p95 / p99 (ms)", _trio(f, "join")),
         ("tick latency p50 / p95 / p99 (ms, server ts -> viewer, synced clock)", _trio(f, "client_tick")),
-        ("chat latency p50 / p95 / p99 (ms)", _trio(f, "chat")),
+        ("chat latency p50 / p95 / p99 (ms, accepted -> own line seen in a tick)", _trio(f, "chat")),
+        ("chat.send ack p50 / p95 / p99 (ms)", _trio(f, "chat_ack")),
         ("reserve ack p50 / p95 / p99 (ms, retries included)", _trio(f, "reserve")),
         ("pay ack p50 / p95 / p99 (ms)", _trio(f, "pay")),
         ("errors by code", ", ".join(f"{k}: {v}" for k, v in sorted(f["errors_by_code"].items())) or "none"),

@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="distributed: be the Locust master and wait for this many `locust --worker` processes "
                         "(on this or other machines) instead of starting local ones")
     p.add_argument("--master-bind-host", default="127.0.0.1", help="address the master listens on (distributed)")
+    p.add_argument("--workers-wait-s", type=int, default=60,
+                   help="distributed: how long the master waits for its workers (the sale opens after it)")
+    p.add_argument("--broadcast", default=None, help="broadcast id to create (default: a random one)")
     p.add_argument("--workers", type=int, default=1, help="server processes when starting one here")
     p.add_argument("--tick-ms", type=int, default=100)
     p.add_argument("--sale-window-s", type=int, default=60, help="how long buyers may keep trying after the open")
@@ -249,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
         stack = LocalStack(env=env)
         stack.__enter__()
         url, secret = stack.url, stack.secret
-    broadcast = f"spike-{uuid.uuid4().hex[:8]}"
+    broadcast = args.broadcast or f"spike-{uuid.uuid4().hex[:8]}"
     host_token = mint(secret, sub="spike-host", role="host", broadcast=broadcast, ttl=7200)
     sampler = ResourceSampler(_server_pids(stack)) if stack else None
     scraper = serverside.Scraper(url, args.metrics_token)
@@ -267,7 +270,9 @@ def run(args: argparse.Namespace) -> int:
         monitor.call("broadcast.start", {})
         spawn_rate = args.spawn_rate or max(5.0, users / 20)
         ramp_s = users / spawn_rate
-        now = monitor.clock.server_now()
+        wait_s = args.workers_wait_s if args.expect_workers else 0
+        real_now = monitor.clock.server_now()
+        now = real_now + wait_s * 1000  # the master waits for its workers before the first spawn
         storm_at = 0
         if args.scenario == "reconnect-storm":
             storm_at = int(now + (ramp_s + 10) * 1000)
@@ -283,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
             sampler.start()
         scraper.take()
         scraper.start()
-        run_s = min(MAX_RUN_S, int((window_end - now) / 1000 + 5 + duration_s))
+        run_s = min(MAX_RUN_S, int((window_end - real_now) / 1000 + 5 + duration_s))  # Locust counts from its start
         env = {**os.environ, "HAWKER_LT_SECRET": secret, "HAWKER_LT_BROADCAST": broadcast,
                "HAWKER_LT_SALE": monitor.sale_id, "HAWKER_LT_OUT": str(samples_dir.resolve()),
                "HAWKER_LT_ABANDON": str(args.abandon), "HAWKER_LT_QTY": str(args.qty),
@@ -292,20 +297,30 @@ def run(args: argparse.Namespace) -> int:
                "HAWKER_LT_STORM_AT": str(storm_at), "HAWKER_LT_TICK_SAMPLE": str(args.tick_sample),
                "HAWKER_LT_THROTTLE": str(args.throttle_generator),
                "HAWKER_LT_BLOCKED_WORD": BLOCKED_WORD if args.scenario == "chat-storm" else ""}
+        worker_env = {k: v for k, v in env.items() if k.startswith("HAWKER_LT_") and k != "HAWKER_LT_OUT"}
+        (out / "worker.env").write_text("".join(f"{k}={v}\n" for k, v in sorted(worker_env.items())))
+        if args.expect_workers:
+            print(f"spike: waiting up to {wait_s} s for {args.expect_workers} workers; on each worker machine run\n"
+                  f"  env $(cat {out / 'worker.env'}) locust -f loadtest/locustfile.py --worker "
+                  f"--master-host <this machine>\n(copy {out / 'worker.env'} there: it holds the token secret)",
+                  file=sys.stderr)
         cmd = [sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("locustfile.py")), "--headless",
                "-u", str(users), "-r", str(spawn_rate), "-t", f"{run_s}s", "--host", url, "--stop-timeout", "10",
                "--csv", str(out / "locust"), "--csv-full-history", "--only-summary", "--loglevel", "WARNING"]
         if args.expect_workers:
-            cmd += ["--master", "--expect-workers", str(args.expect_workers), "--master-bind-host", args.master_bind_host]
+            cmd += ["--master", "--expect-workers", str(args.expect_workers), "--master-bind-host", args.master_bind_host,
+                    "--expect-workers-max-wait", str(wait_s)]
         elif processes > 1:
             cmd += ["--processes", str(processes)]
         cmd += ["LightViewerUser", "BuyerUser"]
         print(f"spike: {args.scenario}: {args.viewers} viewers + {buyers} buyers -> {url}, {args.units} units "
               f"(limit {args.limit}), sale opens in {(opens_at - monitor.clock.server_now()) / 1000:.0f} s, "
               f"run at most {run_s} s", file=sys.stderr)
-        times["start_ms"] = int(time.time() * 1000)
-        times["ramp_end_ms"] = times["start_ms"] + int(ramp_s * 1000)
-        locust = _Locust(cmd, env, out / "locust.log", run_s + 120)
+        # the measured window starts when every user should be in: 10 s before the open (local clock)
+        times["ramp_end_ms"] = int(time.time() * 1000 + (opens_at - monitor.clock.server_now()) - 10_000)
+        if storm_at:
+            times["ramp_end_ms"] -= 20_000
+        locust = _Locust(cmd, env, out / "locust.log", run_s + wait_s + 120)
         last_mod = [0.0]
 
         def stop_when() -> bool:

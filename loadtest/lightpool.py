@@ -102,15 +102,19 @@ class Viewer:
     partial: bool = False
     pending_chat: dict[str, float] = field(default_factory=dict)  # request_id -> sent (server ms)
     closing: bool = False
+    tries: int = 0
+    joining: bool = False
+    refusals: list[str] = field(default_factory=list)
 
     # ---- connecting --------------------------------------------------------------------------
 
     def connect(self) -> None:
+        if not self.joining:
+            return
         self.closing = False
         self.state = "connecting"
         self.buf.clear()
         self.out.clear()
-        self.join_t0 = time.perf_counter()
         s = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
         s.setblocking(False)
         s.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
@@ -121,10 +125,9 @@ class Viewer:
             return
         self.sock, self.fd = s, s.fileno()
         self.pool.register(self, _EPOLLIN | _EPOLLOUT)
-        self.pool.at(JOIN_TIMEOUT_S, self._join_deadline, self.joins)
 
     def _join_deadline(self, attempt: int) -> None:
-        if self.joins == attempt and self.state not in ("live", "closed", "idle"):
+        if self.joins == attempt and self.joining:
             self._fail(f"JOIN_TIMEOUT_{self.state.upper()}")
 
     def _upgrade(self) -> None:
@@ -135,9 +138,10 @@ class Viewer:
         self.state = "http"
 
     def _fail(self, code: str) -> None:
-        if self.state == "closed":
+        if not self.joining and self.state != "live":
             return
-        first = self.state != "live"
+        first = self.joining
+        self.joining = False
         self.close(reason=code)
         if not first:
             self.pool.report(Report("WS", "disconnected", 0.0, code, self.user_id))
@@ -247,7 +251,7 @@ class Viewer:
             if kind == 0:
                 self._connected()
             elif kind == 4:
-                self._fail("REFUSED")
+                self._refused(pkt.get("data"))
             elif kind == 3:
                 self._ack(pkt.get("id"), (pkt.get("data") or [None])[0])
             elif kind == 2:
@@ -269,7 +273,10 @@ class Viewer:
             elif p.startswith(b"40"):
                 self._connected()
             elif p.startswith(b"44"):
-                self._fail("REFUSED")
+                try:
+                    self._refused(orjson.loads(p[2:]) if len(p) > 2 else None)
+                except ValueError:
+                    self._refused(None)
             elif p.startswith(b"0"):
                 self._open()
         elif opcode == 9:
@@ -286,6 +293,21 @@ class Viewer:
         else:
             self._send_raw(_frame(1, b"40" + orjson.dumps(auth)))
         self.state = "sio"
+
+    def _refused(self, data: Any) -> None:
+        """connect_error: BUSY/UNAVAILABLE is retried after a backoff (as the player does) while the
+        join deadline allows; anything else is final."""
+        detail = data.get("data") if isinstance(data, dict) and isinstance(data.get("data"), dict) else data
+        code = str(detail.get("code")) if isinstance(detail, dict) and detail.get("code") else "UNKNOWN"
+        if code in ("BUSY", "UNAVAILABLE") and self._since_join() < (JOIN_TIMEOUT_S - 5) * 1000:
+            self.tries += 1
+            retry_after = detail.get("retry_after") if isinstance(detail, dict) else None
+            base = min(5000.0, float(retry_after or 500) * 2 ** min(self.tries, 4))
+            self.refusals.append(code)
+            self.close(reason="RETRY")
+            self.pool.at((base + random.random() * base) / 1000, self.connect)
+            return
+        self._fail(f"REFUSED_{code}")
 
     def _connected(self) -> None:
         if self.state == "sio":
@@ -307,6 +329,7 @@ class Viewer:
         if len(got) >= 3:
             self.offset_ms = min(got)[1]
             self.state = "live"
+            self.joining = False
             if self.on_joined is not None and self.joins <= 1:
                 self.pool.call_gevent(self.on_joined, True, "PARTIAL" if self.partial else "OK")
             return
@@ -416,15 +439,21 @@ class Viewer:
         self.pool.at(after_s, self._rejoin)
 
     def _rejoin(self) -> None:
-        self.joins += 1
-        self.connect()
+        self.start()
 
     def start(self) -> None:
+        """A join (or a rejoin): connect, and fail it if no snapshot came within JOIN_TIMEOUT_S."""
         self.joins += 1
+        self.tries = 0
+        self.joining = True
+        self.join_t0 = time.perf_counter()
+        self.pool.at(JOIN_TIMEOUT_S, self._join_deadline, self.joins)
         self.connect()
 
     def close(self, reason: str = "") -> None:
         self.closing = True
+        if reason in ("", "STORM"):
+            self.joining = False
         if self.sock is not None:
             self.pool.unregister(self)
             try:

@@ -286,12 +286,21 @@ class HawkerUser(SocketIOUser):
         token = mint(SECRET, sub=self.user_id, role=self.role, broadcast=BROADCAST, ttl=3600)
         url = self.host + ("?codec=json" if CODEC == "json" else "")
         t0 = time.perf_counter()
-        try:
-            self.sio.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=30)
-            self.got_snapshot.wait(30)
-            code = "OK" if self.got_snapshot.is_set() else "NO_SNAPSHOT"
-        except Exception as exc:  # noqa: BLE001 - a failed join is a measurement, not a crash
-            code = f"CONNECT_{type(exc).__name__}"
+        for attempt in range(6):  # a refused connect (the server busy, Redis away) is retried, as the player does
+            try:
+                self.sio.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=30)
+                self.got_snapshot.wait(30)
+                code = "OK" if self.got_snapshot.is_set() else "NO_SNAPSHOT"
+                break
+            except Exception as exc:  # noqa: BLE001 - a failed join is a measurement, not a crash
+                code = f"CONNECT_{type(exc).__name__}"
+                try:
+                    self.sio.disconnect()
+                except Exception:  # noqa: BLE001
+                    pass
+                if time.perf_counter() - t0 > 25:
+                    break
+                gevent.sleep(buying.backoff_ms(500, attempt) / 1000)
         record(Sample("join", now_ms(), (time.perf_counter() - t0) * 1000, code, self.user_id))
         if code != "OK":
             raise StopUser()

@@ -31,7 +31,7 @@ import socketio
 from loadtest import audit, compare, generator, report, serverside
 from loadtest.client import Clock, error_code
 from loadtest.lightclient import mint
-from loadtest.localstack import LocalStack
+from loadtest.localstack import LocalStack, free_port
 from loadtest.samples import read_all
 
 MAX_USERS = 20_000
@@ -311,7 +311,10 @@ def run(args: argparse.Namespace) -> int:
             cmd += ["--master", "--expect-workers", str(args.expect_workers), "--master-bind-host", args.master_bind_host,
                     "--expect-workers-max-wait", str(wait_s)]
         elif processes > 1:
-            cmd += ["--processes", str(processes)]
+            # the local master listens on loopback, on a free port (not 5557 for every run on the machine)
+            port = free_port()
+            cmd += ["--processes", str(processes), "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                    "--master-port", str(port)]
         cmd += ["LightViewerUser", "BuyerUser"]
         print(f"spike: {args.scenario}: {args.viewers} viewers + {buyers} buyers -> {url}, {args.units} units "
               f"(limit {args.limit}), sale opens in {(opens_at - monitor.clock.server_now()) / 1000:.0f} s, "

@@ -74,17 +74,20 @@ class _Rows:
         self.samples: list[list[Any]] = []
         self.gen: list[list[Any]] = []
         self.raw_ticks = 0
+        self.prev_ticks = 1
         self.raw_tick_second = 0
         self.env: Any = None
         self.started = False
 
     def add(self, s: Sample) -> None:
         if s.kind == "tick_latency":
+            # keep about RAW_TICKS_PER_S a second, drawn at random over the whole second (keeping the
+            # first ones would favour the sockets a fan-out reaches first)
             sec = int(time.time())
             if sec != self.raw_tick_second:
-                self.raw_tick_second, self.raw_ticks = sec, 0
+                self.raw_tick_second, self.prev_ticks, self.raw_ticks = sec, max(self.raw_ticks, 1), 0
             self.raw_ticks += 1
-            if self.raw_ticks > RAW_TICKS_PER_S:
+            if random.random() > RAW_TICKS_PER_S / self.prev_ticks:
                 return
         self.samples.append([s.kind, s.at_ms, round(s.value_ms, 3), s.code, s.user])
 

@@ -46,7 +46,8 @@ _start_thread = _original("_thread", "start_new_thread")
 _epoll = _original("select", "epoll")
 _EPOLLIN, _EPOLLOUT, _EPOLLERR, _EPOLLHUP = 0x001, 0x004, 0x008, 0x010
 
-JOIN_TIMEOUT_S = 30.0
+JOIN_TIMEOUT_S = 60.0  # a join (all its attempts) must end with a snapshot within this
+ATTEMPT_TIMEOUT_S = 20.0  # one attempt: TCP connect -> snapshot
 ACK_TIMEOUT_S = 30.0
 _TICK_MSGPACK = b"\xa4tick"
 
@@ -104,7 +105,6 @@ class Viewer:
     closing: bool = False
     tries: int = 0
     joining: bool = False
-    refusals: list[str] = field(default_factory=list)
 
     # ---- connecting --------------------------------------------------------------------------
 
@@ -126,9 +126,21 @@ class Viewer:
         self.sock, self.fd = s, s.fileno()
         self.pool.register(self, _EPOLLIN | _EPOLLOUT)
 
-    def _join_deadline(self, attempt: int) -> None:
-        if self.joins == attempt and self.joining:
+    def _join_deadline(self, join: int) -> None:
+        if self.joins == join and self.joining:
+            self.tries = 1 << 20  # no retry after the budget
             self._fail(f"JOIN_TIMEOUT_{self.state.upper()}")
+
+    def _attempt_deadline(self, join: int, attempt: int) -> None:
+        if self.joins == join and self.tries == attempt and self.joining and self.state != "closed":
+            self._fail(f"JOIN_TIMEOUT_{self.state.upper()}")
+
+    def _try(self) -> None:
+        if not self.joining:
+            return
+        self.tries += 1
+        self.pool.at(ATTEMPT_TIMEOUT_S, self._attempt_deadline, self.joins, self.tries)
+        self.connect()
 
     def _upgrade(self) -> None:
         key = base64.b64encode(os.urandom(16)).decode()
@@ -137,9 +149,24 @@ class Viewer:
                         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
         self.state = "http"
 
-    def _fail(self, code: str) -> None:
+    def _retryable(self, code: str) -> bool:
+        if code.startswith("REFUSED_"):
+            return code in ("REFUSED_BUSY", "REFUSED_UNAVAILABLE")
+        return not code.startswith("HTTP_4")
+
+    def _fail(self, code: str, retry_after: Any = None) -> None:
+        """A failed join attempt is retried with backoff (as a player reconnects) while the join's
+        budget lasts; a lost live socket is reported as a disconnect."""
         if not self.joining and self.state != "live":
             return
+        if self.joining and self._retryable(code):
+            base = min(5000.0, float(retry_after or 500) * 2 ** min(self.tries, 4))
+            wait_ms = base + random.random() * base
+            if self._since_join() + wait_ms < (JOIN_TIMEOUT_S - 2) * 1000:
+                self.close(reason="RETRY")
+                self.pool.report(Report("WS", "join retry", 0.0, code, self.user_id, "join_retry"))
+                self.pool.at(wait_ms / 1000, self._try)
+                return
         first = self.joining
         self.joining = False
         self.close(reason=code)
@@ -299,15 +326,8 @@ class Viewer:
         join deadline allows; anything else is final."""
         detail = data.get("data") if isinstance(data, dict) and isinstance(data.get("data"), dict) else data
         code = str(detail.get("code")) if isinstance(detail, dict) and detail.get("code") else "UNKNOWN"
-        if code in ("BUSY", "UNAVAILABLE") and self._since_join() < (JOIN_TIMEOUT_S - 5) * 1000:
-            self.tries += 1
-            retry_after = detail.get("retry_after") if isinstance(detail, dict) else None
-            base = min(5000.0, float(retry_after or 500) * 2 ** min(self.tries, 4))
-            self.refusals.append(code)
-            self.close(reason="RETRY")
-            self.pool.at((base + random.random() * base) / 1000, self.connect)
-            return
-        self._fail(f"REFUSED_{code}")
+        retry_after = detail.get("retry_after") if isinstance(detail, dict) else None
+        self._fail(f"REFUSED_{code}", retry_after)
 
     def _connected(self) -> None:
         if self.state == "sio":
@@ -442,13 +462,14 @@ class Viewer:
         self.start()
 
     def start(self) -> None:
-        """A join (or a rejoin): connect, and fail it if no snapshot came within JOIN_TIMEOUT_S."""
+        """A join (or a rejoin): connect (again after a failed attempt), and fail it if no snapshot
+        came within JOIN_TIMEOUT_S."""
         self.joins += 1
         self.tries = 0
         self.joining = True
         self.join_t0 = time.perf_counter()
         self.pool.at(JOIN_TIMEOUT_S, self._join_deadline, self.joins)
-        self.connect()
+        self._try()
 
     def close(self, reason: str = "") -> None:
         self.closing = True

@@ -292,7 +292,15 @@ class HawkerUser(SocketIOUser):
         for attempt in range(6):  # a refused connect (the server busy, Redis away) is retried, as the player does
             try:
                 self.sio.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=30)
-                self.got_snapshot.wait(30)
+                self.got_snapshot.wait(20)
+                for again in range(3):  # no snapshot yet: ask for it, as the player re-asks
+                    if self.got_snapshot.is_set():
+                        break
+                    ack, _ = self.call("snapshot", {}, timeout=10)
+                    if isinstance(ack, dict) and ack.get("ok"):
+                        self._on_snapshot(ack.get("snapshot") or {})
+                    else:
+                        gevent.sleep(buying.backoff_ms(500, again) / 1000)
                 code = "OK" if self.got_snapshot.is_set() else "NO_SNAPSHOT"
                 break
             except Exception as exc:  # noqa: BLE001 - a failed join is a measurement, not a crash

@@ -78,6 +78,7 @@ def figures(run: RunData) -> dict[str, Any]:
     out["buyers_joined"] = sum(1 for s in joins if not s.user.startswith("viewer-") and s.code == "OK")
     out["join_failures"] = sum(1 for s in joins if s.code not in JOINED)
     out["partial_snapshots"] = sum(1 for s in joins if s.code == "PARTIAL")
+    out["join_retries"] = len(by_kind.get("join_retry", []))
     if len(ok_joins) >= 2:
         span_s = (max(s.at_ms for s in ok_joins) - min(s.at_ms for s in ok_joins)) / 1000
         out["viewers_join_span_s"] = round(span_s, 1)
@@ -298,6 +299,7 @@ def _client_rows(f: dict[str, Any]) -> list[tuple[str, str]]:
         ("viewers joined (light sockets)", _fmt(f["viewers_joined"])),
         ("buyers joined", _fmt(f["buyers_joined"])),
         ("join failures", _fmt(f["join_failures"])),
+        ("join attempts retried (refused, timed out, closed)", _fmt(f.get("join_retries"))),
         ("partial snapshots", _fmt(f["partial_snapshots"])),
         ("viewer joins span (s) / rate (per s)", f"{_fmt(f['viewers_join_span_s'])} / {_fmt(f['join_rate_per_s'])}"),
         ("join p50 / p95 / p99 (ms)", _trio(f, "join")),

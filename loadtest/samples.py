@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterable, Iterator
 
-KINDS = ("join", "rejoin", "chat_latency", "chat_ack", "tick_latency", "reserve", "reserve_retry", "pay", "order", "abandon",
+KINDS = ("join", "join_retry", "rejoin", "chat_latency", "chat_ack", "tick_latency", "reserve", "reserve_retry", "pay", "order", "abandon",
          "vote", "clock_offset")  # "order": user = order id
 
 

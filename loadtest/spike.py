@@ -260,6 +260,7 @@ def run(args: argparse.Namespace) -> int:
     monitor = Monitor(url, host_token)
     times: dict[str, Any] = {}
     data: dict[str, Any] = {}
+    audit_error = ""
     lc_code = None
     try:
         r = requests.post(url + "/api/broadcasts", headers={"Authorization": f"Bearer {host_token}"}, timeout=10, json={
@@ -342,7 +343,11 @@ def run(args: argparse.Namespace) -> int:
         scraper.stop_event.set()
         scraper.take()
         # every abandoned hold must expire (and be swept) before the audit means anything
-        data = wait_for_settled(url, host_token, monitor.sale_id, deadline_s=args.hold_s + 60)
+        try:
+            data = wait_for_settled(url, host_token, monitor.sale_id, deadline_s=args.hold_s + 60)
+        except requests.RequestException as exc:  # the report still says what was measured, and why no audit
+            audit_error = f"the server did not answer the audit: {exc.__class__.__name__}: {exc}"
+            notes.append(audit_error)
     finally:
         if sampler:
             sampler.stop_event.set()
@@ -352,12 +357,20 @@ def run(args: argparse.Namespace) -> int:
         except Exception:  # noqa: BLE001
             pass
         if stack:
+            if stack.proc is not None and stack.proc.poll() is not None:
+                notes.append(f"the server process exited during the run with code {stack.proc.returncode}; "
+                             "see server.log")
+            try:
+                shutil.copyfile(stack.log_path, out / "server.log")
+            except OSError:
+                pass
             stack.stop()
 
     samples = read_all(samples_dir)
     gen = generator.read(samples_dir / "generator.csv")
     client_orders = [s.user for s in samples if s.kind == "order"]
-    checks = audit.check(data, client_orders)
+    checks = audit.check(data, client_orders) if data else [audit.Check("the server answered the audit", False,
+                                                                        audit_error or "no audit")]
     params = {"scenario": args.scenario, "target": url if args.url else "local server (started by the runner)",
               "viewers (light sockets)": args.viewers, "buyers (full Socket.IO clients)": buyers,
               "units": args.units, "per-user limit": args.limit, "qty per buyer": args.qty,

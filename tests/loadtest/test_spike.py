@@ -25,7 +25,7 @@ def test_small_spike_sells_out_passes_its_audit_and_writes_the_report(tmp_path: 
     proc = subprocess.run(
         [sys.executable, "-m", "loadtest.spike", "--viewers", "10", "--buyers", "100", "--units", "10", "--limit", "2",
          "--hold-s", "10", "--sale-window-s", "40", "--abandon", "0.3", "--spawn-rate", "40", "--processes", "1",
-         "--out", str(out), "--json"],
+         "--metrics-token", "m" * 32, "--out", str(out), "--json"],
         capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -38,6 +38,7 @@ def test_small_spike_sells_out_passes_its_audit_and_writes_the_report(tmp_path: 
     assert figures["units"] == 10 and figures["units_sold"] == 10, figures  # abandoned holds were bought again
     assert figures["time_to_sell_out_ms"] is not None and figures["time_to_sell_out_ms"] > 0
     assert figures["viewers_joined"] == 10 and figures["buyers_joined"] == 100 and figures["join_failures"] == 0
+    # the server's own histograms, read from a /metrics that demands its bearer token
     assert figures["server_reserve_p99_ms"] is not None and figures["server_tick_lag_p99_ms"] is not None
     assert figures["client_tick_samples"] > 0 and figures["client_tick_p99_ms"] is not None
     assert figures["reserve_results"].get("OK", 0) >= 10

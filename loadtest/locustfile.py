@@ -221,7 +221,7 @@ class LightViewerUser(User):
     wait_time = constant_pacing(1) if SCENARIO == "chat-storm" else between(5, 15)
 
     def on_start(self) -> None:
-        pool = LIGHT.get(self.host, self.environment)
+        pool = LIGHT.get(self.host or "", self.environment)
         self.user_id = f"viewer-{uuid.uuid4().hex[:10]}"
         codec = CODEC if CODEC in ("msgpack", "json") else random.choice(("msgpack", "json"))
         joined = gevent.event.AsyncResult()
@@ -287,7 +287,7 @@ class HawkerUser(SocketIOUser):
         self.sio.on("snapshot", self._on_snapshot)
         self.sio.on("tick", self._on_tick)
         token = mint(SECRET, sub=self.user_id, role=self.role, broadcast=BROADCAST, ttl=3600)
-        url = self.host + ("?codec=json" if CODEC == "json" else "")
+        url = (self.host or "") + ("?codec=json" if CODEC == "json" else "")
         t0 = time.perf_counter()
         for attempt in range(6):  # a refused connect (the server busy, Redis away) is retried, as the player does
             try:

@@ -210,9 +210,9 @@ def _charts(run: RunData, paths: dict[str, Path]) -> None:
     if run.server_timeline:
         e0 = run.server_timeline[0][0]
         for i, (label, color) in enumerate((("tick fan-out lag p99", "tab:gray"), ("reserve p99", "tab:red")), 1):
-            pts = [(row[0] - e0, row[i]) for row in run.server_timeline if row[i] is not None]
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, color=color, label=label)
+            line = [(row[0] - e0, row[i]) for row in run.server_timeline if row[i] is not None]
+            if line:
+                ax.plot([p[0] for p in line], [p[1] for p in line], marker="o", ms=3, color=color, label=label)
     ax.set_xlabel("seconds since the first scrape")
     ax.set_ylabel("ms (server's own histograms, per scrape interval)")
     ax.set_title("Server-side latency (Hawker's /metrics)")
@@ -229,10 +229,10 @@ def _charts(run: RunData, paths: dict[str, Path]) -> None:
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 5.5), dpi=100, sharex=True)
     g0 = min((g.at_ms for g in run.generator), default=0)
     for proc in sorted({g.process for g in run.generator}):
-        pts = [g for g in run.generator if g.process == proc]
-        xs = [(g.at_ms - g0) / 1000 for g in pts]
-        a1.plot(xs, [g.cpu_pct for g in pts], lw=1, label=proc)
-        a2.plot(xs, [max(g.gevent_lag_ms, g.light_lag_ms) for g in pts], lw=1, label=proc)
+        secs = [g for g in run.generator if g.process == proc]
+        xs = [(g.at_ms - g0) / 1000 for g in secs]
+        a1.plot(xs, [g.cpu_pct for g in secs], lw=1, label=proc)
+        a2.plot(xs, [max(g.gevent_lag_ms, g.light_lag_ms) for g in secs], lw=1, label=proc)
     a1.axhline(generator.CPU_LIMIT_PCT, color="red", ls="--", lw=1)
     a2.axhline(generator.LAG_LIMIT_MS, color="red", ls="--", lw=1)
     a1.set_ylabel("CPU % of a core")

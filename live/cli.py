@@ -125,7 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=12 * 3600, help="lifetime in seconds")
     token.add_argument("--secret", default=None, help="[env HAWKER_SECRET]")
     loadtest = sub.add_parser("loadtest", help="load tests (needs the dev extras: Locust, matplotlib)")
-    loadtest.add_argument("tool", choices=["spike"], help="spike: a flash-sale spike with an audit and a report")
+    loadtest.add_argument("tool", choices=["spike", "burst"],
+                          help="spike: a flash-sale spike (--scenario flash, chat-storm, reconnect-storm, soak) with "
+                               "an audit, server-side and client-side figures and a report; burst: N buyers press Buy "
+                               "at the same instant (see docs/loadtesting.md)")
     loadtest.add_argument("args", nargs=argparse.REMAINDER, help="the tool's own options (see --help of the tool)")
     return parser
 
@@ -133,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "loadtest":
+        # loadtest/ reaches the server over the network only; this is just its entry point
+        if args.tool == "burst":
+            from loadtest.burst import main as burst
+
+            return burst(args.args)
         from loadtest.spike import main as spike
 
         return spike(args.args)

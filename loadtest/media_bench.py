@@ -40,7 +40,7 @@ def _free_port() -> int:
 
 
 def _token(role: str, broadcast: str, sub: str) -> str:
-    from live.auth import mint
+    from loadtest.lightclient import mint
 
     return mint(SECRET, sub=sub, role=role, broadcast=broadcast)
 

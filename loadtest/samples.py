@@ -8,7 +8,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-KINDS = ("join", "chat_latency", "tick_latency", "reserve", "pay", "order", "vote", "clock_offset")  # "order": user = order id
+KINDS = ("join", "join_retry", "rejoin", "chat_latency", "chat_ack", "tick_latency", "reserve", "reserve_retry", "pay", "order", "abandon",
+         "vote", "clock_offset")  # "order": user = order id
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,13 +14,10 @@ import argparse
 import ipaddress
 import json
 import os
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -31,13 +28,17 @@ from urllib.parse import urlparse
 import requests
 import socketio
 
-from live.auth import mint
-from loadtest import audit, report
+from loadtest import audit, compare, generator, report, serverside
 from loadtest.client import Clock, error_code
+from loadtest.lightclient import mint
+from loadtest.localstack import LocalStack, free_port
 from loadtest.samples import read_all
 
 MAX_USERS = 20_000
-MAX_RUN_S = 900
+MAX_RUN_S = 2_100  # a 30 min soak plus its ramp
+MAX_SPAWN_RATE = 200.0  # default ramp: ~20 s, but no faster than this many joins per second
+SCENARIOS = ("flash", "chat-storm", "reconnect-storm", "soak")
+BLOCKED_WORD = "spamword"
 
 
 def _is_loopback(url: str) -> bool:
@@ -48,70 +49,6 @@ def _is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LocalStack:
-    """A redis-server and `hawker serve` started for this run, stopped at the end."""
-
-    def __init__(self, workers: int, tick_ms: int) -> None:
-        from live.embedded_redis import EmbeddedRedis
-
-        self.dir = Path(tempfile.mkdtemp(prefix="hawker-spike-"))
-        self.redis = EmbeddedRedis(self.dir / "redis")
-        self.secret = secrets.token_hex(24)
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.workers = workers
-        self.tick_ms = tick_ms
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> LocalStack:
-        self.redis.start()
-        env = {**os.environ, "HAWKER_SECRET": self.secret, "HAWKER_REDIS_URL": self.redis.url,
-               "HAWKER_PORT": str(self.port), "HAWKER_HOST": "127.0.0.1", "HAWKER_WORKERS": str(self.workers),
-               "HAWKER_TICK_MS": str(self.tick_ms), "HAWKER_LOG_LEVEL": "warning", "HAWKER_DATA_DIR": str(self.dir),
-               "HAWKER_PAYMENT_PROVIDER": "sandbox"}  # a load test pays with test cards
-        self.log = (self.dir / "server.log").open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "live", "serve"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode}; see {self.dir / 'server.log'}")
-            try:
-                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("the server did not become ready in 60 s")
-
-    def pids(self) -> list[int]:
-        import psutil
-
-        if self.proc is None:
-            return []
-        try:
-            parent = psutil.Process(self.proc.pid)
-            return [parent.pid] + [c.pid for c in parent.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.redis.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class ResourceSampler(threading.Thread):
@@ -143,15 +80,20 @@ class ResourceSampler(threading.Thread):
 
 
 class Monitor:
-    """The host's own socket: schedules the sale and records stock levels and sold-out time."""
+    """The host's own socket: schedules the sale, records stock levels and the sold-out time, and
+    in `chat-storm` moderates (deletes a line and times its sender out every few seconds)."""
 
-    def __init__(self, url: str, token: str, sale_key: str | None = None) -> None:
+    def __init__(self, url: str, token: str) -> None:
         self.sio = socketio.Client(reconnection=True)
         self.url, self.token = url, token
         self.sale_id: str | None = None
         self.stock: list[tuple[int, int, int, int]] = []
         self.soldout_at: int | None = None
+        self.sold_all_at: int | None = None
+        self.units = 0
         self.opened_at: int | None = None
+        self.last_chat: dict[str, Any] | None = None
+        self.moderated = 0
         self.clock = Clock()
         self.sio.on("tick", self._tick)
         self.sio.on("sale.soldout", self._soldout)
@@ -168,9 +110,17 @@ class Monitor:
         return ack
 
     def _tick(self, data: dict[str, Any]) -> None:
-        lv = (data or {}).get("levels", {}).get(f"stock:{self.sale_id}") if self.sale_id else None
+        if not isinstance(data, dict):
+            return
+        chat = data.get("chat") or []
+        if chat and isinstance(chat[-1], dict):
+            self.last_chat = chat[-1]
+        lv = (data.get("levels") or {}).get(f"stock:{self.sale_id}") if self.sale_id else None
         if isinstance(lv, dict):
-            self.stock.append((int(data.get("ts", 0)), int(lv["available"]), int(lv["held"]), int(lv["sold"])))
+            ts = int(data.get("ts", 0))
+            self.stock.append((ts, int(lv["available"]), int(lv["held"]), int(lv["sold"])))
+            if self.sold_all_at is None and self.units and int(lv["sold"]) >= self.units:
+                self.sold_all_at = ts
 
     def _soldout(self, data: dict[str, Any]) -> None:
         if data.get("sale_id") == self.sale_id and self.soldout_at is None:
@@ -180,26 +130,56 @@ class Monitor:
         if data.get("sale_id") == self.sale_id:
             self.opened_at = int(data.get("at") or 0)
 
+    def moderate(self) -> None:
+        """One moderation action on the newest line: delete it, time its sender out for 10 s."""
+        msg = self.last_chat
+        if not msg or msg.get("role") in ("host", "moderator") or not msg.get("id"):
+            return
+        try:
+            self.sio.call("chat.delete", {"message_id": msg["id"]}, timeout=10)
+            if msg.get("user"):
+                self.sio.call("chat.timeout", {"user": msg["user"], "seconds": 10}, timeout=10)
+            self.moderated += 1
+        except Exception:  # noqa: BLE001 - moderation under load may time out; the run goes on
+            pass
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m loadtest.spike", description=__doc__.split("\n\n")[0])
     p.add_argument("--url", help="target server (default: start one here)")
     p.add_argument("--secret", default=os.environ.get("HAWKER_SECRET"), help="token secret of --url [env HAWKER_SECRET]")
+    p.add_argument("--metrics-token", default=os.environ.get("HAWKER_METRICS_TOKEN"),
+                   help="bearer token for the server's /metrics [env HAWKER_METRICS_TOKEN]")
     p.add_argument("--allow-remote", action="store_true", help="allow a --url that is not loopback")
-    p.add_argument("--viewers", type=int, default=2000, help="watching users (default 2000)")
-    p.add_argument("--buyers", type=int, default=None, help="users who press Buy (default viewers/4)")
+    p.add_argument("--scenario", choices=SCENARIOS, default="flash",
+                   help="flash (default): the sale moment; chat-storm: every viewer chats 1/s, moderation on; "
+                        "reconnect-storm: every viewer drops and rejoins within 5 s; soak: --duration-s steady")
+    p.add_argument("--viewers", type=int, default=2000, help="watching users on light sockets (default 2000)")
+    p.add_argument("--buyers", type=int, default=None, help="users who press Buy, full Socket.IO clients (default viewers/4)")
     p.add_argument("--units", type=int, default=100)
     p.add_argument("--limit", type=int, default=2, help="per-user limit")
     p.add_argument("--qty", type=int, default=1, help="units each buyer asks for")
-    p.add_argument("--hold-s", type=int, default=15, help="hold time; abandoned holds expire after it")
-    p.add_argument("--abandon", type=float, default=0.2, help="share of buyers who never pay")
-    p.add_argument("--spawn-rate", type=float, default=None, help="users started per second (default: ramp in ~20 s)")
-    p.add_argument("--processes", type=int, default=1, help="Locust processes (-1: one per core)")
+    p.add_argument("--hold-s", type=int, default=10, help="hold time; abandoned holds expire after it (min 10)")
+    p.add_argument("--abandon", type=float, default=0.2, help="share of buyers who hold and never pay")
+    p.add_argument("--spawn-rate", type=float, default=None, help="users started per second (default: ramp in ~20 s, at most 200/s)")
+    p.add_argument("--processes", type=int, default=-1, help="Locust processes on this machine (-1: one per core)")
+    p.add_argument("--expect-workers", type=int, default=0,
+                   help="distributed: be the Locust master and wait for this many `locust --worker` processes "
+                        "(on this or other machines) instead of starting local ones")
+    p.add_argument("--master-bind-host", default="127.0.0.1", help="address the master listens on (distributed)")
+    p.add_argument("--workers-wait-s", type=int, default=60,
+                   help="distributed: how long the master waits for its workers (the sale opens after it)")
+    p.add_argument("--broadcast", default=None, help="broadcast id to create (default: a random one)")
     p.add_argument("--workers", type=int, default=1, help="server processes when starting one here")
     p.add_argument("--tick-ms", type=int, default=100)
-    p.add_argument("--sale-window-s", type=int, default=20, help="how long buyers may keep trying after the open")
-    p.add_argument("--codec", choices=["msgpack", "json"], default="msgpack",
+    p.add_argument("--sale-window-s", type=int, default=60, help="how long buyers may keep trying after the open")
+    p.add_argument("--duration-s", type=int, default=None, help="steady time after the ramp (soak: 1800)")
+    p.add_argument("--codec", choices=["msgpack", "json", "mixed"], default="msgpack",
                    help="wire codec of the load clients (msgpack, like the player)")
+    p.add_argument("--tick-sample", type=int, default=20, help="a light viewer times 1 tick in this many")
+    p.add_argument("--throttle-generator", type=float, default=0.0,
+                   help="0..1: make every generator process burn this share of its time (to see a saturated run)")
+    p.add_argument("--baseline", help="an earlier report folder: add a table of deltas against it")
     p.add_argument("--out", default="loadtest-out", help="report folder")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON line at the end")
     return p
@@ -208,12 +188,35 @@ def build_parser() -> argparse.ArgumentParser:
 def warn_if_small(users: int, processes: int) -> list[str]:
     cores = os.cpu_count() or 1
     notes = []
-    if users > 750 * cores:
-        notes.append(f"{users} users on {cores} cores: the load generator and the server share this machine; "
-                     "figures will reflect the machine, not Hawker. Run Locust on other machines for a big spike.")
-    if users > 1000 and processes == 1:
-        notes.append("one Locust process drives every user; add --processes -1 to use every core")
+    if processes == 1 and users > 3000:
+        notes.append("one Locust process drives every user; --processes -1 uses every core")
+    if users > 3000 * cores:
+        notes.append(f"{users} users on {cores} cores: the generator and the server share this machine; "
+                     "check generator_saturated, or run workers on other machines (--expect-workers)")
     return notes
+
+
+class _Locust:
+    """The Locust run as a child process that the runner can end early (SIGTERM: Locust writes its CSV)."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], log: Path, limit_s: float) -> None:
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+                                     start_new_session=True)
+        self.limit_s = limit_s
+        self.t0 = time.monotonic()
+
+    def wait(self, stop_when: Any) -> int:
+        """Wait for the end of the run, or stop it when `stop_when()` says so."""
+        while self.proc.poll() is None:
+            if stop_when() or time.monotonic() - self.t0 > self.limit_s:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    return self.proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    return self.proc.wait()
+            time.sleep(0.5)
+        return self.proc.returncode
 
 
 def run(args: argparse.Namespace) -> int:
@@ -225,27 +228,40 @@ def run(args: argparse.Namespace) -> int:
     if args.url and not _is_loopback(args.url) and not args.allow_remote:
         print("spike: --url is not a loopback address; pass --allow-remote if you mean it", file=sys.stderr)
         return 2
-    notes = warn_if_small(users, args.processes)
+    if args.url and not args.secret:
+        print("spike: --secret (or HAWKER_SECRET) is needed to mint tokens for --url", file=sys.stderr)
+        return 2
+    processes = (os.cpu_count() or 1) if args.processes == -1 else max(1, args.processes)
+    notes = warn_if_small(users, processes if not args.expect_workers else 0)
     for n in notes:
         print(f"spike: warning: {n}", file=sys.stderr)
     out = Path(args.out)
     samples_dir = out / "samples-raw"
     shutil.rmtree(samples_dir, ignore_errors=True)
     samples_dir.mkdir(parents=True)
+    duration_s = args.duration_s if args.duration_s is not None else (1800 if args.scenario == "soak" else 0)
 
     stack = None
     if args.url:
-        if not args.secret:
-            print("spike: --secret (or HAWKER_SECRET) is needed to mint tokens for --url", file=sys.stderr)
-            return 2
         url, secret = args.url.rstrip("/"), args.secret
     else:
-        stack = LocalStack(args.workers, args.tick_ms).start()
+        env = {"HAWKER_WORKERS": str(args.workers), "HAWKER_TICK_MS": str(args.tick_ms)}
+        if args.scenario == "chat-storm":
+            env["HAWKER_CHAT_BLOCKED_WORDS"] = BLOCKED_WORD
+        if args.metrics_token:
+            env["HAWKER_METRICS_TOKEN"] = args.metrics_token
+        stack = LocalStack(env=env)
+        stack.__enter__()
         url, secret = stack.url, stack.secret
-    broadcast = f"spike-{uuid.uuid4().hex[:8]}"
-    host_token = mint(secret, sub="spike-host", role="host", broadcast=broadcast, ttl=3600)
-    sampler = ResourceSampler(stack.pids()) if stack else None
+    broadcast = args.broadcast or f"spike-{uuid.uuid4().hex[:8]}"
+    host_token = mint(secret, sub="spike-host", role="host", broadcast=broadcast, ttl=7200)
+    sampler = ResourceSampler(_server_pids(stack)) if stack else None
+    scraper = serverside.Scraper(url, args.metrics_token)
     monitor = Monitor(url, host_token)
+    times: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+    audit_error = ""
+    lc_code = None
     try:
         r = requests.post(url + "/api/broadcasts", headers={"Authorization": f"Bearer {host_token}"}, timeout=10, json={
             "id": broadcast, "title": "Spike test", "products": [
@@ -254,61 +270,152 @@ def run(args: argparse.Namespace) -> int:
             raise RuntimeError(f"creating the broadcast failed: {r.status_code} {r.text}")
         monitor.connect()
         monitor.call("broadcast.start", {})
-        spawn_rate = args.spawn_rate or max(5.0, users / 20)
+        spawn_rate = args.spawn_rate or min(MAX_SPAWN_RATE, max(5.0, users / 20))
         ramp_s = users / spawn_rate
-        opens_at = int(monitor.clock.server_now() + (ramp_s + 10) * 1000)
+        wait_s = args.workers_wait_s if args.expect_workers else 0
+        real_now = monitor.clock.server_now()
+        now = real_now + wait_s * 1000  # the master waits for its workers before the first spawn
+        storm_at = 0
+        if args.scenario == "reconnect-storm":
+            storm_at = int(now + (ramp_s + 10) * 1000)
+            opens_at = storm_at + 20_000
+        else:
+            opens_at = int(now + (ramp_s + 10) * 1000)
+        window_end = opens_at + args.sale_window_s * 1000
         ack = monitor.call("sale.schedule", {"product_id": "p1", "units": args.units, "limit": args.limit,
-                                             "hold_s": args.hold_s, "opens_at": opens_at,
-                                             "duration_s": args.sale_window_s + 60})
-        monitor.sale_id = ack["sale"]["id"]
+                                             "hold_s": max(10, args.hold_s), "opens_at": opens_at,
+                                             "duration_s": args.sale_window_s + 120 + duration_s})
+        monitor.sale_id, monitor.units = ack["sale"]["id"], args.units
         if sampler:
             sampler.start()
-        run_s = min(MAX_RUN_S, int(ramp_s + 10 + args.sale_window_s + 10))
+        scraper.take()
+        scraper.start()
+        run_s = min(MAX_RUN_S, int((window_end - real_now) / 1000 + 5 + duration_s))  # Locust counts from its start
         env = {**os.environ, "HAWKER_LT_SECRET": secret, "HAWKER_LT_BROADCAST": broadcast,
                "HAWKER_LT_SALE": monitor.sale_id, "HAWKER_LT_OUT": str(samples_dir.resolve()),
                "HAWKER_LT_ABANDON": str(args.abandon), "HAWKER_LT_QTY": str(args.qty),
-               "HAWKER_LT_CODEC": args.codec, "HAWKER_LT_VIEWERS": str(args.viewers), "HAWKER_LT_BUYERS": str(buyers)}
+               "HAWKER_LT_CODEC": args.codec, "HAWKER_LT_VIEWERS": str(args.viewers), "HAWKER_LT_BUYERS": str(buyers),
+               "HAWKER_LT_SCENARIO": args.scenario, "HAWKER_LT_WINDOW_END": str(window_end),
+               "HAWKER_LT_STORM_AT": str(storm_at), "HAWKER_LT_TICK_SAMPLE": str(args.tick_sample),
+               "HAWKER_LT_THROTTLE": str(args.throttle_generator),
+               "HAWKER_LT_BLOCKED_WORD": BLOCKED_WORD if args.scenario == "chat-storm" else ""}
+        worker_env = {k: v for k, v in env.items() if k.startswith("HAWKER_LT_") and k != "HAWKER_LT_OUT"}
+        (out / "worker.env").write_text("".join(f"{k}={v}\n" for k, v in sorted(worker_env.items())))
+        if args.expect_workers:
+            print(f"spike: waiting up to {wait_s} s for {args.expect_workers} workers; on each worker machine run\n"
+                  f"  env $(cat {out / 'worker.env'}) locust -f loadtest/locustfile.py --worker "
+                  f"--master-host <this machine>\n(copy {out / 'worker.env'} there: it holds the token secret)",
+                  file=sys.stderr)
         cmd = [sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("locustfile.py")), "--headless",
                "-u", str(users), "-r", str(spawn_rate), "-t", f"{run_s}s", "--host", url, "--stop-timeout", "10",
                "--csv", str(out / "locust"), "--csv-full-history", "--only-summary", "--loglevel", "WARNING"]
-        if args.processes != 1:
-            cmd += ["--processes", str(args.processes)]
-        cmd += ["ViewerUser", "BuyerUser"]
-        print(f"spike: {args.viewers} viewers + {buyers} buyers -> {url}, {args.units} units (limit {args.limit}), "
-              f"sale opens in {(opens_at - monitor.clock.server_now()) / 1000:.0f} s", file=sys.stderr)
-        lc = subprocess.run(cmd, env=env, timeout=run_s + 120, stdout=subprocess.DEVNULL, stderr=(out / "locust.log").open("wb"))
-        if lc.returncode not in (0, 1):  # 1: some requests failed, which the report shows
-            notes.append(f"locust exited with {lc.returncode}; see locust.log")
+        if args.expect_workers:
+            cmd += ["--master", "--expect-workers", str(args.expect_workers), "--master-bind-host", args.master_bind_host,
+                    "--expect-workers-max-wait", str(wait_s)]
+        elif processes > 1:
+            # the local master listens on loopback, on a free port (not 5557 for every run on the machine)
+            port = free_port()
+            cmd += ["--processes", str(processes), "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                    "--master-port", str(port)]
+        cmd += ["LightViewerUser", "BuyerUser"]
+        print(f"spike: {args.scenario}: {args.viewers} viewers + {buyers} buyers -> {url}, {args.units} units "
+              f"(limit {args.limit}), sale opens in {(opens_at - monitor.clock.server_now()) / 1000:.0f} s, "
+              f"run at most {run_s} s", file=sys.stderr)
+        # the measured window starts when every user should be in: 10 s before the open (local clock)
+        times["ramp_end_ms"] = int(time.time() * 1000 + (opens_at - monitor.clock.server_now()) - 10_000)
+        if storm_at:
+            times["ramp_end_ms"] -= 20_000
+        locust = _Locust(cmd, env, out / "locust.log", run_s + wait_s + 120)
+        last_mod = [0.0]
+
+        def stop_when() -> bool:
+            if args.scenario == "chat-storm" and time.monotonic() - last_mod[0] > 3:
+                last_mod[0] = time.monotonic()
+                threading.Thread(target=monitor.moderate, daemon=True).start()
+            # a flash sale whose every unit is sold has nothing left to measure: stop 5 s later
+            return (args.scenario == "flash" and monitor.sold_all_at is not None
+                    and monitor.clock.server_now() > monitor.sold_all_at + 5000)
+
+        lc_code = locust.wait(stop_when)
+        times["end_ms"] = int(time.time() * 1000)
+        if lc_code not in (0, 1):  # 1: some requests failed, which the report shows
+            notes.append(f"locust exited with {lc_code}; see locust.log")
+        scraper.stop_event.set()
+        scraper.take()
         # every abandoned hold must expire (and be swept) before the audit means anything
-        data = wait_for_settled(url, host_token, monitor.sale_id, deadline_s=args.hold_s + 60)
+        try:
+            data = wait_for_settled(url, host_token, monitor.sale_id, deadline_s=args.hold_s + 60)
+        except requests.RequestException as exc:  # the report still says what was measured, and why no audit
+            audit_error = f"the server did not answer the audit: {exc.__class__.__name__}: {exc}"
+            notes.append(audit_error)
     finally:
         if sampler:
             sampler.stop_event.set()
+        scraper.stop_event.set()
         try:
             monitor.sio.disconnect()
         except Exception:  # noqa: BLE001
             pass
         if stack:
+            if stack.proc is not None and stack.proc.poll() is not None:
+                notes.append(f"the server process exited during the run with code {stack.proc.returncode}; "
+                             "see server.log")
+            try:
+                shutil.copyfile(stack.log_path, out / "server.log")
+            except OSError:
+                pass
             stack.stop()
 
     samples = read_all(samples_dir)
+    gen = generator.read(samples_dir / "generator.csv")
     client_orders = [s.user for s in samples if s.kind == "order"]
-    checks = audit.check(data, client_orders)
-    params = {"target": url if args.url else "local server (started by the runner)", "viewers": args.viewers,
-              "buyers": buyers, "units": args.units, "per-user limit": args.limit, "qty per buyer": args.qty,
-              "hold seconds": args.hold_s, "abandon share": args.abandon, "locust processes": args.processes,
-              "server workers": args.workers if stack else "n/a", "codec": args.codec, "tick ms": args.tick_ms}
+    checks = audit.check(data, client_orders) if data else [audit.Check("the server answered the audit", False,
+                                                                        audit_error or "no audit")]
+    params = {"scenario": args.scenario, "target": url if args.url else "local server (started by the runner)",
+              "viewers (light sockets)": args.viewers, "buyers (full Socket.IO clients)": buyers,
+              "units": args.units, "per-user limit": args.limit, "qty per buyer": args.qty,
+              "hold seconds": args.hold_s, "abandon share": args.abandon, "sale window (s)": args.sale_window_s,
+              "locust processes": f"master + {args.expect_workers} workers" if args.expect_workers else processes,
+              "server workers": args.workers if stack else "n/a", "codec": args.codec, "tick ms": args.tick_ms,
+              "command": "python -m loadtest.spike " + " ".join(getattr(args, "argv", []))}
+    if args.throttle_generator:
+        params["generator throttle"] = args.throttle_generator
+    first, last = (scraper.scrapes[0][1], scraper.scrapes[-1][1]) if len(scraper.scrapes) >= 2 else (None, None)
     run_data = report.RunData(params=params, samples=samples, stock=sorted(monitor.stock),
                               resources=sampler.samples if sampler else [], checks=checks,
-                              opens_at=opens_at, soldout_at=monitor.soldout_at, notes=notes)
-    paths = report.write(run_data, out)
+                              opens_at=opens_at, soldout_at=monitor.soldout_at, notes=notes,
+                              sold_all_at=monitor.sold_all_at, units=args.units, levels=data.get("levels") or {},
+                              generator=gen, window=(times["ramp_end_ms"], times["end_ms"]),
+                              server=serverside.figures(first, last), server_timeline=scraper.timeline(),
+                              scenario=args.scenario, storm_at=storm_at or None, moderated=monitor.moderated)
+    baseline = None
+    if args.baseline:
+        try:
+            baseline = compare.load(args.baseline)
+        except (OSError, ValueError) as exc:
+            notes.append(f"baseline {args.baseline} could not be read: {exc}")
+    paths = report.write(run_data, out, baseline=baseline)
     figs = report.figures(run_data)
     for c in checks:
         print(f"  [{'pass' if c.ok else 'FAIL'}] {c.name}: {c.detail}", file=sys.stderr)
+    if figs["generator_saturated"]:
+        print("spike: the load generator was SATURATED: client-side latencies describe the generator", file=sys.stderr)
     print(f"spike: report in {paths['markdown']}", file=sys.stderr)
     if args.json:
         print(json.dumps(figs))
     return 0 if audit.passed(checks) else 1
+
+
+def _server_pids(stack: LocalStack | None) -> list[int]:
+    import psutil
+
+    if stack is None or stack.proc is None:
+        return []
+    try:
+        parent = psutil.Process(stack.pid)
+        return [parent.pid] + [c.pid for c in parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def fetch_audit(url: str, token: str, sale_id: str) -> dict[str, Any]:
@@ -330,7 +437,10 @@ def wait_for_settled(url: str, token: str, sale_id: str, deadline_s: float) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    return run(args)
 
 
 if __name__ == "__main__":

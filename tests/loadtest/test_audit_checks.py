@@ -89,3 +89,5 @@ def test_hawker_loadtest_spike_is_the_spike_runner():
     refused = subprocess.run([sys.executable, "-m", "live", "loadtest", "spike", "--url", "http://192.0.2.1:8080",
                               "--secret", "x" * 40], capture_output=True, text=True)
     assert refused.returncode == 2 and "loopback" in refused.stderr  # safe by default: no remote target
+    burst = subprocess.run([sys.executable, "-m", "live", "loadtest", "burst", "--help"], capture_output=True, text=True)
+    assert burst.returncode == 0 and "--buyers" in burst.stdout

@@ -8,6 +8,7 @@ Keys share the broadcast's hash tag so one broadcast lives on one Cluster slot:
 State moves scheduled -> live -> ended, only forwards, each move one Lua script (check and set)."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
@@ -19,6 +20,7 @@ from live.hub import validate as v
 
 STATES = ("scheduled", "live", "ended")
 LIST_KEY = "hub:broadcasts"
+EXISTS_CACHE_S = 5.0
 
 
 def bc_key(broadcast_id: str) -> str:
@@ -182,6 +184,7 @@ class BroadcastStore:
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._r = redis
+        self._exists_until: dict[str, float] = {}  # broadcast -> monotonic time its "exists" is trusted until
         self._create = redis.register_script(_CREATE)
         self._transition = redis.register_script(_TRANSITION)
         self._pin = redis.register_script(_PIN)
@@ -240,7 +243,18 @@ class BroadcastStore:
         return bc
 
     async def exists(self, broadcast_id: str) -> bool:
-        return bool(await self._r.exists(bc_key(broadcast_id)))
+        """Whether the broadcast exists. A yes is remembered for a few seconds (broadcasts are never
+        deleted), so a storm of joins to one show asks Redis once, not once per socket."""
+        now = time.monotonic()
+        seen = self._exists_until.get(broadcast_id)
+        if seen is not None and seen > now:
+            return True
+        found = bool(await self._r.exists(bc_key(broadcast_id)))
+        if found:
+            if len(self._exists_until) > 10_000:
+                self._exists_until.clear()
+            self._exists_until[broadcast_id] = now + EXISTS_CACHE_S
+        return found
 
     async def list(self, *, limit: int = 100, ids: Iterable[str] | None = None) -> list[Broadcast]:
         """Newest first; `ids` restricts the listing (a host token sees its own broadcast)."""

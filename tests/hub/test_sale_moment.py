@@ -25,9 +25,18 @@ pytestmark = pytest.mark.timeout(240)
 
 
 async def _light(session: aiohttp.ClientSession, url: str, token: str, codec: str) -> LightClient:
-    c = await LightClient.connect(session, url, token, codec)
-    await asyncio.wait_for(c.snapshot, 30)
-    return c
+    """Join; a connection refused BUSY/UNAVAILABLE is tried again, as socket.io clients do."""
+    for attempt in range(10):
+        try:
+            c = await LightClient.connect(session, url, token, codec)
+        except ConnectionError as exc:
+            if ("BUSY" not in str(exc) and "UNAVAILABLE" not in str(exc)) or attempt == 9:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
+            continue
+        await asyncio.wait_for(c.snapshot, 30)
+        return c
+    raise AssertionError("unreachable")
 
 
 async def _sale(host: LightClient, units: int, limit: int = 1, hold_s: int = 60) -> str:

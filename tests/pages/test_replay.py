@@ -84,7 +84,7 @@ async def test_replay_chat_sync_chapters_and_buy(make_server, browser, token, tm
         assert later["ts"] - first["ts"] >= 3000 and pin1["ok"]
         assert (await host.call("broadcast.end", {}))["ok"]
         base = first["ts"] - 1500  # the recording starts 1.5 s before the first message
-        record(tmp_path / "hls" / "b1" / "run1", base)
+        record(tmp_path / "hls" / "b1" / "20261201T120000-0a1b2c", base)  # a run id as the HLS writer names them
 
         page = await new_page(browser)
         await page.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', 'late')}")

@@ -138,6 +138,7 @@ class FanoutServer(socketio.AsyncServer):
         # events and malformed frames are charged like commands, so junk counts toward the flood limit.
         self.charge: Callable[[str], int] | None = None
         self.eio.conns = self.conns  # type: ignore[attr-defined]
+        self.eio.bad_frame = self.bad_frame  # type: ignore[attr-defined] - serve_websocket's Engine.IO errors
         self.eio._async = dict(self.eio._async, websocket=DirectWebSocket)  # noqa: SLF001
 
     def conn(self, sid: str, namespace: str = "/") -> Conn | None:

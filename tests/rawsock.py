@@ -16,8 +16,9 @@ class Raw:
     """One connected raw socket. `start()` runs a reader that answers pings, records events and
     acks (by id) and the close code; without it the client reads nothing (a non-reading peer)."""
 
-    def __init__(self, sock: RawSocketIO) -> None:
+    def __init__(self, sock: RawSocketIO, record: bool = True) -> None:
         self.sock = sock
+        self.record = record  # keep the events heard (off for long fuzz runs: only acks matter)
         self.ws = sock.ws
         self.codec = sock.codec
         self.acks: dict[Any, Any] = {}
@@ -30,8 +31,9 @@ class Raw:
         self._next_id = 1000
 
     @classmethod
-    async def connect(cls, session: aiohttp.ClientSession, url: str, token: str, codec: str = "json") -> "Raw":
-        return cls(await raw_connect(session, url, {"token": token}, codec=codec))
+    async def connect(cls, session: aiohttp.ClientSession, url: str, token: str, codec: str = "json",
+                      record: bool = True) -> "Raw":
+        return cls(await raw_connect(session, url, {"token": token}, codec=codec), record)
 
     def start(self) -> "Raw":
         self._reader = asyncio.ensure_future(self._read())
@@ -60,8 +62,9 @@ class Raw:
         if s == "2":
             asyncio.ensure_future(self.ws.send_str("3"))
         elif s.startswith("42"):
-            data = orjson.loads(s[2:])
-            self.events.append((data[0], data[1] if len(data) > 1 else None))
+            if self.record:
+                data = orjson.loads(s[2:])
+                self.events.append((data[0], data[1] if len(data) > 1 else None))
         elif s.startswith("43"):
             body = s[2:]
             i = 0
@@ -71,8 +74,9 @@ class Raw:
 
     def _packet(self, pkt: dict) -> None:
         if pkt.get("type") == 2:
-            data = pkt["data"]
-            self.events.append((data[0], data[1] if len(data) > 1 else None))
+            if self.record:
+                data = pkt["data"]
+                self.events.append((data[0], data[1] if len(data) > 1 else None))
         elif pkt.get("type") == 3:
             self.acks[pkt.get("id")] = (pkt.get("data") or [None])[0]
 

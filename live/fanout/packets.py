@@ -110,14 +110,20 @@ def _decode_msgpack(data: bytes) -> sio_packet.Packet:
 
 
 def _loose_address(data: bytes) -> tuple[int | None, str]:
-    """(ack id, namespace) of a msgpack packet that failed strict decoding, if a lax decode finds them."""
+    """(ack id, namespace) of a msgpack packet that failed strict decoding, if a lax decode (any map
+    keys, strings left as bytes so bad UTF-8 does not matter) still finds them."""
     try:
-        obj = msgpack.unpackb(data, strict_map_key=False)
+        obj = msgpack.unpackb(data, strict_map_key=False, raw=True)
     except Exception:  # noqa: BLE001
         return None, "/"
     if not isinstance(obj, dict):
         return None, "/"
-    return _ack_id(obj.get("id")), _namespace(obj.get("nsp")) or "/"
+    nsp = obj.get(b"nsp")
+    try:
+        namespace = _namespace(nsp.decode() if isinstance(nsp, bytes) else nsp) or "/"
+    except UnicodeDecodeError:
+        namespace = "/"
+    return _ack_id(obj.get(b"id")), namespace
 
 
 def _checked(pkt: sio_packet.Packet | None, ptype: Any, nsp: Any, pid: Any, pdata: Any, *, text: bool) -> Any:

@@ -20,8 +20,9 @@ stragglers, not for mass audiences."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs
 
 import socketio
@@ -119,6 +120,19 @@ async def serve_websocket(server: Any, sock: Any, ws: WebSocketResponse) -> None
         await sock.close(wait=False, abort=True, reason=conn.close_reason or server.reason.TRANSPORT_CLOSE)
 
 
+_eio_log = logging.getLogger("engineio.server")
+_eio_logged: set[str] = set()
+
+
+def _log_client_error(message: str, message_key: str) -> None:
+    """Engine.IO's "log at ERROR the first time" for requests a client got wrong (bad transport,
+    unknown session, unsupported protocol version): a client's mistake is a warning, not a server
+    error; like Engine.IO, only the first of a kind, later ones at INFO, each line bounded."""
+    level = logging.INFO if message_key in _eio_logged else logging.WARNING
+    _eio_logged.add(message_key)
+    _eio_log.log(level, "%s", message[:200])
+
+
 def _codec_from(environ: dict) -> str | None:
     qs = parse_qs(environ.get("QUERY_STRING", "") or "")
     codec = (qs.get("codec") or [None])[0]
@@ -139,6 +153,7 @@ class FanoutServer(socketio.AsyncServer):
         self.charge: Callable[[str], int] | None = None
         self.eio.conns = self.conns  # type: ignore[attr-defined]
         self.eio.bad_frame = self.bad_frame  # type: ignore[attr-defined] - serve_websocket's Engine.IO errors
+        self.eio._log_error_once = _log_client_error  # type: ignore[method-assign]  # noqa: SLF001
         self.eio._async = dict(self.eio._async, websocket=DirectWebSocket)  # noqa: SLF001
 
     def conn(self, sid: str, namespace: str = "/") -> Conn | None:
@@ -151,8 +166,24 @@ class FanoutServer(socketio.AsyncServer):
     async def _handle_eio_connect(self, eio_sid: str, environ: dict) -> Any:
         sock = self.eio.sockets.get(eio_sid)
         if sock is not None:
-            self.conns[eio_sid] = Conn(eio_sid, sock, _codec_from(environ), self.bounds)
+            conn = self.conns[eio_sid] = Conn(eio_sid, sock, _codec_from(environ), self.bounds)
+            sock.handle_post_request = functools.partial(self._handle_post, conn, sock.handle_post_request)
         return await super()._handle_eio_connect(eio_sid, environ)
+
+    async def _handle_post(self, conn: Conn, stock: Callable[[dict], Awaitable[None]], environ: dict) -> None:
+        """A long-polling POST. One that cannot be decoded (bad UTF-8, bad packets, a packet type a
+        client never sends) closes the socket with a protocol error and answers 400, instead of a
+        traceback and 200. The socket is closed here, without waiting: Engine.IO's own disconnect
+        would wait for a poll that drains its queue, and hold the request open until then."""
+        try:
+            await stock(environ)
+        except (eio_exceptions.EngineIOError, ValueError, TypeError, IndexError) as exc:
+            # UnicodeDecodeError and binascii.Error are ValueErrors
+            self.bad_frame(conn, "undecodable Engine.IO payload")
+            await conn.sock.close(wait=False, abort=True, reason=self.reason.TRANSPORT_ERROR)
+            if isinstance(exc, eio_exceptions.EngineIOError):
+                raise
+            raise eio_exceptions.EngineIOError() from None
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
         try:

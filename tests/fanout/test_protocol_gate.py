@@ -11,6 +11,7 @@ import math
 
 import aiohttp
 import msgpack
+import orjson
 import pytest
 
 from live.fanout.conn import PROTOCOL_CLOSE_CODE
@@ -175,4 +176,18 @@ async def test_malformed_frames_count_toward_the_flood_limit(server, bc, token, 
         assert (await raw.call("hearts", {"n": 1}))["error"]["code"] == "FLOOD"
         assert len(_warnings(caplog, raw.sock.eio_sid)) == 1
         await raw.aclose()
+    await _quiet_logs(caplog)
+
+
+@pytest.mark.parametrize("body", [b"\xff\xfe", b"\x1e\x1e", b"2", b"0", b"bAAA!"])
+async def test_an_undecodable_long_polling_post_is_refused_at_once(server, bc, caplog, body) -> None:
+    """Engine.IO answered these 200 with a traceback, or held the POST open until a poll came."""
+    caplog.set_level(logging.INFO)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{server.url}/socket.io/", params={"EIO": "4", "transport": "polling"}) as resp:
+            sid = orjson.loads((await resp.text())[1:])["sid"]
+        async with session.post(f"{server.url}/socket.io/", params={"EIO": "4", "transport": "polling", "sid": sid},
+                                data=body, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            assert resp.status == 400
+        assert sid not in server.app["sio"].eio.sockets  # the session is gone
     await _quiet_logs(caplog)

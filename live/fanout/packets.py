@@ -23,7 +23,7 @@ MAX_ACK_ID = 2**53 - 1  # what a JavaScript client can count to
 _TYPES = (sio_packet.CONNECT, sio_packet.DISCONNECT, sio_packet.EVENT, sio_packet.ACK)
 # type, optional attachments "<n>-", optional "/namespace,", optional ack id: enough to answer a bad packet
 _HEADER = re.compile(r"([0-9])(?:[0-9]{1,10}-)?(?:(/[^,]{0,200}),)?([0-9]{1,20})?", re.ASCII)
-_MSGPACK_KEYS = frozenset(("type", "data", "nsp", "id"))
+_UNDEFINED = msgpack.ExtType(0, b"\x00")  # how notepack.io (socket.io-msgpack-parser) writes JS `undefined`
 
 
 class Malformed(Exception):
@@ -101,12 +101,19 @@ def _decode_text(data: str) -> sio_packet.Packet:
 
 def _decode_msgpack(data: bytes) -> sio_packet.Packet:
     try:
-        obj = msgpack.unpackb(data, strict_map_key=True)
+        obj = msgpack.unpackb(data, strict_map_key=True, ext_hook=_ext)
     except Exception:  # noqa: BLE001 - msgpack raises many kinds (ValueError, StackError, ExtraData...)
         raise Malformed("undecodable msgpack", *_loose_address(data)) from None
-    if not isinstance(obj, dict) or not set(obj) <= _MSGPACK_KEYS or "type" not in obj:
+    if not isinstance(obj, dict) or "type" not in obj:  # other keys (socket.io-client's `options`) are ignored
         raise Malformed("a msgpack packet is a map {type, data, nsp, id}")
     return _checked(None, obj.get("type"), obj.get("nsp"), obj.get("id"), obj.get("data"), text=False)
+
+
+def _ext(code: int, data: bytes) -> Any:
+    """JavaScript's `undefined` (notepack.io's fixext 0) reads as null, as JSON would have it;
+    any other extension type stays an ExtType, which the plain-JSON check refuses."""
+    ext = msgpack.ExtType(code, data)
+    return None if ext == _UNDEFINED else ext
 
 
 def _loose_address(data: bytes) -> tuple[int | None, str]:

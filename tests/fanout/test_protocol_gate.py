@@ -136,6 +136,7 @@ UNANSWERABLE = {
     "binary attachments": ("text", '451-0["time",{"_placeholder":true,"num":0}]'),
     "msgpack garbage": ("binary", b"\xc1\xc1\xc1"),
     "msgpack not a map": ("binary", msgpack.packb([2, ["time", {}]])),
+    "msgpack map without a type": ("binary", msgpack.packb({"data": ["time", {}], "nsp": "/"})),
     "msgpack ack id not a number": ("binary", msgpack.packb({"type": 2, "data": ["time", {}], "nsp": "/",
                                                              "id": {"a": 1}})),
     "msgpack integer keys without an id": ("binary", msgpack.packb({"type": 2, "data": ["time", {1: 2}], "nsp": "/"})),
@@ -191,3 +192,16 @@ async def test_an_undecodable_long_polling_post_is_refused_at_once(server, bc, c
             assert resp.status == 400
         assert sid not in server.app["sio"].eio.sockets  # the session is gone
     await _quiet_logs(caplog)
+
+
+async def test_browser_msgpack_packets_with_options_and_undefined_are_accepted(server, bc, token) -> None:
+    """socket.io-client + socket.io-msgpack-parser send the whole packet object (`options` too) and
+    write JS `undefined` as notepack's fixext 0; both are part of normal traffic, not malformed."""
+    undefined = msgpack.ExtType(0, b"\x00")
+    async with aiohttp.ClientSession() as session:
+        raw = await _joined(session, server, token, "msgpack")
+        ack_id = raw.new_id()
+        await raw.binary(msgpack.packb({"type": 2, "data": ["hearts", {"n": 2, "note": undefined}],
+                                        "options": {"compress": True}, "nsp": "/", "id": ack_id}))
+        assert (await raw.ack(ack_id)) == {"ok": True}
+        await raw.aclose()

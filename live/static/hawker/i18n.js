@@ -86,6 +86,8 @@ const ERRORS = {
   REDIS_UNAVAILABLE: ["The service is briefly unavailable. Please try again.", "서비스를 잠시 사용할 수 없습니다. 다시 시도해 주세요."],
   UNAVAILABLE: ["The service is briefly unavailable. Retrying…", "서비스를 잠시 사용할 수 없습니다. 다시 시도하는 중…"],
   SHUTTING_DOWN: ["The server is restarting. Reconnecting…", "서버가 다시 시작하는 중입니다. 다시 연결하는 중…"],
+  BAD_EVENT: ["The request was not understood.", "요청을 이해하지 못했습니다."],
+  BAD_PACKET: ["The request was not understood.", "요청을 이해하지 못했습니다."],
   BAD_PAYLOAD: ["The request was not understood.", "요청을 이해하지 못했습니다."],
   UNKNOWN_EVENT: ["That action is not supported.", "지원하지 않는 작업입니다."],
   FLOOD: ["You are going too fast. Wait a moment.", "너무 빠릅니다. 잠시 기다려 주세요."],

@@ -58,12 +58,38 @@ def values(codec: str, anchors: tuple[Any, ...] = ()) -> st.SearchStrategy[Any]:
     )
 
 
+def _typed(name: str, anchors: tuple[Any, ...]) -> st.SearchStrategy[Any]:
+    """A value of the type a handler expects for `name`, so a payload can get all the way through."""
+    ids = st.one_of(*(st.just(a) for a in anchors), st.sampled_from(["p1", "p2", "s1", "q1", "v1", "h1"]))
+    small = st.integers(0, 10)
+    text = st.one_of(st.text(min_size=1, max_size=30), st.sampled_from(["hello", "buy 2", "구매 2개", "r1", "r2"]))
+    by_name: dict[str, st.SearchStrategy[Any]] = {
+        "options": st.lists(text, min_size=2, max_size=6), "qty": st.integers(1, 3), "n": st.integers(1, 10),
+        "option": st.integers(0, 5), "seconds": st.integers(0, 120), "enabled": st.booleans(),
+        "units": st.integers(1, 5), "price": st.integers(0, 10_000), "limit": st.integers(1, 3),
+        "hold_s": st.integers(10, 3600), "duration_s": st.integers(5, 600), "currency": st.sampled_from(["KRW", "USD"]),
+    }
+    if name in by_name:
+        return by_name[name]
+    if name.endswith("_id") or name in ("id", "user", "session"):
+        return ids
+    return st.one_of(text, small)
+
+
+@st.composite
+def typed_payloads(draw: st.DrawFn, anchors: tuple[Any, ...]) -> dict[str, Any]:
+    keys = draw(st.lists(st.sampled_from(FIELDS), max_size=5, unique=True))
+    return {k: draw(_typed(k, anchors)) for k in keys}
+
+
 def payloads(codec: str, anchors: tuple[Any, ...] = ()) -> st.SearchStrategy[Any]:
-    """What goes after the event name: mostly objects with the handlers' field names, sometimes not."""
+    """What goes after the event name: mostly objects with the handlers' field names (often with
+    the types the handlers want), sometimes not objects at all."""
+    typed = typed_payloads(anchors)
     flat = st.dictionaries(st.sampled_from(FIELDS), scalars(codec, anchors), max_size=4)
     fields = st.dictionaries(st.sampled_from(FIELDS), values(codec, anchors), max_size=6)
     deep = st.integers(50, 3000 if codec == "json" else 400).map(lambda n: _nest(n))
-    return st.one_of(flat, flat, fields, fields, values(codec, anchors), deep)
+    return st.one_of(typed, typed, typed, flat, fields, values(codec, anchors), deep)
 
 
 def _nest(n: int) -> Any:
@@ -132,14 +158,14 @@ def frames(draw: st.DrawFn, codec: str, events: list[str], ack_id: int, anchors:
     sometimes mangled after encoding."""
     event = draw(st.one_of(st.sampled_from(events), st.sampled_from(events), st.sampled_from(events),
                            values(codec)))
-    shape = draw(st.sampled_from(["one", "one", "one", "none", "two"]))
+    shape = draw(st.sampled_from(["one"] * 6 + ["none", "two"]))
     payload = draw(payloads(codec, anchors))
     data = [event] if shape == "none" else [event, payload] if shape == "one" else [event, payload, payload]
     try:
         raw = encode(codec, data, ack_id)
     except (ValueError, TypeError, OverflowError):  # msgpack's own limits (nesting): send it as JSON text
         raw = encode("json", data, ack_id)
-    mangle = draw(st.sampled_from(["none"] * 6 + ["truncate", "garbage", "flip"]))
+    mangle = draw(st.sampled_from(["none"] * 9 + ["truncate", "garbage", "flip"]))
     if mangle == "none":
         return Frame(raw, ack_id, True, event, "event")
     # keep the ack id itself intact (mangling it would make it another, valid id)

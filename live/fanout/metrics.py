@@ -17,3 +17,7 @@ TICK_LAG = Histogram(
 DROPPED = Counter("hawker_fanout_dropped_frames_total", "Coalescible frames dropped for slow sockets")
 SLOW_CLOSED = Counter("hawker_fanout_slow_closed_total", "Sockets closed for being too slow", ["reason"])
 PUBLISHED = Counter("hawker_fanout_published_total", "Messages this node published to Redis", ["kind"])
+PROTOCOL_CLOSED = Counter("hawker_fanout_protocol_closed_total",
+                          "Sockets closed for a frame that could be neither decoded nor answered")
+BAD_FRAMES = Counter("hawker_fanout_bad_frames_total",
+                     "Client frames refused before any handler: malformed packets and bad event names", ["kind"])

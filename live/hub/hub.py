@@ -56,6 +56,8 @@ class Hub:
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
         sio.on("*", self._on_event)
+        if hasattr(sio, "charge"):  # FanoutServer: refused frames count toward the flood limit
+            sio.charge = self.registry.charge
 
     # ---- what other parts use ------------------------------------------------------------------
 

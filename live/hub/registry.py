@@ -156,6 +156,11 @@ class Registry:
         """Drop a disconnected socket's rate state."""
         self._buckets.pop(sid, None)
 
+    def charge(self, sid: str, cost: float = 1.0) -> int:
+        """Rate tokens for something refused before dispatch (bad frames, live/fanout/server.py), so
+        it counts toward the same flood limit: 0 if the socket may go on, else ms until it may."""
+        return self._take(sid, cost)
+
     def _take(self, sid: str, cost: float) -> int:
         """0 if the socket may go on, else milliseconds until it may."""
         now = time.monotonic()

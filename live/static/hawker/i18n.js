@@ -94,6 +94,8 @@ const ERRORS = {
   REDIS_TOO_OLD: ["The service is not set up correctly (its database is too old). Please tell the shop.", "서비스 설정에 문제가 있습니다(데이터베이스 버전이 낮음). 상점에 알려 주세요."],
   BUSY: ["So many people are buying right now. Please try again in a moment.", "지금 구매하려는 분이 너무 많습니다. 잠시 후 다시 시도해 주세요."],
   SHUTTING_DOWN: ["The server is restarting. Reconnecting…", "서버가 다시 시작하는 중입니다. 다시 연결하는 중…"],
+  BAD_EVENT: ["The request was not understood.", "요청을 이해하지 못했습니다."],
+  BAD_PACKET: ["The request was not understood.", "요청을 이해하지 못했습니다."],
   BAD_PAYLOAD: ["The request was not understood.", "요청을 이해하지 못했습니다."],
   UNKNOWN_EVENT: ["That action is not supported.", "지원하지 않는 작업입니다."],
   FLOOD: ["You are going too fast. Wait a moment.", "너무 빠릅니다. 잠시 기다려 주세요."],

@@ -74,6 +74,9 @@ _FLAG_HELP = {
                             "keeps them from webhooks and the CSV export",
     "redis_mode": "standalone; cluster (REDIS_URL names any node) is not served yet: the inventory runs on a "
                   "Redis Cluster but the hub does not, so `hawker serve` refuses it (docs/scaling.md)",
+    "auction_bid_rate": "auction bids (and max bids) per second per user per auction, on Redis's clock (RATE_LIMITED past it)",
+    "auction_bid_burst": "auction bids a user may send at once before the rate applies",
+    "auction_hold_s": "seconds an auction winner (or the runner-up of an unpaid win) has to pay the hold",
 }
 
 

@@ -78,6 +78,10 @@ class Config:
     sale_compact_after_s: int = 3600
     order_retention_days: int = 90
     redis_mode: str = "standalone"
+    # live auctions, giveaways, quizzes (auctions/, live/hub/cmd_auctions.py; docs/protocol.md "Auctions")
+    auction_bid_rate: float = 5.0
+    auction_bid_burst: int = 10
+    auction_hold_s: int = 600
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

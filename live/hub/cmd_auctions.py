@@ -205,7 +205,8 @@ class AuctionPart:
             if res.outbid and res.outbid != caller.user:
                 self.hub.fanout.to_user(bc, res.outbid, "auction.outbid", {
                     "auction_id": auction_id, "high": res.high, "min_next": res.min_next, "v": res.v})
-        out: dict[str, Any] = {"auction_id": auction_id, "kind": res.kind, "state": res.state, "high": res.high,
+        out: dict[str, Any] = {"auction_id": auction_id, "kind": res.kind, "state": res.state, "amount": res.amount,
+                               "high": res.high,
                                "leading": res.leading, "bids": res.bids, "ends_at": res.ends_at or None,
                                "min_next": res.min_next, "v": res.v, "extended": res.extended, "at": res.at,
                                "replay": res.replay}

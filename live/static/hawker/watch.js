@@ -2,6 +2,7 @@
 import { applyI18n, errorText, langSwitcher, onLang, t } from "./i18n.js";
 import { $, Clock, ask, claims, connect, duration, el, money, newer, onSnapshot, rid, showError } from "./common.js";
 import { Player } from "./video.js";
+import { mountPlayerFormats } from "./formats-player.js";
 
 const body = document.body;
 const broadcast = JSON.parse(body.dataset.broadcast);
@@ -61,6 +62,7 @@ const me = claims(token) || {};
 langSwitcher($("#lang"));
 applyI18n(document);
 const socket = connect(token);
+mountPlayerFormats({ socket, clock, errBox }); // auctions, giveaways, quizzes (formats-player.js)
 const video = new Player($("#video"), socket, (s) => {
   $("#video-status").textContent = s === "waiting" ? t("media.waiting") : s === "stalled" ? t("media.stalled")
     : s === "failed" ? errorText("VIDEO_FAILED") : "";

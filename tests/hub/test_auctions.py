@@ -118,3 +118,43 @@ async def test_a_late_bid_moves_the_end_and_the_winner_pays(bc, server, clients,
             assert resp.status == 404 and (await resp.json())["error"]["code"] == "AUCTION_NOT_FOUND"
     after = await ben.call("auction.bid", {"auction_id": aid, "amount": 9000, "request_id": "late"})
     assert after["error"]["code"] == "AUCTION_CLOSED"
+
+
+async def test_an_unpaid_win_goes_to_the_runner_up(bc, make_server, clients, token):
+    server = await make_server(auction_hold_s=10)
+    host, (ann, ben) = await _host_and_viewers(server, clients, token)
+    aid = (await host.call("auction.create", {"product_id": "p1", "start_price": 1000, "duration_s": 5,
+                                              "counter_s": 0}))["auction"]["auction_id"]
+    await host.call("auction.start", {"auction_id": aid})
+    assert (await ann.call("auction.bid", {"auction_id": aid, "amount": 1500, "request_id": "a"}))["ok"]
+    assert (await ben.call("auction.max_bid", {"auction_id": aid, "max": 4000, "request_id": "b"}))["ok"]
+    first = (await wait_for(lambda: ben.of("auction.hold"), timeout=30, what="the winner's hold"))[0]
+    assert first["n"] == 1 and first["price"] == 1600 and not first["second_chance"]
+    # ben never pays: when his hold runs out, ann gets it at her own highest bid
+    second = (await wait_for(lambda: ann.of("auction.hold"), timeout=60, what="the second chance"))[0]
+    assert second["n"] == 2 and second["second_chance"] and second["price"] == 1500
+    assert second["sale_id"] != first["sale_id"]
+    late = await ben.call("checkout.pay", {"sale_id": first["sale_id"], "reservation_id": first["reservation_id"],
+                                           "card": CARD, "contact": CONTACT})
+    assert not late["ok"]  # his hold is gone
+    paid = await ann.call("checkout.pay", {"sale_id": second["sale_id"], "reservation_id": second["reservation_id"],
+                                           "card": CARD, "contact": CONTACT})
+    assert paid["ok"] and paid["order"]["total"] == 1500
+    snap = await (await clients(server.url, token("viewer", "b1", "v0"))).snapshot()
+    assert snap["auctions"][0]["my_hold"]["n"] == 2
+
+
+async def test_a_slow_redis_answers_busy_and_the_retry_counts_once(bc, make_server, clients, token, redis):
+    server = await make_server(command_deadline_ms=300)
+    host, (ann,) = await _host_and_viewers(server, clients, token, n=1)
+    aid = (await host.call("auction.create", {"product_id": "p1", "duration_s": 60}))["auction"]["auction_id"]
+    await host.call("auction.start", {"auction_id": aid})
+    await ann.call("auction.bid", {"auction_id": aid, "next": True, "request_id": "warm"})  # owner cached
+    await redis.execute_command("CLIENT", "PAUSE", "1500", "WRITE")
+    busy = await ann.call("auction.max_bid", {"auction_id": aid, "max": 5000, "request_id": "slow"})
+    assert busy["error"]["code"] == "BUSY" and busy["error"]["retry_after"] > 0
+    await asyncio.sleep(1.6)
+    again = await ann.call("auction.max_bid", {"auction_id": aid, "max": 5000, "request_id": "slow"})
+    assert again["ok"], again
+    snap = await (await clients(server.url, token("viewer", "b1", "v0"))).snapshot()
+    assert snap["auctions"][0]["my_max"] == 5000 and snap["auctions"][0]["bids"] == 1  # the raise counted once

@@ -134,3 +134,34 @@ async def test_a_giveaway_drawn_in_the_studio_is_verified_with_the_cli(make_serv
 
 async def _has(loc, text: str) -> bool:  # type: ignore[no-untyped-def]
     return text in ((await loc.text_content()) or "")
+
+
+async def test_a_quiz_reveals_its_answer_and_ranks_the_fastest(make_server, browser, token) -> None:
+    srv = await make_server()
+    host = token("host", "b1", "h1")
+    await create_broadcast(srv.url, host)
+    studio = await _studio(browser, srv, host)
+    ann, bob = await _viewer(browser, srv, token, "ann"), await _viewer(browser, srv, token, "bob", locale="ko-KR")
+    await studio.fill("#quiz-form input[name=question]", "Which is a fruit?")
+    await studio.fill("#quiz-form textarea[name=options]", "Carrot\nApple\nLeek")
+    await studio.fill("#quiz-form input[name=correct]", "2")
+    await studio.click("#quiz-form button[type=submit]")
+    await studio.wait_for_selector("#poll-live:not([hidden])")
+    for page in (ann, bob):
+        await page.wait_for_selector("#quiz[data-state='open']")
+    assert "revealed" in await _text(ann.locator("#quiz-answer"))  # the answer is not shown while open
+    await ann.locator("#poll-options button[data-option='1']").click()
+    await ann.wait_for_selector("#poll-options button[data-option='1'][aria-pressed='true']")
+    await bob.locator("#poll-options button[data-option='0']").click()
+    await bob.wait_for_selector("#poll-options button[data-option='0'][aria-pressed='true']")
+    await studio.click("#poll-close")
+    for page in (ann, bob):
+        await page.wait_for_selector("#quiz[data-state='closed']")
+    assert "Apple" in await _text(ann.locator("#quiz-answer"))
+    assert "정답" in await _text(bob.locator("#quiz-answer"))
+    assert (await ann.locator("#quiz-ranking li").count()) == 1
+    assert (await _text(ann.locator("#quiz-ranking li"))).startswith("A***x")
+    await studio.wait_for_selector("#quiz-results:not([hidden])")
+    assert "1 of 2" in await _text(studio.locator("#quiz-results-right"))
+    for page in (studio, ann, bob):
+        assert page.errors == [], page.errors

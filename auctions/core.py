@@ -3,6 +3,7 @@ the shared auto-pipeline (redislayer). A won auction becomes a one-unit inventor
 winning price with a hold for the winner, so the existing checkout pays it."""
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -169,10 +170,13 @@ class Auctions:
             offer_reservation=h.get("offer_rid") or None,
             my_prebid=orjson.loads(_s(mine))["a"] if mine else None, server_now=int(now))
 
+    async def ids_of(self, owner: str, limit: int = 20) -> list[str]:
+        """Ids of the owner's latest auctions, oldest first."""
+        return [_s(x) for x in await self.redis.zrange(owner_key(owner), -limit, -1)]
+
     async def of_owner(self, owner: str, limit: int = 20) -> list[Auction]:
         """The owner's latest auctions, oldest first."""
-        ids = await self.redis.zrange(owner_key(owner), -limit, -1)
-        out = [await self.get(_s(x)) for x in ids]
+        out = await asyncio.gather(*(self.get(x) for x in await self.ids_of(owner, limit)))
         return [a for a in out if a is not None]
 
     def _admin(self, r: Any) -> dict[str, Any]:

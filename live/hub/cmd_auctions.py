@@ -8,6 +8,7 @@ the result); private `auction.outbid` to the bidder who lost the lead and `aucti
 winner (or, after an unpaid win, the runner-up) with the hold to pay through `checkout.pay`."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
@@ -224,19 +225,20 @@ class AuctionPart:
                 await self.timers.add(closed.ends_at, "auction.close", auction_id, str(closed.ends_at))
                 return "MOVED"
             return NOT_YET
-        if closed.code != "OK":
+        if closed.code not in ("OK", "ALREADY"):
             return closed.code
         a = await self.auc.get(auction_id)
         if a is None:
             return "GONE"
-        self.publish(a.owner, a)
-        self.hub.fanout.urgent(a.owner, "auction.won", {
-            "auction_id": a.id, "result": closed.result, "winner": closed.winner_label or None,
-            "price": closed.price if closed.result == "sold" else None, "currency": a.currency,
-            "bids": closed.bids, "closed_at": closed.closed_at, "v": closed.v})
-        if closed.result == "sold":
-            await self.hold_for(a)
-        return "OK"
+        if closed.code == "OK":  # the node whose close won announces it, once
+            self.publish(a.owner, a)
+            self.hub.fanout.urgent(a.owner, "auction.won", {
+                "auction_id": a.id, "result": closed.result, "winner": closed.winner_label or None,
+                "price": closed.price if closed.result == "sold" else None, "currency": a.currency,
+                "bids": closed.bids, "closed_at": closed.closed_at, "v": closed.v})
+        if a.result == "sold" and (a.offer_n == 0 or not a.offer_reservation):
+            await self.hold_for(a)  # idempotent: a timer retried after a failure finishes the hold
+        return closed.code
 
     async def hold_for(self, a: Auction) -> None:
         offer = await self.auc.settle(a.id)
@@ -281,8 +283,11 @@ class AuctionPart:
 
     async def snapshot_part(self, caller: Caller) -> list[dict[str, Any]]:
         out = []
-        for listed in await self.auc.of_owner(caller.broadcast, limit=10):
-            a = await self.auc.get(listed.id, user=caller.user) or listed
+        ids = await self.auc.ids_of(caller.broadcast, limit=10)
+        found = await asyncio.gather(*(self.auc.get(x, user=caller.user) for x in ids))  # one pipelined trip
+        for a in found:
+            if a is None:
+                continue
             d = a.public()
             d["my_prebid"] = a.my_prebid
             d["my_max"] = a.leader_max if a.leader == caller.user and a.state == "live" else None

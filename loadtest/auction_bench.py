@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import random
 import sys
 import time
@@ -164,6 +165,18 @@ def replay(accepted: list[tuple[int, str, str, int, int, int]], table: list[list
 
 # ---- the parent ------------------------------------------------------------------------------------
 
+def _cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) a local process has used, from /proc (Linux), else 0."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def _http(method: str, url: str, token: str, body: Any = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers={
@@ -191,7 +204,7 @@ async def _host(url: str, token: str, event: str, payload: dict[str, Any]) -> di
 
 
 def run(url: str, secret: str, bidders: int, seconds: int, processes: int, rate: float,
-        proxy_every: int) -> dict[str, Any]:
+        proxy_every: int, server_pid: int | None = None, redis_pid: int | None = None) -> dict[str, Any]:
     broadcast = f"auction{bidders}-{uuid.uuid4().hex[:6]}"
     host = mint(secret, sub="auction-host", role="host", broadcast=broadcast)
     _http("POST", url + "/api/broadcasts", host, {"id": broadcast, "title": "Auction bench", "products": [
@@ -217,6 +230,8 @@ def run(url: str, secret: str, bidders: int, seconds: int, processes: int, rate:
             raise RuntimeError(f"client process failed: {value}")
         connected += value
     started = asyncio.run(_host(url, host, "auction.start", {"auction_id": auction_id}))["auction"]
+    t0, server0, redis0 = time.monotonic(), _cpu_s(server_pid), _cpu_s(redis_pid)
+    clients0 = sum(_cpu_s(p.pid) for p in procs)
     for pipe in pipes:
         pipe.send("go")
     accepted: list[tuple[int, str, str, int, int, int]] = []
@@ -225,6 +240,12 @@ def run(url: str, secret: str, bidders: int, seconds: int, processes: int, rate:
     holds: list[tuple[str, dict[str, Any]]] = []
     won: list[dict[str, Any]] = []
     won_count = 0
+    time.sleep(max(0.0, started["ends_at"] - started["started_at"]) / 1000)  # the bidding (sudden death)
+    wall = max(0.001, time.monotonic() - t0)
+    server_cpu, redis_cpu = _cpu_s(server_pid) - server0, _cpu_s(redis_pid) - redis0
+    cpu = {"server_cpu_pct": round(100 * server_cpu / wall, 1) if server_pid else -1.0,
+           "redis_cpu_pct": round(100 * redis_cpu / wall, 1) if redis_pid else -1.0,
+           "clients_cpu_pct": round(100 * (sum(_cpu_s(p.pid) for p in procs) - clients0) / wall, 1)}
     for pipe in pipes:
         kind, value = pipe.recv()
         if kind == "error":
@@ -256,6 +277,10 @@ def run(url: str, secret: str, bidders: int, seconds: int, processes: int, rate:
         "winner_ok": bool(hold_ok and won_ok and audit_ok and wrong == 0), "acks_disagreeing": wrong,
         "holds": len(holds), "won_heard_by": won_count, "audit_ok": audit["audit"]["ok"],
         "late_bids_accepted": late + audit["audit"]["late_bids"], "internal": codes.get("INTERNAL", 0),
+        "cores": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2), **cpu,
+        # what one accepted bid costs the server (and Redis) in CPU: capacity = 1000 / this per core
+        "server_cpu_ms_per_bid": round(1000 * server_cpu / max(1, len(accepted)), 3) if server_pid else -1.0,
+        "redis_cpu_ms_per_bid": round(1000 * redis_cpu / max(1, len(accepted)), 3) if redis_pid else -1.0,
     }
 
 
@@ -280,12 +305,16 @@ def main(argv: list[str] | None = None) -> int:
         env = {"HAWKER_AUCTION_BID_RATE": str(args.rate), "HAWKER_AUCTION_BID_BURST": "2"}
         with LocalStack(env=env) as stack:
             report = run(stack.url, stack.secret, args.bidders, args.seconds, args.processes, args.rate,
-                         args.proxy_every)
+                         args.proxy_every, server_pid=stack.pid,
+                         redis_pid=stack.redis.pid if stack.redis is not None else None)
     if not args.json:
         print(f"{report['connected']}/{report['bidders']} bidders, {report['accepted']} accepted bids in "
               f"{report['seconds']} s: {report['bids_per_s']} bids/s; ack p50 {report['p50_ms']} ms, "
               f"p99 {report['p99_ms']} ms, max {report['max_ms']} ms")
         print(f"answers: {report['codes']}")
+        print(f"CPU while bidding: server {report['server_cpu_pct']}%, Redis {report['redis_cpu_pct']}%, clients "
+              f"{report['clients_cpu_pct']}% ({report['cores']} cores, load average {report['load_avg_1m']}); per "
+              f"accepted bid: server {report['server_cpu_ms_per_bid']} ms, Redis {report['redis_cpu_ms_per_bid']} ms")
         print(f"winner ok: {report['winner_ok']} (price {report['price']}, holds {report['holds']}, "
               f"audit ok {report['audit_ok']}), late bids accepted: {report['late_bids_accepted']}")
     print(json.dumps(report, sort_keys=True))

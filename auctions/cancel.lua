@@ -10,4 +10,6 @@ m.v = m.v + 1
 append({s = m.seq, t = NOW, k = 'cancel'})
 save(m)
 redis.call('HSET', KM, 'closed_at', NOW, 'result', 'cancelled')
+redis.call('EXPIRE', KQ, 86400)
+redis.call('EXPIRE', KRL, 86400)
 return {'N', ''}

@@ -21,4 +21,7 @@ local reply = cjson.encode({ok = true, state = 'closed', result = result, winner
                             winner_label = (winner ~= '' and m.llabel or ''), price = price, bids = m.bids,
                             ends_at = m.ends_at, closed_at = NOW, v = m.v})
 redis.call('HSET', KM, 'result', result, 'winner', winner, 'price', price, 'closed_at', NOW, 'closed_json', reply)
+-- bounded: retried bids are answered from `req` for a day after the end; the log and meta stay for the audit
+redis.call('EXPIRE', KQ, 86400)
+redis.call('EXPIRE', KRL, 86400)
 return {'N', reply}

@@ -204,3 +204,17 @@ async def test_an_unpaid_win_goes_to_the_runner_up(auc, inv, make_auction):
     assert (await inv.get_lot(second.lot_id)).unit_price == 3_000
     assert (await auc.second_chance(a.id))[0] == "DONE"
     assert (await auc.audit(a.id)).ok
+
+
+async def test_request_ids_and_rate_buckets_expire_after_the_end_the_log_stays(redis, auc, make_auction):
+    from auctions import keys_for
+
+    a = await make_auction(duration_ms=1_000, counter_ms=0)
+    await auc.bid(a.id, "ann", "r1")
+    meta, req, rl, log, _pre = keys_for(a.id)
+    assert await redis.ttl(req) == -1  # kept while the auction runs
+    while (await auc.close(a.id)).code == "NOT_YET":
+        await asyncio.sleep(0.05)
+    assert 0 < await redis.ttl(req) <= 86_400 and 0 < await redis.ttl(rl) <= 86_400
+    assert await redis.ttl(log) == -1 and await redis.ttl(meta) == -1
+    assert (await auc.bid(a.id, "ann", "r1")).replay  # a late retry still gets its first answer

@@ -323,6 +323,10 @@ class Auctions:
         return Offer(a.id, a.offer_n, a.offer_user, a.offer_price, a.offer_lot or "", a.offer_reservation,
                      res.expires_at_ms if res else 0)
 
+    async def claim_notice(self, auction_id: str, n: int) -> bool:
+        """True once per offer: whoever gets it tells the holder (however many nodes finish the hold)."""
+        return bool(await self.redis.hsetnx(keys_for(auction_id)[0], f"told{n}", 1))
+
     async def second_chance(self, auction_id: str) -> tuple[str, Offer | None]:
         """After the winner's hold: 'PAID' (sold), 'NOT_YET' (still held or paying; the Offer says
         until when), 'OFFERED' (the runner-up now holds it at their own highest bid), or

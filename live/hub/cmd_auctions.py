@@ -247,15 +247,17 @@ class AuctionPart:
 
     async def offer_out(self, a: Auction, offer: Offer) -> None:
         """Make the hold payable through checkout (the sale record checkout looks up, not listed
-        among the broadcast's sales), tell its holder, and look again when it runs out."""
+        among the broadcast's sales), tell its holder once, and look again when it runs out."""
         now = self.hub.clock.now_ms()
         await self.hub.redis.hset(sale_key(offer.lot_id), mapping={
             "id": offer.lot_id, "broadcast": a.owner, "product_id": a.sku, "title": a.title, "image_url": "",
             "price": offer.price, "currency": a.currency, "units": 1, "limit": 1, "hold_s": self.auc.hold_s,
             "opens_at": now, "closes_at": "", "state": "closed", "created_at": now, "opened_at": now,
             "soldout_at": "", "closed_at": now, "close_reason": "auction", "auction_id": a.id})
-        self.hub.fanout.to_user(a.owner, offer.user, "auction.hold", offer_dict(offer, a.currency))
+        # the same timer from every node that gets here (one sorted-set member), then one notice
         await self.timers.add(offer.expires_at + UNPAID_GRACE_MS, "auction.unpaid", a.id, str(offer.n))
+        if await self.auc.claim_notice(a.id, offer.n):
+            self.hub.fanout.to_user(a.owner, offer.user, "auction.hold", offer_dict(offer, a.currency))
 
     async def on_unpaid_timer(self, args: list[str]) -> object:
         code, offer = await self.auc.second_chance(args[0])

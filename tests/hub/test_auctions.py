@@ -158,3 +158,24 @@ async def test_a_slow_redis_answers_busy_and_the_retry_counts_once(bc, make_serv
     assert again["ok"], again
     snap = await (await clients(server.url, token("viewer", "b1", "v0"))).snapshot()
     assert snap["auctions"][0]["my_max"] == 5000 and snap["auctions"][0]["bids"] == 1  # the raise counted once
+
+
+async def test_two_nodes_close_once_and_levels_reach_both(bc, make_server, clients, token):
+    one, two = await make_server(), await make_server()
+    host = await clients(one.url, token("host", "b1", "h1"))
+    ann = await clients(one.url, token("viewer", "b1", "v0", name="Ann"))
+    ben = await clients(two.url, token("viewer", "b1", "v1", name="Ben"))
+    for c in (host, ann, ben):
+        await c.snapshot()
+    aid = (await host.call("auction.create", {"product_id": "p1", "start_price": 1000, "duration_s": 5,
+                                              "counter_s": 0}))["auction"]["auction_id"]
+    await host.call("auction.start", {"auction_id": aid})
+    assert (await ben.call("auction.bid", {"auction_id": aid, "next": True, "request_id": "b"}))["ok"]  # node two
+    assert (await ann.call("auction.bid", {"auction_id": aid, "next": True, "request_id": "a"}))["ok"]  # node one
+    await wait_for(lambda: ben.of("auction.outbid"), what="the outbid notice across nodes")
+    await wait_for(lambda: (lv := ben.levels(f"auction:{aid}")) and lv["high"] == 1100, what="the level on node two")
+    await wait_for(lambda: ann.of("auction.hold"), timeout=30, what="the hold")
+    await asyncio.sleep(1.0)  # anything sent twice would have arrived by now
+    for c in (host, ann, ben):
+        assert len(c.of("auction.won")) == 1
+    assert len(ann.of("auction.hold")) == 1 and not ben.of("auction.hold")

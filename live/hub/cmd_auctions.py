@@ -317,7 +317,9 @@ class AuctionPart:
             "auction_id": a.id, "state": a.state, "result": a.result, "currency": a.currency,
             "price": a.price, "winner": a.leader_label if a.result == "sold" else None, "bids": a.bids,
             "ends_at": a.ends_at, "closed_at": a.closed_at,
-            "audit": {"ok": report.ok, "problems": report.problems, "bids": report.bids, "price": report.price,
+            # the problems name bidders: the show's staff see them, everyone else how many there are
+            "audit": {"ok": report.ok, "problems": report.problems if claims.role in ("host", "moderator")
+                      else len(report.problems), "bids": report.bids, "price": report.price,
                       "winner_matches": report.winner == (a.winner or ""), "late_bids": report.late_bids},
             "server_time": await self.auc.server_time_ms()})
 

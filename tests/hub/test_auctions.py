@@ -179,3 +179,21 @@ async def test_two_nodes_close_once_and_levels_reach_both(bc, make_server, clien
     for c in (host, ann, ben):
         assert len(c.of("auction.won")) == 1
     assert len(ann.of("auction.hold")) == 1 and not ben.of("auction.hold")
+
+
+async def test_the_audit_shows_problems_naming_bidders_to_staff_only(bc, server, clients, token, redis):
+    from auctions import keys_for
+
+    host, (ann, ben) = await _host_and_viewers(server, clients, token)
+    aid = (await host.call("auction.create", {"product_id": "p1", "duration_s": 60}))["auction"]["auction_id"]
+    await host.call("auction.start", {"auction_id": aid})
+    await ann.call("auction.bid", {"auction_id": aid, "next": True, "request_id": "a"})
+    await redis.lset(keys_for(aid)[3], 1, b'{"s":2,"t":1,"k":"bid","u":"v1","a":5,"h":5,"l":"v1","e":1}')  # forged
+    async with aiohttp.ClientSession() as http:
+        url = f"{server.url}/api/auctions/{aid}/audit"
+        async with http.get(url, headers={"Authorization": f"Bearer {token('viewer', 'b1', 'v2')}"}) as resp:
+            viewer = (await resp.json())["audit"]
+        async with http.get(url, headers={"Authorization": f"Bearer {token('host', 'b1', 'h1')}"}) as resp:
+            staff = (await resp.json())["audit"]
+    assert not viewer["ok"] and viewer["problems"] >= 1 and "v1" not in str(viewer)
+    assert not staff["ok"] and any("v1" in p for p in staff["problems"])

@@ -5,8 +5,17 @@ auto-pipeline; the accepted bids go to an append-only log that `audit()` replays
 inventory hold at the winning price, paid through checkout like any sale. Imports nothing of live/."""
 from auctions.audit import replay
 from auctions.core import Auctions, keys_for
-from auctions.types import (DEFAULT_INCREMENTS, Auction, AuctionError, AuctionSpec, AuditReport, BidResult,
-                            CloseResult, Offer, increment_at)
+from auctions.types import (
+    DEFAULT_INCREMENTS,
+    Auction,
+    AuctionError,
+    AuctionSpec,
+    AuditReport,
+    BidResult,
+    CloseResult,
+    Offer,
+    increment_at,
+)
 
-__all__ = ["Auction", "AuctionError", "AuctionSpec", "Auctions", "AuditReport", "BidResult", "CloseResult",
-           "DEFAULT_INCREMENTS", "Offer", "increment_at", "keys_for", "replay"]
+__all__ = ["DEFAULT_INCREMENTS", "Auction", "AuctionError", "AuctionSpec", "Auctions", "AuditReport", "BidResult",
+           "CloseResult", "Offer", "increment_at", "keys_for", "replay"]

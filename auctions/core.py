@@ -4,6 +4,7 @@ winning price with a hold for the winner, so the existing checkout pays it."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,19 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from auctions.audit import replay
+from auctions.types import (
+    MESSAGES,
+    Auction,
+    AuctionError,
+    AuctionSpec,
+    AuditReport,
+    BidResult,
+    CloseResult,
+    Offer,
+)
 from inventory import Inventory, InventoryError, LotSpec, Refusal, ReservationState
 from redislayer import AutoPipeline, Script
-from auctions.audit import replay
-from auctions.types import (MESSAGES, Auction, AuctionError, AuctionSpec, AuditReport, BidResult, CloseResult, Offer)
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ("create", "bid", "start", "close", "cancel", "offer", "get")
@@ -28,13 +38,13 @@ MAX_INCREMENT_ROWS = 20
 
 def keys_for(auction_id: str) -> list[str]:
     """Every key of one auction; all share the hash tag {auc:ID}, hence one cluster slot."""
-    tag = "{auc:%s}" % auction_id
+    tag = f"{{auc:{auction_id}}}"
     return [f"auc:{tag}:{name}" for name in _KEY_NAMES]
 
 
 def owner_key(owner: str) -> str:
     """Auctions of one owner (the hub: a broadcast), by creation time."""
-    return "auc:{o:%s}:list" % owner
+    return f"auc:{{o:{owner}}}:list"
 
 
 def _script(name: str) -> Script:
@@ -66,7 +76,7 @@ def check_increments(table: Any) -> list[list[int]] | None:
         rows.append([int(row[0]), int(row[1])])
     if rows[0][0] != 0 or any(r[1] < 1 for r in rows):
         return None
-    if any(b[0] <= a[0] or b[1] < a[1] for a, b in zip(rows, rows[1:])):
+    if any(b[0] <= a[0] or b[1] < a[1] for a, b in itertools.pairwise(rows)):
         return None
     return rows
 
@@ -156,7 +166,7 @@ class Auctions:
             return None
         flat, mine, now = r
         h = {_s(flat[i]): _s(flat[i + 1]) for i in range(0, len(flat), 2)}
-        opt = lambda k: int(h[k]) if h.get(k) not in (None, "", "0") else None  # noqa: E731
+        opt = lambda k: int(h[k]) if h.get(k) not in (None, "", "0") else None
         return Auction(
             id=h["id"], owner=h["owner"], sku=h["sku"], title=h.get("title", ""), currency=h["currency"],
             start_price=int(h["start"]), duration_ms=int(h["dur"]), counter_ms=int(h["counter"]),

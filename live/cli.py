@@ -208,7 +208,11 @@ def _giveaway_verify(args: argparse.Namespace) -> int:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 record = json.loads(resp.read())
         elif args.record:
-            text = sys.stdin.read() if args.record == "-" else open(args.record, encoding="utf-8").read()
+            if args.record == "-":
+                text = sys.stdin.read()
+            else:
+                with open(args.record, encoding="utf-8") as f:
+                    text = f.read()
             record = json.loads(text)
         else:
             print("hawker: give the record (a file or -) or --url", file=sys.stderr)

@@ -215,7 +215,7 @@ class GiveawayStore:
     async def entered(self, broadcast: str, gid: str, user: str) -> bool:
         return bool(await self._r.hexists(_k(broadcast, "ga", gid, "entries"), entry_of(gid, user)))
 
-    async def draw(self, broadcast: str, gid: str, eligible_users: "set[str] | None") -> tuple[str, Giveaway]:
+    async def draw(self, broadcast: str, gid: str, eligible_users: set[str] | None) -> tuple[str, Giveaway]:
         """Freeze the entries, keep the eligible ones (all, or those in `eligible_users`), apply
         the formula and reveal the seed. ('OK' | 'ALREADY', the giveaway)."""
         res = await self._claim(keys=[_k(broadcast, "ga", gid), _k(broadcast, "ga", gid, "entries")])

@@ -8,7 +8,13 @@ import asyncio
 
 import pytest
 
-from auctions import AuctionError, Auctions, AuctionSpec, DEFAULT_INCREMENTS, increment_at
+from auctions import (
+    DEFAULT_INCREMENTS,
+    AuctionError,
+    Auctions,
+    AuctionSpec,
+    increment_at,
+)
 from inventory import ReservationState
 
 

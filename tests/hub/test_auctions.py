@@ -184,7 +184,7 @@ async def test_two_nodes_close_once_and_levels_reach_both(bc, make_server, clien
 async def test_the_audit_shows_problems_naming_bidders_to_staff_only(bc, server, clients, token, redis):
     from auctions import keys_for
 
-    host, (ann, ben) = await _host_and_viewers(server, clients, token)
+    host, (ann, _ben) = await _host_and_viewers(server, clients, token)
     aid = (await host.call("auction.create", {"product_id": "p1", "duration_s": 60}))["auction"]["auction_id"]
     await host.call("auction.start", {"auction_id": aid})
     await ann.call("auction.bid", {"auction_id": aid, "next": True, "request_id": "a"})

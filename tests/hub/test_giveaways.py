@@ -78,7 +78,7 @@ async def test_a_giveaway_drawn_and_verified_with_the_cli(bc, server, clients, t
                            "--token", viewer_token)
     assert code == 0 and out.startswith("OK"), out
     forged = tmp_path / "forged.json"
-    other = [e for e in record["entries"] if e != record["winner_entry"]][0]
+    other = next(e for e in record["entries"] if e != record["winner_entry"])
     forged.write_text(json.dumps({**record, "winner_entry": other}))
     code, out = await _cli("giveaway", "verify", str(forged))
     assert code == 1 and "FAILED" in out

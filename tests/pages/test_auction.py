@@ -128,6 +128,7 @@ async def test_a_giveaway_drawn_in_the_studio_is_verified_with_the_cli(make_serv
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0 and out.decode().startswith("OK"), out.decode()
     assert "hawker giveaway verify" in await _text(studio.locator("#giveaway-live-verify"))
+    await shot(studio, "giveaway-studio")
     for page in (studio, *viewers):
         assert page.errors == [], page.errors
 

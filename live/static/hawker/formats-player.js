@@ -33,8 +33,8 @@ export function mountPlayerFormats({ socket, clock, errBox }) {
     el("p", { id: "giveaway-how", class: "hint" }),
     el("button", { id: "giveaway-enter", class: "btn primary", type: "button" }),
     el("p", { id: "giveaway-state", class: "state", "aria-live": "polite" }),
-    el("p", { class: "hint" }, el("span", { id: "giveaway-commit-label" }), " ", el("code", { id: "giveaway-commit" })),
-    el("p", { class: "hint", id: "giveaway-seed-row", hidden: true }, el("span", { id: "giveaway-seed-label" }), " ", el("code", { id: "giveaway-seed" })));
+    el("p", { class: "hint" }, el("span", { id: "giveaway-commit-label" }), " ", el("code", { id: "giveaway-commit", style: "word-break:break-all" })),
+    el("p", { class: "hint", id: "giveaway-seed-row", hidden: true }, el("span", { id: "giveaway-seed-label" }), " ", el("code", { id: "giveaway-seed", style: "word-break:break-all" })));
   const quiz = el("section", { id: "quiz", class: "card", hidden: true, "aria-labelledby": "quiz-title" },
     el("h2", { id: "quiz-title" }), el("p", { id: "quiz-answer" }), el("p", { id: "quiz-right", class: "hint" }),
     el("ol", { id: "quiz-ranking" }), el("h3", { id: "quiz-board-title" }), el("ol", { id: "quiz-board" }), el("p", { id: "quiz-me", class: "hint" }));

@@ -125,3 +125,24 @@ async def test_bad_giveaway_input_is_refused(bc, server, clients, token):
     assert (await ann.call("giveaway.open", {"title": "x"}))["error"]["code"] == "FORBIDDEN"
     assert (await ann.call("giveaway.enter", {"giveaway_id": "nope"}))["error"]["code"] == "GIVEAWAY_NOT_FOUND"
     assert (await ann.call("giveaway.enter", {"giveaway_id": "../x"}))["error"]["code"] == "VALIDATION"
+
+
+def test_the_verify_command_reads_a_file_and_says_why(tmp_path, capsys):
+    from live.cli import main
+
+    seed = "0f" * 32
+    entries = sorted(entry_of("g9", u) for u in ("a", "b", "c", "d"))
+    record = {"seed": seed, "commitment": hashlib.sha256(seed.encode()).hexdigest(), "entries": entries,
+              "winner_entry": entries[draw_index(seed, entries)]}
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(record))
+    assert main(["giveaway", "verify", str(good)]) == 0
+    assert "OK" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**record, "commitment": "0" * 64}))
+    assert main(["giveaway", "verify", str(bad)]) == 1
+    assert "commitment" in capsys.readouterr().out
+    assert main(["giveaway", "verify"]) == 2  # nothing to check
+    assert main(["giveaway", "verify", str(tmp_path / "missing.json")]) == 2
+    (tmp_path / "open.json").write_text(json.dumps({"commitment": record["commitment"], "seed": None}))
+    assert main(["giveaway", "verify", str(tmp_path / "open.json")]) == 1  # not drawn yet: nothing verifies

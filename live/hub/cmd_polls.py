@@ -45,7 +45,7 @@ class Polls:
             data = poll.to_dict()
             if poll.quiz:  # the close that won ranks it, once
                 data["results"] = {**await self.quizzes.finish(broadcast, poll),
-                                "leaderboard": (await self.quizzes.leaderboard(broadcast))["top"]}
+                                   "leaderboard": await self.quizzes.leaderboard(broadcast)}
             self.hub.fanout.urgent(broadcast, "poll.closed", data)
 
     async def create(self, caller: Caller, payload: dict) -> dict[str, Any]:
@@ -104,8 +104,7 @@ class Polls:
 
     async def quiz_part(self, caller: Caller) -> dict[str, Any]:
         """The last closed quiz's results and the leaderboard (with the caller's own place)."""
-        board = await self.quizzes.leaderboard(caller.broadcast, caller.user)
-        return {"last": await self.quizzes.last(caller.broadcast), "leaderboard": board["top"], "me": board["me"]}
+        return await self.quizzes.snapshot(caller.broadcast, caller.user)
 
     async def publish_dirty(self) -> None:
         """Run by one node at a time (TallyPublisher): fresh tallies of every poll that got votes,

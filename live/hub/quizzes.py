@@ -85,21 +85,32 @@ class QuizStore:
         raw = await self._r.get(_k(broadcast, "last"))
         return self._results(orjson.loads(raw)) if raw else None
 
-    async def leaderboard(self, broadcast: str, user: str | None = None) -> dict[str, Any]:
-        """The top answerers (most correct, then fastest in total) and the caller's own place."""
+    async def snapshot(self, broadcast: str, user: str) -> dict[str, Any]:
+        """The snapshot part: the last quiz's results, the top answerers (most correct, then fastest
+        in total) and the caller's own place; one round trip when no quiz has run."""
+        async with self._r.pipeline(transaction=False) as p:
+            p.get(_k(broadcast, "last"))
+            p.zrevrange(_k(broadcast, "board"), 0, TOP - 1)
+            p.zrevrank(_k(broadcast, "board"), user)
+            p.hget(_k(broadcast, "correct"), user)
+            p.hget(_k(broadcast, "ms"), user)
+            last, top, rank, mine, my_ms = await p.execute()
+        board = await self._rows(broadcast, [u.decode() for u in top])
+        me = {"rank": rank + 1, "correct": int(mine or 0), "ms": int(my_ms or 0)} if rank is not None else None
+        return {"last": self._results(orjson.loads(last)) if last else None, "leaderboard": board, "me": me}
+
+    async def leaderboard(self, broadcast: str) -> list[dict[str, Any]]:
+        """The top answerers: most correct, then the least summed response time."""
         top = await self._r.zrevrange(_k(broadcast, "board"), 0, TOP - 1)
-        users = [u.decode() for u in top]
-        rows = []
-        if users:
-            names = await self._r.hmget(_k(broadcast, "names"), users)
-            correct = await self._r.hmget(_k(broadcast, "correct"), users)
-            ms = await self._r.hmget(_k(broadcast, "ms"), users)
-            rows = [{"rank": i + 1, "name": (n or b"?").decode(), "correct": int(c or 0), "ms": int(m or 0)}
-                    for i, (n, c, m) in enumerate(zip(names, correct, ms))]
-        me = None
-        if user:
-            rank = await self._r.zrevrank(_k(broadcast, "board"), user)
-            if rank is not None:
-                c, m = await self._r.hmget(_k(broadcast, "correct"), user), await self._r.hget(_k(broadcast, "ms"), user)
-                me = {"rank": rank + 1, "correct": int(c[0] or 0), "ms": int(m or 0)}
-        return {"top": rows, "me": me}
+        return await self._rows(broadcast, [u.decode() for u in top])
+
+    async def _rows(self, bc: str, users: list[str]) -> list[dict[str, Any]]:
+        if not users:
+            return []
+        async with self._r.pipeline(transaction=False) as p:
+            p.hmget(_k(bc, "names"), users)
+            p.hmget(_k(bc, "correct"), users)
+            p.hmget(_k(bc, "ms"), users)
+            names, correct, ms = await p.execute()
+        return [{"rank": i + 1, "name": (n or b"?").decode(), "correct": int(c or 0), "ms": int(m or 0)}
+                for i, (n, c, m) in enumerate(zip(names, correct, ms))]

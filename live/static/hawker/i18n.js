@@ -90,6 +90,7 @@ const ERRORS = {
   VALIDATION: ["Please check the form: a value is missing or not allowed.", "입력 내용을 확인해 주세요: 빠졌거나 허용되지 않는 값이 있습니다."],
   INTERNAL: ["The server had a problem. Please try again.", "서버에 문제가 생겼습니다. 다시 시도해 주세요."],
   REDIS_UNAVAILABLE: ["The service is briefly unavailable. Please try again.", "서비스를 잠시 사용할 수 없습니다. 다시 시도해 주세요."],
+  REDIS_TOO_OLD: ["The service is not available: its database needs an upgrade.", "서비스를 사용할 수 없습니다: 데이터베이스 업그레이드가 필요합니다."],
   UNAVAILABLE: ["The service is briefly unavailable. Retrying…", "서비스를 잠시 사용할 수 없습니다. 다시 시도하는 중…"],
   BUSY: ["So many people are buying right now. Please try again in a moment.", "지금 구매하려는 분이 너무 많습니다. 잠시 후 다시 시도해 주세요."],
   SHUTTING_DOWN: ["The server is restarting. Reconnecting…", "서버가 다시 시작하는 중입니다. 다시 연결하는 중…"],

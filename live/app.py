@@ -90,12 +90,15 @@ def create_app(config: Config) -> web.Application:
     assets.setup(app)
     idempotent.setup(app)
     pages.setup(app)
+    from live.hub import cmd_auctions, cmd_giveaways
     from live.hub.setup import setup as hub_setup
 
     services.hub = hub_setup(app, services)  # before parts that register hub commands
     media.setup(app, services)
     chat_events.register(services.hub, services)
     checkout_api.register(app, services)
+    cmd_auctions.register(app, services)  # live auctions (auctions/)
+    cmd_giveaways.register(app, services)  # giveaways with a verifiable draw
     orders_export.setup(app)  # GET /api/broadcasts/{bc}/orders.csv (host)
     compactor.setup(app, services)  # compacts finished sales (HAWKER_SALE_COMPACT_AFTER_S)
     analytics_feed.register(app, services)  # last: it counts the acks of commands registered above

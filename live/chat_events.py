@@ -83,6 +83,7 @@ class ChatEvents:
         self._task: asyncio.Task | None = None
         self.relay: ChatRelay | None = None  # set when the fan-out engine cannot sample chat itself
         self._running = False
+        self.listeners: list[Any] = []  # async (caller, text) for each accepted message (giveaway keywords)
 
     @property
     def fanout(self) -> Any:
@@ -104,6 +105,11 @@ class ChatEvents:
             raise _refused(exc) from None
         wire = sent.message.to_wire()
         if not sent.again:
+            for listener in self.listeners:  # e.g. a giveaway's chat keyword (live/hub/cmd_giveaways.py)
+                try:
+                    await listener(caller, sent.message.text)
+                except Exception:  # noqa: BLE001 - a listener never costs the sender their message
+                    log.warning("chat listener failed", exc_info=True)
             if self.relay is not None:
                 self.relay.post(caller.broadcast, wire)
             else:

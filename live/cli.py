@@ -1,4 +1,4 @@
-"""The `hawker` command: serve, demo, token."""
+"""The `hawker` command: serve, demo, token, giveaway verify."""
 from __future__ import annotations
 
 import argparse
@@ -76,6 +76,9 @@ _FLAG_HELP = {
                   "Redis Cluster but the hub does not, so `hawker serve` refuses it (docs/scaling.md)",
     "analytics_flush_ms": "ms between a node's analytics flushes (one Redis pipeline each; counting adds no round trip per event)",
     "analytics_ttl_days": "days a broadcast's analytics are kept after their last change",
+    "auction_bid_rate": "auction bids (and max bids) per second per user per auction, on Redis's clock (RATE_LIMITED past it)",
+    "auction_bid_burst": "auction bids a user may send at once before the rate applies",
+    "auction_hold_s": "seconds an auction winner (or the runner-up of an unpaid win) has to pay the hold",
 }
 
 
@@ -124,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--name", default=None)
     token.add_argument("--ttl", type=int, default=12 * 3600, help="lifetime in seconds")
     token.add_argument("--secret", default=None, help="[env HAWKER_SECRET]")
+    giveaway = sub.add_parser("giveaway", help="check a giveaway's draw (anyone can: the formula is public)")
+    gsub = giveaway.add_subparsers(dest="giveaway_command", required=True)
+    verify = gsub.add_parser("verify", help="recompute the winner from the revealed seed and the sorted entries")
+    verify.add_argument("record", nargs="?", help="the draw's JSON record (a file, or - for stdin)")
+    verify.add_argument("--url", help="the server, to fetch the record from instead")
+    verify.add_argument("--broadcast", help="the broadcast id (with --url)")
+    verify.add_argument("--giveaway", help="the giveaway id (with --url)")
+    verify.add_argument("--token", help="a token for the broadcast (with --url) [env HAWKER_TOKEN]")
     loadtest = sub.add_parser("loadtest", help="load tests (needs the dev extras: Locust, matplotlib)")
     loadtest.add_argument("tool", choices=["spike", "burst"],
                           help="spike: a flash-sale spike (--scenario flash, chat-storm, reconnect-storm, soak) with "
@@ -135,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "giveaway":
+        return _giveaway_verify(args)
     if args.command == "loadtest":
         # loadtest/ reaches the server over the network only; this is just its entry point
         if args.tool == "burst":
@@ -179,6 +192,56 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo(config)
     return 2
+
+
+def _giveaway_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when the published draw checks out (sha256(seed) is the commitment made at open and
+    the formula picks the published winner from the sorted entries), 1 when it does not, 2 when
+    the record cannot be had."""
+    import json
+    import os
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from live.hub.giveaways import verify
+
+    try:
+        if args.url:
+            if not (args.broadcast and args.giveaway):
+                print("hawker: --url needs --broadcast and --giveaway", file=sys.stderr)
+                return 2
+            token = args.token or os.environ.get("HAWKER_TOKEN", "")
+            url = (args.url.rstrip("/") + "/api/broadcasts/" + urllib.parse.quote(args.broadcast, safe="")
+                   + "/giveaways/" + urllib.parse.quote(args.giveaway, safe=""))
+            req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                record = json.loads(resp.read())
+        elif args.record:
+            if args.record == "-":
+                text = sys.stdin.read()
+            else:
+                with open(args.record, encoding="utf-8") as f:
+                    text = f.read()
+            record = json.loads(text)
+        else:
+            print("hawker: give the record (a file or -) or --url", file=sys.stderr)
+            return 2
+    except (OSError, ValueError, urllib.error.URLError) as exc:
+        print(f"hawker: could not read the giveaway record: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(record, dict):
+        print("hawker: the record is not a JSON object", file=sys.stderr)
+        return 2
+    problems = verify(record)
+    if problems:
+        for p in problems:
+            print(f"FAILED: {p}")
+        return 1
+    n = len(record["entries"])
+    print(f"OK: sha256(seed) matches the commitment; winner {record.get('winner_entry') or '(none)'} "
+          f"of {n} sorted entries")
+    return 0
 
 
 def _token(args: argparse.Namespace, config: Config) -> int:

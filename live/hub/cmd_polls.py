@@ -11,6 +11,7 @@ from live.hub import validate as v
 from live.hub.errors import refusals
 from live.hub.hub import Hub
 from live.hub.polls import Poll, PollStore
+from live.hub.quizzes import QuizStore
 from live.hub.registry import EVERYONE, STAFF, Caller, HubError
 from live.hub.scheduler import NOT_YET, Scheduler
 from live.periodic import Periodic
@@ -34,24 +35,31 @@ class Polls:
     def __init__(self, hub: Hub, scheduler: Scheduler) -> None:
         self.hub = hub
         self.store = PollStore(hub.redis)
+        self.quizzes = QuizStore(hub.redis)
         self.timers = scheduler
+        self._is_quiz: dict[str, bool] = {}  # poll id -> quiz? (never changes; bounded below)
 
     async def announce_close(self, broadcast: str, poll_id: str) -> None:
         poll = await self.store.get(broadcast, poll_id)
         if poll is not None:
-            self.hub.fanout.urgent(broadcast, "poll.closed", poll.to_dict())
+            data = poll.to_dict()
+            if poll.quiz:  # the close that won ranks it, once
+                data["results"] = {**await self.quizzes.finish(broadcast, poll),
+                                   "leaderboard": await self.quizzes.leaderboard(broadcast)}
+            self.hub.fanout.urgent(broadcast, "poll.closed", data)
 
     async def create(self, caller: Caller, payload: dict) -> dict[str, Any]:
         with refusals():
-            v.only(payload, {"question", "options", "duration_s"})
+            v.only(payload, {"question", "options", "duration_s", "correct"})
             question = v.text(payload, "question", max_len=200)
             options = v.string_list(payload, "options", lo=2, hi=6, max_len=100)
+            correct = v.integer(payload, "correct", required=False, lo=0, hi=len(options) - 1)
             duration_s = v.integer(payload, "duration_s", required=False, lo=MIN_S, hi=MAX_S, default=60)
             bc = await self.hub.broadcasts.require(caller.broadcast)
             if bc.state == "ended":
                 raise HubError("BAD_STATE", "the broadcast has ended", state="ended")
             assert question is not None and duration_s is not None
-            poll = await self.store.create(caller.broadcast, question, options, duration_s * 1000)
+            poll = await self.store.create(caller.broadcast, question, options, duration_s * 1000, correct)
         await self.timers.add(poll.closes_at, "poll.close", caller.broadcast, poll.id)
         self.hub.fanout.urgent(caller.broadcast, "poll.opened", poll.to_dict())
         return {"poll": poll.to_dict()}
@@ -82,7 +90,21 @@ class Polls:
             counted, chosen, tallies = await self.store.vote(caller.broadcast, poll_id, caller.user, option)
         if not counted and chosen != option:
             raise HubError("ALREADY_VOTED", "you already voted in this poll", option=chosen)
+        if counted and await self._quiz(caller.broadcast, poll_id):
+            await self.quizzes.remember(caller.broadcast, caller.user, _mask(caller.name or caller.user))
         return {"poll_id": poll_id, "option": chosen, "counted": counted, "tallies": tallies}
+
+    async def _quiz(self, broadcast: str, poll_id: str) -> bool:
+        if poll_id not in self._is_quiz:
+            if len(self._is_quiz) > 10_000:
+                self._is_quiz.clear()
+            poll = await self.store.get(broadcast, poll_id)
+            self._is_quiz[poll_id] = bool(poll and poll.quiz)
+        return self._is_quiz[poll_id]
+
+    async def quiz_part(self, caller: Caller) -> dict[str, Any]:
+        """The last closed quiz's results and the leaderboard (with the caller's own place)."""
+        return await self.quizzes.snapshot(caller.broadcast, caller.user)
 
     async def publish_dirty(self) -> None:
         """Run by one node at a time (TallyPublisher): fresh tallies of every poll that got votes,
@@ -106,12 +128,18 @@ class Polls:
         return {**poll.to_dict(), "my_vote": mine}
 
 
+def _mask(name: str) -> str:
+    name = (name or "").strip() or "?"
+    return name[0] + "***" + (name[-1] if len(name) > 2 else "")
+
+
 def register(hub: Hub, scheduler: Scheduler) -> Polls:
     polls = Polls(hub, scheduler)
     hub.command("poll.create", roles=STAFF)(polls.create)
     hub.command("poll.close", roles=STAFF)(polls.close)
     hub.command("poll.vote", roles=EVERYONE)(polls.vote)
     hub.snapshot_part("poll")(polls.snapshot_part)
+    hub.snapshot_part("quiz")(polls.quiz_part)
     scheduler.handler("poll.close")(polls.on_close_timer)
     hub.on_broadcast_end(polls.end_broadcast)
     return polls

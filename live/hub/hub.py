@@ -24,6 +24,7 @@ from redislayer import overload_code
 
 if TYPE_CHECKING:  # they import the hub: names only
     from live.hub.cmd_sales import Sales
+    from live.hub.scheduler import Scheduler
     from live.hub.stockwatch import StockWatch
 
 log = logging.getLogger("hawker.hub")
@@ -35,6 +36,7 @@ class Hub:
     # Parts live.hub.setup adds once their commands are registered (absent on a hub built without them).
     sales: Sales
     stockwatch: StockWatch
+    timers: Scheduler
 
     def __init__(self, *, sio: socketio.AsyncServer, redis: aioredis.Redis, fanout: Any, secret: str,
                  registry: Registry | None = None, node_id: str | None = None) -> None:

@@ -5,6 +5,9 @@ Keys (hash tag = broadcast):
   hub:{bc}:poll:<id>        hash    question, options (JSON), n, state, opened_at, closes_at, closed_at
   hub:{bc}:poll:<id>:votes  hash    user -> option index     (HSETNX: the first vote stands)
   hub:{bc}:poll:<id>:tally  hash    option index -> count
+  hub:{bc}:poll:<id>:times  zset    user -> server ms of their vote (a quiz ranks correct answers by it)
+
+A quiz is a poll with a `correct` option, kept hidden until the poll closes (live/hub/quizzes.py).
 
 A vote is one Lua script: check open (Redis TIME < closes_at), HSETNX the vote, HINCRBY the
 tally only when the HSETNX won (and mark the poll dirty), return the tallies. A retried vote
@@ -45,19 +48,24 @@ class Poll:
     closes_at: int
     closed_at: int | None
     tallies: list[int]
+    correct: int | None = None  # a quiz's answer: None for a poll; shown only once closed
+    quiz: bool = False
 
     @property
     def total(self) -> int:
         return sum(self.tallies)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "total": self.total}
+        d = {**asdict(self), "total": self.total}
+        if self.state != "closed":
+            d["correct"] = None  # a quiz's answer stays secret while it is open
+        return d
 
 
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
 _CREATE = _NOW + """
--- KEYS: active, poll, ARGV: id, question, options-json, n, duration-ms, ttl-s, poll key prefix
+-- KEYS: active, poll, ARGV: id, question, options-json, n, duration-ms, ttl-s, poll key prefix, correct ('' = a poll)
 local active = redis.call('GET', KEYS[1])
 if active then
   local st = redis.call('HGET', ARGV[7] .. active, 'state')
@@ -65,14 +73,14 @@ if active then
 end
 local closes = now + tonumber(ARGV[5])
 redis.call('HSET', KEYS[2], 'id', ARGV[1], 'question', ARGV[2], 'options', ARGV[3], 'n', ARGV[4],
-           'state', 'open', 'opened_at', now, 'closes_at', closes, 'closed_at', '')
+           'state', 'open', 'opened_at', now, 'closes_at', closes, 'closed_at', '', 'correct', ARGV[8])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('SET', KEYS[1], ARGV[1])
 return {'OK', tostring(closes)}
 """
 
 _VOTE = _NOW + """
--- KEYS: poll, votes, tally, dirty   ARGV: user, option, ttl-s, dirty member
+-- KEYS: poll, votes, tally, dirty, times   ARGV: user, option, ttl-s, dirty member
 local p = redis.call('HMGET', KEYS[1], 'state', 'closes_at', 'n')
 if not p[1] then return {'POLL_NOT_FOUND'} end
 local n = tonumber(p[3])
@@ -89,6 +97,8 @@ else
   redis.call('EXPIRE', KEYS[2], ARGV[3])
   redis.call('EXPIRE', KEYS[3], ARGV[3])
   redis.call('SADD', KEYS[4], ARGV[4])
+  redis.call('ZADD', KEYS[5], now, ARGV[1])
+  redis.call('EXPIRE', KEYS[5], ARGV[3])
   chosen = opt
 end
 local counts = {}
@@ -115,11 +125,12 @@ class PollStore:
         self._vote = redis.register_script(_VOTE)
         self._close = redis.register_script(_CLOSE)
 
-    async def create(self, broadcast: str, question: str, options: list[str], duration_ms: int) -> Poll:
+    async def create(self, broadcast: str, question: str, options: list[str], duration_ms: int,
+                     correct: int | None = None) -> Poll:
         poll_id = uuid.uuid4().hex[:12]
         res = await self._create(keys=[_k(broadcast, "poll"), _k(broadcast, "poll", poll_id)],
                                  args=[poll_id, question, orjson.dumps(options), len(options), duration_ms, POLL_TTL_S,
-                                       _k(broadcast, "poll", "")])
+                                       _k(broadcast, "poll", ""), "" if correct is None else correct])
         if res[0] == b"POLL_ACTIVE":
             raise PollError("POLL_ACTIVE", "close the active poll first", poll_id=res[1].decode())
         poll = await self.get(broadcast, poll_id)
@@ -139,7 +150,8 @@ class PollStore:
         return Poll(id=h["id"], broadcast=broadcast, question=h["question"], options=orjson.loads(h["options"]),
                     state=h["state"], opened_at=int(h["opened_at"]), closes_at=int(h["closes_at"]),
                     closed_at=int(h["closed_at"]) if h.get("closed_at") else None,
-                    tallies=[counts.get(i, 0) for i in range(n)])
+                    tallies=[counts.get(i, 0) for i in range(n)],
+                    correct=int(h["correct"]) if h.get("correct") else None, quiz=bool(h.get("correct")))
 
     async def active(self, broadcast: str) -> Poll | None:
         poll_id = await self._r.get(_k(broadcast, "poll"))
@@ -154,7 +166,8 @@ class PollStore:
     async def vote(self, broadcast: str, poll_id: str, user: str, option: int) -> tuple[bool, int, list[int]]:
         """(counted now?, the viewer's option, tallies). A repeat returns the first vote, uncounted."""
         res = await self._vote(keys=[_k(broadcast, "poll", poll_id), _k(broadcast, "poll", poll_id, "votes"),
-                                     _k(broadcast, "poll", poll_id, "tally"), DIRTY_KEY],
+                                     _k(broadcast, "poll", poll_id, "tally"), DIRTY_KEY,
+                                     _k(broadcast, "poll", poll_id, "times")],
                                args=[user, option, POLL_TTL_S, f"{broadcast}|{poll_id}"])
         code = res[0].decode()
         if code == "POLL_NOT_FOUND":

@@ -54,6 +54,7 @@ def setup(app: web.Application, services: Any) -> Hub:
     watch = StockWatch(services.redis, inventory, sales, node_id=node_id, period_ms=services.config.tick_ms)
     hub.sales = sales
     hub.stockwatch = watch
+    hub.timers = timers  # for parts with timed actions (auctions)
     rest.add_routes(app)
     app["hub"] = hub
     services.parts["hub"] = hub

@@ -90,6 +90,7 @@ const ERRORS = {
   VALIDATION: ["Please check the form: a value is missing or not allowed.", "입력 내용을 확인해 주세요: 빠졌거나 허용되지 않는 값이 있습니다."],
   INTERNAL: ["The server had a problem. Please try again.", "서버에 문제가 생겼습니다. 다시 시도해 주세요."],
   REDIS_UNAVAILABLE: ["The service is briefly unavailable. Please try again.", "서비스를 잠시 사용할 수 없습니다. 다시 시도해 주세요."],
+  REDIS_TOO_OLD: ["The service is not available: its database needs an upgrade.", "서비스를 사용할 수 없습니다: 데이터베이스 업그레이드가 필요합니다."],
   UNAVAILABLE: ["The service is briefly unavailable. Retrying…", "서비스를 잠시 사용할 수 없습니다. 다시 시도하는 중…"],
   REDIS_TOO_OLD: ["The service is not set up correctly (its database is too old). Please tell the shop.", "서비스 설정에 문제가 있습니다(데이터베이스 버전이 낮음). 상점에 알려 주세요."],
   BUSY: ["So many people are buying right now. Please try again in a moment.", "지금 구매하려는 분이 너무 많습니다. 잠시 후 다시 시도해 주세요."],
@@ -171,6 +172,17 @@ const ERRORS = {
   TRICKLE_NOT_SUPPORTED: ["The browser's video offer was refused.", "브라우저의 영상 연결 요청이 거부되었습니다."],
   NO_PLAYLIST: ["The video is not available yet.", "아직 영상을 볼 수 없습니다."],
   BAD_OPTION: ["That option is not in the poll.", "투표에 없는 선택지입니다."],
+  // live auctions and giveaways (live/static/hawker/formats-*.js)
+  AUCTION_NOT_FOUND: ["That auction is not in this show.", "이 방송에 없는 경매입니다."],
+  BID_TOO_LOW: ["Someone bid first: your bid is below the minimum now.", "다른 분이 먼저 입찰했습니다: 입찰가가 최소 금액보다 낮습니다."],
+  MAX_TOO_LOW: ["Your new max bid must be above your current one.", "새 최대 입찰가는 현재 최대 입찰가보다 높아야 합니다."],
+  OWN_HIGH_BID: ["You already have the high bid.", "이미 최고 입찰자입니다."],
+  AUCTION_CLOSED: ["The auction is over.", "경매가 끝났습니다."],
+  NOT_STARTED: ["The auction has not started: set a max bid to pre-bid.", "경매가 아직 시작되지 않았습니다: 최대 입찰가로 사전 입찰하세요."],
+  AUCTION_STARTED: ["A started auction cannot be cancelled.", "시작된 경매는 취소할 수 없습니다."],
+  GIVEAWAY_NOT_FOUND: ["That giveaway is not in this show.", "이 방송에 없는 경품 행사입니다."],
+  GIVEAWAY_ACTIVE: ["Draw or cancel the open giveaway first.", "먼저 진행 중인 경품 행사를 추첨하거나 취소하세요."],
+  GIVEAWAY_CLOSED: ["This giveaway is closed.", "이 경품 행사는 마감되었습니다."],
   BELOW_COMMITTED: ["Stock cannot go below what is already held or sold.", "이미 보류되거나 판매된 수량보다 적게 할 수 없습니다."],
   CONFIRM_FAILED: ["The order could not be confirmed.", "주문을 확정하지 못했습니다."],
   LOT_EXISTS: ["That sale already exists.", "이미 있는 세일입니다."],
@@ -209,6 +221,8 @@ export function setLang(l) {
   for (const fn of listeners) fn(l);
 }
 export function onLang(fn) { listeners.push(fn); }
+/** More words from a feature module ({key: text} per language), so the tables here stay small. */
+export function addStrings(en, ko) { Object.assign(EN, en); Object.assign(KO, ko); }
 
 export function t(key, vars = {}) {
   const s = TABLES[lang][key] ?? EN[key] ?? key;

@@ -3,6 +3,7 @@
 import { applyI18n, errorText, langSwitcher, onLang, t } from "./i18n.js";
 import { $, Clock, ask, claims, connect, el, money, newer, onSnapshot, rid, showError } from "./common.js";
 import { fetchAnalytics, moneyLine, perMinute, timeChart } from "./charts.js";
+import { mountStudioFormats } from "./formats-studio.js";
 
 const errBox = $("#error");
 const clock = new Clock();
@@ -54,6 +55,7 @@ function start({ token, broadcast }) {
     }
   });
   const cmd = async (event, payload) => { const ack = await ask(socket, event, payload); if (!ack.ok) showError(errBox, ack.error); return ack; };
+  mountStudioFormats({ socket, clock, errBox, broadcast: () => (S.snap && S.snap.broadcast_id) || bc }); // formats-studio.js
 
   onSnapshot(socket, (snap) => {
     S.snap = snap;

@@ -5,6 +5,7 @@ import { Player } from "./video.js";
 import { socialProof } from "./proof.js";
 import { shippingForm } from "./shipping.js";
 import { shoppableReplay } from "./replay.js";
+import { mountPlayerFormats } from "./formats-player.js";
 
 const body = document.body;
 const broadcast = JSON.parse(body.dataset.broadcast);
@@ -64,6 +65,7 @@ const me = claims(token) || {};
 langSwitcher($("#lang"));
 applyI18n(document);
 const socket = connect(token);
+mountPlayerFormats({ socket, clock, errBox }); // auctions, giveaways, quizzes (formats-player.js)
 const video = new Player($("#video"), socket, (s) => {
   $("#video-status").textContent = s === "waiting" ? t("media.waiting") : s === "stalled" ? t("media.stalled")
     : s === "failed" ? errorText("VIDEO_FAILED") : "";

@@ -5,6 +5,8 @@ or nodes, this record lets every other process (1) refuse another host with 409 
 takes the claim over: its new publish wins, the old process ends its copy) and (2)
 answer viewers that reach it with `503 USE_HLS` (reason `other_process`) instead of `404 NOT_LIVE`,
 and report `live: true` in the media state: HLS segments are plain files every process serves.
+The record also names the origin's internal listener (`url`): other processes pull the broadcast
+from there to serve their own WebRTC viewers (cascade, live/media/edge.py).
 The claim is a key with a TTL, renewed while the publish lives, so a crashed process frees it."""
 from __future__ import annotations
 
@@ -59,12 +61,14 @@ class PublishClaims:
         self.redis = redis
         self.node_id = node_id
         self.on_lost: LostListener | None = None
+        self.url: str | None = None  # this process's internal listener: edges pull from here (cascade)
         self._held: dict[str, tuple[str, bytes]] = {}  # broadcast -> (session id, value)
         self._renewers: dict[str, asyncio.Task[None]] = {}
 
     async def claim(self, broadcast: str, session_id: str, sub: str, codec: str | None = None) -> bool:
         """True if this process may publish `broadcast` for host `sub` (or Redis cannot tell)."""
-        value = orjson.dumps({"node": self.node_id, "session": session_id, "sub": sub, "codec": codec})
+        value = orjson.dumps({"node": self.node_id, "session": session_id, "sub": sub, "codec": codec,
+                              "url": self.url})
         if self.redis is not None:
             try:
                 ok = await self.redis.eval(_CLAIM, 1, _key(broadcast), value, sub, TTL_MS)
@@ -119,7 +123,7 @@ class PublishClaims:
                         TTL_MS // 1000, exc_info=True)
 
     async def holder(self, broadcast: str) -> dict[str, Any] | None:
-        """The claim of another process, if any ({"node", "session", "sub", "codec"})."""
+        """The claim of another process, if any ({"node", "session", "sub", "codec", "url"})."""
         if self.redis is None:
             return None
         try:

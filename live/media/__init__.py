@@ -42,7 +42,9 @@ def setup(app: web.Application, services: Any) -> MediaService:
                          sessions_per_user=config.webrtc_sessions_per_user, offer_limits=limits,
                          viewer_connect_timeout_s=config.webrtc_connect_timeout_s,
                          stall_s=config.media_stall_s, stall_grace_s=config.media_stall_grace_s,
-                         secret=config.secret, edge_linger_s=config.media_edge_linger_s)
+                         secret=config.secret, edge_linger_s=config.media_edge_linger_s,
+                         keyframe_warn_s=config.media_keyframe_warn_s,
+                         bitrate_warn_kbps=config.media_bitrate_warn_kbps)
     app["media"] = media
     services.parts["media"] = media
     add_routes(app)

@@ -22,6 +22,7 @@ from live.media import edge, ice, metrics, tap
 from live.media.claims import PublishClaims
 from live.media.edge import EdgeError, EdgePull
 from live.media.forward import ForwardTrack, prepare_sender
+from live.media.ingest import IngestCheck
 from live.media.limits import OfferLimits
 from live.media.rtpout import RtpOutput
 from live.media.sdp import check_offer
@@ -67,6 +68,7 @@ class PublishSession:
     last_frame: float = field(default_factory=time.monotonic)
     stalled_at: float | None = None  # monotonic time the host's media stopped (None: flowing)
     lost: bool = False  # the host's connection is gone: only a takeover or the grace end it
+    ingest: IngestCheck = field(default_factory=IngestCheck)  # encoder-settings warnings (media.state)
 
 
 @dataclass(eq=False)
@@ -99,7 +101,8 @@ class MediaService:
                  sessions_per_user: int = SESSIONS_PER_USER, offer_limits: OfferLimits | None = None,
                  viewer_connect_timeout_s: float = VIEWER_CONNECT_TIMEOUT_S,
                  stall_s: float = STALL_S, stall_grace_s: float = STALL_GRACE_S,
-                 secret: str = "", edge_linger_s: float = EDGE_LINGER_S) -> None:
+                 secret: str = "", edge_linger_s: float = EDGE_LINGER_S,
+                 keyframe_warn_s: float = 4.0, bitrate_warn_kbps: int = 4000) -> None:
         if forward not in ("direct", "sender"):
             raise ValueError("forward must be 'direct' (fan-out loop) or 'sender' (aiortc RTCRtpSender per viewer)")
         self.forward = forward
@@ -132,6 +135,8 @@ class MediaService:
         self._pulling: dict[str, asyncio.Future[EdgePull]] = {}
         self._edge_sessions = 0  # entries of self.viewers that are other processes' pulls
         self._http: Any = None  # aiohttp.ClientSession for pulls, made on first use
+        self.keyframe_warn_s = keyframe_warn_s
+        self.bitrate_warn_kbps = bitrate_warn_kbps
 
     # ---- state -------------------------------------------------------------------------------
 
@@ -182,6 +187,7 @@ class MediaService:
             "webrtc_viewers": self.viewer_count(broadcast),
             "webrtc_cap": self.viewer_cap,
             "fanout_busy": round(self.load.fraction(), 3),
+            "warnings": list(pub.ingest.warnings) if live and pub else [],
             "ts": int(time.time() * 1000),
         }
 
@@ -259,7 +265,8 @@ class MediaService:
         session: PublishSession | None = None
         requester = KeyframeRequester(lambda: self._send_pli(session))
         stream = Stream(broadcast=broadcast, session_id=session_id, keyframes=requester, load=self.load)
-        session = PublishSession(id=session_id, broadcast=broadcast, sub=sub, pc=pc, stream=stream)
+        session = PublishSession(id=session_id, broadcast=broadcast, sub=sub, pc=pc, stream=stream,
+                                 ingest=IngestCheck(self.keyframe_warn_s, self.bitrate_warn_kbps))
 
         @pc.on("track")
         def _on_track(track: Any) -> None:
@@ -409,6 +416,9 @@ class MediaService:
             self._check_cap_flip()  # the load guard can flip the mode without anyone joining
         if not session.went_live:
             session.went_live = True
+            self._emit(session.broadcast)
+        if session.ingest.feed(frame) and not session.closed:  # tell the host at once (media.state)
+            log.warning("publish %s: ingest warnings %s", session.broadcast, session.ingest.warnings)
             self._emit(session.broadcast)
         session.stream.on_frame(frame)
 

@@ -150,7 +150,7 @@ class Bench:
         env = {**os.environ, "HAWKER_SECRET": SECRET, "HAWKER_PORT": str(self.port),
                "HAWKER_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "HAWKER_MEDIA_DIR": os.path.join(self.tmp, "media"),
                "HAWKER_WEBRTC_VIEWER_CAP": str(self.args.cap), "HAWKER_LOG_LEVEL": "warning",
-               "HAWKER_MEDIA_FORWARD": self.args.forward,
+               "HAWKER_MEDIA_FORWARD": self.args.forward, "HAWKER_PAYMENT_PROVIDER": "sandbox",
                # every synthetic viewer comes from this one machine: no per-address offer limit
                "HAWKER_WEBRTC_OFFER_IP_RATE": "0"}
         profile = ["-m", "cProfile", "-o", self.args.profile] if self.args.profile else []
@@ -158,6 +158,8 @@ class Bench:
         self.procs.append(server)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise RuntimeError(f"the server exited with code {server.returncode}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return server

@@ -42,6 +42,7 @@ STALL_S = 5.0  # no media from a live host for this long -> "stalled" (Config.me
 STALL_GRACE_S = 30.0  # a stalled publish ends after this unless the host comes back (Config.media_stall_grace_s)
 EDGE_LINGER_S = 5.0  # an edge keeps its pull this long after its last viewer left (Config.media_edge_linger_s)
 EDGE_WATCH_S = 2.0  # how often an edge checks in Redis that its origin still holds the publish
+FORWARD_MODES = ("direct", "direct-unbatched", "sender")  # HAWKER_MEDIA_FORWARD; the last two for comparison
 MAX_EDGES = 64  # edge pulls one origin serves per broadcast (they take no viewer slot)
 
 StateListener = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -103,8 +104,9 @@ class MediaService:
                  stall_s: float = STALL_S, stall_grace_s: float = STALL_GRACE_S,
                  secret: str = "", edge_linger_s: float = EDGE_LINGER_S,
                  keyframe_warn_s: float = 4.0, bitrate_warn_kbps: int = 4000) -> None:
-        if forward not in ("direct", "sender"):
-            raise ValueError("forward must be 'direct' (fan-out loop) or 'sender' (aiortc RTCRtpSender per viewer)")
+        if forward not in FORWARD_MODES:
+            raise ValueError("forward must be 'direct' (fan-out loop, GSO batches), 'direct-unbatched' (one "
+                             "sendto per packet) or 'sender' (aiortc RTCRtpSender per viewer)")
         self.forward = forward
         self.claims = claims or PublishClaims(None, secrets.token_hex(6))
         self.ice_servers = ice_servers
@@ -682,9 +684,9 @@ class MediaService:
                     await self.end_play(broadcast, session_id)
                     return
                 session.attached = True
-                if self.forward == "direct":
+                if self.forward != "sender":
                     session.outputs = [
-                        RtpOutput(t.sender.track.kind, t, want_keyframe)
+                        RtpOutput(t.sender.track.kind, t, want_keyframe, batch=self.forward == "direct")
                         for t in pc.getTransceivers() if isinstance(t.sender.track, ForwardTrack)
                     ]
                     live.add_outputs(session.outputs)

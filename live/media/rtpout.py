@@ -118,7 +118,7 @@ class RtpOutput:
         addr = pair.remote_addr
         sock = transport._sock if not transport._buffer else None  # asyncio's fast path, minus checks
         payloads = frame.payloads()
-        if self.batch and sock is not None and len(payloads) > 1 and _GSO["ok"]:
+        if self.batch and sock is not None:
             self._send_batched(frame, payloads, srtp, sock, transport, addr, ntp)
             return
         # pylibsrtp's Session.protect, inlined: one shared 1500-byte buffer, no per-call allocation
@@ -188,28 +188,40 @@ class RtpOutput:
                 octets += len(payload)
                 seq = (seq + 1) & 0xFFFF
             total = off - seg + size
-            data = view[:total]
+            if end - start == 1 or not _GSO["ok"]:
+                self._send_each(sock, transport, addr, total, seg)
+                continue
             try:
-                if end - start == 1:
-                    sock.sendto(data, addr)
-                else:
-                    sock.sendmsg([data], [(SOL_UDP, UDP_SEGMENT, pack("=H", seg))], 0, addr)
-                    self.batches += 1
+                sock.sendmsg([view[:total]], [(SOL_UDP, UDP_SEGMENT, pack("=H", seg))], 0, addr)
+                self.batches += 1
             except (BlockingIOError, InterruptedError):
                 for o in range(0, total, seg):  # the socket is full: asyncio queues them one by one
                     transport.sendto(bytes(view[o:min(o + seg, total)]), addr)  # type: ignore[attr-defined]
             except OSError as exc:
-                if exc.errno in _GSO_REFUSED and end - start > 1:
+                if exc.errno in _GSO_REFUSED:
                     _GSO["ok"] = False  # this kernel/route has no UDP GSO: per-packet sends from now on
                     log.warning("UDP GSO refused (%s): the fan-out sends one packet per system call", exc)
-                    for o in range(0, total, seg):
-                        try:
-                            sock.sendto(view[o:min(o + seg, total)], addr)
-                        except OSError:
-                            pass
+                    self._send_each(sock, transport, addr, total, seg)
                 # else: ICMP errors etc.: UDP is best effort, RTCP/consent will notice
         self.seq = seq
         self._sent(len(payloads), octets, ts, ntp)
+
+    @staticmethod
+    def _send_each(sock: socket.socket, transport: object, addr: tuple[str, int], total: int, seg: int) -> None:
+        """The arena's datagrams one `sendto` each (one packet, or no GSO here)."""
+        view = _ARENA_VIEW
+        for o in range(0, total, seg):
+            packet = view[o:min(o + seg, total)]
+            if sock is None:
+                transport.sendto(bytes(packet), addr)  # type: ignore[attr-defined]
+                continue
+            try:
+                sock.sendto(packet, addr)
+            except (BlockingIOError, InterruptedError):
+                transport.sendto(bytes(packet), addr)  # type: ignore[attr-defined]  # queued by asyncio
+                sock = None  # type: ignore[assignment]
+            except OSError:
+                pass  # ICMP errors etc.
 
     def _sent(self, packets: int, octets: int, ts: int, ntp: int) -> None:
         self.frames += 1

@@ -209,3 +209,47 @@ async def test_an_origin_that_dies_without_a_goodbye_ends_the_edge_viewers(make_
     assert "b1" not in edge.app["media"].pulls
     await viewer.stop()
     await pub.stop(http)
+
+
+async def test_hawker_serve_with_two_workers_gives_webrtc_on_the_non_publishing_worker(redis_url, media_ip, token,
+                                                                                        tmp_path):
+    """The real thing: `hawker serve --workers 2` on one port. The host's publish lands on one
+    worker; offers (a new TCP connection each) spread over both, and the worker that does not hold
+    the publish answers as an edge with decodable video and audio instead of USE_HLS."""
+    import signal
+
+    from tests.foundation.procs import hawker, stop, wait_http
+
+    port = free_port()
+    proc = hawker("serve", "--port", str(port), "--workers", "2", "--redis-url", redis_url, "--log-level", "warning",
+                  "--media-dir", str(tmp_path / "media"),
+                  env={"HAWKER_SECRET": TEST_SECRET, "HAWKER_PAYMENT_PROVIDER": "sandbox",
+                       "HAWKER_WEBRTC_OFFER_IP_RATE": "0"})
+    url = f"http://127.0.0.1:{port}"
+    viewers: list[Viewer] = []
+    try:
+        await wait_http(url + "/readyz", proc)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+            pub = Publisher(url, "b1", token("host", "b1", "h1"), width=320, height=240)
+            await pub.start(http)
+            roles: dict[str, Viewer] = {}
+            for i in range(40):  # until both workers answered one
+                viewer = Viewer(url, "b1", token("viewer", "b1", f"v{i}"))
+                viewers.append(viewer)
+                assert await viewer.start(http), viewer.error  # never 503 USE_HLS reason=other_process
+                async with http.get(url + "/api/media/b1") as resp:
+                    assert (await resp.json())["mode"] == "webrtc"
+                roles.setdefault(viewer.role or "", viewer)
+                if {"origin", "edge"} <= set(roles):
+                    break
+            assert {"origin", "edge"} <= set(roles), f"every offer went to one worker: {set(roles)}"
+            edge_viewer = roles["edge"]
+            await wait_for(lambda: len(edge_viewer.sizes) >= 10 and edge_viewer.audio_frames >= 10, 60,
+                           "video and audio on the edge worker")
+            assert set(edge_viewer.sizes) == {(320, 240)}
+            assert await pub.stop(http) == 200
+            await wait_for(edge_viewer.ended.is_set, 30, "the edge worker to end its viewer with the publish")
+    finally:
+        for v in viewers:
+            await v.stop()
+        assert stop(proc, signal.SIGTERM, timeout=90) == 0

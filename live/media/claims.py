@@ -1,12 +1,11 @@
 """Which process holds a broadcast's publish, shared through Redis.
 
-WebRTC fan-out happens in the process that holds the WHIP session. With several worker processes
-or nodes, this record lets every other process (1) refuse another host with 409 (the same host
-takes the claim over: its new publish wins, the old process ends its copy) and (2)
-answer viewers that reach it with `503 USE_HLS` (reason `other_process`) instead of `404 NOT_LIVE`,
-and report `live: true` in the media state: HLS segments are plain files every process serves.
-The record also names the origin's internal listener (`url`): other processes pull the broadcast
-from there to serve their own WebRTC viewers (cascade, live/media/edge.py).
+The process that holds the WHIP session is the origin. With several worker processes or nodes,
+this record lets every other process (1) refuse another host with 409 (the same host takes the
+claim over: its new publish wins, the old process ends its copy), (2) pull the broadcast from the
+origin's internal listener named in the record (`url`) to serve its own WebRTC viewers (cascade,
+live/media/edge.py) - or, with the cascade off, answer them `503 USE_HLS` (reason
+`other_process`) instead of `404 NOT_LIVE` - and (3) report `live: true` in the media state.
 The claim is a key with a TTL, renewed while the publish lives, so a crashed process frees it."""
 from __future__ import annotations
 

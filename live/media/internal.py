@@ -114,7 +114,7 @@ class InternalListener:
 
     def __init__(self, media: Any, secret: str, listen: str, advertise: str = "") -> None:
         host, _, port = listen.rpartition(":")
-        self.host = host or "127.0.0.1"
+        self.host = host.strip("[]") or "127.0.0.1"
         self.port = int(port or 0)
         self.advertise = advertise or self.host
         self._app = build_app(media, secret)

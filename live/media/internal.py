@@ -30,6 +30,7 @@ AUDIENCE = "hawker-media-edge"
 ROLE = "edge"
 TTL_S = 60
 PULL_PATH = "/internal/media/{broadcast}/pull"
+PUBLISH_PATH = "/internal/media/{broadcast}/publish/{session}"
 
 
 def _key(secret: str) -> bytes:
@@ -102,9 +103,22 @@ def build_app(media: Any, secret: str) -> web.Application:
             return error_response(exc.status, exc.code, exc.message, **exc.details)
         return web.Response(status=200)
 
+    async def end_publish(request: web.Request) -> web.StreamResponse:
+        """A host's WHIP DELETE that reached another process (workers share the port): that
+        process checked the host token and forwards it here, to the process holding the publish."""
+        try:
+            broadcast = check_broadcast(request.match_info["broadcast"])
+            verify_edge_token(secret, _bearer(request), broadcast)
+            if not await media.end_publish(broadcast, request.match_info["session"]):
+                raise ApiError(404, "SESSION_NOT_FOUND", "no such publish session")
+        except ApiError as exc:
+            return error_response(exc.status, exc.code, exc.message, **exc.details)
+        return web.Response(status=200)
+
     app = web.Application(client_max_size=64 * 1024)
     app.router.add_post(PULL_PATH, pull)
     app.router.add_delete(PULL_PATH + "/{session}", unpull)
+    app.router.add_delete(PUBLISH_PATH, end_publish)
     return app
 
 

@@ -95,7 +95,7 @@ async def whip_post(request: web.Request) -> web.StreamResponse:
 async def whip_delete(request: web.Request) -> web.StreamResponse:
     broadcast = check_broadcast(request.match_info["broadcast"])
     auth.require(request, roles=("host",), broadcast=broadcast)
-    if not await _media(request).end_publish(broadcast, request.match_info["session"]):
+    if not await _media(request).end_publish_anywhere(broadcast, request.match_info["session"]):
         raise ApiError(404, "SESSION_NOT_FOUND", "no such publish session")
     return web.Response(status=200)
 

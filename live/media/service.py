@@ -465,6 +465,32 @@ class MediaService:
         self._emit(broadcast)
         return True
 
+    async def end_publish_anywhere(self, broadcast: str, session_id: str) -> bool:
+        """`end_publish`, also when the session is held by another process: with workers sharing
+        the port, OBS's DELETE lands on any of them; the one it reached forwards it to the origin
+        (internal listener, internal token). False if no process holds that session."""
+        if await self.end_publish(broadcast, session_id):
+            return True
+        holder = await self.claims.holder(broadcast)
+        if holder is None or holder.get("session") != session_id or not holder.get("url") or not self.secret:
+            return False
+        import aiohttp
+
+        from live.media.internal import PUBLISH_PATH, mint_edge_token
+
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession()
+        url = str(holder["url"]).rstrip("/") + PUBLISH_PATH.format(broadcast=broadcast, session=session_id)
+        token = mint_edge_token(self.secret, self.claims.node_id, broadcast)
+        try:
+            async with self._http.delete(url, headers={"Authorization": f"Bearer {token}"},
+                                         timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                return resp.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            log.warning("forwarding the end of publish %s to %s failed", broadcast, holder.get("node"))
+            raise ApiError(503, "UNAVAILABLE", "the process holding this publish cannot be reached; retry",
+                           retry_after=1000) from None
+
     # ---- cascade: this process as an edge of the origin that holds the publish ------------------
 
     async def _edge_stream(self, broadcast: str, holder: dict[str, Any]) -> Stream:

@@ -253,3 +253,33 @@ async def test_hawker_serve_with_two_workers_gives_webrtc_on_the_non_publishing_
         for v in viewers:
             await v.stop()
         assert stop(proc, signal.SIGTERM, timeout=90) == 0
+
+
+async def test_a_whip_delete_that_reaches_another_process_ends_the_publish(make_server, http, token, tmp_path):
+    """Workers share the port, so OBS's Stop streaming (DELETE on its Location) may reach a process
+    that does not hold the publish. Before: 404 SESSION_NOT_FOUND and the show went on. Now that
+    process forwards it to the origin (internal listener, internal token)."""
+    origin, edge = await _origin_and_edge(make_server, tmp_path)
+    pub = Publisher(origin.url, "b1", token("host", "b1", "h1"))
+    await pub.start(http)
+    viewer = Viewer(edge.url, "b1", token("viewer", "b1", "v1"))
+    assert await viewer.start(http), viewer.error
+    await wait_for(lambda: len(viewer.sizes) >= 3, 60, "video on the edge")
+    assert pub.location
+    session = pub.location.rsplit("/", 1)[-1]
+    # the internal door refuses anything but an internal token
+    internal = origin.app["media"].edge_url + f"/internal/media/b1/publish/{session}"
+    async with http.delete(internal, headers={"Authorization": f"Bearer {token('host', 'b1', 'h1')}"}) as resp:
+        assert resp.status == 401 and "b1" in origin.app["media"].publishers
+    # a wrong session id through the other process is still 404
+    async with http.delete(f"{edge.url}/whip/b1/not-a-session",
+                           headers={"Authorization": f"Bearer {token('host', 'b1', 'h1')}"}) as resp:
+        assert resp.status == 404
+    async with http.delete(f"{edge.url}{pub.location}",
+                           headers={"Authorization": f"Bearer {token('host', 'b1', 'h1')}"}) as resp:
+        assert resp.status == 200
+    assert "b1" not in origin.app["media"].publishers
+    await wait_for(viewer.ended.is_set, 30, "the edge viewer to end with the publish")
+    await viewer.stop()
+    pub.location = None
+    await pub.stop(http)

@@ -66,6 +66,12 @@ _FLAG_HELP = {
     "webrtc_connect_timeout_s": "seconds a viewer's peer connection may take to connect before its slot is freed",
     "media_stall_s": "seconds without RTP from the host before media.state says stalled",
     "media_stall_grace_s": "seconds a stalled publish is held for the host to come back before it ends",
+    "media_edge_listen": ("HOST:PORT of this process's internal listener for edge pulls "
+                          "(port 0: any free port per process; empty: no cascade)"),
+    "media_edge_advertise": "host other processes/nodes use to reach the internal listener (default: the listen host)",
+    "media_edge_linger_s": "seconds an edge keeps its pull from the origin after its last WebRTC viewer left",
+    "media_keyframe_warn_s": "keyframes further apart than this (H.264 ingest) -> media.state warning KEYFRAME_INTERVAL_LONG",
+    "media_bitrate_warn_kbps": "host video above this bitrate (5 s average) -> media.state warning BITRATE_HIGH",
     "pii_retention_days": "days buyers' contact data stays on orders (then removed; totals stay for the audit)",
     "dead_letter_retention_days": "days a dead-letter webhook delivery (with its body) is kept",
     "sale_compact_after_s": "seconds after a closed sale's last stock change before it is compacted to its "

@@ -86,6 +86,12 @@ class Config:
     auction_bid_rate: float = 5.0
     auction_bid_burst: int = 10
     auction_hold_s: int = 600
+    # media cascade and ingest checks (live/media/edge.py, live/media/ingest.py; docs/media.md)
+    media_edge_listen: str = "127.0.0.1:0"
+    media_edge_advertise: str = ""
+    media_edge_linger_s: float = 5.0
+    media_keyframe_warn_s: float = 4.0
+    media_bitrate_warn_kbps: int = 4000
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

@@ -163,6 +163,7 @@ class Viewer:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     status: int = 0
     error: dict[str, Any] | None = None
+    role: str | None = None  # X-Hawker-Media-Role: "origin" or "edge" (cascade)
 
     async def start(self, session: aiohttp.ClientSession) -> bool:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -184,6 +185,7 @@ class Viewer:
             await self.pc.close()
             return False
         self.location = headers["Location"]
+        self.role = headers.get("X-Hawker-Media-Role")
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
         return True
 

@@ -15,6 +15,7 @@ from aiohttp import web
 from live.media import ice
 from live.media.claims import PublishClaims
 from live.media.hls import HlsService
+from live.media.internal import InternalListener
 from live.media.limits import OfferLimits
 from live.media.routes import add_routes
 from live.media.service import MediaService
@@ -40,7 +41,10 @@ def setup(app: web.Application, services: Any) -> MediaService:
                          hls=hls, forward=forward, claims=claims,
                          sessions_per_user=config.webrtc_sessions_per_user, offer_limits=limits,
                          viewer_connect_timeout_s=config.webrtc_connect_timeout_s,
-                         stall_s=config.media_stall_s, stall_grace_s=config.media_stall_grace_s)
+                         stall_s=config.media_stall_s, stall_grace_s=config.media_stall_grace_s,
+                         secret=config.secret, edge_linger_s=config.media_edge_linger_s,
+                         keyframe_warn_s=config.media_keyframe_warn_s,
+                         bitrate_warn_kbps=config.media_bitrate_warn_kbps)
     app["media"] = media
     services.parts["media"] = media
     add_routes(app)
@@ -48,8 +52,20 @@ def setup(app: web.Application, services: Any) -> MediaService:
 
     signalling.setup(app, services, media)
 
+    listener = InternalListener(media, config.secret, config.media_edge_listen, config.media_edge_advertise) \
+        if config.media_edge_listen else None
+
+    async def _listen(_app: web.Application) -> None:
+        """The internal listener for edge pulls (cascade); its URL goes into the publish claim."""
+        if listener is not None:
+            url = await listener.start()
+            media.edge_url = claims.url = url
+
     async def _close(_app: web.Application) -> None:
         await media.close()
+        if listener is not None:
+            await listener.stop()
 
+    app.on_startup.append(_listen)
     app.on_shutdown.append(_close)
     return media

@@ -1,10 +1,11 @@
 """Which process holds a broadcast's publish, shared through Redis.
 
-WebRTC fan-out happens in the process that holds the WHIP session. With several worker processes
-or nodes, this record lets every other process (1) refuse another host with 409 (the same host
-takes the claim over: its new publish wins, the old process ends its copy) and (2)
-answer viewers that reach it with `503 USE_HLS` (reason `other_process`) instead of `404 NOT_LIVE`,
-and report `live: true` in the media state: HLS segments are plain files every process serves.
+The process that holds the WHIP session is the origin. With several worker processes or nodes,
+this record lets every other process (1) refuse another host with 409 (the same host takes the
+claim over: its new publish wins, the old process ends its copy), (2) pull the broadcast from the
+origin's internal listener named in the record (`url`) to serve its own WebRTC viewers (cascade,
+live/media/edge.py) - or, with the cascade off, answer them `503 USE_HLS` (reason
+`other_process`) instead of `404 NOT_LIVE` - and (3) report `live: true` in the media state.
 The claim is a key with a TTL, renewed while the publish lives, so a crashed process frees it."""
 from __future__ import annotations
 
@@ -60,12 +61,14 @@ class PublishClaims:
         self.redis = redis
         self.node_id = node_id
         self.on_lost: LostListener | None = None
+        self.url: str | None = None  # this process's internal listener: edges pull from here (cascade)
         self._held: dict[str, tuple[str, bytes]] = {}  # broadcast -> (session id, value)
         self._renewers: dict[str, asyncio.Task[None]] = {}
 
     async def claim(self, broadcast: str, session_id: str, sub: str, codec: str | None = None) -> bool:
         """True if this process may publish `broadcast` for host `sub` (or Redis cannot tell)."""
-        value = orjson.dumps({"node": self.node_id, "session": session_id, "sub": sub, "codec": codec})
+        value = orjson.dumps({"node": self.node_id, "session": session_id, "sub": sub, "codec": codec,
+                              "url": self.url})
         if self.redis is not None:
             try:
                 ok = await self.redis.eval(_CLAIM, 1, _key(broadcast), value, sub, TTL_MS)
@@ -123,7 +126,7 @@ class PublishClaims:
                         TTL_MS // 1000, exc_info=True)
 
     async def holder(self, broadcast: str) -> dict[str, Any] | None:
-        """The claim of another process, if any ({"node", "session", "sub", "codec"})."""
+        """The claim of another process, if any ({"node", "session", "sub", "codec", "url"})."""
         if self.redis is None:
             return None
         try:

@@ -29,6 +29,7 @@ class EncodedFrame:
     picture_id: int = 0  # VP8 picture id, shared by all viewers (one packetization)
     arrival: float = field(default_factory=time.monotonic)
     _payloads: list[bytes] | None = None
+    _runs: list[tuple[int, int]] | None = None
 
     @property
     def time_base(self) -> Fraction:
@@ -43,6 +44,32 @@ class EncodedFrame:
         if self._payloads is None:
             self._payloads = packetize(self)
         return self._payloads
+
+    def runs(self) -> list[tuple[int, int]]:
+        """`payloads()` cut into runs one UDP GSO send can carry (computed once, shared)."""
+        if self._runs is None:
+            self._runs = gso_runs([len(p) for p in self.payloads()])
+        return self._runs
+
+
+MAX_SEGMENTS = 40  # packets per GSO send (<= 64 by the kernel, and <= 64 KiB in all)
+
+
+def gso_runs(sizes: list[int], max_segments: int = MAX_SEGMENTS) -> list[tuple[int, int]]:
+    """[start, end) index runs of equal sizes, each closed by at most one smaller packet: the shape
+    a UDP_SEGMENT send needs (every segment the same size but the last). The RTP header and SRTP
+    trailer are the same for every packet of a viewer, so equal payloads make equal datagrams."""
+    runs: list[tuple[int, int]] = []
+    i, n = 0, len(sizes)
+    while i < n:
+        size, j = sizes[i], i + 1
+        while j < n and j - i < max_segments and sizes[j] == size:
+            j += 1
+        if j < n and j - i < max_segments and sizes[j] < size:
+            j += 1
+        runs.append((i, j))
+        i = j
+    return runs
 
 
 def packetize(frame: EncodedFrame) -> list[bytes]:

@@ -14,3 +14,5 @@ VIEWER_OVERFLOWS = Counter("hawker_media_viewer_overflows_total",
 REFUSED = Counter("hawker_media_sessions_refused_total", "WHIP/WHEP/hub offers refused, by code", ["code"])
 TAKEOVERS = Counter("hawker_media_takeovers_total", "Publishes replaced by a new WHIP session of the same host")
 STALLS = Counter("hawker_media_stalls_total", "Times a live publish went stalled (no media, or its connection lost)")
+EDGE_PULLS = Gauge("hawker_media_edge_pulls", "Broadcasts this node pulls from their origin process (cascade)",
+                   multiprocess_mode="livesum")

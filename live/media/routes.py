@@ -15,7 +15,7 @@ from live.media.service import MediaService, check_broadcast
 SDP = "application/sdp"
 CORS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "Location, Link, ETag, Accept-Post, Retry-After",
+    "Access-Control-Expose-Headers": "Location, Link, ETag, Accept-Post, Retry-After, X-Hawker-Media-Role",
 }
 PREFLIGHT = {
     **CORS,
@@ -95,7 +95,7 @@ async def whip_post(request: web.Request) -> web.StreamResponse:
 async def whip_delete(request: web.Request) -> web.StreamResponse:
     broadcast = check_broadcast(request.match_info["broadcast"])
     auth.require(request, roles=("host",), broadcast=broadcast)
-    if not await _media(request).end_publish(broadcast, request.match_info["session"]):
+    if not await _media(request).end_publish_anywhere(broadcast, request.match_info["session"]):
         raise ApiError(404, "SESSION_NOT_FOUND", "no such publish session")
     return web.Response(status=200)
 
@@ -108,8 +108,12 @@ async def whep_post(request: web.Request) -> web.StreamResponse:
     broadcast = check_broadcast(request.match_info["broadcast"])
     claims = auth.require(request, broadcast=broadcast)
     sdp = await _read_sdp(request)
-    answer = await _media(request).play(broadcast, sdp, claims.sub, via="whep", address=request.remote)
-    return _created(request, f"/whep/{broadcast}/{answer.session_id}", answer.sdp)
+    media = _media(request)
+    answer = await media.play(broadcast, sdp, claims.sub, via="whep", address=request.remote)
+    resp = _created(request, f"/whep/{broadcast}/{answer.session_id}", answer.sdp)
+    # who serves this viewer: the process holding the publish, or an edge pulling it (cascade)
+    resp.headers["X-Hawker-Media-Role"] = "origin" if broadcast in media.publishers else "edge"
+    return resp
 
 
 @cors

@@ -19,9 +19,11 @@ from aiortc.exceptions import InternalError, InvalidStateError, OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 
 from live.errors import ApiError
-from live.media import ice, metrics, tap
+from live.media import edge, ice, metrics, tap
 from live.media.claims import PublishClaims
+from live.media.edge import EdgeError, EdgePull
 from live.media.forward import ForwardTrack, prepare_sender
+from live.media.ingest import IngestCheck
 from live.media.limits import OfferLimits
 from live.media.rtpout import RtpOutput
 from live.media.sdp import check_offer
@@ -39,6 +41,10 @@ VIEWER_CONNECT_TIMEOUT_S = 10.0  # ...nor a viewer a WebRTC slot (Config.webrtc_
 SESSIONS_PER_USER = 2  # viewer sessions per user and broadcast (Config.webrtc_sessions_per_user)
 STALL_S = 5.0  # no media from a live host for this long -> "stalled" (Config.media_stall_s)
 STALL_GRACE_S = 30.0  # a stalled publish ends after this unless the host comes back (Config.media_stall_grace_s)
+EDGE_LINGER_S = 5.0  # an edge keeps its pull this long after its last viewer left (Config.media_edge_linger_s)
+EDGE_WATCH_S = 2.0  # how often an edge checks in Redis that its origin still holds the publish
+FORWARD_MODES = ("direct", "direct-unbatched", "sender")  # HAWKER_MEDIA_FORWARD; the last two for comparison
+MAX_EDGES = 64  # edge pulls one origin serves per broadcast (they take no viewer slot)
 
 StateListener = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -64,6 +70,7 @@ class PublishSession:
     last_frame: float = field(default_factory=time.monotonic)
     stalled_at: float | None = None  # monotonic time the host's media stopped (None: flowing)
     lost: bool = False  # the host's connection is gone: only a takeover or the grace end it
+    ingest: IngestCheck = field(default_factory=IngestCheck)  # encoder-settings warnings (media.state)
 
 
 @dataclass(eq=False)
@@ -74,7 +81,7 @@ class ViewerSession:
     pc: RTCPeerConnection
     video: ForwardTrack | None
     audio: ForwardTrack | None
-    via: str  # "whep" | "hub"
+    via: str  # "whep" | "hub" | "edge" (another process pulling the broadcast: not a viewer slot)
     stream: Stream | None = None  # the publish it forwards (changes on a host takeover)
     outputs: list[RtpOutput] = field(default_factory=list)
     created: float = field(default_factory=time.time)
@@ -95,9 +102,12 @@ class MediaService:
                  forward: str = "direct", claims: PublishClaims | None = None,
                  sessions_per_user: int = SESSIONS_PER_USER, offer_limits: OfferLimits | None = None,
                  viewer_connect_timeout_s: float = VIEWER_CONNECT_TIMEOUT_S,
-                 stall_s: float = STALL_S, stall_grace_s: float = STALL_GRACE_S) -> None:
-        if forward not in ("direct", "sender"):
-            raise ValueError("forward must be 'direct' (fan-out loop) or 'sender' (aiortc RTCRtpSender per viewer)")
+                 stall_s: float = STALL_S, stall_grace_s: float = STALL_GRACE_S,
+                 secret: str = "", edge_linger_s: float = EDGE_LINGER_S,
+                 keyframe_warn_s: float = 4.0, bitrate_warn_kbps: int = 4000) -> None:
+        if forward not in FORWARD_MODES:
+            raise ValueError("forward must be 'direct' (fan-out loop, GSO batches), 'direct-unbatched' (one "
+                             "sendto per packet) or 'sender' (aiortc RTCRtpSender per viewer)")
         self.forward = forward
         self.claims = claims or PublishClaims(None, secrets.token_hex(6))
         self.ice_servers = ice_servers
@@ -120,19 +130,42 @@ class MediaService:
         self.claims.on_lost = self._claim_lost
         self.load = LoopLoad()
         self.max_fanout_busy = MAX_FANOUT_BUSY
+        # cascade: the internal listener's URL (None: this process pulls from nobody and serves no edge)
+        self.secret = secret
+        self.edge_url: str | None = None
+        self.edge_linger_s = edge_linger_s
+        self.pulls: dict[str, EdgePull] = {}  # by broadcast: this process as an edge
+        self._pulling: dict[str, asyncio.Future[EdgePull]] = {}
+        self._edge_sessions = 0  # entries of self.viewers that are other processes' pulls
+        self._http: Any = None  # aiohttp.ClientSession for pulls, made on first use
+        self.keyframe_warn_s = keyframe_warn_s
+        self.bitrate_warn_kbps = bitrate_warn_kbps
 
     # ---- state -------------------------------------------------------------------------------
 
     def viewer_count(self, broadcast: str | None = None) -> int:
+        """WebRTC viewers (edge pulls of other processes are not viewers)."""
         if broadcast is None:
-            return len(self.viewers)
-        return sum(1 for v in self.viewers.values() if v.broadcast == broadcast)
+            return len(self.viewers) - self._edge_sessions
+        return sum(1 for v in self.viewers.values() if v.broadcast == broadcast and v.via != "edge")
+
+    def edge_count(self, broadcast: str) -> int:
+        """Other processes pulling `broadcast` from this one (cascade)."""
+        return sum(1 for v in self.viewers.values() if v.broadcast == broadcast and v.via == "edge")
+
+    def _source(self, broadcast: str) -> Stream | None:
+        """The stream local viewers of `broadcast` forward: the local publish or this edge's pull."""
+        pub = self.publishers.get(broadcast)
+        if pub is not None and not pub.closed:
+            return pub.stream
+        pull = self.pulls.get(broadcast)
+        return pull.stream if pull is not None and not pull.closed else None
 
     def hls_url(self, broadcast: str) -> str:
         return f"/hls/{broadcast}/index.m3u8"
 
     def mode(self) -> str:
-        full = len(self.viewers) >= self.viewer_cap or self.load.fraction() > self.max_fanout_busy
+        full = self.viewer_count() >= self.viewer_cap or self.load.fraction() > self.max_fanout_busy
         return "hls" if full else "webrtc"
 
     def state(self, broadcast: str) -> dict[str, Any]:
@@ -157,14 +190,21 @@ class MediaService:
             "webrtc_viewers": self.viewer_count(broadcast),
             "webrtc_cap": self.viewer_cap,
             "fanout_busy": round(self.load.fraction(), 3),
+            "warnings": list(pub.ingest.warnings) if live and pub else [],
             "ts": int(time.time() * 1000),
         }
 
     async def current_state(self, broadcast: str) -> dict[str, Any]:
-        """`state()`, also right on a process that does not hold the publish (HLS only there)."""
+        """`state()`, also right on a process that does not hold the publish: with the cascade on it
+        serves WebRTC too (`cascade: true`, its own capacity decides `mode`), else HLS only."""
         state = self.state(broadcast)
-        if not state["live"] and await self.claims.holder(broadcast) is not None:
-            state.update(live=True, state="live", mode="hls", hls_url=self.hls_url(broadcast), elsewhere=True)
+        if not state["live"]:
+            holder = await self.claims.holder(broadcast)
+            if holder is not None:
+                cascade = bool(self.edge_url and holder.get("url"))
+                state.update(live=True, state="live", mode=self.mode() if cascade else "hls",
+                             hls_url=self.hls_url(broadcast), elsewhere=True, cascade=cascade,
+                             codec=holder.get("codec"))
         return state
 
     def on_state(self, listener: StateListener) -> None:
@@ -228,7 +268,8 @@ class MediaService:
         session: PublishSession | None = None
         requester = KeyframeRequester(lambda: self._send_pli(session))
         stream = Stream(broadcast=broadcast, session_id=session_id, keyframes=requester, load=self.load)
-        session = PublishSession(id=session_id, broadcast=broadcast, sub=sub, pc=pc, stream=stream)
+        session = PublishSession(id=session_id, broadcast=broadcast, sub=sub, pc=pc, stream=stream,
+                                 ingest=IngestCheck(self.keyframe_warn_s, self.bitrate_warn_kbps))
 
         @pc.on("track")
         def _on_track(track: Any) -> None:
@@ -273,6 +314,11 @@ class MediaService:
             self.hls.attach(stream)
         if previous is not None and not previous.closed:
             await self._hand_over(previous, session)
+        pull = self.pulls.get(broadcast)
+        if pull is not None:  # the host moved here while this process was an edge: its viewers follow
+            self._move_viewers(pull.stream, stream)
+            self.pulls.pop(broadcast, None)
+            self._spawn(edge.release(pull, self._http, self.secret, self.claims.node_id))
         log.info("publish %s started (session %s, video %s%s)", broadcast, session.id,
                  getattr(stream.info.video_codec, "name", None), ", took over" if previous else "")
 
@@ -374,6 +420,9 @@ class MediaService:
         if not session.went_live:
             session.went_live = True
             self._emit(session.broadcast)
+        if session.ingest.feed(frame) and not session.closed:  # tell the host at once (media.state)
+            log.warning("publish %s: ingest warnings %s", session.broadcast, session.ingest.warnings)
+            self._emit(session.broadcast)
         session.stream.on_frame(frame)
 
     def _on_tap_end(self, session: PublishSession, kind: str) -> None:
@@ -417,6 +466,173 @@ class MediaService:
         self._emit(broadcast)
         return True
 
+    async def end_publish_anywhere(self, broadcast: str, session_id: str) -> bool:
+        """`end_publish`, also when the session is held by another process: with workers sharing
+        the port, OBS's DELETE lands on any of them; the one it reached forwards it to the origin
+        (internal listener, internal token). False if no process holds that session."""
+        if await self.end_publish(broadcast, session_id):
+            return True
+        holder = await self.claims.holder(broadcast)
+        if holder is None or holder.get("session") != session_id or not holder.get("url") or not self.secret:
+            return False
+        import aiohttp
+
+        from live.media.internal import PUBLISH_PATH, mint_edge_token
+
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession()
+        url = str(holder["url"]).rstrip("/") + PUBLISH_PATH.format(broadcast=broadcast, session=session_id)
+        token = mint_edge_token(self.secret, self.claims.node_id, broadcast)
+        try:
+            async with self._http.delete(url, headers={"Authorization": f"Bearer {token}"},
+                                         timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                return resp.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            log.warning("forwarding the end of publish %s to %s failed", broadcast, holder.get("node"))
+            raise ApiError(503, "UNAVAILABLE", "the process holding this publish cannot be reached; retry",
+                           retry_after=1000) from None
+
+    # ---- cascade: this process as an edge of the origin that holds the publish ------------------
+
+    async def _edge_stream(self, broadcast: str, holder: dict[str, Any]) -> Stream:
+        """The local stream of `broadcast` pulled from its origin: the open pull, or a new one
+        (concurrent first viewers share one). `503 USE_HLS` (reason `origin_unreachable`) if it fails."""
+        pull = self.pulls.get(broadcast)
+        if pull is not None and not pull.closed:
+            if pull.linger is not None:
+                pull.linger.cancel()
+                pull.linger = None
+            return pull.stream
+        future = self._pulling.get(broadcast)
+        if future is None:
+            future = asyncio.ensure_future(self._open_pull(broadcast, holder))
+            self._pulling[broadcast] = future
+            future.add_done_callback(lambda _f: self._pulling.pop(broadcast, None))
+        try:
+            pull = await asyncio.shield(future)
+        except EdgeError as exc:
+            log.warning("edge pull of %s from %s failed: %s", broadcast, holder.get("node"), exc)
+            raise ApiError(503, "USE_HLS", "the broadcast's origin cannot be reached; play the HLS stream",
+                           hls_url=self.hls_url(broadcast), reason="origin_unreachable") from None
+        return pull.stream
+
+    async def _open_pull(self, broadcast: str, holder: dict[str, Any]) -> EdgePull:
+        import aiohttp
+
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession()
+        pull: EdgePull | None = None
+
+        def send_pli() -> None:
+            coro = pull.send_pli() if pull is not None else None
+            if coro is not None:
+                metrics.KEYFRAME_REQUESTS.inc()
+                self._spawn(coro)
+
+        stream = Stream(broadcast=broadcast, session_id=f"edge:{holder.get('session')}",
+                        keyframes=KeyframeRequester(send_pli), load=self.load)
+        pull = EdgePull(broadcast=broadcast, origin=holder, pc=self._pc(), stream=stream)
+
+        def on_frame(frame: Any) -> None:
+            pull.frames += 1
+            pull.stream.on_frame(frame)
+
+        def on_end(kind: str) -> None:
+            if kind == "video" or pull.stream.info.video_codec is None:
+                self._spawn(self._end_pull(pull, f"origin {kind} ended"))
+
+        @pull.pc.on("connectionstatechange")
+        async def _on_state() -> None:
+            if pull.pc.connectionState in ("failed", "closed") and not pull.closed:
+                await self._end_pull(pull, f"connection {pull.pc.connectionState}")
+
+        try:
+            await edge.negotiate(pull, self._http, self.secret, self.claims.node_id, on_frame, on_end)
+        except BaseException:
+            pull.closed = True
+            stream.end()
+            await pull.pc.close()
+            raise
+        if self.closing or self.publishers.get(broadcast) is not None:
+            await edge.release(pull, self._http, self.secret, self.claims.node_id)
+            raise EdgeError("the publish moved here or this process is shutting down")
+        self.pulls[broadcast] = pull
+        metrics.EDGE_PULLS.inc()
+        self._spawn(self._watch_origin(pull))
+        log.info("edge: pulling %s from %s (%s)", broadcast, holder.get("node"), holder.get("url"))
+        return pull
+
+    async def _watch_origin(self, pull: EdgePull) -> None:
+        """The origin dies without a goodbye: its Redis claim expires (or names another process
+        after a takeover there). Either way this pull is over; `_end_pull` decides what follows."""
+        while not pull.closed:
+            await asyncio.sleep(EDGE_WATCH_S)
+            if pull.closed:
+                return
+            holder = await self.claims.holder(pull.broadcast)
+            if holder is None or holder.get("node") != pull.node:
+                if holder is None and self.publishers.get(pull.broadcast) is not None:
+                    return  # the publish is ours now (_start moved the viewers)
+                await self._end_pull(pull, "the origin gave up the publish")
+                return
+
+    async def _end_pull(self, pull: EdgePull, why: str, follow: bool = True) -> None:
+        """The pull ended. If another process holds the publish now (a takeover there) the local
+        viewers follow it on a new pull; else they are ended cleanly, like the origin's own."""
+        if pull.closed:
+            return
+        pull.closed = True
+        if self.pulls.get(pull.broadcast) is pull:
+            del self.pulls[pull.broadcast]
+        metrics.EDGE_PULLS.dec()
+        viewers = [v for v in self.viewers.values() if v.stream is pull.stream]
+        moved = False
+        if follow and viewers and not self.closing:
+            holder = await self.claims.holder(pull.broadcast)
+            if holder is not None and holder.get("session") != pull.origin.get("session"):
+                try:
+                    new = await self._edge_stream(pull.broadcast, holder)
+                    moved = self._move_viewers(pull.stream, new) > 0 or not viewers
+                except ApiError:
+                    moved = False
+        log.info("edge: pull of %s from %s ended (%s); %d viewers %s", pull.broadcast, pull.node, why,
+                 len(viewers), "follow the new origin" if moved else "ended")
+        if not moved:
+            await asyncio.gather(*(self.end_play(pull.broadcast, v.id) for v in viewers), return_exceptions=True)
+        await edge.release(pull, self._http, self.secret, self.claims.node_id)
+
+    def _move_viewers(self, old: Stream, new: Stream) -> int:
+        """Re-point the viewers of `old` to `new` (same codecs: they resume at its next keyframe);
+        with other codecs they are ended and negotiate again. Returns how many moved."""
+        viewers = [v for v in self.viewers.values() if v.stream is old]
+        if not viewers:
+            return 0
+        if not _same_codecs(old, new):
+            for viewer in viewers:
+                self._detach_viewer(viewer)
+                self._spawn(viewer.pc.close())
+            return 0
+        new.adopt(old)
+        for viewer in viewers:
+            viewer.stream = new
+        return len(viewers)
+
+    def _linger_if_unwatched(self, broadcast: str) -> None:
+        """The last local viewer of a pulled broadcast left: drop the pull after the linger."""
+        pull = self.pulls.get(broadcast)
+        if pull is None or pull.closed or pull.linger is not None:
+            return
+        if any(v.stream is pull.stream for v in self.viewers.values()):
+            return
+
+        def drop() -> None:
+            pull.linger = None
+            if pull.closed or any(v.stream is pull.stream for v in self.viewers.values()):
+                return
+            self._spawn(self._end_pull(pull, "no viewers left", follow=False))
+
+        pull.linger = asyncio.get_running_loop().call_later(self.edge_linger_s, drop)
+
     # ---- playback (WHEP and hub) -------------------------------------------------------------
 
     async def play(self, broadcast: str, sdp: str, sub: str, via: str = "whep", address: str | None = None) -> Answer:
@@ -426,33 +642,47 @@ class MediaService:
         a user holds at most `sessions_per_user` sessions per broadcast: a new one replaces the
         user's oldest, so one viewer can never take every WebRTC slot."""
         check_broadcast(broadcast)
-        self.offer_limits.check(sub, address)
+        is_edge = via == "edge"  # another Hawker process pulling (internal listener, internal token)
+        if not is_edge:
+            self.offer_limits.check(sub, address)
         check_offer(sdp, publishing=False)
         pub = self.publishers.get(broadcast)
+        holder: dict[str, Any] | None = None
         if pub is None or pub.closed:
-            if await self.claims.holder(broadcast) is not None:
+            holder = None if is_edge else await self.claims.holder(broadcast)
+            if holder is None:
+                raise ApiError(404, "NOT_LIVE", "this broadcast has no live publisher",
+                               hls_url=self._replay_url(broadcast))
+            if not (self.edge_url and holder.get("url")):
                 raise ApiError(503, "USE_HLS", "the broadcast is live on another Hawker process; play the HLS stream",
                                hls_url=self.hls_url(broadcast), reason="other_process")
-            raise ApiError(404, "NOT_LIVE", "this broadcast has no live publisher", hls_url=self._replay_url(broadcast))
-        own = [v for v in self.viewers.values() if v.broadcast == broadcast and v.sub == sub]
-        for old in sorted(own, key=lambda v: v.created)[:max(0, len(own) - self.sessions_per_user + 1)]:
-            self._detach_viewer(old)  # synchronous: the slot is free before the cap check below
-            self._spawn(old.pc.close())
-        if len(self.viewers) >= self.viewer_cap:
-            raise ApiError(503, "USE_HLS", "WebRTC viewer capacity reached; play the HLS stream",
-                           hls_url=self.hls_url(broadcast), reason="cap")
-        if self.load.fraction() > self.max_fanout_busy:
-            raise ApiError(503, "USE_HLS", "this media process is busy; play the HLS stream",
-                           hls_url=self.hls_url(broadcast), reason="load")
-        stream = pub.stream
+        if is_edge:
+            if self.edge_count(broadcast) >= MAX_EDGES:
+                raise ApiError(503, "EDGE_LIMIT", "this origin serves no more edges for this broadcast")
+        else:
+            own = [v for v in self.viewers.values() if v.broadcast == broadcast and v.sub == sub]
+            for old in sorted(own, key=lambda v: v.created)[:max(0, len(own) - self.sessions_per_user + 1)]:
+                self._detach_viewer(old)  # synchronous: the slot is free before the cap check below
+                self._spawn(old.pc.close())
+            if self.viewer_count() >= self.viewer_cap:
+                raise ApiError(503, "USE_HLS", "WebRTC viewer capacity reached; play the HLS stream",
+                               hls_url=self.hls_url(broadcast), reason="cap")
+            if self.load.fraction() > self.max_fanout_busy:
+                raise ApiError(503, "USE_HLS", "this media process is busy; play the HLS stream",
+                               hls_url=self.hls_url(broadcast), reason="load")
+        if holder is not None:
+            stream = await self._edge_stream(broadcast, holder)  # one pull per broadcast, shared
+        else:
+            assert pub is not None
+            stream = pub.stream
         pc = self._pc()
         session_id = secrets.token_urlsafe(16)
         video = audio = None
-        holder: list[ViewerSession] = []
+        box: list[ViewerSession] = []  # the session, once made (the keyframe callback needs it)
 
         def want_keyframe() -> None:  # to whichever publish the viewer forwards now (takeovers move it)
-            if holder and holder[0].stream is not None:
-                holder[0].stream.keyframes.request()
+            if box and box[0].stream is not None:
+                box[0].stream.keyframes.request()
 
         if stream.info.video_codec is not None:
             video = ForwardTrack("video", VIDEO_QUEUE_FRAMES, want_keyframe)
@@ -466,22 +696,24 @@ class MediaService:
             prepare_sender(tr.sender, lambda: None)
         session = ViewerSession(id=session_id, broadcast=broadcast, sub=sub, pc=pc, video=video, audio=audio, via=via,
                                 stream=stream)
-        holder.append(session)
-        self.viewers[session_id] = session  # counts against the cap from now on
-        metrics.VIEWERS.inc()
+        box.append(session)
+        self.viewers[session_id] = session  # counts against the cap from now on (an edge pull does not)
+        if is_edge:
+            self._edge_sessions += 1
+        else:
+            metrics.VIEWERS.inc()
 
         @pc.on("connectionstatechange")
         async def _on_state() -> None:
             if pc.connectionState == "connected" and not session.attached and not session.closed:
-                current = self.publishers.get(broadcast)
                 live = session.stream
-                if current is None or live is None or current.stream is not live:
+                if live is None or self._source(broadcast) is not live:
                     await self.end_play(broadcast, session_id)
                     return
                 session.attached = True
-                if self.forward == "direct":
+                if self.forward != "sender":
                     session.outputs = [
-                        RtpOutput(t.sender.track.kind, t, want_keyframe)
+                        RtpOutput(t.sender.track.kind, t, want_keyframe, batch=self.forward == "direct")
                         for t in pc.getTransceivers() if isinstance(t.sender.track, ForwardTrack)
                     ]
                     live.add_outputs(session.outputs)
@@ -503,8 +735,7 @@ class MediaService:
                            f"the viewer must accept {getattr(stream.info.video_codec, 'name', 'Opus')}: {exc}") from None
         if session.closed:  # a newer offer of the same user took this one's place while we negotiated
             raise _replaced()
-        current = self.publishers.get(broadcast)
-        if current is None or current.stream is not session.stream:  # the host left while we negotiated
+        if self._source(broadcast) is not session.stream:  # the host left while we negotiated
             await self.end_play(broadcast, session_id)
             raise ApiError(404, "NOT_LIVE", "the broadcast ended", hls_url=self._replay_url(broadcast))
         self._check_cap_flip()
@@ -532,10 +763,14 @@ class MediaService:
         """The synchronous half of ending a viewer: out of the fan-out and the cap at once."""
         session.closed = True
         self.viewers.pop(session.id, None)
-        metrics.VIEWERS.dec()
+        if session.via == "edge":
+            self._edge_sessions -= 1
+        else:
+            metrics.VIEWERS.dec()
         if session.stream is not None:
             session.stream.remove_outputs(session.outputs)
             session.stream.remove_tracks(session.video, session.audio)
+            self._linger_if_unwatched(session.broadcast)
         for track in (session.video, session.audio):
             if track is not None:
                 track.stop()
@@ -551,8 +786,12 @@ class MediaService:
         self.closing = True
         for pub in list(self.publishers.values()):
             await self.end_publish(pub.broadcast, pub.id, reason="shutdown")
+        for pull in list(self.pulls.values()):
+            await self._end_pull(pull, "shutdown", follow=False)
         await asyncio.gather(*(self.end_play(v.broadcast, v.id) for v in list(self.viewers.values())),
                              return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
         await self.claims.close()
         for task in list(self._tasks):
             task.cancel()

@@ -14,11 +14,11 @@ def _video_frames_sent(session) -> int:  # type: ignore[no-untyped-def]
     return direct + (session.video.sent if session.video is not None else 0)
 
 
-@pytest.mark.parametrize("forward", ["direct", "sender"])
+@pytest.mark.parametrize("forward", ["direct", "direct-unbatched", "sender"])
 async def test_two_viewers_then_a_late_one_get_decodable_video_and_end_cleanly(media_server, http, token, forward):
     media = media_server.app["media"]
     media.forward = forward  # the fan-out loop (default) or aiortc's own sender per viewer
-    pub = Publisher(media_server.url, "b1", token("host", "b1", "h1"), width=320, height=240)
+    pub = Publisher(media_server.url, "b1", token("host", "b1", "h1"), width=320, height=240, noise=0.2)
     await pub.start(http)
     viewers = [Viewer(media_server.url, "b1", token("viewer", "b1", f"v{i}")) for i in range(2)]
     for v in viewers:
@@ -38,8 +38,11 @@ async def test_two_viewers_then_a_late_one_get_decodable_video_and_end_cleanly(m
     assert stream.keyframes_in > keyframes_before
     late_session = next(s for s in media.viewers.values() if s.sub == "late")
     assert _video_frames_sent(late_session) >= 5
-    if forward == "direct":  # hand-built RTP carries the negotiated MID header extension
+    if forward != "sender":  # hand-built RTP carries the negotiated MID header extension
         assert late_session.outputs and all(o.b0 == 0x90 and o.ext for o in late_session.outputs)
+        # "direct" sends a frame's packets to a viewer in one UDP GSO sendmsg; "direct-unbatched" one by one
+        batches = sum(o.batches for v in media.viewers.values() for o in v.outputs)
+        assert (batches > 0) == (forward == "direct")
 
     # the server forwards, it does not transcode: every viewer's sender got the shared frames
     assert media.viewer_count("b1") == 3

@@ -159,9 +159,11 @@ async def test_a_busy_fanout_sends_new_viewers_to_hls_below_the_cap(media_server
 
 async def test_a_second_process_refuses_a_second_publisher_and_sends_its_viewers_to_hls(make_server, http, token,
                                                                                          media_ip, tmp_path):
+    """With the cascade off on b (`media_edge_listen=""`); with it on, b serves WebRTC itself
+    (tests/media/test_cascade.py)."""
     shared = str(tmp_path / "shared-media")
     a = await make_server(media_dir=shared)
-    b = await make_server(media_dir=shared)
+    b = await make_server(media_dir=shared, media_edge_listen="")
     pub = Publisher(a.url, "b1", token("host", "b1"))
     await pub.start(http)
     status, _, body = await post_sdp(http, f"{b.url}/whip/b1", await _offer(), token("host", "b1", "h2"))

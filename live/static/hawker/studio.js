@@ -68,6 +68,7 @@ function start({ token, broadcast }) {
     const cs = snap.chat_state || {};
     $("#slowmode").value = String(cs.slow_mode || 0); $("#commentbuy").checked = !!cs.comment_buy;
     renderAll();
+    if (snap.media) showIngestWarnings(snap.media.live ? snap.media.warnings || [] : []);
     document.body.dataset.ready = "1";
   });
   socket.on("tick", (tick) => {
@@ -94,8 +95,20 @@ function start({ token, broadcast }) {
   socket.on("media.state", (m) => {
     $("#onair").textContent = t(m.state === "stalled" ? "media.stalled.host" : m.live ? "media.live" : "media.offair");
     document.body.dataset.live = m.live ? "1" : "0"; document.body.dataset.media = m.state || (m.live ? "live" : "offline");
+    showIngestWarnings(m.live ? m.warnings || [] : []);
   });
   socket.on("broadcast.state", ({ state }) => { if (S.snap && S.snap.broadcast) S.snap.broadcast.state = state; });
+
+  // Encoder settings the server found on the ingest (B_FRAMES, KEYFRAME_INTERVAL_LONG, BITRATE_HIGH):
+  // one sentence each, in the page's language, until the host publishes again with fixed settings.
+  let ingestWarnings = [];
+  function showIngestWarnings(codes) {
+    ingestWarnings = codes;
+    const ul = $("#ingest-warnings"); ul.innerHTML = "";
+    for (const code of codes) ul.appendChild(el("li", { "data-warning": code, text: t(`media.warn.${code}`) }));
+    ul.hidden = codes.length === 0;
+  }
+  onLang(() => showIngestWarnings(ingestWarnings));
 
   // --- products and pins ----------------------------------------------------------------------
   function renderProducts() {

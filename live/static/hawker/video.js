@@ -26,6 +26,12 @@ function loadHls() {
   return hlsLoading;
 }
 
+// WebRTC unless the node says HLS; a node that does not hold the publish serves WebRTC too when it
+// pulls the broadcast from the origin (cascade: true), else only HLS (elsewhere without cascade).
+function playsWebrtcHere(media) {
+  return media.mode !== "hls" && (!media.elsewhere || media.cascade === true);
+}
+
 export class Player {
   constructor(video, socket, onStatus) {
     this.video = video; this.socket = socket; this.onStatus = onStatus;
@@ -39,7 +45,7 @@ export class Player {
     if (media.state === "stalled") { this.stalled = true; this.onStatus("stalled"); return; }
     if (this.stalled) { this.stalled = false; if (this.kind) this.onStatus(this.kind); }
     if (this.busy) return;
-    if (media.mode === "hls" || media.elsewhere) {
+    if (!playsWebrtcHere(media)) {
       if (this.kind !== "hls") await this.playHls(media.hls_url);
       return;
     }

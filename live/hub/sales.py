@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -71,6 +71,7 @@ class Sale:
         return asdict(self)
 
 
+_FIELDS = frozenset(f.name for f in fields(Sale))
 _INTS = {"price", "units", "limit", "hold_s", "opens_at", "closes_at", "created_at", "opened_at", "soldout_at", "closed_at"}
 
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -149,7 +150,8 @@ class SaleStore:
         h["close_reason"] = h.get("close_reason") or None
         if "replay" in h:
             h["replay"] = h["replay"] == "1"
-        sale = Sale(**h)
+        # other parts may keep fields of their own in the record (an auction win's `auction_id`)
+        sale = Sale(**{k: val for k, val in h.items() if k in _FIELDS})
         self._owner[sale.id] = sale.broadcast
         self._opens[sale.id] = sale.opens_at
         return sale

@@ -68,7 +68,8 @@ class RunningServer:
 
 @pytest.fixture
 def config(redis_url: str) -> Config:
-    return Config(redis_url=redis_url, secret=TEST_SECRET, tick_ms=50, payment_provider="sandbox")
+    return Config(redis_url=redis_url, secret=TEST_SECRET, tick_ms=50, payment_provider="sandbox",
+                  redis_mode="cluster" if CLUSTER else "standalone")
 
 
 @pytest.fixture

@@ -72,8 +72,12 @@ _FLAG_HELP = {
                             "audit summary and SOLD reservations (0: never compact)",
     "order_retention_days": "days an order is kept in Redis after it was made (0: for ever); the merchant "
                             "keeps them from webhooks and the CSV export",
-    "redis_mode": "standalone; cluster (REDIS_URL names any node) is not served yet: the inventory runs on a "
-                  "Redis Cluster but the hub does not, so `hawker serve` refuses it (docs/scaling.md)",
+    "redis_mode": "standalone; cluster (REDIS_URL names any node of a Redis Cluster); sentinel (REDIS_URL is "
+                  "redis+sentinel://host:port[,host:port...]/<master name>[/db]: follows the master after a "
+                  "failover) (docs/scaling.md)",
+    "redis_replicas_ack": "replicas that must confirm a stock or payment change before it is acknowledged "
+                          "(WAIT; 0: off); none in time answers UNAVAILABLE, safe to retry (docs/scaling.md)",
+    "redis_replicas_ack_timeout_ms": "how long a change waits for its replica confirmations (WAIT timeout)",
 }
 
 
@@ -142,13 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"hawker: {exc}", file=sys.stderr)
         return 2
-    if config.redis_mode not in ("standalone", "cluster"):
-        print(f"hawker: HAWKER_REDIS_MODE={config.redis_mode!r}: use standalone or cluster", file=sys.stderr)
+    if config.redis_mode not in ("standalone", "cluster", "sentinel"):
+        print(f"hawker: HAWKER_REDIS_MODE={config.redis_mode!r}: use standalone, cluster or sentinel", file=sys.stderr)
         return 2
-    if config.redis_mode == "cluster" and args.command in ("serve", "demo"):
-        print("hawker: HAWKER_REDIS_MODE=cluster is not served yet: the inventory runs on a Redis Cluster, "
-              "but the hub's fan-out (pub/sub) does not; use one Redis primary (see docs/scaling.md)",
-              file=sys.stderr)
+    if config.redis_replicas_ack < 0 or not 1 <= config.redis_replicas_ack_timeout_ms < config.redis_timeout_s * 1000:
+        print("hawker: HAWKER_REDIS_REPLICAS_ACK must be >= 0 and HAWKER_REDIS_REPLICAS_ACK_TIMEOUT_MS between 1 and "
+              "the Redis timeout (HAWKER_REDIS_TIMEOUT_S)", file=sys.stderr)
         return 2
     if args.command == "serve":
         if (config.uses_default_secret or not config.secret) and not config.demo:

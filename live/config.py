@@ -78,6 +78,9 @@ class Config:
     sale_compact_after_s: int = 3600
     order_retention_days: int = 90
     redis_mode: str = "standalone"
+    # Redis failover: replica acknowledgement of stock and payment changes (redislayer); docs/scaling.md
+    redis_replicas_ack: int = 0
+    redis_replicas_ack_timeout_ms: int = 100
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

@@ -253,7 +253,10 @@ class RedisSentinelProcess:
 
         try:
             with redis.Redis(port=self.master.port) as m:  # type: ignore[union-attr]
-                if m.info("replication").get("connected_slaves", 0) < self.replicas:
+                info = m.info("replication")
+                online = [k for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)
+                          and v.get("state") == "online"]
+                if len(online) < self.replicas:  # connected and synced: they confirm writes
                     return False
             for s in self.sentinels:
                 with redis.Redis(port=s.port) as r:

@@ -149,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.redis_mode not in ("standalone", "cluster", "sentinel"):
         print(f"hawker: HAWKER_REDIS_MODE={config.redis_mode!r}: use standalone, cluster or sentinel", file=sys.stderr)
         return 2
-    if config.redis_replicas_ack < 0 or not 1 <= config.redis_replicas_ack_timeout_ms < config.redis_timeout_s * 1000:
+    if config.redis_replicas_ack < 0 or config.redis_replicas_ack_timeout_ms < 1 or (
+            config.redis_replicas_ack and config.redis_replicas_ack_timeout_ms >= config.redis_timeout_s * 1000):
         print("hawker: HAWKER_REDIS_REPLICAS_ACK must be >= 0 and HAWKER_REDIS_REPLICAS_ACK_TIMEOUT_MS between 1 and "
               "the Redis timeout (HAWKER_REDIS_TIMEOUT_S)", file=sys.stderr)
         return 2

@@ -181,7 +181,7 @@ def connect(url: str, *, timeout_s: float = 5.0, max_connections: int = 64, wait
     replicas confirmed in time."""
     if replicas_ack < 0 or ack_timeout_ms < 1:
         raise ValueError("replicas_ack must be >= 0 and ack_timeout_ms >= 1")
-    if ack_timeout_ms / 1000 >= timeout_s:
+    if replicas_ack and ack_timeout_ms / 1000 >= timeout_s:
         raise ValueError("the replica ack timeout must be shorter than the Redis socket timeout")
     retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=RETRIES)
     if mode == "cluster":

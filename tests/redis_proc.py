@@ -31,10 +31,12 @@ def find_redis_server() -> str:
 
 def redis_test_mode() -> str:
     """HAWKER_TEST_REDIS: system (default), embedded (the embedded Valkey), cluster (a real 3-master
-    Redis Cluster of the system server, see RedisClusterProcess)."""
+    Redis Cluster of the system server, see RedisClusterProcess), sentinel (a master + replica + 3
+    sentinels, RedisSentinelProcess: servers the tests start go through the sentinels and wait for
+    the replica, HAWKER_REDIS_REPLICAS_ACK=1)."""
     mode = os.environ.get("HAWKER_TEST_REDIS", "system") or "system"
-    if mode not in ("system", "embedded", "cluster"):
-        raise RuntimeError(f"HAWKER_TEST_REDIS={mode!r}: use system, embedded or cluster")
+    if mode not in ("system", "embedded", "cluster", "sentinel"):
+        raise RuntimeError(f"HAWKER_TEST_REDIS={mode!r}: use system, embedded, cluster or sentinel")
     return mode
 
 

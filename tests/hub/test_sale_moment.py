@@ -108,7 +108,8 @@ async def test_redis_stopped_mid_sale_answers_unavailable_then_holds_are_intact(
         client = aioredis.Redis.from_url(own.url)
         await BroadcastStore(client).ensure("b1", title="Drop", host="h1", products=PRODUCTS)
         await client.aclose()
-        node = await make_server(redis_url=own.url, redis_mode="standalone", redis_timeout_s=0.5, redis_wait_ms=300)
+        node = await make_server(redis_url=own.url, redis_mode="standalone", redis_replicas_ack=0, redis_timeout_s=0.5,
+                                 redis_wait_ms=300)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             host = await _light(session, node.url, token("host", "b1", "h1"), "json")
             sale = await _sale(host, units=5, hold_s=600)

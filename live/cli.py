@@ -149,6 +149,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.redis_mode not in ("standalone", "cluster", "sentinel"):
         print(f"hawker: HAWKER_REDIS_MODE={config.redis_mode!r}: use standalone, cluster or sentinel", file=sys.stderr)
         return 2
+    if config.redis_mode == "sentinel":
+        from redislayer.client import parse_sentinel_url
+
+        try:
+            parse_sentinel_url(config.redis_url)
+        except ValueError as exc:
+            print(f"hawker: HAWKER_REDIS_URL: {exc}", file=sys.stderr)
+            return 2
     if config.redis_replicas_ack < 0 or config.redis_replicas_ack_timeout_ms < 1 or (
             config.redis_replicas_ack and config.redis_replicas_ack_timeout_ms >= config.redis_timeout_s * 1000):
         print("hawker: HAWKER_REDIS_REPLICAS_ACK must be >= 0 and HAWKER_REDIS_REPLICAS_ACK_TIMEOUT_MS between 1 and "

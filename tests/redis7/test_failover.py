@@ -199,3 +199,19 @@ async def test_a_server_through_the_sentinels_answers_unavailable_until_a_replic
         audit = await node.app["hub"].sales.inv.audit(sale)
         assert audit.ok and audit.levels.held == 1
         await asyncio.gather(buyer.close(), host.close())
+
+
+def test_a_sentinel_url_is_parsed_and_its_password_never_shown() -> None:
+    from live.redis_gate import where
+    from redislayer.client import parse_sentinel_url
+    from tests.foundation.procs import run_hawker
+
+    url = "redis+sentinel://:s3cret@127.0.0.1:26379,127.0.0.1:26380/shop/2"
+    assert parse_sentinel_url(url) == ([("127.0.0.1", 26379), ("127.0.0.1", 26380)], "shop", 2, "s3cret")
+    assert "s3cret" not in where(url)
+    with pytest.raises(ValueError, match="names no master"):
+        parse_sentinel_url("redis+sentinel://127.0.0.1:26379")
+    done = run_hawker("serve", env={"HAWKER_SECRET": "x" * 40, "HAWKER_REDIS_MODE": "sentinel",
+                                    "HAWKER_REDIS_URL": "redis://:s3cret@127.0.0.1:6379/0"}, timeout=60)
+    assert done.returncode == 2 and "redis+sentinel://" in done.stderr, done.stderr[-1000:]
+    assert "Traceback" not in done.stderr and "s3cret" not in done.stderr

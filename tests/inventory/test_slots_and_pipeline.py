@@ -139,6 +139,24 @@ async def test_calls_in_one_tick_share_one_round_trip(inv: Inventory, make_lot) 
     assert len(ids) == p.max_batch + 200
 
 
+async def test_one_tick_is_one_round_trip_per_master(inv: Inventory, make_lot, redis) -> None:  # type: ignore[no-untyped-def]
+    """Reserves on lots spread over a cluster's masters, made in one tick, travel as one pipeline
+    per master (one on a standalone server)."""
+    lots = [await make_lot(10, per_user_limit=1) for _ in range(12)]
+    await inv.load_scripts()
+    if CLUSTER:
+        await redis.initialize()
+        masters = {redis.get_node_from_key(keys_for(lot.lot_id)[0]).name for lot in lots}
+        assert len(masters) >= 2, "the lots all landed on one master"
+    else:
+        masters = {"the server"}
+    p = inv.pipeline
+    batches = p.batches
+    results = await asyncio.gather(*(inv.reserve(lot.lot_id, f"u{i}", 1, "r") for i, lot in enumerate(lots)))
+    assert all(r.ok for r in results)
+    assert p.batches - batches == len(masters)
+
+
 async def test_noscript_is_recovered_in_a_batch(inv: Inventory, make_lot, redis) -> None:  # type: ignore[no-untyped-def]
     lot = await make_lot(50, per_user_limit=1)
     await redis.script_flush()

@@ -306,3 +306,26 @@ async def test_a_command_past_its_deadline_is_busy_and_its_retry_gets_the_first_
         assert audit.ok and audit.levels.held == 1  # one hold, not two
         await admin.aclose()
         await asyncio.gather(buyer.close(), host.close())
+
+
+async def test_a_stock_change_outside_the_hub_wakes_the_watcher_at_once(make_server, redis, token):
+    """A change no hub command made (here the inventory library on its own client) reaches the
+    viewers through the lot's wake channel within a few ticks, not at the next 5 s safety sweep
+    (on a cluster too: the wake is SPUBLISHed in the lot's slot and the watcher SSUBSCRIBEs to it)."""
+    from inventory import Inventory
+
+    await BroadcastStore(redis).ensure("b1", title="Drop", host="h1", products=PRODUCTS)
+    node = await make_server(tick_ms=50)
+    async with aiohttp.ClientSession() as session:
+        host = await _light(session, node.url, token("host", "b1", "h1"), "json")
+        viewer = await _light(session, node.url, token("viewer", "b1", "v1"), "json")
+        sale = await _sale(host, units=3)
+        watch = node.app["hub"].stockwatch
+        await wait_for(lambda: sale in watch._subscribed, what="the watcher subscribed to the sale's wake")
+        ack = await viewer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": "r"})
+        assert ack["ok"], ack
+        start = asyncio.get_running_loop().time()
+        await Inventory(redis).adjust_total(sale, 1)  # the held unit is all there is: sold out
+        await wait_for(lambda: any(n == "sale.soldout" for n, _ in viewer.events), timeout=5, what="sale.soldout")
+        assert asyncio.get_running_loop().time() - start < 2.0  # the sweep would take up to 5 s
+        await asyncio.gather(viewer.close(), host.close())

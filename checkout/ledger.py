@@ -178,7 +178,7 @@ class Ledger:
                 except WatchError:
                     continue
         if event:  # another slot on a cluster: after the change it reports
-            await self.redis.xadd(EVENTS_KEY, event, maxlen=EVENTS_MAXLEN, approximate=True)
+            await self.redis.xadd(EVENTS_KEY, event, maxlen=EVENTS_MAXLEN, approximate=True)  # type: ignore[arg-type]
         return await self.get(order_id)
 
     async def expire_contacts(self, created_before_ms: int, limit: int = 1000) -> int:

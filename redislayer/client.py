@@ -186,7 +186,7 @@ def connect(url: str, *, timeout_s: float = 5.0, max_connections: int = 64, wait
     retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=RETRIES)
     if mode == "cluster":
         # node pools above the gate: room for the auto-pipelines' batches and the pub/sub connections
-        cluster = BoundedCluster.from_url(
+        cluster: BoundedCluster = BoundedCluster.from_url(  # type: ignore[assignment]
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, max_connections=2 * max_connections + 64,
             retry=retry, retry_on_error=[RedisConnectionError, RedisTimeoutError])
         cluster.timer, cluster.wait_s, cluster.max_commands = timer, wait_s, max_connections

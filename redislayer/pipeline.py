@@ -101,6 +101,7 @@ class AutoPipeline:
         self.replicas_ack = int(getattr(redis, "replicas_ack", 0) or 0)
         self.ack_timeout_ms = int(getattr(redis, "ack_timeout_ms", 0) or 0)
         self.cluster = is_cluster(redis)
+        self._cluster_client: Any = redis  # a RedisCluster when self.cluster
         # fast path: pre-packed RESP on a pooled connection (plain clients, and a cluster's node
         # connections); clients with neither go through redis-py's pipeline
         self._pool = None if self.cluster else getattr(redis, "connection_pool", None)
@@ -166,7 +167,7 @@ class AutoPipeline:
     def _node(self, call: _Call) -> Any:
         keys = call[1]
         slot = key_slot(keys[0].encode() if isinstance(keys[0], str) else keys[0]) if keys else 0
-        return self.redis.nodes_manager.get_node_from_slot(slot)
+        return self._cluster_client.nodes_manager.get_node_from_slot(slot)
 
     def _node_name(self, call: _Call) -> str:
         try:
@@ -269,14 +270,14 @@ class AutoPipeline:
             self.redirected += 1
             asking = False
             if isinstance(reply, MovedError):
-                await self.redis.nodes_manager.initialize()
+                await self._cluster_client.nodes_manager.initialize()
                 node = self._node(call)
             elif isinstance(reply, AskError):
-                node = self.redis.get_node(host=reply.host, port=reply.port)
+                node = self._cluster_client.get_node(host=reply.host, port=reply.port)
                 asking = True
                 if node is None:
-                    await self.redis.nodes_manager.initialize()
-                    node = self.redis.get_node(host=reply.host, port=reply.port) or self._node(call)
+                    await self._cluster_client.nodes_manager.initialize()
+                    node = self._cluster_client.get_node(host=reply.host, port=reply.port) or self._node(call)
             elif isinstance(reply, TryAgainError):
                 await asyncio.sleep(0.025)
                 node = self._node(call)

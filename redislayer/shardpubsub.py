@@ -106,7 +106,8 @@ class ShardedSubscriber:
         ch = msg.get("channel")
         name = ch.decode() if isinstance(ch, bytes) else str(ch)
         if kind in MESSAGE_TYPES:
-            return name, msg.get("data")
+            data = msg.get("data")
+            return name, data if isinstance(data, bytes) else str(data).encode()
         if kind == "sunsubscribe" and self.cluster and name in self.wanted:
             # the server dropped us (its slot moved away): refresh the slot map, which makes
             # redis-py re-subscribe the channel on its new owner

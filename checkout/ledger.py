@@ -1,5 +1,7 @@
 """The order ledger in Redis: one order per reservation, listed per broadcast, user and lot, with
-an order event stream. Creation is one Lua script, so a retried confirm can never make two orders.
+an order event stream. Creation claims the reservation for one order id first (a one-key script),
+so a retried or concurrent confirm can never make two orders; the record and indexes follow, one
+key per command, so the ledger runs on any slot of a Redis Cluster.
 
 Buyers' contact data is personal data: an order with a contact is indexed in `orders:pii` by its
 creation time, and `expire_contacts` removes the contact once it is older than the retention

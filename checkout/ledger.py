@@ -1,5 +1,7 @@
 """The order ledger in Redis: one order per reservation, listed per broadcast, user and lot, with
-an order event stream. Creation is one Lua script, so a retried confirm can never make two orders.
+an order event stream. Creation claims the reservation for one order id first (a one-key script),
+so a retried or concurrent confirm can never make two orders; the record and indexes follow, one
+key per command, so the ledger runs on any slot of a Redis Cluster.
 
 Buyers' contact data is personal data: an order with a contact is indexed in `orders:pii` by its
 creation time, and `expire_contacts` removes the contact once it is older than the retention
@@ -13,6 +15,7 @@ added to it and expires as a whole once nothing was added for `retention_s`. A s
 (refund) keeps the order's expiry. None keeps orders for ever (the library's default)."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -22,6 +25,8 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 from redis.typing import EncodableT, FieldT
+
+from redislayer import AutoPipeline, Script
 
 EVENTS_KEY = "orders:events"
 EVENTS_MAXLEN = 100_000
@@ -70,30 +75,29 @@ class Order:
         return cls(**d)
 
 
-_CREATE = """
--- KEYS: by_res, order, bc_index, user_index, lot_index, events, pii
--- ARGV: id, json, score, state, retention_ms (0: keep), has_contact
+_NOW = "local tm = redis.call('TIME') local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)\n"
+
+# One script per key, so each runs in one slot of a Redis Cluster (an order's keys are spread over
+# the slots of its reservation, its id, its broadcast, its buyer and its lot).
+_CLAIM = _NOW + """
+-- KEYS: by_res   ARGV: order id, created_at ms, retention_ms (0: keep)
+-- the one order of a reservation: the first claim wins; returns the winner's id
 local existing = redis.call('GET', KEYS[1])
-if existing then return {0, existing} end
-if ARGV[6] == '1' then redis.call('ZADD', KEYS[7], ARGV[3], ARGV[1]) end
-local keep = tonumber(ARGV[5])
+if existing then return existing end
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], ARGV[2])
-for i = 3, 5 do redis.call('ZADD', KEYS[i], ARGV[3], ARGV[1]) end
-if keep > 0 then
-  local tm = redis.call('TIME')
-  local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
-  local left = math.max(1, tonumber(ARGV[3]) + keep - now)
-  redis.call('PEXPIRE', KEYS[1], left)
-  redis.call('PEXPIRE', KEYS[2], left)
-  for i = 3, 5 do
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. (now - keep))
-    redis.call('PEXPIRE', KEYS[i], keep)
-  end
-end
-redis.call('XADD', KEYS[6], 'MAXLEN', '~', %d, '*', 'type', 'order.created', 'order', ARGV[1], 'state', ARGV[4])
-return {1, ARGV[1]}
-""" % EVENTS_MAXLEN
+local keep = tonumber(ARGV[3])
+if keep > 0 then redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(ARGV[2]) + keep - now)) end
+return ARGV[1]
+"""
+
+_RECORD = _NOW + """
+-- KEYS: order   ARGV: json, created_at ms, retention_ms
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end  -- a retry never overwrites a refund
+redis.call('SET', KEYS[1], ARGV[1])
+local keep = tonumber(ARGV[3])
+if keep > 0 then redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(ARGV[2]) + keep - now)) end
+return 1
+"""
 
 
 class Ledger:
@@ -102,25 +106,51 @@ class Ledger:
             raise ValueError(f"retention_s must be a positive int or None, got {retention_s!r}")
         self.redis = redis
         self.retention_s = retention_s
-        self._create = redis.register_script(_CREATE)
+        # auto-pipelined: with HAWKER_REDIS_REPLICAS_ACK the order is confirmed by replicas (WAIT)
+        # before it is acknowledged, like the stock change it records
+        self._pipe = AutoPipeline(redis)
+        self._claim = Script("order_claim", _CLAIM)
+        self._record = Script("order_record", _RECORD)
 
     @staticmethod
     def _order_key(order_id: str) -> str:
         return f"order:{order_id}"
 
     async def create(self, order: Order) -> tuple[Order, bool]:
-        """Record `order` unless its reservation already has one; returns (the order, created?)."""
-        keys = [f"order:by-res:{order.sale_id}:{order.reservation_id}", self._order_key(order.id),
-                f"orders:bc:{order.broadcast}", f"orders:user:{order.user}", f"orders:lot:{order.sale_id}", EVENTS_KEY,
-                PII_KEY]
-        created, oid = await self._create(keys=keys, args=[order.id, orjson.dumps(order.to_dict()), order.created_at,
-                                                            order.state.value, (self.retention_s or 0) * 1000,
-                                                            "1" if order.contact or order.shipping else "0"])
-        if created:
-            return order, True
-        existing = await self.get(oid.decode() if isinstance(oid, bytes) else oid)
-        assert existing is not None
-        return existing, False
+        """Record `order` unless its reservation already has one; returns (the order, created?).
+
+        First the reservation is claimed for this order id (one key, atomic: a retried or
+        concurrent confirm can never make two orders), then the record and its indexes are
+        written (each key its own script: any slot of a cluster). A retry of a create that stopped
+        between the two (same order id) finishes it and counts as the creation."""
+        keep = (self.retention_s or 0) * 1000
+        won = await self._pipe.call(self._claim, [f"order:by-res:{order.sale_id}:{order.reservation_id}"],
+                                    [order.id, order.created_at, keep])
+        oid = won.decode() if isinstance(won, bytes) else str(won)
+        if oid != order.id:
+            for delay in (0, 0.05, 0.1, 0.25, 0.5, 1.0):  # the winner may be writing its record right now
+                await asyncio.sleep(delay)
+                existing = await self.get(oid)
+                if existing is not None:
+                    return existing, False
+            raise LookupError(f"order {oid} of reservation {order.reservation_id} is not recorded")
+        if not await self._pipe.call(self._record, [self._order_key(order.id)],
+                                     [orjson.dumps(order.to_dict()), order.created_at, keep]):
+            existing = await self.get(order.id)
+            if existing is not None:
+                return existing, False
+        pipe = self.redis.pipeline(transaction=False)  # one key a command: any slot
+        for index in (f"orders:bc:{order.broadcast}", f"orders:user:{order.user}", f"orders:lot:{order.sale_id}"):
+            pipe.zadd(index, {order.id: order.created_at})
+            if keep:  # entries older than the retention go; an idle index expires as a whole
+                pipe.zremrangebyscore(index, "-inf", f"({order.created_at - keep}")
+                pipe.pexpire(index, keep)
+        if order.contact or order.shipping:
+            pipe.zadd(PII_KEY, {order.id: order.created_at})
+        pipe.xadd(EVENTS_KEY, {"type": "order.created", "order": order.id, "state": order.state.value},
+                  maxlen=EVENTS_MAXLEN, approximate=True)
+        await pipe.execute()
+        return order, True
 
     async def get(self, order_id: str) -> Order | None:
         raw = await self.redis.get(self._order_key(order_id))
@@ -150,12 +180,12 @@ class Ledger:
                     d = orjson.loads(raw) | changes
                     p.multi()
                     p.set(key, orjson.dumps(d), keepttl=True)  # retention counts from creation
-                    if event:
-                        p.xadd(EVENTS_KEY, event, maxlen=EVENTS_MAXLEN, approximate=True)
                     await p.execute()
                     break
                 except WatchError:
                     continue
+        if event:  # another slot on a cluster: after the change it reports
+            await self.redis.xadd(EVENTS_KEY, event, maxlen=EVENTS_MAXLEN, approximate=True)
         return await self.get(order_id)
 
     async def expire_contacts(self, created_before_ms: int, limit: int = 1000) -> int:
@@ -185,11 +215,17 @@ class Ledger:
         await self.redis.delete(f"orders:user:{user}")
         return list(scored)
 
+    async def _mget(self, keys: list[str]) -> list[Any]:
+        """MGET; on a cluster one MGET per slot (orders are spread over slots)."""
+        if hasattr(self.redis, "mget_nonatomic"):
+            return list(await self.redis.mget_nonatomic(keys))
+        return list(await self.redis.mget(keys))
+
     async def _list(self, index: str, limit: int) -> list[Order]:
         ids = await self.redis.zrevrange(index, 0, limit - 1)
         if not ids:
             return []
-        raws = await self.redis.mget([self._order_key(i.decode() if isinstance(i, bytes) else str(i)) for i in ids])
+        raws = await self._mget([self._order_key(i.decode() if isinstance(i, bytes) else str(i)) for i in ids])
         return [Order.from_json(r) for r in raws if r]
 
     async def of_broadcast(self, broadcast: str, limit: int = 100) -> list[Order]:
@@ -212,5 +248,5 @@ class Ledger:
             if not ids:
                 return
             offset += len(ids)
-            raws = await self.redis.mget([self._order_key(i.decode() if isinstance(i, bytes) else str(i)) for i in ids])
+            raws = await self._mget([self._order_key(i.decode() if isinstance(i, bytes) else str(i)) for i in ids])
             yield [Order.from_json(r) for r in raws if r]

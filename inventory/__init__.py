@@ -82,7 +82,7 @@ Semantics worth knowing:
   reserves, there is nothing to configure.
 """
 from inventory.compaction import CompactResult
-from inventory.core import CHANGED_CHANNEL, MAX_ID_LEN, MAX_QTY, Inventory, keys_for
+from inventory.core import CHANGED_CHANNEL, MAX_ID_LEN, MAX_QTY, Inventory, changed_channel, keys_for
 from inventory.types import (
     MESSAGES,
     AuditReport,
@@ -103,6 +103,7 @@ from inventory.types import (
 __all__ = [
     "AuditReport",
     "CHANGED_CHANNEL",
+    "changed_channel",
     "CompactResult",
     "Inventory",
     "InventoryError",

@@ -37,8 +37,20 @@ MAX_PRICE = 10**12
 _LOT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _STREAM_ID = re.compile(r"\$|\d{1,20}(-\d{1,20})?")
-CHANGED_CHANNEL = "inv:changed"  # every script that appends lot events publishes the lot id here (lua.py emit)
+# every script that appends lot events SPUBLISHes the lot id on the lot's sharded channel
+# CHANGED_CHANNEL + "{lot:ID}" (lua.py emit): it hashes to the lot's slot, so on a Redis Cluster
+# the wake stays on the lot's shard (changed_channel)
+CHANGED_CHANNEL = "inv:changed:"
 _KEY_NAMES = ("meta", "res", "exp", "usr", "uh", "req", "wl", "wlu", "ev")
+
+
+# scripts that change nothing: no replica ack is waited for them (HAWKER_REDIS_REPLICAS_ACK)
+READONLY = frozenset({"get_lot", "levels", "get_reservation", "holds_of", "dump"})
+
+
+def changed_channel(lot_id: str) -> str:
+    """The sharded channel a lot's scripts SPUBLISH its id on (same slot as keys_for(lot_id))."""
+    return CHANGED_CHANNEL + "{lot:%s}" % lot_id
 
 
 def keys_for(lot_id: str) -> list[str]:
@@ -114,7 +126,7 @@ class Inventory:
         self.payment_grace_s = payment_grace_s
         self.max_extend_s = max_extend_s
         self.max_payment_attempts = max_payment_attempts
-        self.scripts = {name: Script(name, source(name)) for name in SCRIPTS}
+        self.scripts = {name: Script(name, source(name), readonly=name in READONLY) for name in SCRIPTS}
         self.pipeline = AutoPipeline(redis, fixed_args=1)  # args[0] is events_maxlen, the same for every call
 
     # --- plumbing --------------------------------------------------------------------------------

@@ -16,8 +16,10 @@ Keys of a lot (tag = {lot:ID}):
   wlu   hash   waiting user -> wanted qty
   ev    stream capped event log (XADD MAXLEN ~ ARGV[1])
 
-A script that appends events also PUBLISHes the lot id once on the channel `inv:changed`
-(CHANGED_CHANNEL), so a watcher wakes on stock changes instead of polling every lot.
+A script that appends events also SPUBLISHes the lot id once on the lot's sharded channel
+`inv:changed:{lot:ID}` (core.changed_channel: the lot's hash tag, so on a Redis Cluster it is the
+slot of the lot's keys and the wake reaches only that shard), so a watcher subscribed to the lots
+it watches wakes on stock changes instead of polling every lot.
 Compaction (script `compact`, Inventory.compact): once a lot is closed (or cancelled), holds no
 units and has been quiet for a grace, it keeps only its audit summary (meta, with compacted_at and
 the counts of what was dropped) and its SOLD reservations (res, usr, uh); released and expired
@@ -71,7 +73,8 @@ local function emit(m, typ, ...)
   redis.call('XADD', KE, 'MAXLEN', '~', MAXLEN, '*', 't', typ, 'at', NOW,
     'lv', m.total .. ' ' .. m.available .. ' ' .. m.held .. ' ' .. m.sold .. ' ' .. m.wl, ...)
   if not m.told then  -- wake the stock watcher once per script: "this lot has new events"
-    redis.call('PUBLISH', 'inv:changed', string.match(KE, '{lot:(.*)}'))
+    local lot = string.match(KE, '{lot:(.*)}')
+    redis.call('SPUBLISH', 'inv:changed:{lot:' .. lot .. '}', lot)
     m.told = true
   end
 end

@@ -66,7 +66,9 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[_count_requests, error_middleware], client_max_size=config.max_request_bytes)
     app["config"] = config
     app["redis"] = connect(config.redis_url, timeout_s=config.redis_timeout_s, mode=config.redis_mode,
-                           max_connections=config.redis_max_connections, wait_s=config.redis_wait_ms / 1000)
+                           max_connections=config.redis_max_connections, wait_s=config.redis_wait_ms / 1000,
+                           replicas_ack=config.redis_replicas_ack,
+                           ack_timeout_ms=config.redis_replicas_ack_timeout_ms)
     app["redis_gate"] = RedisGate(app["redis"], config.redis_url)  # Redis >= 7, checked once reached
     sio = FanoutServer(  # socketio.AsyncServer with the fan-out engine's writer and codecs (live/fanout/)
         bounds=Bounds(max_queued_bytes=config.fanout_queue_kb * 1024, stall_s=config.fanout_stall_s,

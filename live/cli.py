@@ -78,13 +78,17 @@ _FLAG_HELP = {
                             "audit summary and SOLD reservations (0: never compact)",
     "order_retention_days": "days an order is kept in Redis after it was made (0: for ever); the merchant "
                             "keeps them from webhooks and the CSV export",
-    "redis_mode": "standalone; cluster (REDIS_URL names any node) is not served yet: the inventory runs on a "
-                  "Redis Cluster but the hub does not, so `hawker serve` refuses it (docs/scaling.md)",
     "analytics_flush_ms": "ms between a node's analytics flushes (one Redis pipeline each; counting adds no round trip per event)",
     "analytics_ttl_days": "days a broadcast's analytics are kept after their last change",
     "auction_bid_rate": "auction bids (and max bids) per second per user per auction, on Redis's clock (RATE_LIMITED past it)",
     "auction_bid_burst": "auction bids a user may send at once before the rate applies",
     "auction_hold_s": "seconds an auction winner (or the runner-up of an unpaid win) has to pay the hold",
+    "redis_mode": "standalone; cluster (REDIS_URL names any node of a Redis Cluster); sentinel (REDIS_URL is "
+                  "redis+sentinel://host:port[,host:port...]/<master name>[/db]: follows the master after a "
+                  "failover) (docs/scaling.md)",
+    "redis_replicas_ack": "replicas that must confirm a stock or payment change before it is acknowledged "
+                          "(WAIT; 0: off); none in time answers UNAVAILABLE, safe to retry (docs/scaling.md)",
+    "redis_replicas_ack_timeout_ms": "how long a change waits for its replica confirmations (WAIT timeout)",
 }
 
 
@@ -171,13 +175,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"hawker: {exc}", file=sys.stderr)
         return 2
-    if config.redis_mode not in ("standalone", "cluster"):
-        print(f"hawker: HAWKER_REDIS_MODE={config.redis_mode!r}: use standalone or cluster", file=sys.stderr)
+    if config.redis_mode not in ("standalone", "cluster", "sentinel"):
+        print(f"hawker: HAWKER_REDIS_MODE={config.redis_mode!r}: use standalone, cluster or sentinel", file=sys.stderr)
         return 2
-    if config.redis_mode == "cluster" and args.command in ("serve", "demo"):
-        print("hawker: HAWKER_REDIS_MODE=cluster is not served yet: the inventory runs on a Redis Cluster, "
-              "but the hub's fan-out (pub/sub) does not; use one Redis primary (see docs/scaling.md)",
-              file=sys.stderr)
+    if config.redis_mode == "sentinel":
+        from redislayer.client import parse_sentinel_url
+
+        try:
+            parse_sentinel_url(config.redis_url)
+        except ValueError as exc:
+            print(f"hawker: HAWKER_REDIS_URL: {exc}", file=sys.stderr)
+            return 2
+    if config.redis_replicas_ack < 0 or config.redis_replicas_ack_timeout_ms < 1 or (
+            config.redis_replicas_ack and config.redis_replicas_ack_timeout_ms >= config.redis_timeout_s * 1000):
+        print("hawker: HAWKER_REDIS_REPLICAS_ACK must be >= 0 and HAWKER_REDIS_REPLICAS_ACK_TIMEOUT_MS between 1 and "
+              "the Redis timeout (HAWKER_REDIS_TIMEOUT_S)", file=sys.stderr)
         return 2
     if args.command == "serve":
         if (config.uses_default_secret or not config.secret) and not config.demo:

@@ -92,6 +92,9 @@ class Config:
     media_edge_linger_s: float = 5.0
     media_keyframe_warn_s: float = 4.0
     media_bitrate_warn_kbps: int = 4000
+    # Redis failover: replica acknowledgement of stock and payment changes (redislayer); docs/scaling.md
+    redis_replicas_ack: int = 0
+    redis_replicas_ack_timeout_ms: int = 100
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

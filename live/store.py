@@ -16,8 +16,10 @@ __all__ = ["RETRIES", "connect"]
 
 
 def connect(url: str, *, timeout_s: float = 5.0, max_connections: int = 64, wait_s: float = 2.0,
-            mode: str = "standalone") -> TimedRedis:
-    """A client on one bounded pool, timed into Prometheus. mode 'cluster' (HAWKER_REDIS_MODE):
-    redis-py's asyncio RedisCluster (experimental: see docs/scaling.md)."""
+            mode: str = "standalone", replicas_ack: int = 0, ack_timeout_ms: int = 100) -> TimedRedis:
+    """A client on one bounded pool, timed into Prometheus. mode (HAWKER_REDIS_MODE): standalone,
+    cluster (redis-py's asyncio RedisCluster) or sentinel (the master the sentinels name);
+    replicas_ack (HAWKER_REDIS_REPLICAS_ACK): script batches that change stock or payments wait
+    for that many replicas (docs/scaling.md)."""
     return _connect(url, timeout_s=timeout_s, max_connections=max_connections, wait_s=wait_s, timer=observe_redis,
-                    mode=mode)
+                    mode=mode, replicas_ack=replicas_ack, ack_timeout_ms=ack_timeout_ms)

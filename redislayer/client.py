@@ -10,13 +10,18 @@ them their own client (`connect(..., max_connections=...)` once more) rather tha
 when they are many; one pub/sub per process is fine inside it."""
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import time
 from collections.abc import Callable
 from typing import Any, cast
+from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.connection import BlockingConnectionPool
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -46,10 +51,20 @@ class BoundedPool(BlockingConnectionPool):
             raise
 
 
+class BoundedSentinelPool(SentinelConnectionPool, BoundedPool):
+    """The bounded blocking pool, its connections going to whichever server the sentinels name
+    master now (asked again after a connection error or a READONLY answer)."""
+
+
 class TimedRedis(aioredis.Redis):
-    """A client that reports each command's round trip to `timer` (set after construction)."""
+    """A client that reports each command's round trip to `timer` (set after construction).
+
+    `replicas_ack` / `ack_timeout_ms`: the auto-pipeline (redislayer.pipeline) ends every batch
+    that changes something with `WAIT replicas_ack ack_timeout_ms` (0: off)."""
 
     timer: RedisTimer | None = None
+    replicas_ack: int = 0
+    ack_timeout_ms: int = 0
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         timer = self.timer
@@ -63,40 +78,144 @@ class TimedRedis(aioredis.Redis):
             timer(name.decode() if isinstance(name, bytes) else str(name).upper(), time.perf_counter() - start)
 
 
-MODES = ("standalone", "cluster")
+_INSIDE: contextvars.ContextVar[bool] = contextvars.ContextVar("redislayer_inside_gate", default=False)
+
+
+class BoundedCluster(RedisCluster):
+    """redis-py's asyncio RedisCluster, bounded like the standalone pool.
+
+    redis-py's cluster node pools raise MaxConnectionsError the moment they are full (there is no
+    blocking cluster pool). Here at most `max_commands` commands and pipelines run at once (a gate
+    taken before anything is sent); a caller that finds the gate full waits up to `wait_s`, then
+    gets `PoolTimeout` (BUSY). The node pools are sized above the gate (plus room for the
+    auto-pipelines' and pub/sub's own node connections), so a command past the gate always finds
+    a connection. Timed like TimedRedis."""
+
+    timer: RedisTimer | None = None
+    wait_s: float = 2.0
+    max_commands: int = 64
+    replicas_ack: int = 0
+    ack_timeout_ms: int = 0
+    _gate: asyncio.Semaphore | None = None
+
+    async def _through_gate(self, fn: Callable[[], Any]) -> Any:
+        if _INSIDE.get():  # a redirection followed inside a pipeline: already counted
+            return await fn()
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.max_commands)
+        try:
+            await asyncio.wait_for(self._gate.acquire(), self.wait_s)
+        except TimeoutError:
+            raise PoolTimeout(f"no Redis connection free within {self.wait_s}s "
+                              f"({self.max_commands} commands in flight)") from None
+        token = _INSIDE.set(True)
+        try:
+            return await fn()
+        finally:
+            _INSIDE.reset(token)
+            self._gate.release()
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return await self._through_gate(lambda: super(BoundedCluster, self).execute_command(*args, **kwargs))
+        finally:
+            if self.timer is not None and args:
+                name = args[0]
+                self.timer(name.decode() if isinstance(name, bytes) else str(name).upper(),
+                           time.perf_counter() - start)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        pipe = super().pipeline(transaction, shard_hint)
+        execute = pipe.execute
+
+        async def gated(*args: Any, **kwargs: Any) -> Any:
+            return await self._through_gate(lambda: execute(*args, **kwargs))
+
+        pipe.execute = gated  # type: ignore[method-assign]
+        return pipe
+
+
+MODES = ("standalone", "cluster", "sentinel")
+
+
+def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, str | None]:
+    """`redis+sentinel://[:password@]host:port[,host:port...]/<master name>[/<db>]` ->
+    (sentinels, master name, db, password). The password is the data servers' (not the sentinels')."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis+sentinel", "sentinel"):
+        raise ValueError("sentinel mode: the URL is redis+sentinel://host:port[,host:port...]/<master name>[/<db>]")
+    netloc = parts.netloc
+    password = None
+    if "@" in netloc:
+        auth, netloc = netloc.rsplit("@", 1)
+        password = unquote(auth.split(":", 1)[1] if ":" in auth else auth) or None
+    sentinels = []
+    for hostport in netloc.split(","):
+        host, _, port = hostport.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"sentinel mode: {hostport!r} is not host:port")
+        sentinels.append((host.strip("[]"), int(port)))
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise ValueError("sentinel mode: the URL names no master (redis+sentinel://host:port/<master name>)")
+    db = int(path[1]) if len(path) > 1 and path[1].isdigit() else 0
+    return sentinels, unquote(path[0]), db, password
 
 
 def connect(url: str, *, timeout_s: float = 5.0, max_connections: int = 64, wait_s: float = 2.0,
-            timer: RedisTimer | None = None, mode: str = "standalone") -> TimedRedis:
+            timer: RedisTimer | None = None, mode: str = "standalone", replicas_ack: int = 0,
+            ack_timeout_ms: int = 100) -> TimedRedis:
     """A client on one bounded pool of `max_connections`.
 
     A command waits up to `wait_s` for a free connection (then `PoolTimeout`); commands retry 3
     times with backoff (50 ms doubling, capped at 1 s) on connection errors and socket timeouts
     only; a Redis error reply is never retried.
 
-    mode 'cluster': redis-py's asyncio RedisCluster, `url` naming any node; it routes each command
-    by its key's slot (keys of one lot, sale or broadcast share a hash tag), `max_connections` per
-    node. Experimental (docs/scaling.md says what is verified on a cluster)."""
+    mode 'cluster': redis-py's asyncio RedisCluster (BoundedCluster), `url` naming any node; it
+    routes each command by its key's slot (keys of one lot, sale or broadcast share a hash tag),
+    follows MOVED/ASK, `max_connections` per node.
+    mode 'sentinel': `url` is redis+sentinel://host:port[,host:port...]/<master name>[/db]; the
+    pool connects to the master the sentinels name and asks them again after a failover.
+    replicas_ack > 0: auto-pipelined script batches that change something end with
+    `WAIT replicas_ack ack_timeout_ms` and fail with ReplicaAckTimeout (UNAVAILABLE) when fewer
+    replicas confirmed in time."""
+    if replicas_ack < 0 or ack_timeout_ms < 1:
+        raise ValueError("replicas_ack must be >= 0 and ack_timeout_ms >= 1")
+    if replicas_ack and ack_timeout_ms / 1000 >= timeout_s:
+        raise ValueError("the replica ack timeout must be shorter than the Redis socket timeout")
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=RETRIES)
     if mode == "cluster":
-        from redis.asyncio.cluster import RedisCluster
-
-        return RedisCluster.from_url(  # type: ignore[return-value]  # not a TimedRedis: callers use only commands both have
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, max_connections=max_connections,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=RETRIES),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError])
-    if mode != "standalone":
+        # node pools above the gate: room for the auto-pipelines' batches and the pub/sub connections
+        cluster: BoundedCluster = BoundedCluster.from_url(  # type: ignore[assignment]
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, max_connections=2 * max_connections + 64,
+            retry=retry, retry_on_error=[RedisConnectionError, RedisTimeoutError])
+        cluster.timer, cluster.wait_s, cluster.max_commands = timer, wait_s, max_connections
+        cluster.replicas_ack, cluster.ack_timeout_ms = replicas_ack, ack_timeout_ms
+        return cluster  # type: ignore[return-value]
+    if mode == "sentinel":
+        sentinels, master, db, password = parse_sentinel_url(url)
+        manager = Sentinel(sentinels, socket_timeout=min(timeout_s, 1.0), socket_connect_timeout=min(timeout_s, 1.0))
+        client = manager.master_for(
+            master, redis_class=TimedRedis, connection_pool_class=BoundedSentinelPool,
+            max_connections=max_connections, timeout=wait_s, db=db, password=password,
+            socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30,
+            retry=retry, retry_on_error=[RedisConnectionError, RedisTimeoutError])
+    elif mode == "standalone":
+        pool = BoundedPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=wait_s,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            health_check_interval=30,
+            retry=retry,
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
+        # redis-py annotates `from_pool` as returning `Redis`, but it builds `cls(...)`: a TimedRedis here
+        client = cast(TimedRedis, TimedRedis.from_pool(pool))  # closing the client closes its pool
+    else:
         raise ValueError(f"redis mode {mode!r}: use one of {', '.join(MODES)}")
-    pool = BoundedPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=wait_s,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=RETRIES),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
-    # redis-py annotates `from_pool` as returning `Redis`, but it builds `cls(...)`: a TimedRedis here
-    client = cast(TimedRedis, TimedRedis.from_pool(pool))  # closing the client closes its pool
     client.timer = timer
-    return client
+    client.replicas_ack, client.ack_timeout_ms = replicas_ack, ack_timeout_ms
+    return cast(TimedRedis, client)  # sentinel's master_for is typed as Any

@@ -10,9 +10,11 @@ import asyncio
 from dataclasses import dataclass
 
 from redis.exceptions import (
+    AskError,
     ClusterDownError,
     MasterDownError,
     ReadOnlyError,
+    RedisError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -23,6 +25,12 @@ UNAVAILABLE = "UNAVAILABLE"
 
 # What a client should wait before retrying, in ms (it adds its own jitter).
 RETRY_AFTER_MS = {BUSY: 250, UNAVAILABLE: 1000}
+
+
+class ReplicaAckTimeout(RedisError):
+    """A change was made on the primary but no replica confirmed it within the ack timeout
+    (`WAIT`): it could be lost in a failover, so it is not acknowledged. `UNAVAILABLE`: the retry
+    with the same request id finds the change (or makes it, if the failover lost it)."""
 
 
 @dataclass(frozen=True)
@@ -41,10 +49,10 @@ _MESSAGES = {
 def overload_code(exc: BaseException) -> Overload | None:
     """BUSY / UNAVAILABLE for a store failure, None for anything else."""
     code: str | None = None
-    if isinstance(exc, (RedisTimeoutError, asyncio.TimeoutError, TryAgainError)):
+    if isinstance(exc, (RedisTimeoutError, asyncio.TimeoutError, TryAgainError, AskError)):  # AskError: + MOVED
         code = BUSY
     elif isinstance(exc, (RedisConnectionError, ReadOnlyError, MasterDownError, ClusterDownError,
-                          ConnectionError, OSError)):
+                          ReplicaAckTimeout, ConnectionError, OSError)):
         code = UNAVAILABLE
     if code is None:
         return None

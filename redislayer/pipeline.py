@@ -15,6 +15,19 @@ Failures: a NOSCRIPT answer (server restarted, SCRIPT FLUSH, failover) loads the
 just those calls; a lost connection or a socket timeout sends the batch again (twice at most: safe
 because callers' scripts are idempotent in effect, e.g. reserve replays by request id); a pool that
 has no free connection within its wait raises `PoolTimeout` to every caller of the batch (BUSY).
+
+Redis Cluster (redislayer.client.BoundedCluster): an iteration's calls are grouped by the master
+that owns their first key's slot (a script's keys share one slot) and each group is written as one
+pipeline on a connection of that master, with the same chunking and retries; a call answered
+`MOVED`, `ASK` or `TRYAGAIN` (its slot is migrating: the script did not run) is sent once more on
+its own through the cluster client, which follows the redirection, so a migration neither loses
+nor doubles a call.
+
+Durability (`replicas_ack` on the client, HAWKER_REDIS_REPLICAS_ACK): a batch with a call that
+changes something (a Script not marked `readonly`) ends with `WAIT replicas_ack ack_timeout_ms` on
+the same connection; if fewer replicas confirmed, those calls fail with `ReplicaAckTimeout`
+(UNAVAILABLE: the change may be lost in a failover, so it is not acknowledged; a retry with the
+same request id is safe). Read-only calls of the batch keep their answers.
 """
 from __future__ import annotations
 
@@ -26,31 +39,37 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.crc import key_slot
+from redis.exceptions import AskError, MaxConnectionsError, MovedError, NoScriptError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError, NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redislayer.client import PoolTimeout, RedisTimer
+from redislayer.errors import ReplicaAckTimeout
+from redislayer.shardpubsub import is_cluster
 
 RETRY_DELAYS_S = (0.05, 0.25)  # a batch that lost its connection is sent again after these
+REDIRECT_S = 2.0  # how long a call whose slot is migrating is redirected before BUSY
 
 
 @dataclass(frozen=True)
 class Script:
-    """A Lua script: its name (for metrics and errors), source and SHA1."""
+    """A Lua script: its name (for metrics and errors), source and SHA1. `readonly` scripts change
+    nothing (no replica ack is waited for them)."""
 
     name: str
     source: str
     sha: str = field(init=False)
+    readonly: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
     @classmethod
-    def from_file(cls, path: Path | str) -> Script:
+    def from_file(cls, path: Path | str, readonly: bool = False) -> Script:
         """A script kept in a `.lua` file beside its package (named by the file's stem)."""
         p = Path(path)
-        return cls(p.stem, p.read_text(encoding="utf-8"))
+        return cls(p.stem, p.read_text(encoding="utf-8"), readonly=readonly)
 
 
 _Call = tuple[Script, list[str], list[Any], "asyncio.Future[Any]"]
@@ -78,9 +97,13 @@ class AutoPipeline:
         self.max_batch = max_batch
         self.fixed_args = fixed_args
         self.timer = timer if timer is not None else getattr(redis, "timer", None)
-        # fast path: pre-packed RESP on a pooled connection (plain clients); others (e.g. a cluster
-        # client) go through their own pipeline
-        self._pool = getattr(redis, "connection_pool", None)
+        self.replicas_ack = int(getattr(redis, "replicas_ack", 0) or 0)
+        self.ack_timeout_ms = int(getattr(redis, "ack_timeout_ms", 0) or 0)
+        self.cluster = is_cluster(redis)
+        self._cluster_client: Any = redis  # a RedisCluster when self.cluster
+        # fast path: pre-packed RESP on a pooled connection (plain clients, and a cluster's node
+        # connections); clients with neither go through redis-py's pipeline
+        self._pool = None if self.cluster else getattr(redis, "connection_pool", None)
         self._prefix: dict[tuple[Any, ...], tuple[int, bytes]] = {}
         pool_cap = getattr(self._pool, "max_connections", None) or max_inflight * 2
         # pipelines in flight at once (each holds one pooled connection); leave the rest of the pool
@@ -94,6 +117,8 @@ class AutoPipeline:
         self.batches = 0  # pipelines (round trips) sent
         self.calls = 0
         self.retries = 0
+        self.redirected = 0  # calls answered MOVED/ASK/TRYAGAIN and sent again on their own
+        self.ack_failures = 0  # batches whose WAIT saw fewer replicas than asked
 
     def call(self, script: Script, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
         """Queue one EVALSHA; the future gets its reply (or the exception of its batch)."""
@@ -109,10 +134,11 @@ class AutoPipeline:
         self._scheduled = False
         queue, self._queue = self._queue, []
         self.flushes += 1
-        for i in range(0, len(queue), self.max_batch):
-            task = asyncio.ensure_future(self._run(queue[i:i + self.max_batch]))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        for group in (self._by_node(queue) if self.cluster else [queue]):
+            for i in range(0, len(group), self.max_batch):
+                task = asyncio.ensure_future(self._run(group[i:i + self.max_batch]))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     def _packed(self, script: Script, keys: list[str], args: list[Any], use_eval: bool) -> bytes:
         """Script, keys and the fixed args repeat across calls: their RESP is built once."""
@@ -129,40 +155,142 @@ class AutoPipeline:
         rest = args[n:]
         return b"*%d\r\n" % (n_fixed + len(rest)) + prefix + b"".join(_bulk(p) for p in rest)
 
-    async def _connection(self) -> Any:
+    def _by_node(self, queue: list[_Call]) -> list[list[_Call]]:
+        """A cluster's calls grouped by the master of their slot (one group when the slot map is
+        not known yet: _send groups again once it is)."""
+        groups: dict[str, list[_Call]] = {}
+        for call in queue:
+            groups.setdefault(self._node_name(call), []).append(call)
+        return list(groups.values())
+
+    def _node(self, call: _Call) -> Any:
+        keys = call[1]
+        slot = key_slot(keys[0].encode() if isinstance(keys[0], str) else keys[0]) if keys else 0
+        return self._cluster_client.nodes_manager.get_node_from_slot(slot)
+
+    def _node_name(self, call: _Call) -> str:
+        try:
+            return str(self._node(call).name)
+        except Exception:  # noqa: BLE001 - slot map not loaded yet
+            return "?"
+
+    async def _connection(self, pool: Any = None) -> Any:
         """A pooled connection. A bounded (blocking) pool waits by itself and raises PoolTimeout;
-        a plain pool at its cap is polled for a while, then gives up the same way."""
-        assert self._pool is not None
-        if hasattr(self._pool, "timeout"):  # BlockingConnectionPool
-            return await self._pool.get_connection()
+        a plain pool (or a cluster node) at its cap is polled for a while, then gives up the same
+        way."""
+        pool = pool if pool is not None else self._pool
+        assert pool is not None
+        if hasattr(pool, "timeout"):  # BlockingConnectionPool
+            return await pool.get_connection()
         delay, waited = 0.001, 0.0
         while waited < 2.0:
             try:
-                return await self._pool.get_connection()
+                got = pool.acquire_connection() if hasattr(pool, "acquire_connection") else pool.get_connection()
+                return await got if asyncio.iscoroutine(got) else got
             except MaxConnectionsError:
                 await asyncio.sleep(delay)
                 waited += delay
                 delay = min(delay * 2, 0.05)
         raise PoolTimeout("no Redis connection free within 2s")
 
+    def _wants_ack(self, batch: list[_Call]) -> bool:
+        return self.replicas_ack > 0 and any(not c[0].readonly for c in batch)
+
     async def _send(self, batch: list[_Call], use_eval: bool = False) -> list[Any]:
+        if self.cluster:
+            return await self._send_cluster(batch, use_eval)
         if self._pool is None:
             return await self._send_pipeline(batch, use_eval)
         conn = await self._connection()
         try:
-            await conn.send_packed_command([self._packed(s, k, a, use_eval) for s, k, a, _ in batch])
+            return await self._write_read(conn, batch, use_eval)
+        finally:
+            await self._pool.release(conn)
+
+    async def _write_read(self, conn: Any, batch: list[_Call], use_eval: bool, asking: bool = False) -> list[Any]:
+        """The batch as one write on `conn` (+ WAIT when a call changes something), its replies.
+        `asking`: one call, sent after ASKING (a slot being imported by this node)."""
+        try:
+            packed = [self._packed(s, k, a, use_eval) for s, k, a, _ in batch]
+            if asking:
+                packed.insert(0, b"*1\r\n$6\r\nASKING\r\n")
+            ack = self._wants_ack(batch)
+            if ack:
+                packed.append(b"*3\r\n$4\r\nWAIT\r\n" + _bulk(self.replicas_ack) + _bulk(self.ack_timeout_ms))
+            await conn.send_packed_command(packed)
+            if asking:
+                await conn.read_response()
             results: list[Any] = []
             for _ in batch:
                 try:
                     results.append(await conn.read_response())  # the client's socket_timeout applies
                 except ResponseError as exc:  # an error reply: keep reading the others
                     results.append(exc)
+            if ack:
+                acked = int(await conn.read_response())
+                if acked < self.replicas_ack:
+                    self.ack_failures += 1
+                    err = ReplicaAckTimeout(f"{acked} of {self.replicas_ack} replicas confirmed within "
+                                            f"{self.ack_timeout_ms} ms")
+                    results = [err if not c[0].readonly and not isinstance(r, Exception) else r
+                               for c, r in zip(batch, results)]
             return results
         except BaseException:
             await conn.disconnect(nowait=True)  # out of step with its replies: never reuse it
             raise
+
+    async def _send_cluster(self, batch: list[_Call], use_eval: bool = False) -> list[Any]:
+        """One pipeline per master on one of its connections. A call answered MOVED (the slot map
+        changed: learnt again), ASK (the slot is migrating and its keys are on the target: sent
+        there after ASKING) or TRYAGAIN (the slot is half migrated: sent again shortly) did not
+        run, and is sent again on its own, for up to REDIRECT_S (a slot in migration answers a
+        multi-key script ASK on its source and TRYAGAIN on its target until its keys have moved);
+        past that the caller gets the redirection (BUSY, retry-safe)."""
+        await self.redis.initialize()  # a no-op once the slot map is loaded
+        groups: dict[str, tuple[Any, list[int]]] = {}
+        for i, call in enumerate(batch):
+            node = self._node(call)
+            groups.setdefault(node.name, (node, []))[1].append(i)
+        results: list[Any] = [None] * len(batch)
+
+        async def one(node: Any, idx: list[int]) -> None:
+            for i, r in zip(idx, await self._on_node(node, [batch[i] for i in idx], use_eval)):
+                results[i] = r
+
+        await asyncio.gather(*(one(node, idx) for node, idx in groups.values()))
+        for i, r in enumerate(results):
+            if isinstance(r, (MovedError, AskError, TryAgainError)):
+                results[i] = await self._redirected(batch[i], r, use_eval)
+        return results
+
+    async def _redirected(self, call: _Call, reply: Exception, use_eval: bool) -> Any:
+        deadline = asyncio.get_running_loop().time() + REDIRECT_S
+        while asyncio.get_running_loop().time() < deadline:
+            self.redirected += 1
+            asking = False
+            if isinstance(reply, MovedError):
+                await self._cluster_client.nodes_manager.initialize()
+                node = self._node(call)
+            elif isinstance(reply, AskError):
+                node = self._cluster_client.get_node(host=reply.host, port=reply.port)
+                asking = True
+                if node is None:
+                    await self._cluster_client.nodes_manager.initialize()
+                    node = self._cluster_client.get_node(host=reply.host, port=reply.port) or self._node(call)
+            elif isinstance(reply, TryAgainError):
+                await asyncio.sleep(0.025)
+                node = self._node(call)
+            else:
+                return reply
+            reply = (await self._on_node(node, [call], use_eval, asking=asking))[0]
+        return reply
+
+    async def _on_node(self, node: Any, calls: list[_Call], use_eval: bool, asking: bool = False) -> list[Any]:
+        conn = await self._connection(node)
+        try:
+            return await self._write_read(conn, calls, use_eval, asking=asking)
         finally:
-            await self._pool.release(conn)
+            node.release(conn)
 
     async def _send_pipeline(self, batch: list[_Call], use_eval: bool = False) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)

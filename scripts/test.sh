@@ -2,8 +2,10 @@
 # Sets up everything the tests need (scripts/setup.sh dev) and runs the whole suite against the
 # system redis-server, then a second, bounded pass (the Redis-heavy directories: inventory,
 # checkout, hub) against the embedded Valkey (HAWKER_TEST_REDIS=embedded), so a machine without
-# a system redis-server cannot regress unnoticed, and a third (tests/inventory) on a real 3-master
-# Redis Cluster of the system server (HAWKER_TEST_REDIS=cluster).
+# a system redis-server cannot regress unnoticed, and a third (the inventory, hub, fan-out, chat and
+# checkout suites) on a real 3-master Redis Cluster of the system server (HAWKER_TEST_REDIS=cluster;
+# ~5 min on 2 cores), and a fourth (hub, checkout) with every node going through 3 sentinels and
+# waiting for a replica's confirmation of each stock or payment change (HAWKER_TEST_REDIS=sentinel).
 # Extra arguments go to pytest, e.g. scripts/test.sh tests/foundation -x (then only that one pass).
 # Exit status: pytest's (the first failing pass's); "no tests collected" (pytest's 5) is a failure too.
 set -euo pipefail
@@ -26,6 +28,8 @@ code=0
 run || code=$?
 echo "test: second pass against the embedded Valkey (HAWKER_TEST_REDIS=embedded)" >&2
 HAWKER_TEST_REDIS=embedded run tests/inventory tests/checkout tests/hub tests/redis7 || { c=$?; [ $code -ne 0 ] || code=$c; }
-echo "test: third pass, the inventory on a 3-master Redis Cluster (HAWKER_TEST_REDIS=cluster)" >&2
-HAWKER_TEST_REDIS=cluster run tests/inventory || { c=$?; [ $code -ne 0 ] || code=$c; }
+echo "test: third pass, the server's suites on a 3-master Redis Cluster (HAWKER_TEST_REDIS=cluster)" >&2
+HAWKER_TEST_REDIS=cluster run tests/inventory tests/hub tests/fanout tests/chat tests/checkout || { c=$?; [ $code -ne 0 ] || code=$c; }
+echo "test: fourth pass, the hub and checkout through 3 sentinels, waiting for a replica (HAWKER_TEST_REDIS=sentinel)" >&2
+HAWKER_TEST_REDIS=sentinel run tests/hub tests/checkout || { c=$?; [ $code -ne 0 ] || code=$c; }
 exit $code

@@ -2,19 +2,27 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from tests.redis_proc import RedisClusterProcess, RedisProcess, redis_test_mode
+from tests.redis_proc import RedisClusterProcess, RedisProcess, RedisSentinelProcess, redis_test_mode
 
 CLUSTER = redis_test_mode() == "cluster"
+SENTINEL = redis_test_mode() == "sentinel"
 
 
 @pytest.fixture(scope="session")
 def redis_proc() -> Iterator[RedisProcess]:
-    """The session's server: HAWKER_TEST_REDIS picks system (default), embedded or cluster."""
-    proc = RedisClusterProcess().start() if CLUSTER else RedisProcess().start()
+    """The session's server: HAWKER_TEST_REDIS picks system (default), embedded, cluster or
+    sentinel (its `url` is the master's)."""
+    if CLUSTER:
+        proc: Any = RedisClusterProcess().start()
+    elif SENTINEL:
+        proc = RedisSentinelProcess(replicas=1).start()
+    else:
+        proc = RedisProcess().start()
     yield proc  # type: ignore[misc]
     proc.cleanup()
 
@@ -67,8 +75,14 @@ class RunningServer:
 
 
 @pytest.fixture
-def config(redis_url: str) -> Config:
-    return Config(redis_url=redis_url, secret=TEST_SECRET, tick_ms=50, payment_provider="sandbox")
+def config(redis_url: str, redis_proc) -> Config:  # type: ignore[no-untyped-def]
+    """A node's settings; under HAWKER_TEST_REDIS=sentinel it reaches Redis through the sentinels
+    and waits for the replica on every stock or payment change."""
+    if SENTINEL:
+        return Config(redis_url=redis_proc.sentinel_url, redis_mode="sentinel", redis_replicas_ack=1,
+                      redis_replicas_ack_timeout_ms=1000, secret=TEST_SECRET, tick_ms=50, payment_provider="sandbox")
+    return Config(redis_url=redis_url, secret=TEST_SECRET, tick_ms=50, payment_provider="sandbox",
+                  redis_mode="cluster" if CLUSTER else "standalone")
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ nodes, viewer counts. See docs/architecture.md "Hub and fan-out: the engine".
 
 Per tick (default 100 ms) and broadcast, this node
   1. publishes its own input (chat, hearts summed, levels latest-wins) as ONE message on the
-     broadcast's channel `hub:fan:bc:<id>` (only if it has input);
+     broadcast's sharded channel `hub:fan:bc:{<id>}` (SPUBLISH; only if it has input);
   2. merges its own input with the batches other nodes published since the last tick and sends ONE
      `tick` frame to its local members (encoded once per codec; viewers get a chat sample past the
      overload rate, staff the whole chat);
@@ -11,7 +11,12 @@ Per tick (default 100 ms) and broadcast, this node
      `count:ms`); counts older than `viewers_ttl_ms` are ignored and removed, so a dead node's
      viewers disappear.
 Urgent events and private messages are delivered locally at once and published at once; other
-nodes deliver them on receipt. One publisher task keeps this node's messages in order."""
+nodes deliver them on receipt. One publisher task keeps this node's messages in order.
+
+Pub/sub between nodes is *sharded* (Redis 7 SSUBSCRIBE/SPUBLISH, redislayer.shardpubsub): the
+channel carries the broadcast id as its hash tag, so on a Redis Cluster a broadcast's messages
+reach only the shard that owns its slot instead of being copied to every node; on a standalone
+server it is the same commands on one connection."""
 from __future__ import annotations
 
 import asyncio
@@ -27,12 +32,18 @@ import redis.asyncio as aioredis
 from live.fanout import metrics
 from live.fanout.conn import Conn
 from live.fanout.frames import CODECS, Encoded
+from redislayer.shardpubsub import ShardedSubscriber, channel, spublish_many
 
 log = logging.getLogger("hawker.fanout")
 
-CHANNEL = "hub:fan:bc:"
+CHANNEL = "hub:fan:bc:"  # + "{<broadcast>}": a sharded channel in the broadcast's slot
 VIEWERS = "hub:fan:viewers:"
-NODE_CHANNEL = "hub:fan:node:"
+NODE_CHANNEL = "hub:fan:node:"  # + "{<node id>}"
+
+
+def bc_channel(broadcast: str) -> str:
+    """The broadcast's sharded channel (hash tag = the broadcast id)."""
+    return channel(CHANNEL, broadcast)
 
 
 class _Batch:
@@ -121,7 +132,7 @@ class Fanout:
     # ---- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = ShardedSubscriber(self.redis)
         await self._subscribe_node()
         self._running = True
         self._tasks = [asyncio.ensure_future(self._listen()), asyncio.ensure_future(self._ticker()),
@@ -182,7 +193,7 @@ class Fanout:
         async with self._sub_lock:
             if self._pubsub is not None and self._rooms.get(broadcast) is room:
                 try:
-                    await self._pubsub.subscribe(CHANNEL + broadcast)
+                    await self._pubsub.subscribe(bc_channel(broadcast))
                     self._unsubscribed.discard(broadcast)
                 except Exception:  # noqa: BLE001
                     log.warning("fan-out: subscribing to %s failed; retrying each tick", broadcast)
@@ -212,7 +223,7 @@ class Fanout:
             async with self._sub_lock:
                 if self._pubsub is not None and m.broadcast not in self._rooms:
                     try:
-                        await self._pubsub.unsubscribe(CHANNEL + m.broadcast)
+                        await self._pubsub.unsubscribe(bc_channel(m.broadcast))
                     except Exception:  # noqa: BLE001
                         log.warning("fan-out: unsubscribing from %s failed", m.broadcast)
 
@@ -419,7 +430,7 @@ class Fanout:
         if len(self._outbox) >= self.max_outbox:
             log.warning("fan-out outbox full: dropping a %s message for %s", kind, broadcast)
             return
-        self._outbox.append((CHANNEL + broadcast, msgpack.packb(msg), kind))
+        self._outbox.append((bc_channel(broadcast), msgpack.packb(msg), kind))
         self._out_wake.set()
 
     async def _publisher(self) -> None:
@@ -431,11 +442,8 @@ class Fanout:
                 items: list[tuple[str, bytes, str]] = []
                 while self._outbox and len(items) < 500:
                     items.append(self._outbox.popleft())
-                pipe = self.redis.pipeline(transaction=False)
-                for ch, data, _kind in items:
-                    pipe.publish(ch, data)
                 try:
-                    await pipe.execute()
+                    await spublish_many(self.redis, [(ch, data) for ch, data, _kind in items])
                     for _ch, _d, kind in items:
                         metrics.PUBLISHED.labels(kind).inc()
                 except asyncio.CancelledError:
@@ -448,7 +456,7 @@ class Fanout:
         """The node's own channel, always subscribed so listen() never idles out. Redis may be away
         when the node starts: then the node still starts (/readyz says 503) and _listen retries."""
         try:
-            await self._pubsub.subscribe(NODE_CHANNEL + self.node_id)
+            await self._pubsub.subscribe(channel(NODE_CHANNEL, self.node_id))
             self._node_subscribed = True
         except Exception:  # noqa: BLE001
             log.warning("fan-out: Redis unavailable; subscribing when it is back")
@@ -461,25 +469,24 @@ class Fanout:
                 await asyncio.sleep(0.5)
                 continue
             try:
-                msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                msg = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001
                 log.warning("fan-out subscription failed; retrying", exc_info=True)
                 await asyncio.sleep(0.5)
                 continue
-            if msg is None or msg.get("type") != "message":
+            if msg is None:
                 continue
             try:
-                self._on_message(msg["channel"], msg["data"])
+                self._on_message(*msg)
             except Exception:  # noqa: BLE001
                 log.warning("bad fan-out message", exc_info=True)
 
-    def _on_message(self, channel: bytes, data: bytes) -> None:
-        ch = channel.decode() if isinstance(channel, bytes) else channel
-        if not ch.startswith(CHANNEL):
+    def _on_message(self, ch: str, data: bytes) -> None:
+        if not (ch.startswith(CHANNEL + "{") and ch.endswith("}")):
             return
-        bc = ch[len(CHANNEL):]
+        bc = ch[len(CHANNEL) + 1:-1]
         m = msgpack.unpackb(data)
         if m.get("n") == self.node_id or bc not in self._rooms:
             return

@@ -108,7 +108,8 @@ def patch_product(product: Product, data: Mapping[str, Any]) -> Product:
 
 
 _CREATE = """
--- KEYS: bc, products, list   ARGV: id, fields-json, products-json
+-- KEYS: bc, products (one slot)   ARGV: id, fields-json, products-json
+-- returns its created_at (ms), 0 if it existed
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -121,8 +122,7 @@ for i, p in ipairs(products) do
   p.position = i
   redis.call('HSETNX', KEYS[2], p.id, cjson.encode(p))
 end
-redis.call('ZADD', KEYS[3], now, ARGV[1])
-return 1
+return now
 """
 
 _TRANSITION = """
@@ -196,10 +196,13 @@ class BroadcastStore:
         """Create, or raise StoreError BROADCAST_EXISTS."""
         plist = [p.to_dict() for p in products]
         fields = {"title": title, "host": host, "scheduled_start": "" if scheduled_start is None else scheduled_start}
-        created = await self._create(keys=[bc_key(broadcast_id), products_key(broadcast_id), LIST_KEY],
-                                     args=[broadcast_id, orjson.dumps(fields), orjson.dumps(plist) if plist else b"[]"])
+        created = int(await self._create(keys=[bc_key(broadcast_id), products_key(broadcast_id)],
+                                         args=[broadcast_id, orjson.dumps(fields), orjson.dumps(plist) if plist else b"[]"]))
         if not created:
             raise StoreError("BROADCAST_EXISTS", f"broadcast {broadcast_id!r} already exists")
+        # the listing is another slot: written after the broadcast (a lost write leaves it unlisted,
+        # never a listed id without a broadcast)
+        await self._r.zadd(LIST_KEY, {broadcast_id: created})
         return await self.require(broadcast_id)
 
     async def ensure(self, broadcast_id: str, *, title: str, host: str, products: Iterable[Mapping[str, Any] | Product] = (),

@@ -80,7 +80,7 @@ return {'OK', tostring(closes)}
 """
 
 _VOTE = _NOW + """
--- KEYS: poll, votes, tally, dirty, times   ARGV: user, option, ttl-s, dirty member
+-- KEYS: poll, votes, tally, times (one slot)   ARGV: user, option, ttl-s
 local p = redis.call('HMGET', KEYS[1], 'state', 'closes_at', 'n')
 if not p[1] then return {'POLL_NOT_FOUND'} end
 local n = tonumber(p[3])
@@ -96,9 +96,8 @@ else
   redis.call('HINCRBY', KEYS[3], opt, 1)
   redis.call('EXPIRE', KEYS[2], ARGV[3])
   redis.call('EXPIRE', KEYS[3], ARGV[3])
-  redis.call('SADD', KEYS[4], ARGV[4])
-  redis.call('ZADD', KEYS[5], now, ARGV[1])
-  redis.call('EXPIRE', KEYS[5], ARGV[3])
+  redis.call('ZADD', KEYS[4], now, ARGV[1])  -- when it was received (quizzes rank by it)
+  redis.call('EXPIRE', KEYS[4], ARGV[3])
   chosen = opt
 end
 local counts = {}
@@ -166,10 +165,11 @@ class PollStore:
     async def vote(self, broadcast: str, poll_id: str, user: str, option: int) -> tuple[bool, int, list[int]]:
         """(counted now?, the viewer's option, tallies). A repeat returns the first vote, uncounted."""
         res = await self._vote(keys=[_k(broadcast, "poll", poll_id), _k(broadcast, "poll", poll_id, "votes"),
-                                     _k(broadcast, "poll", poll_id, "tally"), DIRTY_KEY,
-                                     _k(broadcast, "poll", poll_id, "times")],
-                               args=[user, option, POLL_TTL_S, f"{broadcast}|{poll_id}"])
+                                     _k(broadcast, "poll", poll_id, "tally"), _k(broadcast, "poll", poll_id, "times")],
+                               args=[user, option, POLL_TTL_S])
         code = res[0].decode()
+        if code == "OK" and int(res[1]):  # counted: mark the tally dirty (another slot on a cluster)
+            await self._r.sadd(DIRTY_KEY, f"{broadcast}|{poll_id}")
         if code == "POLL_NOT_FOUND":
             raise PollError(code, f"no poll {poll_id!r}")
         if code == "POLL_CLOSED":

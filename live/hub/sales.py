@@ -8,7 +8,13 @@ Keys:
   hub:sales:watch     zset  sale ids whose stock the hub watches, scored by "watch until" (ms)
 
 Each announcement (`sale.open`, `sale.soldout`, `sale.closed`) is claimed by one Lua script that
-moves the hub's state once, so it goes out once however many nodes try."""
+moves the hub's state once, so it goes out once however many nodes try.
+
+Every script touches the sale's hash alone (one slot on a Redis Cluster); the two indexes, which
+live in other slots, are written right after it: a retried create whose first attempt stopped
+between the two finds the sale still `scheduled` and writes them then (ZADD NX); a close whose
+index write was lost leaves the sale watched until the next close attempt (harmless: the watcher
+reads a closed sale that does not change for nothing)."""
 from __future__ import annotations
 
 import hashlib
@@ -77,15 +83,17 @@ _INTS = {"price", "units", "limit", "hold_s", "opens_at", "closes_at", "created_
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
 _CREATE = _NOW + """
--- KEYS: sale, bc-sales, watch   ARGV: id, opens_at, field, value, ...
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+-- KEYS: sale   ARGV: id, opens_at, field, value, ...
+-- 1: created; 2: exists and still scheduled (a retry: index it again); 0: exists
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'state') == 'scheduled' then return 2 end
+  return 0
+end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', 'scheduled', 'created_at', now,
            'opened_at', '', 'soldout_at', '', 'closed_at', '', 'close_reason', '')
 for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('ZADD', KEYS[2], tonumber(ARGV[2]), ARGV[1])
-redis.call('ZADD', KEYS[3], %d, ARGV[1])
 return 1
-""" % FOREVER
+"""
 
 _OPEN = _NOW + """
 -- KEYS: sale
@@ -107,13 +115,12 @@ return {'OK', now}
 """
 
 _CLOSE = _NOW + """
--- KEYS: sale, watch   ARGV: reason, only-if-due ('1' from the timer), id, keep-watching-ms
+-- KEYS: sale   ARGV: reason, only-if-due ('1' from the timer)
 local s = redis.call('HMGET', KEYS[1], 'state', 'closes_at')
 if not s[1] then return {'GONE'} end
 if s[1] == 'closed' then return {'LOST'} end
 if ARGV[2] == '1' and s[2] ~= '' and now < tonumber(s[2]) then return {'NOT_YET'} end
 redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_at', now, 'close_reason', ARGV[1])
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[3])
 return {'OK', now}
 """
 
@@ -135,8 +142,13 @@ class SaleStore:
             if k in ("id", "state", "created_at", "opened_at", "soldout_at", "closed_at", "close_reason"):
                 continue
             fields += [k, "" if val is None else int(val) if isinstance(val, bool) else val]
-        return bool(await self._create(keys=[sale_key(sale.id), bc_sales_key(sale.broadcast), WATCH_KEY],
-                                       args=[sale.id, sale.opens_at, *fields]))
+        res = int(await self._create(keys=[sale_key(sale.id)], args=[sale.id, sale.opens_at, *fields]))
+        if res:  # the indexes (other slots): after the sale, NX so a retry changes nothing written
+            pipe = self._r.pipeline(transaction=False)
+            pipe.zadd(bc_sales_key(sale.broadcast), {sale.id: sale.opens_at}, nx=True)
+            pipe.zadd(WATCH_KEY, {sale.id: FOREVER}, nx=True)
+            await pipe.execute()
+        return res == 1
 
     async def get(self, sale_id: str) -> Sale | None:
         return self._parse(await self._r.hgetall(sale_key(sale_id)))
@@ -194,8 +206,10 @@ class SaleStore:
         return _claim(await self._soldout(keys=[sale_key(sale_id)]))
 
     async def claim_close(self, sale_id: str, reason: str, *, only_if_due: bool = False) -> tuple[str, int | None]:
-        return _claim(await self._close(keys=[sale_key(sale_id), WATCH_KEY],
-                                        args=[reason, "1" if only_if_due else "0", sale_id, WATCH_AFTER_CLOSE_MS]))
+        code, at = _claim(await self._close(keys=[sale_key(sale_id)], args=[reason, "1" if only_if_due else "0"]))
+        if code == "OK" and at is not None:  # watched a while longer: holds made before may still settle
+            await self._r.zadd(WATCH_KEY, {sale_id: at + WATCH_AFTER_CLOSE_MS})
+        return code, at
 
 
 def _claim(res: list) -> tuple[str, int | None]:

@@ -4,8 +4,11 @@ handed to the waitlist) reach viewers through the inventory's per-lot event stre
 One node at a time is the stock watcher (a Redis lease, renewed while it lives; another node takes
 over when it dies, resuming from the per-sale cursors kept in Redis). It does work only where
 something happens:
-  - every inventory script that appends events PUBLISHes the lot id on `inv:changed`; the watcher
-    is subscribed and reads the events of exactly the sales that changed, each tick;
+  - every inventory script that appends events SPUBLISHes the lot id on the lot's sharded channel
+    `inv:changed:{lot:ID}` (its slot: on a Redis Cluster only the lot's shard carries it); the
+    watcher SSUBSCRIBEs to the channels of the watched sales (the watch set is re-read every
+    second; a sale that joins it is read once at once, since its wakes before that were not
+    heard) and reads the events of exactly the sales that changed, each tick;
   - due holds are expired (`expire_due`, which also hands freed units to the waitlist) only for
     sales that have units held, and only once the earliest of them falls due (the script says when);
   - a slow safety sweep (every `sweep_ms`) reads every watched sale, in case a wake was lost while
@@ -27,17 +30,19 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from inventory import CHANGED_CHANNEL, Inventory, StockLevels
+from inventory import Inventory, StockLevels, changed_channel
 from live.hub.cmd_sales import Sales, levels_dict, reservation_dict
 from live.hub.sales import WATCH_KEY
 from live.periodic import Periodic
 from redislayer import overload_code
+from redislayer.shardpubsub import ShardedSubscriber
 
 log = logging.getLogger("hawker.hub.stock")
 
 LEASE_KEY = "hub:stockwatch:lease"
 SETTLED_LINGER_MS = 60_000  # a settled sold-out sale stays watched this long
 REWATCH_MS = 15 * 60 * 1000  # a woken sale that was not watched is watched this long again
+MEMBERS_EVERY_MS = 1000  # how often the watch set is re-read to follow its channels
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -65,11 +70,14 @@ class StockWatch:
         self._period = period_ms / 1000.0
         self._expire_every = max(1, expire_every_ms // max(1, period_ms))
         self._sweep_every = max(1, sweep_every_ms // max(1, period_ms))
+        self._members_every = max(1, MEMBERS_EVERY_MS // max(1, period_ms))
         self._renew = redis.register_script(_RENEW)
         self._loop = Periodic(self.round, self._period, name="stock-watch", log=log)
         self._rounds = 0
         self._leading = False
-        self._pubsub: Any = None
+        self._pubsub: ShardedSubscriber | None = None
+        self._subscribed: set[str] = set()  # sales whose wake channel we are subscribed to
+        self._kept: set[str] = set()  # subscribed, out of the watch set, open (asked once)
         self._woken: set[str] = set()
         self._cursor: dict[str, str] = {}  # sale -> last event id read (mirrors Redis while leading)
         self._levels: dict[str, StockLevels] = {}  # sale -> latest levels seen
@@ -105,11 +113,13 @@ class StockWatch:
         woken = await self._drain() | self._woken
         self._woken = set()
         todo = set(woken)
-        if sweep:
+        if sweep or self._rounds % self._members_every == 0:
             watched = await self._sales.store.watched(self._sales.hub.clock.now_ms())
-            for gone in set(self._levels) - set(watched) - woken:  # left the watch set: forget it
-                self._forget(gone)
-            todo.update(watched)
+            todo.update(await self._follow(set(watched)))  # newly subscribed: read once
+            if sweep:
+                for gone in set(self._levels) - set(watched) - woken:  # left the watch set: forget it
+                    self._forget(gone)
+                todo.update(watched)
         expiring: set[str] = set()
         if self._rounds % self._expire_every == 0:
             now = self._sales.hub.clock.now_ms()
@@ -121,15 +131,41 @@ class StockWatch:
             await asyncio.gather(*(self._watch(s, expire=s in expiring, woken=s in woken) for s in todo))
 
     async def _subscribe(self) -> None:
+        self._pubsub = ShardedSubscriber(self._r)
+        self._subscribed = set()
+
+    async def _follow(self, watched: set[str]) -> set[str]:
+        """Subscribe to the wake channels of the watched sales, leave the others. Returns the
+        sales newly subscribed (their earlier wakes were not heard)."""
+        if self._pubsub is None:
+            return set()
+        new, old = watched - self._subscribed, self._subscribed - watched - self._kept
+        self._kept &= self._subscribed - watched  # back in the watch set: asked again when it leaves
         try:
-            self._pubsub = self._r.pubsub(ignore_subscribe_messages=True)
-            await self._pubsub.subscribe(CHANGED_CHANNEL)
-        except Exception as exc:  # noqa: BLE001 - retried next tick; the sweep covers the gap
+            for sale in [s for s in old if not await self._finished(s)]:  # settled open: may change again
+                self._kept.add(sale)
+                old.discard(sale)
+            if old:
+                await self._pubsub.unsubscribe(*(changed_channel(s) for s in old))
+                self._subscribed -= old
+            for sale in new:  # one by one: each channel is in its own slot
+                await self._pubsub.subscribe(changed_channel(sale))
+                self._subscribed.add(sale)
+        except Exception as exc:  # noqa: BLE001 - resubscribe next tick; the sweep covers the gap
             log.warning("stock watcher: subscribe failed: %s", type(exc).__name__)
             await self._unsubscribe()
+        return new
+
+    async def _finished(self, sale_id: str) -> bool:
+        """Closed, cancelled or gone: no stock change can come any more (asked once, when the sale
+        leaves the watch set). An open sale that settled (sold out, nothing held) stays subscribed,
+        so a later change (more stock) wakes it, as the old single channel did."""
+        lot = await self._inv.get_lot(sale_id)
+        return lot is None or lot.state.value in ("CLOSED", "CANCELLED")
 
     async def _unsubscribe(self) -> None:
         ps, self._pubsub = self._pubsub, None
+        self._subscribed, self._kept = set(), set()
         if ps is not None:
             try:
                 await ps.aclose()
@@ -146,7 +182,7 @@ class StockWatch:
                 msg = await self._pubsub.get_message(timeout=0)
                 if msg is None:
                     break
-                data = msg.get("data")
+                data = msg[1]
                 if isinstance(data, bytes):
                     woken.add(data.decode(errors="replace"))
         except Exception as exc:  # noqa: BLE001 - resubscribe next tick and sweep

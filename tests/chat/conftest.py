@@ -7,6 +7,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from chat import Actor, Chat, ChatPolicy
+from tests.redis_proc import client_for
 
 HOST = Actor("host1", "Host", "host")
 MOD = Actor("mod1", "Mo", "moderator")
@@ -20,7 +21,7 @@ async def make_chat(redis, redis_url: str) -> AsyncIterator[Callable[..., Chat]]
     clients: list[aioredis.Redis] = []
 
     def make(**policy) -> Chat:  # type: ignore[no-untyped-def]
-        client = aioredis.Redis.from_url(redis_url)
+        client = client_for(redis_url)  # a RedisCluster under HAWKER_TEST_REDIS=cluster
         clients.append(client)
         base = {"rate_per_s": 1000.0, "burst": 1000}
         base.update(policy)

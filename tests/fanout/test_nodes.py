@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from tests.conftest import CLUSTER
 from tests.fanout.conftest import fanout_of, wait_for
 
 
@@ -24,14 +27,51 @@ async def test_a_message_from_node_a_reaches_clients_on_node_b(make_server, bc, 
         assert any((t.get("levels") or {}).get("stock:s1") == {"available": 1} for t in c.ticks())
 
 
+
+def _bus_publishes(ports: list[int]) -> int:
+    """Classic PUBLISH messages the cluster's nodes sent each other over the cluster bus."""
+    import redis as sync_redis
+
+    total = 0
+    for port in ports:
+        with sync_redis.Redis(port=port, decode_responses=True) as r:
+            info = r.execute_command("CLUSTER INFO")
+        if isinstance(info, str):
+            info = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+        total += int(info.get("cluster_stats_messages_publish_sent", 0))
+    return total
+
+
+@pytest.mark.skipif(not CLUSTER, reason="the cluster bus exists on a Redis Cluster (HAWKER_TEST_REDIS=cluster)")
+async def test_on_a_cluster_the_fanout_stays_on_the_broadcasts_shard(make_server, bc, clients, token, redis_proc) -> None:
+    """A classic PUBLISH is copied to every master over the cluster bus; the fan-out's sharded
+    messages are not: the bus carries no publish at all while two nodes exchange chat, hearts and
+    urgent events (the old classic channel sent one bus message per master per publish)."""
+    ports = [n.port for n in redis_proc.nodes]
+    a, b = await make_server(), await make_server()
+    on_a = await clients(a.url, token("viewer", bc, "u1"))
+    on_b = await clients(b.url, token("viewer", bc, "u2"))
+    await wait_for(lambda: fanout_of(a).members(bc) == 1 and fanout_of(b).members(bc) == 1, what="members")
+    before = _bus_publishes(ports)
+    for i in range(5):
+        fanout_of(a).chat(bc, {"id": f"a{i}", "text": "x", "role": "viewer"})
+        fanout_of(b).hearts(bc, 1)
+    fanout_of(b).urgent(bc, "sale.open", {"sale_id": "s1"})
+    await wait_for(lambda: len(on_b.chat()) == 5 and on_a.of("sale.open"), what="a's chat on b, b's urgent on a")
+    await wait_for(lambda: on_a.hearts() == 5, what="b's hearts on a")
+    assert _bus_publishes(ports) == before
+
+
 async def test_each_node_publishes_one_batch_per_tick_and_subscribes_only_with_members(make_server, bc, clients, token, redis) -> None:
     a = await make_server(tick_ms=60_000)
     b = await make_server(tick_ms=60_000)
     fa, fb = fanout_of(a), fanout_of(b)
     c = await clients(b.url, token("viewer", bc, "u1"))
     await wait_for(lambda: fb.members(bc) == 1, what="member on b")
-    numsub = dict(await redis.pubsub_numsub(f"hub:fan:bc:{bc}"))
-    assert numsub[f"hub:fan:bc:{bc}".encode()] == 1  # b only
+    ch = f"hub:fan:bc:{{{bc}}}"  # a sharded channel in the broadcast's slot
+    opts = {"target_nodes": redis.get_node_from_key(ch)} if CLUSTER else {}
+    numsub = dict(await redis.execute_command("PUBSUB SHARDNUMSUB", ch, **opts))
+    assert numsub[ch.encode()] == 1  # b only
     for i in range(50):
         fa.chat(bc, {"id": f"m{i}", "text": "x", "role": "viewer"})
         fa.hearts(bc)

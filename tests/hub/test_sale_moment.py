@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from live.hub.broadcasts import BroadcastStore
 from live.hub.sales import _SOLDOUT
 from loadtest.lightclient import LightClient
+from tests.conftest import CLUSTER
 from tests.hub.conftest import PRODUCTS
 from tests.redis_proc import RedisProcess
 from tests.waiting import wait_for
@@ -127,7 +128,8 @@ async def test_redis_stopped_mid_sale_answers_unavailable_then_holds_are_intact(
         client = aioredis.Redis.from_url(own.url)
         await BroadcastStore(client).ensure("b1", title="Drop", host="h1", products=PRODUCTS)
         await client.aclose()
-        node = await make_server(redis_url=own.url, redis_timeout_s=0.5, redis_wait_ms=300)
+        node = await make_server(redis_url=own.url, redis_mode="standalone", redis_replicas_ack=0, redis_timeout_s=0.5,
+                                 redis_wait_ms=300)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             host = await _light(session, node.url, token("host", "b1", "h1"), "json")
             sale = await _sale(host, units=5, hold_s=600)
@@ -204,6 +206,7 @@ async def test_a_slow_redis_at_join_gives_a_partial_snapshot_that_names_its_part
         await asyncio.gather(again.close(), host.close())
 
 
+@pytest.mark.skipif(CLUSTER, reason="MONITOR sees one node of a cluster; the claim count runs on one server")
 async def test_refused_buyers_make_no_sold_out_claim(make_server, redis, redis_url, token):
     """sale.soldout is claimed by the reserve that took the last unit; refused buyers cost no extra
     Redis call (MONITOR counts the claim script's runs)."""
@@ -310,7 +313,10 @@ async def test_a_command_past_its_deadline_is_busy_and_its_retry_gets_the_first_
         sale = await _sale(host, units=3)
         buyer = await _light(session, node.url, token("viewer", "b1", "alice"), "msgpack")
         admin = aioredis.Redis.from_url(redis_url)
-        await admin.execute_command("CLIENT", "PAUSE", 1000, "ALL")
+        if CLUSTER:  # the sale's master may be any of them
+            await redis.execute_command("CLIENT PAUSE", 1000, "ALL", target_nodes=redis.PRIMARIES)
+        else:
+            await admin.execute_command("CLIENT", "PAUSE", 1000, "ALL")
         ack = await buyer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": "slow"})
         assert ack["ok"] is False and ack["error"]["code"] == "BUSY" and ack["error"]["retry_after"] > 0
         await asyncio.sleep(1.2)
@@ -320,3 +326,26 @@ async def test_a_command_past_its_deadline_is_busy_and_its_retry_gets_the_first_
         assert audit.ok and audit.levels.held == 1  # one hold, not two
         await admin.aclose()
         await asyncio.gather(buyer.close(), host.close())
+
+
+async def test_a_stock_change_outside_the_hub_wakes_the_watcher_at_once(make_server, redis, token):
+    """A change no hub command made (here the inventory library on its own client) reaches the
+    viewers through the lot's wake channel within a few ticks, not at the next 5 s safety sweep
+    (on a cluster too: the wake is SPUBLISHed in the lot's slot and the watcher SSUBSCRIBEs to it)."""
+    from inventory import Inventory
+
+    await BroadcastStore(redis).ensure("b1", title="Drop", host="h1", products=PRODUCTS)
+    node = await make_server(tick_ms=50)
+    async with aiohttp.ClientSession() as session:
+        host = await _light(session, node.url, token("host", "b1", "h1"), "json")
+        viewer = await _light(session, node.url, token("viewer", "b1", "v1"), "json")
+        sale = await _sale(host, units=3)
+        watch = node.app["hub"].stockwatch
+        await wait_for(lambda: sale in watch._subscribed, what="the watcher subscribed to the sale's wake")
+        ack = await viewer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": "r"})
+        assert ack["ok"], ack
+        start = asyncio.get_running_loop().time()
+        await Inventory(redis).adjust_total(sale, 1)  # the held unit is all there is: sold out
+        await wait_for(lambda: any(n == "sale.soldout" for n, _ in viewer.events), timeout=5, what="sale.soldout")
+        assert asyncio.get_running_loop().time() - start < 2.0  # the sweep would take up to 5 s
+        await asyncio.gather(viewer.close(), host.close())

@@ -11,7 +11,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.conftest import TEST_SECRET
+from tests.conftest import CLUSTER, TEST_SECRET
 from tests.hub.conftest import wait_for
 from tests.redis_proc import free_port
 
@@ -23,7 +23,7 @@ async def two_workers(redis_url, bc):  # type: ignore[no-untyped-def]
     port = free_port()
     env = {**os.environ, "HAWKER_SECRET": TEST_SECRET, "HAWKER_REDIS_URL": redis_url, "HAWKER_PORT": str(port),
            "HAWKER_WORKERS": "2", "HAWKER_TICK_MS": "100", "HAWKER_LOG_LEVEL": "warning",
-           "HAWKER_PAYMENT_PROVIDER": "sandbox"}
+           "HAWKER_PAYMENT_PROVIDER": "sandbox", "HAWKER_REDIS_MODE": "cluster" if CLUSTER else "standalone"}
     proc = subprocess.Popen([sys.executable, "-m", "live", "serve"], env=env)
     url = f"http://127.0.0.1:{port}"
     try:

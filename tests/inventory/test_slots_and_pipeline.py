@@ -8,12 +8,12 @@ import re
 import pytest
 from redis.crc import key_slot
 
-from inventory import Inventory, Refusal, StockLevels, keys_for
+from inventory import Inventory, Refusal, StockLevels, changed_channel, keys_for
 from inventory.lua import PRELUDE, SCRIPTS, source
 from tests.conftest import CLUSTER
 
 KEY_VARS = {"KM", "KR", "KX", "KU", "KH", "KQ", "KW", "KWU", "KE"}
-KEYLESS = {"TIME", "PUBLISH"}  # PUBLISH names a channel (the stock watcher's wake), not a key
+KEYLESS = {"TIME"}
 
 
 @pytest.mark.parametrize("lot_id", ["1", "drop-2026", "a.b:c_d", "x" * 64, "lot:{}".replace("{}", "")])
@@ -35,6 +35,10 @@ def test_scripts_only_touch_the_keys_they_are_given() -> None:
             calls += 1
             if cmd in KEYLESS:
                 continue
+            if cmd == "SPUBLISH":  # the watcher's wake: a sharded channel in the lot's own slot
+                assert first.strip() == "'inv:changed:{lot:' .. lot .. '}'", f"{name}: SPUBLISH to {first}"
+                continue
+            assert cmd != "PUBLISH", f"{name}: a classic PUBLISH is copied to every node of a cluster"
             assert first.strip() in KEY_VARS, f"{name}: redis.call('{cmd}', {first}) names a key that is not given"
     assert calls > 50
 
@@ -92,11 +96,30 @@ async def test_keys_touched_at_run_time_are_one_slot(inv: Inventory, make_lot, r
             runs[-1].append(c["command"])
         previous_lua = is_lua
     assert len(runs) >= 26
-    allowed = {k for lot in lots for k in keys_for(lot.lot_id)}
+    allowed = {k for lot in lots for k in [*keys_for(lot.lot_id), changed_channel(lot.lot_id)]}
     for run in runs:
         keys = [cmd.split()[1] for cmd in run if cmd.split()[0] not in KEYLESS]
         assert keys and set(keys) <= allowed, run
         assert len({key_slot(k.encode()) for k in keys}) == 1, run
+
+
+async def test_a_stock_change_wakes_the_lots_sharded_channel_only(inv: Inventory, make_lot, redis) -> None:  # type: ignore[no-untyped-def]
+    """The watcher's wake is SPUBLISHed on the lot's own channel (its slot on a cluster): a
+    subscriber of that lot hears the lot id, a subscriber of another lot hears nothing."""
+    from redislayer.shardpubsub import ShardedSubscriber
+
+    a, b = await make_lot(3, per_user_limit=1), await make_lot(3, per_user_limit=1)
+    assert key_slot(changed_channel(a.lot_id).encode()) == key_slot(keys_for(a.lot_id)[0].encode())
+    on_a, on_b = ShardedSubscriber(redis), ShardedSubscriber(redis)
+    await on_a.subscribe(changed_channel(a.lot_id))
+    await on_b.subscribe(changed_channel(b.lot_id))
+    try:
+        assert (await inv.reserve(a.lot_id, "alice", 1, "r1")).ok
+        assert await on_a.get_message(timeout=5) == (changed_channel(a.lot_id), a.lot_id.encode())
+        assert await on_b.get_message(timeout=0.3) is None
+    finally:
+        await on_a.aclose()
+        await on_b.aclose()
 
 
 async def test_calls_in_one_tick_share_one_round_trip(inv: Inventory, make_lot) -> None:  # type: ignore[no-untyped-def]
@@ -114,6 +137,24 @@ async def test_calls_in_one_tick_share_one_round_trip(inv: Inventory, make_lot) 
     assert (p.flushes - flushes, p.batches - batches) == (1, -(-200 // p.max_batch))
     ids = {r.reservation.id for r in results + more}  # type: ignore[union-attr]
     assert len(ids) == p.max_batch + 200
+
+
+async def test_one_tick_is_one_round_trip_per_master(inv: Inventory, make_lot, redis) -> None:  # type: ignore[no-untyped-def]
+    """Reserves on lots spread over a cluster's masters, made in one tick, travel as one pipeline
+    per master (one on a standalone server)."""
+    lots = [await make_lot(10, per_user_limit=1) for _ in range(12)]
+    await inv.load_scripts()
+    if CLUSTER:
+        await redis.initialize()
+        masters = {redis.get_node_from_key(keys_for(lot.lot_id)[0]).name for lot in lots}
+        assert len(masters) >= 2, "the lots all landed on one master"
+    else:
+        masters = {"the server"}
+    p = inv.pipeline
+    batches = p.batches
+    results = await asyncio.gather(*(inv.reserve(lot.lot_id, f"u{i}", 1, "r") for i, lot in enumerate(lots)))
+    assert all(r.ok for r in results)
+    assert p.batches - batches == len(masters)
 
 
 async def test_noscript_is_recovered_in_a_batch(inv: Inventory, make_lot, redis) -> None:  # type: ignore[no-untyped-def]

@@ -64,6 +64,11 @@ def _packet_bytes(item: Any) -> int:
     return len(data) + 1 if isinstance(data, (str, bytes, bytearray)) else 64
 
 
+def _ends_writer(item: Any) -> bool:
+    """The writer's stop signals: None, or Engine.IO's CLOSE packet."""
+    return item is None or getattr(item, "packet_type", None) == eio_packet.CLOSE
+
+
 class CtrlQueue(asyncio.Queue[Any]):
     """Engine.IO's per-socket packet queue, which also wakes our writer and counts its bytes
     (`bytes`): on long-polling everything for the socket waits here, on websocket only until the
@@ -84,12 +89,16 @@ class CtrlQueue(asyncio.Queue[Any]):
         return item
 
     def put_nowait(self, item: Any) -> None:
-        if self._conn.writer_done:  # nobody will write it: do not leave Engine.IO's close() joining forever
+        conn = self._conn
+        if conn.writer_done:  # nobody will write it: do not leave Engine.IO's close() joining forever
             return
+        if conn.close_reason is not None and conn.transport is not None and not _ends_writer(item):
+            return  # closed on websocket: the writer would drop it anyway (only the close frame goes)
         super().put_nowait(item)
-        self._conn.wake.set()
-        if self._conn.transport is None:  # long-polling: nothing else bounds what waits for the next poll
-            self._conn.check_replies()
+        conn.wake.set()
+        # Bounded on put, not only on write: a busy loop can read hundreds of events (each with a
+        # reply) before the writer task runs, and they all wait here meanwhile.
+        conn.check_replies()
 
 
 class Conn:

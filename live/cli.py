@@ -222,7 +222,7 @@ def _giveaway_verify(args: argparse.Namespace) -> int:
     import urllib.parse
     import urllib.request
 
-    from live.hub.giveaways import verify
+    from shop.giveaways import verify
 
     try:
         if args.url:

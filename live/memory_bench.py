@@ -5,7 +5,7 @@
 Starts its own server (Debian's redis-server when >= 7, else the embedded Valkey; see
 live/embedded_redis.py) unless --redis-url is given (then it FLUSHALLs that database: never point it
 at a real one). Each sale goes the way a flash sale does, through the real libraries:
-  - the hub's sale record (live/hub/sales.py) and an inventory lot of `--units` units, limit 1;
+  - the hub's sale record (shop/sales.py) and an inventory lot of `--units` units, limit 1;
   - `--viewers` distinct viewers each try to reserve one unit with their own request id; of the
     holds, 4 in 5 are paid through Checkout (sandbox provider: an order, a charge) and 1 in 5 is
     released (the others are turned away: SOLD_OUT);
@@ -34,7 +34,7 @@ import redis.asyncio as aioredis
 from checkout import Checkout, Ledger, PayRequest, SandboxProvider
 from inventory import Inventory, LotSpec
 from live.embedded_redis import EmbeddedRedis
-from live.hub.sales import Sale, SaleStore
+from shop.sales import Sale, SaleStore
 
 CARD = {"number": "4242 4242 4242 4242", "exp": "12/39", "cvc": "123"}
 CONTACT = {"name": "Kim Minji", "email": "minji.kim@example.test", "phone": "+82 10 1234 5678"}

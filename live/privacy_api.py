@@ -20,9 +20,9 @@ from chat import privacy as chat_privacy
 from checkout.ulid import new_ulid
 from live.auth import ADMIN_BROADCAST, Claims, require
 from live.errors import ApiError, json_response
-from live.hub.broadcasts import LIST_KEY
 from live.idempotent import idempotent
 from live.periodic import Periodic
+from shop.broadcasts import LIST_KEY
 
 log = logging.getLogger("hawker.privacy")
 

@@ -46,7 +46,7 @@ def image_path(product: DemoProduct) -> str:
 
 async def seed_demo(redis: aioredis.Redis, broadcast_id: str, host_sub: str) -> None:
     """Create the demo broadcast with its products if missing; add missing products; never overwrite."""
-    from live.hub.broadcasts import BroadcastStore
+    from shop.broadcasts import BroadcastStore
 
     await BroadcastStore(redis).ensure(broadcast_id, title=DEMO_TITLE, host=host_sub,
                                        products=[p.as_dict() for p in DEMO_PRODUCTS])

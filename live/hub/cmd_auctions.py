@@ -20,12 +20,12 @@ from auctions import Auction, AuctionError, Auctions, AuctionSpec, BidResult, Of
 from auctions.core import check_increments
 from live.auth import require
 from live.errors import ApiError, json_response
-from live.hub import validate as v
 from live.hub.errors import refusals
 from live.hub.hub import Hub
 from live.hub.registry import HOST, Caller, HubError
-from live.hub.sales import sale_key
 from live.hub.scheduler import NOT_YET, Scheduler
+from shop import validate as v
+from shop.sales import sale_key
 
 log = logging.getLogger("hawker.hub.auctions")
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from live.hub import validate as v
 from live.hub.errors import refusals
 from live.hub.hub import Hub
 from live.hub.registry import EVERYONE, HOST, STAFF, Caller
+from shop import validate as v
 
 
 def register(hub: Hub) -> None:

@@ -1,6 +1,6 @@
 """Giveaway commands: open / draw / cancel (staff), enter (viewers, by button or by the chat
 keyword), the snapshot part, the `giveaway:<id>` level and GET /api/broadcasts/{bc}/giveaways/{id}
-(the record anyone can verify with `hawker giveaway verify`). The draw is in live/hub/giveaways.py."""
+(the record anyone can verify with `hawker giveaway verify`). The draw is in shop/giveaways.py."""
 from __future__ import annotations
 
 import logging
@@ -11,11 +11,11 @@ from aiohttp import web
 
 from live.auth import require
 from live.errors import ApiError, json_response
-from live.hub import validate as v
 from live.hub.errors import refusals
-from live.hub.giveaways import GiveawayError, GiveawayStore, entry_of
 from live.hub.hub import Hub
 from live.hub.registry import STAFF, Caller, HubError
+from shop import validate as v
+from shop.giveaways import GiveawayError, GiveawayStore, entry_of
 
 log = logging.getLogger("hawker.hub.giveaways")
 

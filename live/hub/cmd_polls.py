@@ -7,14 +7,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from live.hub import validate as v
 from live.hub.errors import refusals
 from live.hub.hub import Hub
-from live.hub.polls import Poll, PollStore
-from live.hub.quizzes import QuizStore
 from live.hub.registry import EVERYONE, STAFF, Caller, HubError
 from live.hub.scheduler import NOT_YET, Scheduler
 from live.periodic import Periodic
+from shop import validate as v
+from shop.polls import Poll, PollStore
+from shop.quizzes import QuizStore
 
 log = logging.getLogger("hawker.hub.polls")
 

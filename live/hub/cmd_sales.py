@@ -11,12 +11,12 @@ from typing import Any
 
 from inventory import Inventory, InventoryError, LotSpec, Refusal, Reservation, ReserveResult, StockLevels
 from live.hub import metrics
-from live.hub import validate as v
 from live.hub.errors import refusals
 from live.hub.hub import Hub
 from live.hub.registry import EVERYONE, HOST, Caller, HubError
-from live.hub.sales import Sale, SaleStore, new_sale_id
 from live.hub.scheduler import NOT_YET, Scheduler
+from shop import validate as v
+from shop.sales import Sale, SaleStore, new_sale_id
 
 log = logging.getLogger("hawker.hub.sales")
 

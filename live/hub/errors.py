@@ -5,10 +5,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from live.errors import ApiError
-from live.hub.broadcasts import StoreError
-from live.hub.polls import PollError
 from live.hub.registry import HubError
-from live.hub.validate import Invalid
+from shop.broadcasts import StoreError
+from shop.polls import PollError
+from shop.validate import Invalid
 
 _STATUS = {"NOT_FOUND": 404, "PRODUCT_NOT_FOUND": 404, "BROADCAST_EXISTS": 409, "PRODUCT_EXISTS": 409,
            "BAD_STATE": 409, "VALIDATION": 422}

@@ -16,11 +16,11 @@ import redis.asyncio as aioredis
 import socketio
 
 from live.hub import metrics
-from live.hub.broadcasts import BroadcastStore
 from live.hub.clock import ServerClock
 from live.hub.connect import Refused, authenticate
 from live.hub.registry import Caller, Handler, Registry, SnapshotPart
 from redislayer import overload_code
+from shop.broadcasts import BroadcastStore
 
 if TYPE_CHECKING:  # they import the hub: names only
     from live.hub.cmd_sales import Sales

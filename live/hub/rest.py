@@ -12,9 +12,9 @@ from aiohttp import web
 
 from live.auth import ADMIN_BROADCAST, Claims, require
 from live.errors import ApiError, json_response, read_json
-from live.hub import validate as v
-from live.hub.broadcasts import BroadcastStore, parse_product
 from live.hub.errors import api_errors
+from shop import validate as v
+from shop.broadcasts import BroadcastStore, parse_product
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 MAX_PRODUCTS = 200

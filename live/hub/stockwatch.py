@@ -32,10 +32,10 @@ import redis.asyncio as aioredis
 
 from inventory import Inventory, StockLevels, changed_channel
 from live.hub.cmd_sales import Sales, levels_dict, reservation_dict
-from live.hub.sales import WATCH_KEY
 from live.periodic import Periodic
 from redislayer import overload_code
 from redislayer.shardpubsub import ShardedSubscriber
+from shop.sales import WATCH_KEY
 
 log = logging.getLogger("hawker.hub.stock")
 

@@ -108,7 +108,7 @@ async def clients() -> AsyncIterator[Callable[..., Any]]:
 @pytest.fixture
 async def bc(redis) -> str:  # type: ignore[no-untyped-def]
     """Broadcast "b1" hosted by "h1" with one product."""
-    from live.hub.broadcasts import BroadcastStore
+    from shop.broadcasts import BroadcastStore
 
     await BroadcastStore(redis).ensure("b1", title="Chat show", host="h1", products=PRODUCTS)
     return "b1"

@@ -8,7 +8,7 @@ import aiohttp
 import orjson
 import pytest
 
-from live.hub.broadcasts import BroadcastStore
+from shop.broadcasts import BroadcastStore
 from tests.checkout.conftest import CONTACT, DECLINE_CARD, OK_CARD
 from tests.hub.conftest import PRODUCTS, Client, clients  # noqa: F401 - fixture
 

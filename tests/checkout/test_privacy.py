@@ -8,7 +8,7 @@ import asyncio
 import aiohttp
 
 from checkout.webhooks import DEAD
-from live.hub.broadcasts import BroadcastStore
+from shop.broadcasts import BroadcastStore
 from tests.checkout.conftest import CONTACT
 from tests.checkout.test_api import config, get  # noqa: F401 - config: loopback receivers allowed
 from tests.checkout.test_trust_api import buy, open_sale

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from checkout.shipping import ShippingInvalid, validate_shipping
-from live.hub.broadcasts import BroadcastStore
+from shop.broadcasts import BroadcastStore
 from tests.checkout.conftest import CONTACT, OK_CARD
 from tests.checkout.test_webhooks import SECRET, Receiver
 from tests.hub.conftest import clients  # noqa: F401 - fixture

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from checkout import SandboxProvider
-from live.hub.broadcasts import BroadcastStore
+from shop.broadcasts import BroadcastStore
 from tests.checkout.conftest import CONTACT, OK_CARD
 from tests.checkout.test_api import get, post
 from tests.conftest import TEST_SECRET

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import socketio
 
-from live.hub.broadcasts import BroadcastStore
+from shop.broadcasts import BroadcastStore
 from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests of this folder
 
 

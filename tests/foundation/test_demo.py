@@ -8,8 +8,8 @@ import threading
 import aiohttp
 import pytest
 
-from live.hub.broadcasts import BroadcastStore
 from live.seed import DEMO_PRODUCTS, image_path, seed_demo
+from shop.broadcasts import BroadcastStore
 from tests.foundation.procs import hawker, port_open, stop, wait_http
 from tests.redis_proc import free_port
 

@@ -88,8 +88,8 @@ async def test_a_node_started_before_redis_comes_up_and_serves_once_it_is_there(
 
     import socketio
 
-    from live.hub.broadcasts import BroadcastStore
     from live.store import connect
+    from shop.broadcasts import BroadcastStore
 
     own = RedisProcess()  # not started yet: nothing listens on its port
     try:

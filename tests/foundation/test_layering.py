@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-OURS = {"live", "inventory", "checkout", "chat", "loadtest", "tests", "redislayer", "analytics", "auctions"}
+OURS = {"live", "inventory", "checkout", "chat", "loadtest", "tests", "redislayer", "analytics", "auctions", "shop"}
 ALLOWED = {"redislayer": set(), "inventory": {"redislayer"}, "chat": {"redislayer"},
-           "checkout": {"inventory", "redislayer"}, "analytics": set(), "auctions": {"inventory", "redislayer"}}
+           "checkout": {"inventory", "redislayer"}, "analytics": set(), "auctions": {"inventory", "redislayer"},
+           "shop": {"redislayer"}}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

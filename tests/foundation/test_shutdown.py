@@ -7,7 +7,7 @@ import pytest
 import socketio
 
 from live.auth import mint
-from live.hub.broadcasts import BroadcastStore
+from shop.broadcasts import BroadcastStore
 from tests.conftest import TEST_SECRET
 from tests.foundation.procs import hawker, port_open, stop, wait_http, wait_until
 from tests.redis_proc import free_port

@@ -17,7 +17,7 @@ import aiohttp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from live.hub.broadcasts import BroadcastStore
+from shop.broadcasts import BroadcastStore
 from tests.fuzz.harness import EXAMPLES, Bridge, LogTrap, drive, fuzz_settings
 from tests.fuzz.strategies import STRANGE_TEXT, values
 

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from live.fanout.conn import PROTOCOL_CLOSE_CODE
-from live.hub.broadcasts import BroadcastStore
+from shop.broadcasts import BroadcastStore
 from tests.fuzz.harness import EXAMPLES, Bridge, LogTrap, drive, fuzz_settings
 from tests.fuzz.strategies import Frame, encode, frames
 from tests.rawsock import Raw

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-from live.hub.broadcasts import BroadcastStore
+from shop.broadcasts import BroadcastStore
 from tests.hub.conftest import wait_for
 
 HOST, STAFF, ALL = {"host"}, {"host", "moderator"}, {"host", "moderator", "viewer"}

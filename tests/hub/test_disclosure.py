@@ -10,7 +10,7 @@ import pytest
 
 from checkout import Webhooks
 from checkout.egress import EgressPolicy
-from live.hub.broadcasts import BroadcastStore
+from shop.broadcasts import BroadcastStore
 from tests.checkout.conftest import CONTACT, OK_CARD
 from tests.hub.conftest import PRODUCTS, clients  # noqa: F401 - fixture
 

@@ -9,7 +9,7 @@ import sys
 
 import aiohttp
 
-from live.hub.giveaways import draw_index, entry_of, verify
+from shop.giveaways import draw_index, entry_of, verify
 from tests.hub.conftest import wait_for
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from live.hub.broadcasts import BroadcastStore
+from shop.broadcasts import BroadcastStore
 from tests.hub.conftest import PRODUCTS, wait_for
 
 

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from live.hub.broadcasts import BroadcastStore
-from live.hub.sales import _SOLDOUT
 from loadtest.lightclient import LightClient
+from shop.broadcasts import BroadcastStore
+from shop.sales import _SOLDOUT
 from tests.conftest import CLUSTER
 from tests.hub.conftest import PRODUCTS
 from tests.redis_proc import RedisProcess

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from inventory.core import keys_for
-from live.hub.broadcasts import BroadcastStore
 from loadtest import audit
 from loadtest.spike import fetch_audit
+from shop.broadcasts import BroadcastStore
 from tests.hub.conftest import PRODUCTS, clients  # noqa: F401 - fixture
 
 

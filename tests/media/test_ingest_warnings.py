@@ -9,8 +9,8 @@ import asyncio
 
 import pytest
 
-from live.hub.broadcasts import BroadcastStore
 from loadtest.media_clients import Publisher, Viewer
+from shop.broadcasts import BroadcastStore
 from tests.hub.conftest import Client
 from tests.media.conftest import wait_for
 from tests.media.obs_like import ObsLikePublisher

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from live.hub.broadcasts import BroadcastStore
 from loadtest.media_clients import Publisher, post_sdp
+from shop.broadcasts import BroadcastStore
 from tests.hub.conftest import Client
 from tests.media.conftest import wait_for
 

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from live.hub.broadcasts import BroadcastStore
 from loadtest.media_clients import Publisher, Viewer, post_sdp
+from shop.broadcasts import BroadcastStore
 from tests.hub.conftest import Client
 from tests.media.conftest import wait_for
 from tests.media.test_http import _offer

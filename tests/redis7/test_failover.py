@@ -172,7 +172,7 @@ async def test_a_server_through_the_sentinels_answers_unavailable_until_a_replic
     import aiohttp
     import redis.asyncio as aioredis
 
-    from live.hub.broadcasts import BroadcastStore
+    from shop.broadcasts import BroadcastStore
     from tests.hub.conftest import PRODUCTS
     from tests.hub.test_sale_moment import _light, _sale
 

@@ -12,7 +12,7 @@ import pytest
 from checkout import Ledger
 from checkout.ledger import Order, OrderState
 from inventory import keys_for
-from live.hub.broadcasts import BroadcastStore
+from shop.broadcasts import BroadcastStore
 from tests.checkout.conftest import CONTACT, OK_CARD
 from tests.hub.conftest import PRODUCTS, clients  # noqa: F401 - fixture
 

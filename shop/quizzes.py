@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from live.hub.polls import POLL_TTL_S, Poll
+from shop.polls import POLL_TTL_S, Poll
 
 TOP = 10
 SCALE = 10**9

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
@@ -46,7 +46,7 @@ def text(data: Mapping[str, Any], name: str, *, required: bool = True, max_len: 
          default: str | None = None) -> str | None:
     value = _get(data, name, required, default)
     if value is default and not required:
-        return default
+        return cast("str | None", default)  # `is` narrowed it to Any
     if not isinstance(value, str):
         raise Invalid(name, f"{name} must be a string")
     value = value.strip()
@@ -64,7 +64,7 @@ def ident(data: Mapping[str, Any], name: str, *, required: bool = ..., default: 
 def ident(data: Mapping[str, Any], name: str, *, required: bool = True, default: str | None = None) -> str | None:
     value = _get(data, name, required, default)
     if value is default and not required:
-        return default
+        return cast("str | None", default)  # `is` narrowed it to Any
     if not isinstance(value, str) or not ID_RE.match(value):
         raise Invalid(name, f"{name} must be 1-64 letters, digits, '-' or '_'")
     return value
@@ -83,7 +83,7 @@ def integer(data: Mapping[str, Any], name: str, *, required: bool = True, lo: in
             default: int | None = None) -> int | None:
     value = _get(data, name, required, default)
     if value is default and not required:
-        return default
+        return cast("int | None", default)  # `is` narrowed it to Any
     if isinstance(value, bool) or not isinstance(value, int):
         raise Invalid(name, f"{name} must be an integer")
     if not (lo <= value <= hi):
@@ -103,7 +103,7 @@ def currency(data: Mapping[str, Any], name: str = "currency", *, required: bool 
              default: str | None = None) -> str | None:
     value = _get(data, name, required, default)
     if value is default and not required:
-        return default
+        return cast("str | None", default)  # `is` narrowed it to Any
     if not isinstance(value, str) or not CURRENCY_RE.match(value):
         raise Invalid(name, f"{name} must be an ISO 4217 code like 'USD'")
     return value

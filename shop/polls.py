@@ -7,7 +7,7 @@ Keys (hash tag = broadcast):
   hub:{bc}:poll:<id>:tally  hash    option index -> count
   hub:{bc}:poll:<id>:times  zset    user -> server ms of their vote (a quiz ranks correct answers by it)
 
-A quiz is a poll with a `correct` option, kept hidden until the poll closes (live/hub/quizzes.py).
+A quiz is a poll with a `correct` option, kept hidden until the poll closes (shop/quizzes.py).
 
 A vote is one Lua script: check open (Redis TIME < closes_at), HSETNX the vote, HINCRBY the
 tally only when the HSETNX won (and mark the poll dirty), return the tallies. A retried vote
@@ -193,4 +193,4 @@ class PollStore:
         """'OK' once (the caller that closed it announces it), else POLL_CLOSED / POLL_NOT_FOUND / NOT_YET."""
         res = await self._close(keys=[_k(broadcast, "poll", poll_id), _k(broadcast, "poll")],
                                 args=[poll_id, "1" if only_if_due else "0"])
-        return res.decode()
+        return cast(bytes, res).decode()

@@ -212,6 +212,6 @@ class SaleStore:
         return code, at
 
 
-def _claim(res: list) -> tuple[str, int | None]:
+def _claim(res: list[Any]) -> tuple[str, int | None]:
     code = res[0].decode() if isinstance(res[0], bytes) else str(res[0])
     return code, (int(res[1]) if len(res) > 1 else None)

@@ -16,7 +16,7 @@ from typing import Any, cast
 import orjson
 import redis.asyncio as aioredis
 
-from live.hub import validate as v
+from shop import validate as v
 
 STATES = ("scheduled", "live", "ended")
 LIST_KEY = "hub:broadcasts"

@@ -12,9 +12,13 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY live ./live
+COPY redislayer ./redislayer
 COPY inventory ./inventory
 COPY checkout ./checkout
 COPY chat ./chat
+COPY shop ./shop
+COPY auctions ./auctions
+COPY analytics ./analytics
 COPY loadtest ./loadtest
 RUN python -m pip install --upgrade pip wheel \
  && python -m pip wheel --wheel-dir /wheels .

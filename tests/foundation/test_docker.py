@@ -108,3 +108,14 @@ def test_every_documented_server_run_chooses_a_payment_provider():
     assert runs
     for run in runs:
         assert "HAWKER_PAYMENT_PROVIDER=" in run, run
+
+
+def test_the_image_copies_every_package_the_wheel_ships():
+    """A package left out of the build stage would import-fail only inside the image."""
+    import tomllib
+
+    include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {p.rstrip("*") for p in include}
+    copied = {rest.split()[0] for op, rest in _instructions() if op == "COPY" and not rest.startswith("--")}
+    missing = sorted(p for p in packages if p not in copied)
+    assert not missing, f"Dockerfile does not COPY {missing}"

@@ -15,23 +15,23 @@ from aiohttp.typedefs import Handler
 from live import (
     analytics_feed,
     assets,
-    chat_events,
-    checkout_api,
     compactor,
     headers,
     health,
     idempotent,
     media,
     metrics,
-    orders_export,
     pages,
-    replay,
 )
 from live.config import Config
 from live.errors import error_middleware
 from live.fanout import Bounds, FanoutServer
 from live.redis_gate import RedisGate
+from live.rest import checkout as checkout_api
+from live.rest import orders_export
 from live.services import Services
+from live.sockets import chat as chat_events
+from live.sockets import replay
 from live.store import connect
 
 log = logging.getLogger("hawker")
@@ -92,8 +92,9 @@ def create_app(config: Config) -> web.Application:
     assets.setup(app)
     idempotent.setup(app)
     pages.setup(app)
-    from live.hub import cmd_auctions, cmd_giveaways
     from live.hub.setup import setup as hub_setup
+    from live.sockets import auctions as cmd_auctions
+    from live.sockets import giveaways as cmd_giveaways
 
     services.hub = hub_setup(app, services)  # before parts that register hub commands
     media.setup(app, services)

@@ -23,9 +23,9 @@ from redislayer import overload_code
 from shop.broadcasts import BroadcastStore
 
 if TYPE_CHECKING:  # they import the hub: names only
-    from live.hub.cmd_sales import Sales
     from live.hub.scheduler import Scheduler
     from live.hub.stockwatch import StockWatch
+    from live.sockets.sales import Sales
 
 log = logging.getLogger("hawker.hub")
 

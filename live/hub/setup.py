@@ -8,11 +8,14 @@ from typing import Any
 from aiohttp import web
 
 from inventory import Inventory
-from live.hub import cmd_broadcast, cmd_polls, cmd_sales, rest
 from live.hub.hub import Hub
 from live.hub.registry import Registry
 from live.hub.scheduler import Scheduler
 from live.hub.stockwatch import StockWatch
+from live.rest import broadcasts as rest
+from live.sockets import broadcast as cmd_broadcast
+from live.sockets import polls as cmd_polls
+from live.sockets import sales as cmd_sales
 
 log = logging.getLogger("hawker.hub")
 

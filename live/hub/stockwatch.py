@@ -31,8 +31,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from inventory import Inventory, StockLevels, changed_channel
-from live.hub.cmd_sales import Sales, levels_dict, reservation_dict
 from live.periodic import Periodic
+from live.sockets.sales import Sales, levels_dict, reservation_dict
 from redislayer import overload_code
 from redislayer.shardpubsub import ShardedSubscriber
 from shop.sales import WATCH_KEY

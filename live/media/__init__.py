@@ -17,8 +17,8 @@ from live.media.claims import PublishClaims
 from live.media.hls import HlsService
 from live.media.internal import InternalListener
 from live.media.limits import OfferLimits
-from live.media.routes import add_routes
 from live.media.service import MediaService
+from live.rest.media import add_routes
 
 log = logging.getLogger("hawker.media")
 
@@ -48,7 +48,7 @@ def setup(app: web.Application, services: Any) -> MediaService:
     app["media"] = media
     services.parts["media"] = media
     add_routes(app)
-    from live.media import signalling
+    from live.sockets import media as signalling
 
     signalling.setup(app, services, media)
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from chat.overload import ChatSampler, OverloadPolicy, RateMeter, sample
-from live.chat_events import _attach_sampler
+from live.sockets.chat import _attach_sampler
 from tests.chat.conftest import wait_for
 
 

@@ -25,8 +25,8 @@ from chat.overload import ChatSampler, OverloadPolicy
 from chat.words import load_list
 from live.chat_relay import ChatRelay
 from live.config import Config
-from live.hub.cmd_sales import levels_dict, reservation_dict
 from live.hub.registry import EVERYONE, HOST, STAFF, Caller, HubError
+from live.sockets.sales import levels_dict, reservation_dict
 
 log = logging.getLogger("hawker.chat")
 

@@ -360,7 +360,7 @@ def register(app: web.Application, services: Any) -> CheckoutApi:
 
     app.on_startup.append(_start)
     app.on_cleanup.insert(0, _stop)
-    from live import privacy_api
+    from live.rest import privacy as privacy_api
 
     privacy_api.register(app, services, api)
     return api

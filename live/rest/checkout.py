@@ -1,82 +1,33 @@
-"""Checkout over REST and Socket.IO, merchant webhooks, and the sale audit.
-
-REST: POST /api/checkout (Idempotency-Key required), GET /api/orders, GET /api/orders/{id},
-POST /api/orders/{id}/refund, webhooks CRUD and dead letters, GET /api/sales/{id}/audit.
-Socket.IO: `checkout.pay`, acked with the order - the same Checkout.pay as the REST call."""
+"""Checkout over REST: POST /api/checkout (Idempotency-Key required), GET /api/orders,
+GET /api/orders/{id}, POST /api/orders/{id}/refund, webhooks CRUD and dead letters,
+GET /api/sales/{id}/audit. The socket's `checkout.pay` is live/sockets/checkout.py; both pay
+through `CheckoutPart.pay` (live/checkout_part.py)."""
 from __future__ import annotations
 
 import dataclasses
-import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from checkout import Checkout, CheckoutError, Ledger, Order, PayRequest, WebhookError, Webhooks
-from checkout.egress import EgressPolicy
-from checkout.idempotency import IdempotencyStore, fingerprint, valid_key
-from checkout.payments import load_provider
+from checkout import CheckoutError, Order, WebhookError
 from inventory import InventoryError
 from live.auth import Claims, require
+from live.checkout_part import MAX_ID, CheckoutPart, order_json
 from live.errors import ApiError, json_response, read_json
-from live.hub.registry import EVERYONE, Caller, HubError
 from live.idempotent import idempotent
-from live.periodic import Periodic
 
-log = logging.getLogger("hawker.checkout")
-
-MAX_ID = 64
-
-
-def _ident(body: dict[str, Any], name: str) -> str:
-    v = body.get(name)
-    if not isinstance(v, str) or not v or len(v) > MAX_ID:
-        raise CheckoutError(422, "VALIDATION", f"{name} must be a string of 1 to {MAX_ID} characters", field=name)
-    return v
-
-
-def _pay_request(user: str, broadcast: str, body: Any) -> PayRequest:
-    if not isinstance(body, dict):
-        raise CheckoutError(422, "VALIDATION", "the body must be a JSON object", field="")
-    extra = set(body) - {"sale_id", "reservation_id", "card", "contact", "shipping", "idempotency_key"}
-    if extra:
-        raise CheckoutError(422, "VALIDATION", f"unknown fields: {sorted(extra)}", field=sorted(extra)[0])
-    return PayRequest(user=user, broadcast=broadcast, sale_id=_ident(body, "sale_id"),
-                      reservation_id=_ident(body, "reservation_id"), card=body.get("card"), contact=body.get("contact"),
-                      shipping=body.get("shipping"))
-
-
-def _order_json(order: Order, claims: Claims | None = None) -> dict[str, Any]:
-    """An order as the caller may see it: a moderator runs the show, not the shipping, so gets no
-    buyer contact data (`contact` and `shipping` are null); the buyer and the host see them."""
-    d = order.to_dict()
-    if claims is not None and claims.role == "moderator" and order.user != claims.sub:
-        d["contact"] = None
-        d["shipping"] = None
-    return d
+if TYPE_CHECKING:
+    from live.node import Node
 
 
 class CheckoutApi:
-    """The checkout part of one node: REST handlers, the socket command, the webhook worker."""
+    """The REST handlers of the checkout part."""
 
-    recovery: Periodic  # set by register()
-
-    def __init__(self, app: web.Application, services: Any) -> None:
-        hub = services.hub
-        self.hub = hub
-        self.sales = hub.sales
-        redis = services.redis
-        cfg = services.config
-        self.provider = load_provider(cfg.payment_provider, redis)
-        self.livemode = bool(getattr(self.provider, "livemode", True))
-        if not self.livemode and not cfg.demo:
-            log.warning("payment provider %r is in test mode: test cards only, no money moves, every order "
-                        "and webhook says livemode=false (HAWKER_PAYMENT_PROVIDER)", cfg.payment_provider)
-        self.webhooks = Webhooks(redis, consumer=hub.node_id, max_attempts=cfg.webhook_max_attempts,
-                                 base_delay_s=cfg.webhook_base_delay_s, livemode=self.livemode,
-                                 policy=EgressPolicy.from_settings(cfg.webhook_allow_private, cfg.webhook_http_hosts))
-        ledger = Ledger(redis, retention_s=cfg.order_retention_days * 86400 or None)  # HAWKER_ORDER_RETENTION_DAYS
-        self.checkout = Checkout(redis, self.sales.inv, self.provider, ledger=ledger, webhooks=self.webhooks)
-        self.idem = IdempotencyStore(redis)
+    def __init__(self, part: CheckoutPart) -> None:
+        self.part = part
+        self.checkout = part.checkout
+        self.webhooks = part.webhooks
+        self.sales = part.sales
 
     async def _broadcast_of(self, sale_id: str, claims: Claims) -> str:
         """The sale's broadcast, for a caller already authenticated: another broadcast's sale gets
@@ -86,49 +37,7 @@ class CheckoutApi:
             raise ApiError(404, "SALE_NOT_FOUND", "no such sale")
         return bc
 
-    async def on_stock_event(self, broadcast: str, ev: Any) -> None:
-        """Stock events become merchant webhooks; event ids make each one go out once."""
-        if ev.type == "expired":
-            rid = ev.data.get("reservation", "")
-            await self.webhooks.emit("reservation.expired", broadcast, {
-                "sale_id": ev.lot_id, "reservation_id": rid, "user": ev.data.get("user"),
-                "qty": int(ev.data.get("qty", 0)), "at": ev.at_ms}, event_id=f"reservation.expired:{ev.lot_id}:{rid}")
-        if ev.levels.available == 0 and ev.levels.total > 0 and await self._selling(ev.lot_id):
-            # the first time nothing is left: once; never for a cancelled sale (read late by the watcher)
-            await self.webhooks.emit("sale.soldout", broadcast, {
-                "sale_id": ev.lot_id, "at": ev.at_ms, "levels": dataclasses.asdict(ev.levels)},
-                event_id=f"sale.soldout:{ev.lot_id}")
-
-    async def _selling(self, sale_id: str) -> bool:
-        lot = await self.sales.inv.get_lot(sale_id)
-        return lot is not None and lot.state.value != "CANCELLED"
-
-    async def snapshot_part(self, caller: Caller) -> dict[str, Any]:
-        """What the player needs to know before paying: whether payments are real (livemode)."""
-        return {"livemode": self.livemode, "provider": getattr(self.provider, "name", "")}
-
-    async def recover_round(self) -> None:
-        """Finish payments a crashed node left half-way (once they are older than the grace)."""
-        await self.checkout.recover(older_than_ms=self.sales.inv.payment_grace_s * 1000)
-
     # ---- paying --------------------------------------------------------------------------------
-
-    async def pay(self, claims: Claims, body: Any) -> Order:
-        req = _pay_request(claims.sub, "", body)
-        broadcast = await self.sales.store.broadcast_of(req.sale_id)
-        if broadcast is None or not claims.allows(broadcast):
-            raise CheckoutError(404, "SALE_NOT_FOUND", "no such sale in this broadcast")
-        return await self.checkout.pay(dataclasses.replace(req, broadcast=broadcast,
-                                                           requires_shipping=await self._ships(req.sale_id, broadcast)))
-
-    async def _ships(self, sale_id: str, broadcast: str) -> bool:
-        """Whether the sale's product ships (then checkout requires a shipping address and phone)."""
-        sale = await self.sales.store.get(sale_id)
-        if sale is None:
-            return False
-        bc = await self.hub.broadcasts.get(broadcast)
-        product = bc.product(sale.product_id) if bc is not None else None
-        return bool(product is not None and getattr(product, "ships", False))
 
     async def rest_pay(self, request: web.Request) -> web.Response:
         claims = require(request)
@@ -136,56 +45,12 @@ class CheckoutApi:
         async def make() -> web.Response:
             body = await read_json(request)
             try:
-                order = await self.pay(claims, body)
+                order = await self.part.pay(claims, body)
             except CheckoutError as exc:
                 raise _api_error(exc) from None
-            return json_response({"order": _order_json(order)}, status=201)
+            return json_response({"order": order_json(order)}, status=201)
 
         return await idempotent(request, claims.sub, make, required=True)
-
-    async def socket_pay(self, caller: Caller, payload: dict) -> dict:
-        """The same payment as POST /api/checkout; `idempotency_key` in the payload plays the header's
-        part (same key + same payload -> the first ack; another payload -> IDEMPOTENCY_MISMATCH)."""
-        claims = Claims(sub=caller.user, role=caller.role, broadcast=caller.broadcast, name=caller.name, exp=caller.exp)
-        key = payload.get("idempotency_key")
-        if key is not None and not (isinstance(key, str) and valid_key(key)):
-            raise HubError("VALIDATION", "idempotency_key must be 1 to 255 printable characters", field="idempotency_key")
-        if key is None:
-            return await self._socket_pay(claims, payload)
-        scope, skey = caller.user, "socket:checkout.pay:" + key
-        claim = await self.idem.claim(scope, skey, fingerprint("checkout.pay", payload))
-        if claim.state == "DONE":
-            if claim.body.get("ok") is False:
-                raise HubError(**claim.body["error"])
-            return {**claim.body, "replayed": True}
-        if claim.state == "MISMATCH":
-            raise HubError("IDEMPOTENCY_MISMATCH", "this idempotency_key was used with a different payload")
-        if claim.state == "RUNNING":
-            raise HubError("IDEMPOTENCY_IN_PROGRESS", "a payment with this idempotency_key is still running", retry_after=1000)
-        try:
-            ack = await self._socket_pay(claims, payload)
-        except HubError as exc:
-            if exc.code == "PAYMENT_TIMEOUT":  # nothing decided: a retry with the key runs again
-                await self.idem.release(scope, skey)
-            else:
-                await self.idem.finish(scope, skey, 0, {"ok": False, "error": {"code": exc.code, "message": exc.message,
-                                                                               **exc.details}})
-            raise
-        except BaseException:
-            await self.idem.release(scope, skey)
-            raise
-        await self.idem.finish(scope, skey, 0, ack)
-        return ack
-
-    async def _socket_pay(self, claims: Claims, payload: dict) -> dict:
-        try:
-            order = await self.pay(claims, payload)
-        except CheckoutError as exc:
-            details = dict(exc.details)
-            if exc.order is not None:
-                details["order"] = _order_json(exc.order)
-            raise HubError(exc.code, exc.message, **details) from None
-        return {"order": _order_json(order)}
 
     # ---- orders --------------------------------------------------------------------------------
 
@@ -212,7 +77,7 @@ class CheckoutApi:
         revenue: dict[str, int] = {}
         for o in paid:
             revenue[o.currency] = revenue.get(o.currency, 0) + o.total
-        return json_response({"orders": [_order_json(o, claims) for o in orders], "count": len(orders),
+        return json_response({"orders": [order_json(o, claims) for o in orders], "count": len(orders),
                               "paid": len(paid), "revenue": revenue})
 
     async def _visible_order(self, request: web.Request) -> tuple[Claims, Order]:
@@ -228,7 +93,7 @@ class CheckoutApi:
 
     async def get_order(self, request: web.Request) -> web.Response:
         claims, order = await self._visible_order(request)
-        return json_response({"order": _order_json(order, claims)})
+        return json_response({"order": order_json(order, claims)})
 
     async def refund_order(self, request: web.Request) -> web.Response:
         claims, order = await self._visible_order(request)
@@ -240,7 +105,7 @@ class CheckoutApi:
                 refunded = await self.checkout.refund(order.id)
             except CheckoutError as exc:
                 raise _api_error(exc) from None
-            return json_response({"order": _order_json(refunded)})
+            return json_response({"order": order_json(refunded)})
 
         return await idempotent(request, claims.sub, make)
 
@@ -310,7 +175,7 @@ class CheckoutApi:
         orders = await self.checkout.ledger.of_lot(sale_id)
         return json_response({
             "server_time": await inv.server_time_ms(),
-            "livemode": self.livemode,
+            "livemode": self.part.livemode,
             "lot": {"id": lot.lot_id, "total": lot.total, "per_user_limit": lot.per_user_limit, "unit_price": lot.unit_price,
                     "currency": lot.currency, "state": lot.state.value},
             "levels": dataclasses.asdict(report.levels),
@@ -326,12 +191,12 @@ class CheckoutApi:
 def _api_error(exc: CheckoutError) -> ApiError:
     details = dict(exc.details)
     if exc.order is not None:
-        details["order"] = _order_json(exc.order)
+        details["order"] = order_json(exc.order)
     return ApiError(exc.status, exc.code, exc.message, **details)
 
 
-def register(app: web.Application, services: Any) -> CheckoutApi:
-    api = CheckoutApi(app, services)
+def register(app: web.Application, node: Node) -> None:
+    api = CheckoutApi(node.checkout)
     r = app.router
     r.add_post("/api/checkout", api.rest_pay)
     r.add_get("/api/orders", api.list_orders)
@@ -343,24 +208,3 @@ def register(app: web.Application, services: Any) -> CheckoutApi:
     r.add_get("/api/webhooks/dead-letters", api.dead_letters)
     r.add_post("/api/webhooks/dead-letters/{delivery}/redeliver", api.redeliver)
     r.add_get("/api/sales/{sale}/audit", api.audit)
-    services.hub.command("checkout.pay", roles=EVERYONE, cost=3)(api.socket_pay)
-    services.hub.snapshot_part("checkout")(api.snapshot_part)
-    services.parts["checkout"] = api
-
-    services.hub.stockwatch.listeners.append(api.on_stock_event)
-    api.recovery = Periodic(api.recover_round, 10.0, name="checkout-recovery", log=log, first_delay=True)
-
-    async def _start(_app: web.Application) -> None:
-        await api.webhooks.start()
-        api.recovery.start()
-
-    async def _stop(_app: web.Application) -> None:
-        await api.recovery.stop()
-        await api.webhooks.stop()
-
-    app.on_startup.append(_start)
-    app.on_cleanup.insert(0, _stop)
-    from live.rest import privacy as privacy_api
-
-    privacy_api.register(app, services, api)
-    return api

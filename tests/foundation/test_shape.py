@@ -75,22 +75,14 @@ def test_the_hub_carries_no_parts_attached_later() -> None:
     assert not bad, "reach the part through the node, not the hub:\n" + "\n".join(bad)
 
 
-@pytest.mark.parametrize("path", _sources(SOCKETS), ids=_rel)
-def test_every_socket_module_registers_with_the_node(path: Path) -> None:
-    if path.name == "__init__.py":
-        return
-    mod = importlib.import_module(f"live.sockets.{path.stem}")
-    sig = inspect.signature(mod.register)
-    assert list(sig.parameters) == ["node"] and sig.return_annotation in (None, "None"), sig
+HOMES = {"sockets": ["node"], "rest": ["app", "node"]}  # each home's one register signature
 
 
-@pytest.mark.parametrize("path", _sources(REST), ids=_rel)
-def test_every_rest_module_registers_with_the_app_and_the_node(path: Path) -> None:
-    if path.name == "__init__.py":
-        return
-    mod = importlib.import_module(f"live.rest.{path.stem}")
+@pytest.mark.parametrize("path", [p for p in _sources(SOCKETS) + _sources(REST) if p.name != "__init__.py"], ids=_rel)
+def test_every_module_of_a_home_registers_in_its_shape(path: Path) -> None:
+    mod = importlib.import_module(f"live.{path.parent.name}.{path.stem}")
     sig = inspect.signature(mod.register)
-    assert list(sig.parameters) == ["app", "node"] and sig.return_annotation in (None, "None"), sig
+    assert list(sig.parameters) == HOMES[path.parent.name] and sig.return_annotation in (None, "None"), sig
 
 
 def test_create_app_registers_every_module_of_both_homes() -> None:

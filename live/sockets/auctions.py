@@ -23,6 +23,7 @@ from live.hub.hub import Hub
 from live.hub.registry import HOST, Caller, HubError
 from live.hub.scheduler import NOT_YET, Scheduler
 from shop import validate as v
+from shop.names import mask
 from shop.sales import sale_key
 
 if TYPE_CHECKING:
@@ -36,12 +37,6 @@ UNPAID_GRACE_MS = 1_000
 
 def level_key(auction_id: str) -> str:
     return f"auction:{auction_id}"
-
-
-def mask(name: str) -> str:
-    """What other viewers see of a bidder: the first letter and the last, never the whole name."""
-    name = (name or "").strip() or "?"
-    return name[0] + "***" + (name[-1] if len(name) > 2 else "")
 
 
 def new_auction_id(broadcast: str, user: str, request_id: str | None) -> str:

@@ -12,6 +12,7 @@ from live.hub.hub import Hub
 from live.hub.registry import STAFF, Caller, HubError
 from shop import validate as v
 from shop.giveaways import GiveawayError, GiveawayStore, entry_of
+from shop.names import mask
 
 if TYPE_CHECKING:
     from live.node import Node
@@ -24,11 +25,6 @@ _KEYWORD = re.compile(r"^[^\s]{1,30}$")
 
 def level_key(giveaway_id: str) -> str:
     return f"giveaway:{giveaway_id}"
-
-
-def _mask(name: str) -> str:
-    name = (name or "").strip() or "?"
-    return name[0] + "***" + (name[-1] if len(name) > 2 else "")
 
 
 class Giveaways:
@@ -111,7 +107,7 @@ class Giveaways:
         if code == "OK":
             winner = await self.store.winner_user(caller.broadcast, gid)
             if winner:
-                label = _mask(await self._name_of(caller.broadcast, winner))
+                label = mask(await self._name_of(caller.broadcast, winner))
                 await self.store.set_label(caller.broadcast, gid, label)
                 g.winner_label = label
                 self.hub.fanout.to_user(caller.broadcast, winner, "giveaway.won", g.public())

@@ -13,6 +13,7 @@ from live.hub.registry import EVERYONE, STAFF, Caller, HubError
 from live.hub.scheduler import NOT_YET, Scheduler
 from live.periodic import Periodic
 from shop import validate as v
+from shop.names import mask
 from shop.polls import Poll, PollStore
 from shop.quizzes import QuizStore
 
@@ -94,7 +95,7 @@ class Polls:
         if not counted and chosen != option:
             raise HubError("ALREADY_VOTED", "you already voted in this poll", option=chosen)
         if counted and await self._quiz(caller.broadcast, poll_id):
-            await self.quizzes.remember(caller.broadcast, caller.user, _mask(caller.name or caller.user))
+            await self.quizzes.remember(caller.broadcast, caller.user, mask(caller.name or caller.user))
         return {"poll_id": poll_id, "option": chosen, "counted": counted, "tallies": tallies}
 
     async def _quiz(self, broadcast: str, poll_id: str) -> bool:
@@ -129,11 +130,6 @@ class Polls:
             return None
         mine = await self.store.vote_of(caller.broadcast, poll.id, caller.user)
         return {**poll.to_dict(), "my_vote": mine}
-
-
-def _mask(name: str) -> str:
-    name = (name or "").strip() or "?"
-    return name[0] + "***" + (name[-1] if len(name) > 2 else "")
 
 
 def register(node: Node) -> None:

@@ -16,7 +16,7 @@ from live.hub.hub import Hub
 from live.hub.registry import EVERYONE, HOST, Caller, HubError
 from live.hub.scheduler import NOT_YET, Scheduler
 from shop import validate as v
-from shop.sales import Sale, SaleStore, new_sale_id
+from shop.sales import Sale, SaleStore, new_sale_id, selling_now
 
 if TYPE_CHECKING:
     from live.node import Node
@@ -268,15 +268,8 @@ class Sales:
                 metrics.RESERVE_AFTER_OPEN_SECONDS.observe((now - opens_at) / 1000)
 
     async def open_sale(self, broadcast: str) -> Sale | None:
-        """The broadcast's sale that is selling now (the latest to open, if several)."""
-        now = self.hub.clock.now_ms()
-        best = None
-        for sale in await self.store.of_broadcast(broadcast):
-            if sale.state == "closed" or sale.opens_at > now or (sale.closes_at and sale.closes_at <= now):
-                continue
-            if best is None or sale.opens_at >= best.opens_at:
-                best = sale
-        return best
+        """The broadcast's sale that is selling now (see shop.sales.selling_now)."""
+        return selling_now(await self.store.of_broadcast(broadcast), self.hub.clock.now_ms())
 
     async def release(self, caller: Caller, payload: dict) -> dict[str, Any]:
         sale_id = await self.sale_of(caller, payload)

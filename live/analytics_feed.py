@@ -25,8 +25,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from analytics import AnalyticsStore, OrderFact, StockFact, Tally
+from inventory import StockEvent
 from live.config import Config
 from live.hub.hub import Hub
+from live.hub.registry import Caller
 from live.periodic import Periodic
 from live.sockets.sales import Sales
 
@@ -60,7 +62,7 @@ class AnalyticsFeed:
 
     # ---- feeding (in memory only) ------------------------------------------------------------------
 
-    async def on_join(self, caller: Any) -> None:
+    async def on_join(self, caller: Caller) -> None:
         # a socket that left before its welcome ran must not be counted as watching forever
         if caller.role != "viewer" or self.hub.caller(caller.sid) is None:
             return
@@ -68,12 +70,12 @@ class AnalyticsFeed:
         self._joined[caller.sid] = now
         self.tally.joined(caller.broadcast, caller.user, now)
 
-    async def on_leave(self, caller: Any) -> None:
+    async def on_leave(self, caller: Caller) -> None:
         since = self._joined.pop(caller.sid, None)
         if since is not None:
             self.tally.left(caller.broadcast, since, self.now())
 
-    async def on_stock_event(self, broadcast: str, ev: Any) -> None:
+    async def on_stock_event(self, broadcast: str, ev: StockEvent) -> None:
         if ev.type in STOCK_TYPES:
             try:
                 qty = int(ev.data.get("qty", 0) or 0)

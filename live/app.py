@@ -135,7 +135,7 @@ async def _tell_sockets_to_reconnect(sio: socketio.AsyncServer) -> None:
     for sid, _eio_sid in list(sio.manager.get_participants("/", None)):
         try:
             await sio.disconnect(sid)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - one dead socket must not keep the others open
             log.debug("disconnect %s failed", sid, exc_info=True)
 
 

@@ -82,7 +82,7 @@ class Config:
     # merchant analytics and social proof (analytics/, live/analytics_feed.py)
     analytics_flush_ms: int = 1000
     analytics_ttl_days: int = 90
-    # live auctions, giveaways, quizzes (auctions/, live/hub/cmd_auctions.py; docs/protocol.md "Auctions")
+    # live auctions, giveaways, quizzes (auctions/, live/sockets/auctions.py; docs/protocol.md "Auctions")
     auction_bid_rate: float = 5.0
     auction_bid_burst: int = 10
     auction_hold_s: int = 600

@@ -125,6 +125,18 @@ return {'OK', now}
 """
 
 
+def selling_now(sales: list[Sale], now_ms: int) -> Sale | None:
+    """The sale that is selling at `now_ms` (opened, not closed, not past its end): the latest to
+    open, if several. Comment-to-buy orders go to it."""
+    best = None
+    for sale in sales:
+        if sale.state == "closed" or sale.opens_at > now_ms or (sale.closes_at and sale.closes_at <= now_ms):
+            continue
+        if best is None or sale.opens_at >= best.opens_at:
+            best = sale
+    return best
+
+
 class SaleStore:
     def __init__(self, redis: aioredis.Redis) -> None:
         self._r = redis

@@ -10,11 +10,11 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis.asyncio as aioredis
-import socketio
 
+from live.fanout import Fanout, FanoutServer
 from live.hub import metrics
 from live.hub.clock import ServerClock
 from live.hub.connect import Refused, authenticate
@@ -22,23 +22,13 @@ from live.hub.registry import Caller, Handler, Registry, SnapshotPart
 from redislayer import overload_code
 from shop.broadcasts import BroadcastStore
 
-if TYPE_CHECKING:  # they import the hub: names only
-    from live.hub.cmd_sales import Sales
-    from live.hub.scheduler import Scheduler
-    from live.hub.stockwatch import StockWatch
-
 log = logging.getLogger("hawker.hub")
 
 Hook = Callable[[Caller], Awaitable[None]]
 
 
 class Hub:
-    # Parts live.hub.setup adds once their commands are registered (absent on a hub built without them).
-    sales: Sales
-    stockwatch: StockWatch
-    timers: Scheduler
-
-    def __init__(self, *, sio: socketio.AsyncServer, redis: aioredis.Redis, fanout: Any, secret: str,
+    def __init__(self, *, sio: FanoutServer, redis: aioredis.Redis, fanout: Fanout, secret: str,
                  registry: Registry | None = None, node_id: str | None = None) -> None:
         self.sio = sio
         self.redis = redis
@@ -58,8 +48,7 @@ class Hub:
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
         sio.on("*", self._on_event)
-        if hasattr(sio, "charge"):  # FanoutServer: refused frames count toward the flood limit
-            sio.charge = self.registry.charge
+        sio.charge = self.registry.charge  # refused frames count toward the flood limit
 
     # ---- what other parts use ------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 Other parts plug in by name, without touching sockets:
 
-    def register(hub: Hub, services: Services) -> None:
+    def register(node: Node) -> None:  # a module of live/sockets/
+        hub = node.hub
+
         @hub.command("chat.send", roles=("host", "moderator", "viewer"))
         async def send(caller: Caller, payload: dict) -> dict:
             if not payload.get("text"):

@@ -262,7 +262,7 @@ async def test_host_refund_of_a_paid_order(shop, clients, token):  # noqa: F811
     assert (await get(url, f"/api/orders/{oid}", token("viewer", "b1", "alice")))[1]["order"]["state"] == "PAID"
     status, done = await refund(token("host", "b1", "h1"), "r2")
     assert status == 200 and done["order"]["state"] == "REFUNDED"
-    provider = shop["server"].app["services"].parts["checkout"].provider
+    provider = shop["server"].app["node"].checkout.provider
     assert (await provider.status(f"{sale}:{rid}:1")).status.value == "refunded"
     status, again = await refund(token("host", "b1", "h1"), "r3")  # a second refund changes nothing
     assert status == 200 and again["order"]["updated_at"] == done["order"]["updated_at"]

@@ -28,7 +28,7 @@ async def test_contact_data_expires_after_the_retention_totals_stay(redis, serve
     await BroadcastStore(redis).ensure("b1", title="b1", host="h1", products=PRODUCTS)
     sale = await open_sale(server.url, clients, token, "b1", "h1")
     order = await buy(server.url, clients, token, "b1", sale, "alice", "k1")
-    privacy = server.app["services"].parts["privacy"]
+    privacy = server.app["node"].privacy
     now = await privacy.inv.server_time_ms()
     assert await privacy.retention_round(now_ms=now + 89 * DAY_MS) == (0, 0)  # default: 90 days
     host = token("host", "b1", "h1")
@@ -45,7 +45,7 @@ async def test_dead_letters_expire(redis, make_server, receiver):  # type: ignor
     """A delivery that failed for good keeps its body (order contact data): it goes after the retention."""
     srv = await make_server(webhook_max_attempts=1)
     receiver.down = True
-    hooks = srv.app["services"].parts["checkout"].webhooks
+    hooks = srv.app["node"].checkout.webhooks
     await hooks.register("b9", receiver.url, SECRET)
     await hooks.emit("sale.soldout", "b9", {"sale_id": "s1"}, event_id="e1")
     for _ in range(300):
@@ -53,7 +53,7 @@ async def test_dead_letters_expire(redis, make_server, receiver):  # type: ignor
             break
         await asyncio.sleep(0.05)
     assert len(await hooks.dead_letters("b9")) == 1
-    privacy = srv.app["services"].parts["privacy"]
+    privacy = srv.app["node"].privacy
     now = await privacy.inv.server_time_ms()
     assert await privacy.retention_round(now_ms=now + 29 * DAY_MS) == (0, 0)  # default: 30 days
     assert len(await hooks.dead_letters("b9")) == 1
@@ -76,7 +76,7 @@ async def test_operator_exports_and_erases_one_person(redis, server, token, clie
     waiting = await clients(url, token("viewer", "b1", "alice"))
     held = await waiting.call("sale.reserve", {"sale_id": s1, "request_id": "hold-2"})  # a live hold too
     assert held["ok"], held
-    api = server.app["services"].parts["checkout"]
+    api = server.app["node"].checkout
     await api.webhooks.register("b1", receiver.url, SECRET, ["user.erased"])
 
     operator = token("host", "*", "ops")

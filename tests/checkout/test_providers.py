@@ -52,6 +52,6 @@ async def test_a_configured_provider_takes_the_payments(shop, clients, token) ->
     rid = await hold_for(shop, clients, token, "alice")
     status, data = await post(shop["server"].url, token("viewer", "b1", "alice"), body(shop["sale"], rid))
     assert status == 201 and data["order"]["state"] == "PAID"
-    provider = shop["server"].app["services"].parts["checkout"].provider
+    provider = shop["server"].app["node"].checkout.provider
     assert isinstance(provider, RecordingProvider)
     assert provider.asked == [(f"{shop['sale']}:{rid}:1", 12900, "KRW")]

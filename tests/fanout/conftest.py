@@ -70,4 +70,4 @@ async def clients() -> AsyncIterator[Callable[..., Any]]:
 
 
 def fanout_of(server: Any) -> Any:
-    return server.app["hub"].fanout
+    return server.app["node"].hub.fanout

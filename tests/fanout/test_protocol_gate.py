@@ -63,7 +63,7 @@ async def test_event_names_that_are_not_strings_are_answered_bad_event(server, b
 @pytest.mark.parametrize("codec", CODECS)
 async def test_reserved_event_names_never_reach_internal_handlers(server, bc, token, caplog, codec) -> None:
     caplog.set_level(logging.INFO)
-    hub = server.app["hub"]
+    hub = server.app["node"].hub
     fan = fanout_of(server)
     async with aiohttp.ClientSession() as session:
         raw = await _joined(session, server, token, codec)

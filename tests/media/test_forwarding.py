@@ -16,7 +16,7 @@ def _video_frames_sent(session) -> int:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("forward", ["direct", "direct-unbatched", "sender"])
 async def test_two_viewers_then_a_late_one_get_decodable_video_and_end_cleanly(media_server, http, token, forward):
-    media = media_server.app["media"]
+    media = media_server.app["node"].media
     media.forward = forward  # the fan-out loop (default) or aiortc's own sender per viewer
     pub = Publisher(media_server.url, "b1", token("host", "b1", "h1"), width=320, height=240, noise=0.2)
     await pub.start(http)
@@ -58,7 +58,7 @@ async def test_two_viewers_then_a_late_one_get_decodable_video_and_end_cleanly(m
 
 async def test_a_viewer_whose_socket_backs_up_skips_to_the_next_keyframe(media_server, http, token):
     """The per-viewer bound of the fan-out loop is the socket backlog: past it, drop to a keyframe."""
-    media = media_server.app["media"]
+    media = media_server.app["node"].media
     pub = Publisher(media_server.url, "b1", token("host", "b1"))
     await pub.start(http)
     viewer = Viewer(media_server.url, "b1", token("viewer", "b1", "slow"))

@@ -34,7 +34,7 @@ def _decode(data: bytes) -> tuple[list[tuple[int, int]], int]:
 
 @pytest.mark.parametrize("codec", ["VP8", "H264"])
 async def test_hls_live_playlist_segments_decode_and_replay_remains(media_server, http, token, codec):
-    media = media_server.app["media"]
+    media = media_server.app["node"].media
     base = media_server.url
     status, _, _ = await _get(http, f"{base}/hls/b1/index.m3u8")
     assert status == 404

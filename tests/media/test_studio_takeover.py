@@ -34,7 +34,7 @@ async def _after(page, t: float) -> bool:  # type: ignore[no-untyped-def]
 async def test_a_studio_reload_takes_over_and_the_viewer_keeps_playing(make_server, browser, token, media_ip,  # noqa: F811
                                                                        tmp_path) -> None:
     srv = await make_server(media_dir=str(tmp_path / "media"))
-    media = srv.app["media"]
+    media = srv.app["node"].media
     host = token("host", "b1", "h1")
     await create_broadcast(srv.url, host)
     studio = await _live_studio(browser, srv.url, host)

@@ -53,6 +53,6 @@ async def test_a_player_on_the_edge_process_plays_webrtc(make_server, browser, t
         await until(lambda: viewer.evaluate("() => document.body.dataset.video === 'webrtc'"), 60, "WebRTC playback")
         await until(lambda: viewer.evaluate("() => document.querySelector('#video').currentTime > 1"), 60,
                     "the edge's video to play")
-        assert "b1" in edge.app["media"].pulls and edge.app["media"].viewer_count("b1") == 1
+        assert "b1" in edge.app["node"].media.pulls and edge.app["node"].media.viewer_count("b1") == 1
         assert await obs.stop(http) == 200
     assert not viewer.errors

@@ -196,7 +196,7 @@ async def test_a_server_through_the_sentinels_answers_unavailable_until_a_replic
                 os.kill(pid, signal.SIGCONT)
         again = await buyer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": "once"})
         assert again["ok"], again
-        audit = await node.app["hub"].sales.inv.audit(sale)
+        audit = await node.app["node"].sales.inv.audit(sale)
         assert audit.ok and audit.levels.held == 1
         await asyncio.gather(buyer.close(), host.close())
 

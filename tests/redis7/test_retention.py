@@ -57,9 +57,9 @@ async def test_a_finished_sale_is_compacted_and_its_audit_still_passes(node, red
         assert held["ok"], held
         assert (await viewer.call("sale.release", {"sale_id": sale,
                                                    "reservation_id": held["reservation"]["id"]}))["ok"]
-    inv = node.app["services"].hub.sales.inv
+    inv = node.app["node"].inventory
     before = await lot_bytes(redis, sale)
-    compactor = node.app["services"].parts["compactor"]
+    compactor = node.app["node"].compactor
     # closes by itself after 2 s; compacted 1 s after its last stock change
     deadline = asyncio.get_running_loop().time() + 30
     while (await inv.audit(sale)).compacted_at_ms is None:

@@ -11,6 +11,7 @@ from live.media import metrics
 from live.media.hls import BROADCAST_RE
 from live.media.ice import browser_config
 from live.media.service import MediaService, check_broadcast
+from live.node import Node, node_of
 
 SDP = "application/sdp"
 CORS = {
@@ -35,7 +36,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _media(request: web.Request) -> MediaService:
-    return request.app["media"]
+    return node_of(request.app).media
 
 
 def cors(handler: Handler) -> Handler:
@@ -204,7 +205,7 @@ async def hls_file(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers=headers)
 
 
-def add_routes(app: web.Application) -> None:
+def register(app: web.Application, node: Node) -> None:
     r = app.router
     r.add_post("/whip/{broadcast}", whip_post)
     r.add_route("OPTIONS", "/whip/{broadcast}", preflight)

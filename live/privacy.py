@@ -1,11 +1,10 @@
-"""One person's data: export and erasure (GDPR art. 15/17, Korea PIPA art. 35/36), and retention.
+"""One person's data (GDPR art. 15/17, Korea PIPA art. 35/36): what export reads, erasure, and
+retention. The operator's endpoints are live/rest/privacy.py.
 
-GET /api/users/{sub}/export and DELETE /api/users/{sub} are for an operator: a host token for
-every broadcast (`bc: "*"`); anyone else gets 403 FORBIDDEN. Erasing removes the person's chat
-messages, the contact data on their orders, their idempotency records and dead letters about
-them, and replaces their id on orders and reservations with a fresh pseudonym (no mapping kept),
-so counts and the sale audit still add up. Every broadcast where they bought or chatted gets a
-`user.erased` webhook, so the merchant erases its own copies.
+Erasing removes the person's chat messages, the contact data on their orders, their idempotency
+records and dead letters about them, and replaces their id on orders and reservations with a fresh
+pseudonym (no mapping kept), so counts and the sale audit still add up. Every broadcast where they
+bought or chatted gets a `user.erased` webhook, so the merchant erases its own copies.
 
 Retention (every 10 min, any node): contact data on orders older than HAWKER_PII_RETENTION_DAYS
 and dead letters older than HAWKER_DEAD_LETTER_RETENTION_DAYS are removed."""
@@ -14,44 +13,43 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aiohttp import web
+import redis.asyncio as aioredis
 
 from chat import privacy as chat_privacy
 from checkout.ulid import new_ulid
-from live.auth import ADMIN_BROADCAST, Claims, require
-from live.errors import ApiError, json_response
-from live.idempotent import idempotent
+from inventory import Inventory
+from live.checkout_part import CheckoutPart
+from live.config import Config
 from live.periodic import Periodic
 from shop.broadcasts import LIST_KEY
 
 log = logging.getLogger("hawker.privacy")
 
 DAY_MS = 24 * 3600 * 1000
-MAX_SUB = 64
-
-
-def _operator(request: web.Request) -> tuple[Claims, str]:
-    claims = require(request, roles=("host",))
-    if claims.broadcast != ADMIN_BROADCAST:
-        raise ApiError(403, "FORBIDDEN", "only an operator token (host, broadcast *) may export or erase a person's data")
-    sub = request.match_info["sub"]
-    if not sub or len(sub) > MAX_SUB or not sub.isprintable():
-        raise ApiError(422, "VALIDATION", f"sub must be 1 to {MAX_SUB} printable characters", field="sub")
-    return claims, sub
 
 
 def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-class PrivacyApi:
-    retention: Periodic  # set by register()
+class Privacy:
+    """Export, erasure and retention of personal data on one node."""
 
-    def __init__(self, services: Any, checkout_api: Any) -> None:
-        self.redis = services.redis
-        self.config = services.config
-        self.co = checkout_api
-        self.inv = checkout_api.sales.inv
+    def __init__(self, config: Config, redis: aioredis.Redis, inventory: Inventory, checkout: CheckoutPart) -> None:
+        self.redis = redis
+        self.config = config
+        self.co = checkout
+        self.inv = inventory
+        self.retention = Periodic(self._retention_step, 600.0, name="privacy-retention", log=log, first_delay=True)
+
+    async def start(self) -> None:
+        self.retention.start()
+
+    async def stop(self) -> None:
+        await self.retention.stop()
+
+    async def _retention_step(self) -> None:
+        await self.retention_round()
 
     async def _broadcasts(self, extra: set[str]) -> list[str]:
         known = [_s(b) for b in await self.redis.zrange(LIST_KEY, 0, -1)]
@@ -63,27 +61,19 @@ class PrivacyApi:
             out += await self.inv.user_reservations(lot_id, sub)
         return out
 
-    async def export(self, request: web.Request) -> web.Response:
-        _, sub = _operator(request)
+    async def export_user(self, sub: str) -> dict[str, Any]:
+        """Everything kept about one person: orders, reservations, chat messages."""
         orders = await self.co.checkout.ledger.of_user(sub, 100_000)
         chat = await chat_privacy.messages_of(self.redis, await self._broadcasts({o.broadcast for o in orders}), sub)
         reservations = await self._reservations(sub)
-        return json_response({
+        return {
             "user": sub,
             "exported_at": await self.inv.server_time_ms(),
             "orders": [o.to_dict() for o in orders],
             "reservations": [{"sale_id": r.lot_id, "id": r.id, "qty": r.qty, "state": r.state.value,
                               "order_id": r.order_id, "created_at": r.created_at_ms} for r in reservations],
             "chat": [{"broadcast": bc, **m.to_wire()} for bc, msgs in chat.items() for m in msgs],
-        })
-
-    async def erase(self, request: web.Request) -> web.Response:
-        claims, sub = _operator(request)
-
-        async def make() -> web.Response:
-            return json_response(await self.erase_user(sub))
-
-        return await idempotent(request, claims.sub, make)
+        }
 
     async def erase_user(self, sub: str) -> dict[str, Any]:
         """Erase one person everywhere; safe to run again (a second run finds nothing more)."""
@@ -117,25 +107,3 @@ class PrivacyApi:
         orders = await self.co.checkout.ledger.expire_contacts(now - self.config.pii_retention_days * DAY_MS)
         dead = await self.co.webhooks.expire_dead(now - self.config.dead_letter_retention_days * DAY_MS)
         return orders, dead
-
-
-def register(app: web.Application, services: Any, checkout_api: Any) -> PrivacyApi:
-    api = PrivacyApi(services, checkout_api)
-    app.router.add_get("/api/users/{sub}/export", api.export)
-    app.router.add_delete("/api/users/{sub}", api.erase)
-    services.parts["privacy"] = api
-
-    async def step() -> None:
-        await api.retention_round()
-
-    api.retention = Periodic(step, 600.0, name="privacy-retention", log=log, first_delay=True)
-
-    async def _start(_app: web.Application) -> None:
-        api.retention.start()
-
-    async def _stop(_app: web.Application) -> None:
-        await api.retention.stop()
-
-    app.on_startup.append(_start)
-    app.on_cleanup.insert(0, _stop)
-    return api

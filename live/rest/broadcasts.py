@@ -13,6 +13,7 @@ from aiohttp import web
 from live.auth import ADMIN_BROADCAST, Claims, require
 from live.errors import ApiError, json_response, read_json
 from live.hub.errors import api_errors
+from live.node import Node, node_of
 from shop import validate as v
 from shop.broadcasts import BroadcastStore, parse_product
 
@@ -21,7 +22,7 @@ MAX_PRODUCTS = 200
 
 
 def _store(request: web.Request) -> BroadcastStore:
-    return request.app["hub"].broadcasts
+    return node_of(request.app).hub.broadcasts
 
 
 async def _idempotent(request: web.Request, claims: Claims, make: Callable[[], Awaitable[web.Response]]) -> web.Response:
@@ -30,7 +31,7 @@ async def _idempotent(request: web.Request, claims: Claims, make: Callable[[], A
         return await make()
     if len(key) > 128:
         raise ApiError(400, "BAD_REQUEST", "Idempotency-Key longer than 128 characters")
-    redis = request.app["redis"]
+    redis = node_of(request.app).redis
     rkey = f"hub:idem:{claims.sub}:{request.method}:{request.path}:{key}"
     cached = await redis.get(rkey)
     if cached is not None:
@@ -116,7 +117,7 @@ async def update_broadcast(request: web.Request) -> web.Response:
             if "scheduled_start" in body:
                 changes["scheduled_start"] = _scheduled_start(body)
             bc = await _store(request).update(bid, **changes)
-        request.app["hub"].fanout.urgent(bid, "broadcast.updated", bc.to_dict())
+        node_of(request.app).hub.fanout.urgent(bid, "broadcast.updated", bc.to_dict())
         return json_response(bc.to_dict())
 
     return await _idempotent(request, claims, make)
@@ -132,7 +133,7 @@ async def add_product(request: web.Request) -> web.Response:
             raise ApiError(422, "VALIDATION", "the body must be a JSON object", field="")
         with api_errors():
             product = await _store(request).add_product(bid, parse_product(body))
-        request.app["hub"].fanout.urgent(bid, "product.updated", {"broadcast_id": bid, "product": product.to_dict()})
+        node_of(request.app).hub.fanout.urgent(bid, "product.updated", {"broadcast_id": bid, "product": product.to_dict()})
         return json_response(product.to_dict(), status=201)
 
     return await _idempotent(request, claims, make)
@@ -149,13 +150,13 @@ async def edit_product(request: web.Request) -> web.Response:
             raise ApiError(422, "VALIDATION", "the body must be a JSON object", field="")
         with api_errors():
             product = await _store(request).edit_product(bid, pid, body)
-        request.app["hub"].fanout.urgent(bid, "product.updated", {"broadcast_id": bid, "product": product.to_dict()})
+        node_of(request.app).hub.fanout.urgent(bid, "product.updated", {"broadcast_id": bid, "product": product.to_dict()})
         return json_response(product.to_dict())
 
     return await _idempotent(request, claims, make)
 
 
-def add_routes(app: web.Application) -> None:
+def register(app: web.Application, node: Node) -> None:
     app.router.add_post("/api/broadcasts", create_broadcast)
     app.router.add_get("/api/broadcasts", list_broadcasts)
     app.router.add_get("/api/broadcasts/{broadcast}", get_broadcast)

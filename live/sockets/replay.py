@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from aiohttp import web
+import redis.asyncio as aioredis
 
+from live.config import Config
+from live.hub.hub import Hub
 from live.hub.registry import EVERYONE
+from live.media.service import MediaService
+
+if TYPE_CHECKING:
+    from live.node import Node
 
 log = logging.getLogger("hawker.replay")
 
@@ -28,11 +34,11 @@ def pins_key(broadcast: str) -> str:
 
 
 class Replay:
-    def __init__(self, app: web.Application, services: Any) -> None:
-        self.app = app
-        self.hub = services.hub
-        self.redis = services.redis
-        self.ttl_s = services.config.analytics_ttl_days * 24 * 3600 or PINS_TTL_S
+    def __init__(self, config: Config, redis: aioredis.Redis, hub: Hub, media: MediaService) -> None:
+        self.hub = hub
+        self.redis = redis
+        self.media = media
+        self.ttl_s = config.analytics_ttl_days * 24 * 3600 or PINS_TTL_S
 
     def log_pins(self) -> None:
         """Record each successful pin/unpin (server ms) by wrapping those commands once."""
@@ -60,8 +66,7 @@ class Replay:
 
     def playlist(self, broadcast: str) -> str | None:
         """The replay's playlist URL when the recording is finished (VOD), else None."""
-        media = self.app.get("media")
-        hls = getattr(media, "hls", None)
+        hls = self.media.hls  # None on a node built without HLS
         path = hls.playlist_path(broadcast) if hls is not None else None
         try:
             if path is not None and b"#EXT-X-ENDLIST" in path.read_bytes():
@@ -89,9 +94,7 @@ class Replay:
                 "ended_at": bc.ended_at if bc else None}
 
 
-def register(app: web.Application, services: Any) -> Replay:
-    replay = Replay(app, services)
-    replay.log_pins()
-    services.hub.command("replay.info", roles=EVERYONE, cost=2)(replay.info)
-    services.parts["replay"] = replay
-    return replay
+def register(node: Node) -> None:
+    """After live/sockets/broadcast.py: the pin log wraps product.pin / product.unpin."""
+    node.replay.log_pins()
+    node.hub.command("replay.info", roles=EVERYONE, cost=2)(node.replay.info)

@@ -1,4 +1,4 @@
-"""Video signalling over the hub (DESIGN.md "Video signalling rides the hub too").
+"""Video signalling over the hub (docs/media.md; docs/protocol.md lists the events).
 
 - `webrtc.offer {sdp}` -> ack `{ok, sdp, session_id}`: the same `MediaService.play()` as
   `POST /whep/<broadcast>`, so the cap, codes (`USE_HLS` + `hls_url`, `NOT_LIVE`, `INVALID_SDP`,
@@ -12,35 +12,26 @@
   node's WebRTC capacity flips the playback mode (webrtc <-> hls). Same shape as
   `GET /api/media/<broadcast>` and the join snapshot's `media` part.
 
-`register(hub, services)` plugs this into the hub's command registry; `setup()` (called by
-`live.media.setup`) registers at app start-up if a hub is present, so the media package works
-with or without the hub."""
+`register(node)` plugs this into the hub's command registry."""
 from __future__ import annotations
 
-import inspect
-import logging
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from live.errors import ApiError
+from live.hub.hub import Hub
+from live.hub.registry import EVERYONE, Caller, HubError
 from live.media import metrics
 from live.media.ice import browser_config
-from live.media.service import MediaService
 
-log = logging.getLogger("hawker.media.signalling")
+if TYPE_CHECKING:
+    from live.node import Node
 
 OFFER_MAX_BYTES = 64 * 1024
 
 
-def register(hub: Any, services: Any, media: MediaService | None = None) -> None:
-    """Register media commands, the snapshot part and the state -> urgent event bridge on `hub`."""
-    from live.hub import EVERYONE, Caller, HubError
-
-    media = media or services.parts["media"]
-    if getattr(hub, "_media_registered", False):
-        return
-    hub._media_registered = True
+def register(node: Node) -> None:
+    """Register media commands, the snapshot part and the state -> urgent event bridge on the hub."""
+    hub, media = node.hub, node.media
     sessions: dict[str, str] = {}  # socket sid -> its viewer session id
 
     @hub.command("webrtc.offer", roles=EVERYONE, max_bytes=OFFER_MAX_BYTES, cost=5.0, timeout_s=20.0)
@@ -84,19 +75,12 @@ def register(hub: Any, services: Any, media: MediaService | None = None) -> None
         return await media.current_state(caller.broadcast)
 
     async def _on_state(broadcast: str, state: dict[str, Any]) -> None:
-        fanout = getattr(hub, "fanout", None)
-        urgent = getattr(fanout, "urgent", None)
-        if urgent is None:
-            log.debug("no fanout.urgent: media.state for %s not sent", broadcast)
-            return
-        result = urgent(broadcast, "media.state", state)
-        if inspect.isawaitable(result):
-            await result
+        node.fanout.urgent(broadcast, "media.state", state)
 
     media.on_state(_on_state)
 
 
-def _address(hub: Any, sid: str) -> str | None:
+def _address(hub: Hub, sid: str) -> str | None:
     """The socket's client address (the per-address offer limit), as aiohttp saw it."""
     try:
         environ = hub.sio.get_environ(sid) or {}
@@ -104,20 +88,3 @@ def _address(hub: Any, sid: str) -> str | None:
         return None
     request = environ.get("aiohttp.request")
     return getattr(request, "remote", None)
-
-
-def setup(app: web.Application, services: Any, media: MediaService) -> None:
-    """Register with the hub now if create_app built it already, else when the app starts."""
-    hub = services.parts.get("hub") or app.get("hub")
-    if hub is not None:
-        register(hub, services, media)
-        return
-
-    async def _register(_app: web.Application) -> None:
-        hub = services.parts.get("hub") or _app.get("hub")
-        if hub is None:
-            log.info("no hub in this app: media signalling over Socket.IO is off (WHIP/WHEP still work)")
-            return
-        register(hub, services, media)
-
-    app.on_startup.insert(0, _register)

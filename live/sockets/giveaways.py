@@ -1,21 +1,21 @@
 """Giveaway commands: open / draw / cancel (staff), enter (viewers, by button or by the chat
-keyword), the snapshot part, the `giveaway:<id>` level and GET /api/broadcasts/{bc}/giveaways/{id}
-(the record anyone can verify with `hawker giveaway verify`). The draw is in shop/giveaways.py."""
+keyword), the snapshot part and the `giveaway:<id>` level; the record anyone can verify is
+live/rest/giveaways.py. The draw is in shop/giveaways.py."""
 from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
-from live.auth import require
-from live.errors import ApiError, json_response
 from live.hub.errors import refusals
 from live.hub.hub import Hub
 from live.hub.registry import STAFF, Caller, HubError
 from shop import validate as v
 from shop.giveaways import GiveawayError, GiveawayStore, entry_of
+from shop.names import mask
+
+if TYPE_CHECKING:
+    from live.node import Node
 
 log = logging.getLogger("hawker.hub.giveaways")
 
@@ -25,11 +25,6 @@ _KEYWORD = re.compile(r"^[^\s]{1,30}$")
 
 def level_key(giveaway_id: str) -> str:
     return f"giveaway:{giveaway_id}"
-
-
-def _mask(name: str) -> str:
-    name = (name or "").strip() or "?"
-    return name[0] + "***" + (name[-1] if len(name) > 2 else "")
 
 
 class Giveaways:
@@ -112,7 +107,7 @@ class Giveaways:
         if code == "OK":
             winner = await self.store.winner_user(caller.broadcast, gid)
             if winner:
-                label = _mask(await self._name_of(caller.broadcast, winner))
+                label = mask(await self._name_of(caller.broadcast, winner))
                 await self.store.set_label(caller.broadcast, gid, label)
                 g.winner_label = label
                 self.hub.fanout.to_user(caller.broadcast, winner, "giveaway.won", g.public())
@@ -143,18 +138,6 @@ class Giveaways:
         mine = await self.store.entered(caller.broadcast, g.id, caller.user)
         return {**g.public(), "my_entry": entry_of(g.id, caller.user) if mine else None}
 
-    async def rest_record(self, request: web.Request) -> web.Response:
-        """GET /api/broadcasts/{bc}/giveaways/{id}: the commitment, and once drawn the seed, the
-        sorted eligible entries and the winner entry (anyone with a token for the broadcast)."""
-        claims = require(request)
-        bc, gid = request.match_info["bc"][:64], request.match_info["giveaway"][:64]
-        record = None
-        if claims.allows(bc) and v.ID_RE.match(gid):
-            record = await self.store.record(bc, gid)
-        if record is None:
-            raise ApiError(404, "GIVEAWAY_NOT_FOUND", "no such giveaway")
-        return json_response(record)
-
     async def joined(self, caller: Caller) -> None:
         await self.store.joined(caller.broadcast, caller.user)
 
@@ -162,9 +145,8 @@ class Giveaways:
         await self.store.left(caller.broadcast, caller.user)
 
 
-def register(app: web.Application, services: Any) -> Giveaways:
-    hub: Hub = services.hub
-    part = Giveaways(hub)
+def register(node: Node) -> None:
+    hub, part = node.hub, node.giveaways
     hub.command("giveaway.open", roles=STAFF)(part.open)
     hub.command("giveaway.draw", roles=STAFF)(part.draw)
     hub.command("giveaway.cancel", roles=STAFF)(part.cancel)
@@ -172,9 +154,4 @@ def register(app: web.Application, services: Any) -> Giveaways:
     hub.snapshot_part("giveaway")(part.snapshot_part)
     hub.on_join(part.joined)
     hub.on_leave(part.left)
-    chat = services.parts.get("chat_events")
-    if chat is not None:
-        chat.listeners.append(part.on_chat)
-    app.router.add_get("/api/broadcasts/{bc}/giveaways/{giveaway}", part.rest_record)
-    services.parts["giveaways"] = part
-    return part
+    node.chat.listeners.append(part.on_chat)

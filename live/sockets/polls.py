@@ -5,7 +5,7 @@ lease) from the polls marked dirty by votes; `poll.opened` and `poll.closed` are
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from live.hub.errors import refusals
 from live.hub.hub import Hub
@@ -13,8 +13,12 @@ from live.hub.registry import EVERYONE, STAFF, Caller, HubError
 from live.hub.scheduler import NOT_YET, Scheduler
 from live.periodic import Periodic
 from shop import validate as v
+from shop.names import mask
 from shop.polls import Poll, PollStore
 from shop.quizzes import QuizStore
+
+if TYPE_CHECKING:
+    from live.node import Node
 
 log = logging.getLogger("hawker.hub.polls")
 
@@ -91,7 +95,7 @@ class Polls:
         if not counted and chosen != option:
             raise HubError("ALREADY_VOTED", "you already voted in this poll", option=chosen)
         if counted and await self._quiz(caller.broadcast, poll_id):
-            await self.quizzes.remember(caller.broadcast, caller.user, _mask(caller.name or caller.user))
+            await self.quizzes.remember(caller.broadcast, caller.user, mask(caller.name or caller.user))
         return {"poll_id": poll_id, "option": chosen, "counted": counted, "tallies": tallies}
 
     async def _quiz(self, broadcast: str, poll_id: str) -> bool:
@@ -128,21 +132,15 @@ class Polls:
         return {**poll.to_dict(), "my_vote": mine}
 
 
-def _mask(name: str) -> str:
-    name = (name or "").strip() or "?"
-    return name[0] + "***" + (name[-1] if len(name) > 2 else "")
-
-
-def register(hub: Hub, scheduler: Scheduler) -> Polls:
-    polls = Polls(hub, scheduler)
+def register(node: Node) -> None:
+    hub, polls = node.hub, node.polls
     hub.command("poll.create", roles=STAFF)(polls.create)
     hub.command("poll.close", roles=STAFF)(polls.close)
     hub.command("poll.vote", roles=EVERYONE)(polls.vote)
     hub.snapshot_part("poll")(polls.snapshot_part)
     hub.snapshot_part("quiz")(polls.quiz_part)
-    scheduler.handler("poll.close")(polls.on_close_timer)
+    node.timers.handler("poll.close")(polls.on_close_timer)
     hub.on_broadcast_end(polls.end_broadcast)
-    return polls
 
 
 _LEASE = """

@@ -12,20 +12,22 @@ import asyncio
 import hashlib
 import logging
 import uuid
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from auctions import Auction, AuctionError, Auctions, AuctionSpec, BidResult, Offer
 from auctions.core import check_increments
-from live.auth import require
-from live.errors import ApiError, json_response
+from inventory import Inventory
+from live.config import Config
 from live.hub.errors import refusals
 from live.hub.hub import Hub
 from live.hub.registry import HOST, Caller, HubError
 from live.hub.scheduler import NOT_YET, Scheduler
 from shop import validate as v
+from shop.names import mask
 from shop.sales import sale_key
+
+if TYPE_CHECKING:
+    from live.node import Node
 
 log = logging.getLogger("hawker.hub.auctions")
 
@@ -35,12 +37,6 @@ UNPAID_GRACE_MS = 1_000
 
 def level_key(auction_id: str) -> str:
     return f"auction:{auction_id}"
-
-
-def mask(name: str) -> str:
-    """What other viewers see of a bidder: the first letter and the last, never the whole name."""
-    name = (name or "").strip() or "?"
-    return name[0] + "***" + (name[-1] if len(name) > 2 else "")
 
 
 def new_auction_id(broadcast: str, user: str, request_id: str | None) -> str:
@@ -56,13 +52,20 @@ def offer_dict(o: Offer, currency: str) -> dict[str, Any]:
 
 
 class AuctionPart:
-    """The auctions part of one node; `register` wires it into the hub."""
+    """The auctions part of one node; `register` plugs its commands into the hub."""
 
     def __init__(self, hub: Hub, auctions: Auctions, scheduler: Scheduler) -> None:
         self.hub = hub
         self.auc = auctions
         self.timers = scheduler
         self._owner: dict[str, str] = {}  # auction id -> broadcast (never changes)
+
+    @classmethod
+    def of(cls, config: Config, hub: Hub, inventory: Inventory, scheduler: Scheduler) -> AuctionPart:
+        """The node's auctions (HAWKER_AUCTION_* settings) on its inventory and timers."""
+        auctions = Auctions(hub.redis, inventory, bid_rate=config.auction_bid_rate,
+                            bid_burst=config.auction_bid_burst, hold_s=config.auction_hold_s)
+        return cls(hub, auctions, scheduler)
 
     # ---- helpers -------------------------------------------------------------------------------
 
@@ -302,43 +305,15 @@ class AuctionPart:
             out.append(d)
         return out
 
-    # ---- REST: the audit -------------------------------------------------------------------------
 
-    async def rest_audit(self, request: web.Request) -> web.Response:
-        """GET /api/auctions/{auction}/audit (host, moderator or viewer of the broadcast): the log
-        replayed; names are masked, user ids never shown."""
-        claims = require(request)
-        auction_id = request.match_info["auction"][:64]
-        a = await self.auc.get(auction_id) if Auctions.valid_id(auction_id) else None
-        if a is None or not claims.allows(a.owner):
-            raise ApiError(404, "AUCTION_NOT_FOUND", "no such auction")
-        report = await self.auc.audit(auction_id)
-        return json_response({
-            "auction_id": a.id, "state": a.state, "result": a.result, "currency": a.currency,
-            "price": a.price, "winner": a.leader_label if a.result == "sold" else None, "bids": a.bids,
-            "ends_at": a.ends_at, "closed_at": a.closed_at,
-            # the problems name bidders: the show's staff see them, everyone else how many there are
-            "audit": {"ok": report.ok, "problems": report.problems if claims.role in ("host", "moderator")
-                      else len(report.problems), "bids": report.bids, "price": report.price,
-                      "winner_matches": report.winner == (a.winner or ""), "late_bids": report.late_bids},
-            "server_time": await self.auc.server_time_ms()})
-
-
-def register(app: web.Application, services: Any) -> AuctionPart:
-    hub: Hub = services.hub
-    cfg = services.config
-    auctions = Auctions(services.redis, hub.sales.inv, bid_rate=cfg.auction_bid_rate,
-                        bid_burst=cfg.auction_bid_burst, hold_s=cfg.auction_hold_s)
-    part = AuctionPart(hub, auctions, hub.timers)
+def register(node: Node) -> None:
+    hub, part = node.hub, node.auctions
     hub.command("auction.create", roles=HOST)(part.create)
     hub.command("auction.start", roles=HOST)(part.start)
     hub.command("auction.cancel", roles=HOST)(part.cancel)
     hub.command("auction.bid", roles=BIDDERS)(part.bid)
     hub.command("auction.max_bid", roles=BIDDERS)(part.max_bid)
     hub.snapshot_part("auctions")(part.snapshot_part)
-    hub.timers.handler("auction.close")(part.on_close_timer)
-    hub.timers.handler("auction.unpaid")(part.on_unpaid_timer)
+    node.timers.handler("auction.close")(part.on_close_timer)
+    node.timers.handler("auction.unpaid")(part.on_unpaid_timer)
     hub.on_broadcast_end(part.end_broadcast)
-    app.router.add_get("/api/auctions/{auction}/audit", part.rest_audit)
-    services.parts["auctions"] = part
-    return part

@@ -1,7 +1,7 @@
 """Chat in the hub: the `chat.*`, `qa.*` and `react` events, the `chat` / `chat_state` snapshot
 parts, reaction totals per tick, and comment-to-buy through the hub's sale/reserve path.
 
-`register(hub, services)` is called once from create_app after the hub is built. Everything chat
+`register(node)` is called once from create_app after the node is built. Everything chat
 decides lives in the `chat` package; this module only turns events into calls and results into
 acks and fan-out:
   * an accepted message -> `fanout.chat(broadcast, message)` (coalesced into the tick's batch);
@@ -10,29 +10,34 @@ acks and fan-out:
   * reactions -> counted on this node, once per tick added to the Redis totals, which go out as
     the level `reactions` (latest value wins); hearts also feed the tick's `hearts` sum.
 Overload sampling (viewers get at most K chat lines per tick past a rate) is the fan-out engine's:
-this module hands it a `chat.overload.ChatSampler` if the engine takes one (see `_attach_sampler`);
-otherwise `live.chat_relay.ChatRelay` samples at the source and relays the rest to staff."""
+this module hands it the chat policy's `chat.overload.ChatSampler`."""
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
 
 from chat import Actor, Chat, ChatPolicy, ChatRefused, ReactionTally, Sent
 from chat.overload import ChatSampler, OverloadPolicy
 from chat.words import load_list
-from live.chat_relay import ChatRelay
 from live.config import Config
-from live.hub.cmd_sales import levels_dict, reservation_dict
+from live.hub.hub import Hub
 from live.hub.registry import EVERYONE, HOST, STAFF, Caller, HubError
+from live.periodic import Periodic
+from live.sockets.sales import Sales, levels_dict, reservation_dict
+
+if TYPE_CHECKING:
+    from live.node import Node
 
 log = logging.getLogger("hawker.chat")
 
 CHAT_ORDERS = Counter("hawker_chat_orders_total", "Comment-to-buy orders, by result code (OK or the refusal)", ["code"])
 CHAT_REACTIONS = Counter("hawker_chat_reactions_total", "Reactions counted, by emoji name", ["emoji"])
 # Sent / refused chat messages are counted by the hub: hawker_hub_commands_total{event="chat.send", code}.
+
+Listener = Callable[[Caller, str], Awaitable[None]]
 
 ORDER_PREFIX = "chat:"  # inventory request_id of a comment-to-buy order: "chat:<message id>"
 
@@ -74,20 +79,21 @@ def _only(payload: dict, allowed: set[str]) -> None:
 class ChatEvents:
     """The chat part of one node."""
 
-    def __init__(self, hub: Any, chat: Chat, *, tick_ms: int = 100) -> None:
+    def __init__(self, hub: Hub, chat: Chat, sales: Sales, *, tick_ms: int = 100) -> None:
         self.hub = hub
+        self.fanout = hub.fanout
         self.chat = chat
+        self.sales = sales
         self.tally = ReactionTally(chat.policy.react_per_s)
         self.sampler = ChatSampler(OverloadPolicy(chat.policy.overload_rate, chat.policy.overload_k))
         self.tick_s = max(0.01, tick_ms / 1000)
-        self._task: asyncio.Task | None = None
-        self.relay: ChatRelay | None = None  # set when the fan-out engine cannot sample chat itself
-        self._running = False
-        self.listeners: list[Any] = []  # async (caller, text) for each accepted message (giveaway keywords)
+        self._flush = Periodic(self.flush_reactions, self.tick_s, name="chat-reactions", log=log, first_delay=True)
+        self.listeners: list[Listener] = []  # for each accepted message (giveaway keywords)
 
-    @property
-    def fanout(self) -> Any:
-        return self.hub.fanout
+    @classmethod
+    def of(cls, config: Config, hub: Hub, sales: Sales) -> ChatEvents:
+        """The node's Chat (HAWKER_CHAT_* settings) and its events."""
+        return cls(hub, Chat(hub.redis, policy_from_config(config)), sales, tick_ms=config.tick_ms)
 
     @staticmethod
     def actor(caller: Caller) -> Actor:
@@ -105,15 +111,12 @@ class ChatEvents:
             raise _refused(exc) from None
         wire = sent.message.to_wire()
         if not sent.again:
-            for listener in self.listeners:  # e.g. a giveaway's chat keyword (live/hub/cmd_giveaways.py)
+            for listener in self.listeners:  # e.g. a giveaway's chat keyword (live/sockets/giveaways.py)
                 try:
                     await listener(caller, sent.message.text)
                 except Exception:  # noqa: BLE001 - a listener never costs the sender their message
                     log.warning("chat listener failed", exc_info=True)
-            if self.relay is not None:
-                self.relay.post(caller.broadcast, wire)
-            else:
-                self.fanout.chat(caller.broadcast, wire)
+            self.fanout.chat(caller.broadcast, wire)
         out: dict[str, Any] = {"message": wire}
         if sent.again:
             out["again"] = True
@@ -122,18 +125,16 @@ class ChatEvents:
         return out
 
     async def order(self, caller: Caller, sent: Sent) -> dict[str, Any]:
-        """Comment-to-buy: reserve through the hub's sale path, at most once per message (the
-        inventory request id is derived from the message id, so a retry gets the first answer)."""
+        """Comment-to-buy: a hold through the sale's one reserve path (`Sales.hold`), at most once
+        per message (the inventory request id is derived from the message id, so a retry gets the
+        first answer)."""
         assert sent.order is not None
-        sales = getattr(self.hub, "sales", None)
-        sale = await self._open_sale(caller.broadcast) if sales is not None else None
-        if sales is None or sale is None:
+        sale = await self.sales.open_sale(caller.broadcast)
+        if sale is None:
             CHAT_ORDERS.labels("NO_OPEN_SALE").inc()
             return {"ok": False, "qty": sent.order.qty,
                     "error": {"code": "NO_OPEN_SALE", "message": "no sale is open right now"}}
-        res = await sales.inv.reserve(sale.id, caller.user, sent.order.qty,
-                                      request_id=ORDER_PREFIX + sent.message.id)
-        await sales.publish_levels(sale.id, caller.broadcast, res.levels)
+        res = await self.sales.hold(caller, sale.id, sent.order.qty, ORDER_PREFIX + sent.message.id)
         answer: dict[str, Any] = {"ok": res.ok, "sale_id": sale.id, "qty": sent.order.qty,
                                   "levels": levels_dict(res.levels)}
         if res.ok:
@@ -144,17 +145,6 @@ class ChatEvents:
             answer["error"] = {"code": code, "message": res.message or code.replace("_", " ").lower()}
             CHAT_ORDERS.labels(code).inc()
         return answer
-
-    async def _open_sale(self, broadcast: str) -> Any:
-        """The broadcast's sale that is selling now (the latest to open, if several)."""
-        now = self.hub.clock.now_ms()
-        best = None
-        for sale in await self.hub.sales.store.of_broadcast(broadcast):
-            if sale.state == "closed" or sale.opens_at > now or (sale.closes_at and sale.closes_at <= now):
-                continue
-            if best is None or sale.opens_at >= best.opens_at:
-                best = sale
-        return best
 
     # ---- moderation ----------------------------------------------------------------------------
 
@@ -175,7 +165,7 @@ class ChatEvents:
             until = await self.chat.timeout(caller.broadcast, self.actor(caller), user, payload.get("seconds"))
         except ChatRefused as exc:
             raise _refused(exc) from None
-        self.fanout.to_user(caller.broadcast, user, "chat.timeout", {"until": until, "by": caller.user})
+        self.fanout.to_user(caller.broadcast, str(user), "chat.timeout", {"until": until, "by": caller.user})
         return {"user": user, "until": until}
 
     async def ban(self, caller: Caller, payload: dict) -> dict:
@@ -185,7 +175,7 @@ class ChatEvents:
             await self.chat.ban(caller.broadcast, self.actor(caller), user)
         except ChatRefused as exc:
             raise _refused(exc) from None
-        self.fanout.to_user(caller.broadcast, user, "chat.banned", {"by": caller.user})
+        self.fanout.to_user(caller.broadcast, str(user), "chat.banned", {"by": caller.user})
         return {"user": user, "banned": True}
 
     async def unban(self, caller: Caller, payload: dict) -> dict:
@@ -196,7 +186,7 @@ class ChatEvents:
         except ChatRefused as exc:
             raise _refused(exc) from None
         if was:
-            self.fanout.to_user(caller.broadcast, user, "chat.unbanned", {"by": caller.user})
+            self.fanout.to_user(caller.broadcast, str(user), "chat.unbanned", {"by": caller.user})
         return {"user": user, "banned": False}
 
     async def slowmode(self, caller: Caller, payload: dict) -> dict:
@@ -269,34 +259,22 @@ class ChatEvents:
             self.fanout.hearts(caller.broadcast, 1)
         return {"emoji": name}
 
-    async def _flush_loop(self) -> None:
-        # A flag as well as cancel(): on Python 3.11 a cancel that lands while redis-py finishes a
-        # write inside asyncio.wait_for is swallowed (CPython gh-86296), and the loop would go on.
-        while self._running:
-            await asyncio.sleep(self.tick_s)
-            if self.relay is not None:
-                await self.relay.tick()
-            for bc in self.tally.pending():
-                try:
-                    totals = await self.tally.flush(self.chat.redis, bc)
-                except Exception:  # noqa: BLE001 - a lost tick of reactions is not worth a crash
-                    log.warning("reaction flush failed", exc_info=True)
-                    continue
-                if totals is not None:
-                    self.fanout.level(bc, "reactions", totals)
+    async def flush_reactions(self) -> None:
+        """Once per tick: this node's reaction counts into the Redis totals, out as level `reactions`."""
+        for bc in self.tally.pending():
+            try:
+                totals = await self.tally.flush(self.chat.redis, bc)
+            except Exception:  # noqa: BLE001 - a lost tick of reactions is not worth a crash
+                log.warning("reaction flush failed", exc_info=True)
+                continue
+            if totals is not None:
+                self.fanout.level(bc, "reactions", totals)
 
     async def start(self) -> None:
-        if self.relay is not None:
-            await self.relay.start()
-        self._running = True
-        self._task = asyncio.create_task(self._flush_loop())
+        self._flush.start()
 
     async def stop(self) -> None:
-        self._running = False
-        if self._task is not None:
-            self._task.cancel()
-        if self.relay is not None:
-            await self.relay.stop()
+        await self._flush.stop()
 
     # ---- snapshot ------------------------------------------------------------------------------
 
@@ -310,24 +288,9 @@ class ChatEvents:
         return state
 
 
-def _attach_sampler(fanout: Any, sampler: ChatSampler) -> bool:
-    """Give the fan-out engine the chat overload policy, if it takes one."""
-    setter = getattr(fanout, "set_chat_sampler", None)
-    if callable(setter):
-        setter(sampler)
-        return True
-    if hasattr(fanout, "chat_sampler"):
-        fanout.chat_sampler = sampler
-        return True
-    log.info("the fan-out engine takes no chat sampler: chat_relay samples at the source")
-    return False
-
-
-def register(hub: Any, services: Any) -> ChatEvents:
-    """Build the node's Chat and plug its events into the hub."""
-    config: Config = services.config
-    chat = Chat(services.redis, policy_from_config(config))
-    part = ChatEvents(hub, chat, tick_ms=config.tick_ms)
+def register(node: Node) -> None:
+    """Plug the chat events into the hub."""
+    part, hub = node.chat, node.hub
     cmd = hub.command
     cmd("chat.send", roles=EVERYONE, max_bytes=8 * 1024)(part.send)
     cmd("chat.delete", roles=STAFF)(part.delete)
@@ -344,12 +307,5 @@ def register(hub: Any, services: Any) -> ChatEvents:
     cmd("react", roles=EVERYONE, cost=0.25)(part.react)
     hub.snapshot_part("chat")(part.snapshot_messages)
     hub.snapshot_part("chat_state")(part.snapshot_state)
-    hub.on_start(part.start)
-    hub.on_stop(part.stop)
-    hub.on_broadcast_end(chat.close)
-    if not _attach_sampler(hub.fanout, part.sampler):
-        part.relay = ChatRelay(hub=hub, redis=services.redis, policy=part.sampler.policy, tick_ms=config.tick_ms)
-        hub.on_join(part.relay.join)
-    services.parts["chat"] = chat
-    services.parts["chat_events"] = part
-    return part
+    hub.on_broadcast_end(part.chat.close)
+    node.fanout.set_chat_sampler(part.sampler)

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from live.auth import require
 from live.errors import ApiError
+from live.node import Node, node_of
 
 COLUMNS = ["id", "created_at", "updated_at", "broadcast", "sale_id", "reservation_id", "user", "qty",
            "unit_price", "total", "currency", "state", "charge_id", "reason", "contact"]
@@ -51,7 +52,7 @@ async def export_orders(request: web.Request) -> web.StreamResponse:
         raise ApiError(422, "VALIDATION", f"broadcast must be 1 to {MAX_ID} printable characters", field="broadcast")
     require(request, roles=("host",), broadcast=broadcast)
     since, until = _ms(request, "since") or 0, _ms(request, "until")
-    ledger = request.app["services"].parts["checkout"].checkout.ledger
+    ledger = node_of(request.app).checkout.checkout.ledger
     resp = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": f'attachment; filename="orders-{"".join(c for c in broadcast if c.isalnum() or c in "-_")}.csv"',
@@ -73,5 +74,5 @@ async def export_orders(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-def setup(app: web.Application) -> None:
+def register(app: web.Application, node: Node) -> None:
     app.router.add_get("/api/broadcasts/{broadcast}/orders.csv", export_orders)

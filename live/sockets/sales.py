@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inventory import Inventory, InventoryError, LotSpec, Refusal, Reservation, ReserveResult, StockLevels
 from live.hub import metrics
@@ -16,7 +16,10 @@ from live.hub.hub import Hub
 from live.hub.registry import EVERYONE, HOST, Caller, HubError
 from live.hub.scheduler import NOT_YET, Scheduler
 from shop import validate as v
-from shop.sales import Sale, SaleStore, new_sale_id
+from shop.sales import Sale, SaleStore, new_sale_id, selling_now
+
+if TYPE_CHECKING:
+    from live.node import Node
 
 log = logging.getLogger("hawker.hub.sales")
 
@@ -153,6 +156,11 @@ class Sales:
         last unit) claims `sale.soldout`; a refusal makes no further Redis call."""
         if res.ok and res.levels is not None:
             await self.publish_levels(sale_id, caller.broadcast, res.levels)
+        return self.ack(res)
+
+    @staticmethod
+    def ack(res: ReserveResult) -> dict[str, Any]:
+        """The ack of an inventory answer, or its refusal raised as a HubError."""
         if not res.ok:
             code = res.code.value if res.code else "REFUSED"
             details: dict[str, Any] = {"levels": levels_dict(res.levels)}
@@ -238,18 +246,30 @@ class Sales:
         with refusals():
             qty = v.integer(payload, "qty", required=False, lo=1, hi=1000, default=1)
             request_id = v.text(payload, "request_id", max_len=64)
+        assert request_id is not None  # required above
+        return self.ack(await self.hold(caller, sale_id, qty, request_id))
+
+    async def hold(self, caller: Caller, sale_id: str, qty: int, request_id: str) -> ReserveResult:
+        """The one reserve path (the Buy button and comment-to-buy): the inventory's answer, timed;
+        a hold that emptied the stock announces it (see `answer`)."""
         start = time.perf_counter()
         code = "ERROR"
         try:
             res = await self.inv.reserve(sale_id, caller.user, qty, request_id=request_id)
             code = "OK" if res.ok else (res.code.value if res.code else "REFUSED")
-            return await self.answer(caller, sale_id, res)
+            if res.ok and res.levels is not None:
+                await self.publish_levels(sale_id, caller.broadcast, res.levels)
+            return res
         finally:
             metrics.RESERVE_SECONDS.labels(code).observe(time.perf_counter() - start)
             opens_at = self.store.cached_opens_at(sale_id)
             now = self.hub.clock.now_ms()
             if opens_at is not None and 0 <= now - opens_at < 60_000:
                 metrics.RESERVE_AFTER_OPEN_SECONDS.observe((now - opens_at) / 1000)
+
+    async def open_sale(self, broadcast: str) -> Sale | None:
+        """The broadcast's sale that is selling now (see shop.sales.selling_now)."""
+        return selling_now(await self.store.of_broadcast(broadcast), self.hub.clock.now_ms())
 
     async def release(self, caller: Caller, payload: dict) -> dict[str, Any]:
         sale_id = await self.sale_of(caller, payload)
@@ -274,8 +294,8 @@ class Sales:
         return {"position": res.position, "levels": levels_dict(res.levels)}
 
 
-def register(hub: Hub, inventory: Inventory, scheduler: Scheduler) -> Sales:
-    sales = Sales(hub, inventory, scheduler)
+def register(node: Node) -> None:
+    hub, sales = node.hub, node.sales
     hub.command("sale.schedule", roles=HOST)(sales.schedule)
     hub.command("sale.cancel", roles=HOST)(sales.cancel)
     hub.command("sale.reserve", roles=EVERYONE)(sales.reserve)
@@ -283,7 +303,6 @@ def register(hub: Hub, inventory: Inventory, scheduler: Scheduler) -> Sales:
     hub.command("sale.extend", roles=EVERYONE)(sales.extend)
     hub.command("sale.waitlist", roles=EVERYONE)(sales.waitlist)
     hub.snapshot_part("sales")(sales.snapshot_part)
-    scheduler.handler("sale.open")(sales.on_open_timer)
-    scheduler.handler("sale.close")(sales.on_close_timer)
+    node.timers.handler("sale.open")(sales.on_open_timer)
+    node.timers.handler("sale.close")(sales.on_close_timer)
     hub.on_broadcast_end(sales.end_broadcast)
-    return sales

@@ -1,15 +1,19 @@
 """Broadcast-level commands: clock sync, snapshot on demand, go live / end, pin / unpin, hearts."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from live.hub.errors import refusals
-from live.hub.hub import Hub
 from live.hub.registry import EVERYONE, HOST, STAFF, Caller
 from shop import validate as v
 
+if TYPE_CHECKING:
+    from live.node import Node
 
-def register(hub: Hub) -> None:
+
+def register(node: Node) -> None:
+    hub = node.hub
+
     @hub.command("time", roles=EVERYONE, cost=0.5)
     async def time_(caller: Caller, payload: dict) -> dict:
         """Clock sync: the client keeps the sample with the smallest round trip (docs/protocol.md)."""

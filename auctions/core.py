@@ -23,6 +23,7 @@ from auctions.types import (
     CloseResult,
     Offer,
 )
+from domain import Code
 from inventory import Inventory, InventoryError, LotSpec, Refusal, ReservationState
 from redislayer import AutoPipeline, Script
 
@@ -142,7 +143,7 @@ class Auctions:
         if rows is None:
             problems.append("increments: 1-20 rows [from, step], first from 0, ascending, steps >= 1 non-decreasing")
         if problems:
-            raise AuctionError("INVALID_REQUEST", "; ".join(problems))
+            raise AuctionError(Code.INVALID_REQUEST, "; ".join(problems))
         assert rows is not None
         return rows
 
@@ -197,7 +198,7 @@ class Auctions:
         if flag == "E":
             code = data.pop("code")
             data.pop("ok", None)
-            raise AuctionError(code, MESSAGES.get(code, code), **data)
+            raise AuctionError.of(code, **data)
         return {"replay": flag == "R", **data}
 
     async def start(self, auction_id: str) -> dict[str, Any]:
@@ -205,7 +206,7 @@ class Auctions:
         (UNKNOWN_AUCTION, AUCTION_STARTED, AUCTION_CLOSED). The answer names `outbid`: pre-bidders
         who are not leading."""
         if not self.valid_id(auction_id):
-            raise AuctionError("UNKNOWN_AUCTION", MESSAGES["UNKNOWN_AUCTION"])
+            raise AuctionError.of("UNKNOWN_AUCTION")
         out = self._admin(await self._run("start", auction_id))
         if not isinstance(out.get("outbid"), list):
             out["outbid"] = []
@@ -214,7 +215,7 @@ class Auctions:
     async def cancel(self, auction_id: str) -> None:
         """Only before the start (AUCTION_STARTED after it, AUCTION_CLOSED once over)."""
         if not self.valid_id(auction_id):
-            raise AuctionError("UNKNOWN_AUCTION", MESSAGES["UNKNOWN_AUCTION"])
+            raise AuctionError.of("UNKNOWN_AUCTION")
         self._admin(await self._run("cancel", auction_id))
 
     async def close(self, auction_id: str) -> CloseResult:
@@ -281,7 +282,7 @@ class Auctions:
         """Replay the log (auctions/audit.py) against the stored auction."""
         auction = await self.get(auction_id)
         if auction is None:
-            raise AuctionError("UNKNOWN_AUCTION", MESSAGES["UNKNOWN_AUCTION"])
+            raise AuctionError.of("UNKNOWN_AUCTION")
         return replay(auction, await self.bid_log(auction_id))
 
     # --- after the close: the winner's hold, then maybe a second chance ---------------------
@@ -298,7 +299,7 @@ class Auctions:
         try:
             await self.inv.create_lot(spec)
         except InventoryError as exc:
-            if exc.code != Refusal.LOT_EXISTS:
+            if exc.refusal != Refusal.LOT_EXISTS:
                 raise
         lot = await self.inv.get_lot(lot_id)
         if lot is not None and lot.state.value == "SCHEDULED":
@@ -306,7 +307,7 @@ class Auctions:
         res = await self.inv.reserve(lot_id, user, 1, request_id=f"auction-{n}")
         await self.inv.close(lot_id)
         if not res.ok or res.reservation is None:
-            raise AuctionError("BAD_STATE", f"the hold for offer {n} failed: {res.code}")
+            raise AuctionError(Code.BAD_STATE, f"the hold for offer {n} failed: {res.code}")
         await self.redis.hset(keys_for(auction.id)[0], mapping={"offer_lot": lot_id, "offer_rid": res.reservation.id})
         return Offer(auction.id, n, user, price, lot_id, res.reservation.id, res.reservation.expires_at_ms)
 

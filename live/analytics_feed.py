@@ -25,16 +25,17 @@ from aiohttp import web
 from redis.exceptions import ResponseError
 
 from analytics import AnalyticsStore, OrderFact, StockFact, Tally, report_csv
+from domain import Code, DomainError
+from domain.validate import check_id
 from live.auth import require
-from live.errors import ApiError, json_response
-from live.hub.registry import HOST, HubError
+from live.errors import json_response
+from live.hub.registry import HOST
 from live.periodic import Periodic
 
 log = logging.getLogger("hawker.analytics")
 
 ORDER_STREAM = "orders:events"  # checkout.ledger.EVENTS_KEY
 GROUP = "analytics"
-MAX_ID = 64
 PROOF_MAX_AGE_MS = 60_000  # an order older than this (a backlog after a restart) is no longer news
 MAX_BUFFERED_STOCK = 200_000  # stock facts kept while Redis is away; past it the oldest are dropped
 STOCK_TYPES = {"reserved", "waitlist_joined", "waitlist_granted", "expired", "released", "sold"}
@@ -198,7 +199,7 @@ class AnalyticsFeed:
         """`proof.names` {enabled}: whether the player's ticker shows buyers' (masked) first names."""
         enabled = payload.get("enabled")
         if set(payload) - {"enabled"} or not isinstance(enabled, bool):
-            raise HubError("VALIDATION", "enabled must be true or false", field="enabled")
+            raise DomainError(Code.VALIDATION, "enabled must be true or false", field="enabled")
         await self.redis.set(names_key(caller.broadcast), "1" if enabled else "0", ex=self.store.ttl_s)
         self.hub.fanout.urgent(caller.broadcast, "proof.names", {"enabled": enabled})
         return {"enabled": enabled}
@@ -243,12 +244,12 @@ class AnalyticsFeed:
 
     async def http_report(self, request: web.Request) -> web.Response:
         claims = require(request, roles=("host",))  # auth before lookup: a stranger learns nothing
-        bid = request.match_info["broadcast"][:MAX_ID]
+        bid = check_id(request.match_info["broadcast"], "broadcast")
         fmt = request.query.get("format", "json")
         if fmt not in ("json", "csv"):
-            raise ApiError(422, "VALIDATION", "format must be json or csv", field="format")
+            raise DomainError(Code.VALIDATION, "format must be json or csv", field="format")
         if not claims.allows(bid) or not await self.hub.broadcasts.exists(bid):
-            raise ApiError(404, "BROADCAST_NOT_FOUND", "no such broadcast")
+            raise DomainError(Code.BROADCAST_NOT_FOUND, "no such broadcast")
         rep = await self.report(bid)
         rep["settings"] = {"buyer_names": await self.names_enabled(bid)}
         if fmt == "csv":
@@ -286,7 +287,7 @@ async def report_page(request: web.Request) -> web.Response:
 
     bid = request.match_info["broadcast"]
     if not _BROADCAST_RE.match(bid):
-        raise ApiError(404, "NOT_FOUND", "no such broadcast")
+        raise DomainError(Code.NOT_FOUND, "no such broadcast")
     resp = _page("report.html", STUDIO_FRAME_ANCESTORS, broadcast=bid)
     resp.headers["X-Frame-Options"] = "DENY"
     return resp

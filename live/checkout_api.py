@@ -11,35 +11,32 @@ from typing import Any
 
 from aiohttp import web
 
-from checkout import Checkout, CheckoutError, Ledger, Order, PayRequest, WebhookError, Webhooks
+from checkout import Checkout, CheckoutError, Ledger, Order, PayRequest, Webhooks
 from checkout.egress import EgressPolicy
 from checkout.idempotency import IdempotencyStore, fingerprint, valid_key
 from checkout.payments import load_provider
+from domain import Code, DomainError
+from domain.validate import check_id
 from inventory import InventoryError
 from live.auth import Claims, require
-from live.errors import ApiError, json_response, read_json
-from live.hub.registry import EVERYONE, Caller, HubError
+from live.errors import json_response, read_json
+from live.hub.registry import EVERYONE, Caller
 from live.idempotent import idempotent
 from live.periodic import Periodic
 
 log = logging.getLogger("hawker.checkout")
 
-MAX_ID = 64
-
 
 def _ident(body: dict[str, Any], name: str) -> str:
-    v = body.get(name)
-    if not isinstance(v, str) or not v or len(v) > MAX_ID:
-        raise CheckoutError(422, "VALIDATION", f"{name} must be a string of 1 to {MAX_ID} characters", field=name)
-    return v
+    return check_id(body.get(name), name)  # the one id rule (domain/validate.py)
 
 
 def _pay_request(user: str, broadcast: str, body: Any) -> PayRequest:
     if not isinstance(body, dict):
-        raise CheckoutError(422, "VALIDATION", "the body must be a JSON object", field="")
+        raise CheckoutError(Code.VALIDATION, "the body must be a JSON object", field="")
     extra = set(body) - {"sale_id", "reservation_id", "card", "contact", "shipping", "idempotency_key"}
     if extra:
-        raise CheckoutError(422, "VALIDATION", f"unknown fields: {sorted(extra)}", field=sorted(extra)[0])
+        raise CheckoutError(Code.VALIDATION, f"unknown fields: {sorted(extra)}", field=sorted(extra)[0])
     return PayRequest(user=user, broadcast=broadcast, sale_id=_ident(body, "sale_id"),
                       reservation_id=_ident(body, "reservation_id"), card=body.get("card"), contact=body.get("contact"),
                       shipping=body.get("shipping"))
@@ -83,7 +80,7 @@ class CheckoutApi:
         the same 404 as a made-up id, so a token cannot probe which sales exist."""
         bc = await self.sales.store.broadcast_of(sale_id)
         if bc is None or not claims.allows(bc):
-            raise ApiError(404, "SALE_NOT_FOUND", "no such sale")
+            raise DomainError(Code.SALE_NOT_FOUND, "no such sale")
         return bc
 
     async def on_stock_event(self, broadcast: str, ev: Any) -> None:
@@ -117,7 +114,7 @@ class CheckoutApi:
         req = _pay_request(claims.sub, "", body)
         broadcast = await self.sales.store.broadcast_of(req.sale_id)
         if broadcast is None or not claims.allows(broadcast):
-            raise CheckoutError(404, "SALE_NOT_FOUND", "no such sale in this broadcast")
+            raise CheckoutError(Code.SALE_NOT_FOUND, "no such sale in this broadcast")
         return await self.checkout.pay(dataclasses.replace(req, broadcast=broadcast,
                                                            requires_shipping=await self._ships(req.sale_id, broadcast)))
 
@@ -135,10 +132,7 @@ class CheckoutApi:
 
         async def make() -> web.Response:
             body = await read_json(request)
-            try:
-                order = await self.pay(claims, body)
-            except CheckoutError as exc:
-                raise _api_error(exc) from None
+            order = await self.pay(claims, body)  # CheckoutError: refused with its code (and order)
             return json_response({"order": _order_json(order)}, status=201)
 
         return await idempotent(request, claims.sub, make, required=True)
@@ -149,27 +143,27 @@ class CheckoutApi:
         claims = Claims(sub=caller.user, role=caller.role, broadcast=caller.broadcast, name=caller.name, exp=caller.exp)
         key = payload.get("idempotency_key")
         if key is not None and not (isinstance(key, str) and valid_key(key)):
-            raise HubError("VALIDATION", "idempotency_key must be 1 to 255 printable characters", field="idempotency_key")
+            raise DomainError(Code.VALIDATION, "idempotency_key must be 1 to 255 printable characters", field="idempotency_key")
         if key is None:
             return await self._socket_pay(claims, payload)
         scope, skey = caller.user, "socket:checkout.pay:" + key
         claim = await self.idem.claim(scope, skey, fingerprint("checkout.pay", payload))
         if claim.state == "DONE":
-            if claim.body.get("ok") is False:
-                raise HubError(**claim.body["error"])
+            if claim.body.get("ok") is False:  # the first answer was a refusal: the same one again
+                first = dict(claim.body["error"])
+                raise DomainError(Code(first.pop("code")), first.pop("message", ""), **first)
             return {**claim.body, "replayed": True}
         if claim.state == "MISMATCH":
-            raise HubError("IDEMPOTENCY_MISMATCH", "this idempotency_key was used with a different payload")
+            raise DomainError(Code.IDEMPOTENCY_MISMATCH, "this idempotency_key was used with a different payload")
         if claim.state == "RUNNING":
-            raise HubError("IDEMPOTENCY_IN_PROGRESS", "a payment with this idempotency_key is still running", retry_after=1000)
+            raise DomainError(Code.IDEMPOTENCY_IN_PROGRESS, "a payment with this idempotency_key is still running", retry_after=1000)
         try:
             ack = await self._socket_pay(claims, payload)
-        except HubError as exc:
-            if exc.code == "PAYMENT_TIMEOUT":  # nothing decided: a retry with the key runs again
+        except DomainError as exc:
+            if exc.code == Code.PAYMENT_TIMEOUT:  # nothing decided: a retry with the key runs again
                 await self.idem.release(scope, skey)
             else:
-                await self.idem.finish(scope, skey, 0, {"ok": False, "error": {"code": exc.code, "message": exc.message,
-                                                                               **exc.details}})
+                await self.idem.finish(scope, skey, 0, {"ok": False, "error": exc.body()})
             raise
         except BaseException:
             await self.idem.release(scope, skey)
@@ -178,13 +172,7 @@ class CheckoutApi:
         return ack
 
     async def _socket_pay(self, claims: Claims, payload: dict) -> dict:
-        try:
-            order = await self.pay(claims, payload)
-        except CheckoutError as exc:
-            details = dict(exc.details)
-            if exc.order is not None:
-                details["order"] = _order_json(exc.order)
-            raise HubError(exc.code, exc.message, **details) from None
+        order = await self.pay(claims, payload)  # CheckoutError: refused with its code (and order)
         return {"order": _order_json(order)}
 
     # ---- orders --------------------------------------------------------------------------------
@@ -197,12 +185,12 @@ class CheckoutApi:
         try:
             limit = max(1, min(500, int(request.query.get("limit", "100"))))
         except ValueError:
-            raise ApiError(422, "VALIDATION", "limit must be an integer", field="limit") from None
+            raise DomainError(Code.VALIDATION, "limit must be an integer", field="limit") from None
         if broadcast is not None and not claims.allows(broadcast):
-            raise ApiError(403, "FORBIDDEN", "the token is for another broadcast")
+            raise DomainError(Code.FORBIDDEN, "the token is for another broadcast")
         if claims.role in ("host", "moderator"):
             if broadcast is None:
-                raise ApiError(422, "VALIDATION", "broadcast is required", field="broadcast")
+                raise DomainError(Code.VALIDATION, "broadcast is required", field="broadcast")
             orders = await self.checkout.ledger.of_broadcast(broadcast, limit)
         else:
             orders = await self.checkout.ledger.of_user(claims.sub, limit)
@@ -219,11 +207,11 @@ class CheckoutApi:
         """The order if the token may see it: every token is for one broadcast (or `*`), and an
         order of another broadcast answers exactly as a missing one (404), whoever bought it."""
         claims = require(request)
-        order = await self.checkout.ledger.get(request.match_info["order"][:MAX_ID])
+        order = await self.checkout.ledger.get(check_id(request.match_info["order"], "order"))
         if order is None or not claims.allows(order.broadcast):
-            raise ApiError(404, "ORDER_NOT_FOUND", "no such order")
+            raise DomainError(Code.ORDER_NOT_FOUND, "no such order")
         if claims.role not in ("host", "moderator") and order.user != claims.sub:
-            raise ApiError(404, "ORDER_NOT_FOUND", "no such order")
+            raise DomainError(Code.ORDER_NOT_FOUND, "no such order")
         return claims, order
 
     async def get_order(self, request: web.Request) -> web.Response:
@@ -233,13 +221,10 @@ class CheckoutApi:
     async def refund_order(self, request: web.Request) -> web.Response:
         claims, order = await self._visible_order(request)
         if claims.role != "host":
-            raise ApiError(403, "FORBIDDEN", "only the host may refund")
+            raise DomainError(Code.FORBIDDEN, "only the host may refund")
 
         async def make() -> web.Response:
-            try:
-                refunded = await self.checkout.refund(order.id)
-            except CheckoutError as exc:
-                raise _api_error(exc) from None
+            refunded = await self.checkout.refund(order.id)  # CheckoutError: refused with its code (and order)
             return json_response({"order": _order_json(refunded)})
 
         return await idempotent(request, claims.sub, make)
@@ -251,23 +236,20 @@ class CheckoutApi:
         bc = (body or {}).get("broadcast") or request.query.get("broadcast")
         if bc is None:
             if claims.broadcast == "*":
-                raise ApiError(422, "VALIDATION", "broadcast is required", field="broadcast")
+                raise DomainError(Code.VALIDATION, "broadcast is required", field="broadcast")
             bc = claims.broadcast
         if not isinstance(bc, str) or not claims.allows(bc):
-            raise ApiError(403, "FORBIDDEN", "the token is for another broadcast")
+            raise DomainError(Code.FORBIDDEN, "the token is for another broadcast")
         return claims, bc
 
     async def add_webhook(self, request: web.Request) -> web.Response:
         body = await read_json(request)
         if not isinstance(body, dict):
-            raise ApiError(422, "VALIDATION", "the body must be a JSON object", field="")
+            raise DomainError(Code.VALIDATION, "the body must be a JSON object", field="")
         claims, bc = self._host_broadcast(request, body)
 
         async def make() -> web.Response:
-            try:
-                ep = await self.webhooks.register(bc, body.get("url"), body.get("secret"), body.get("events"))
-            except WebhookError as exc:
-                raise ApiError(422, exc.code, exc.message) from None
+            ep = await self.webhooks.register(bc, body.get("url"), body.get("secret"), body.get("events"))
             return json_response({"webhook": ep.public()}, status=201)
 
         return await idempotent(request, claims.sub, make)
@@ -278,8 +260,8 @@ class CheckoutApi:
 
     async def delete_webhook(self, request: web.Request) -> web.Response:
         _, bc = self._host_broadcast(request)
-        if not await self.webhooks.delete(bc, request.match_info["webhook"][:MAX_ID]):
-            raise ApiError(404, "WEBHOOK_NOT_FOUND", "no such webhook")
+        if not await self.webhooks.delete(bc, check_id(request.match_info["webhook"], "webhook")):
+            raise DomainError(Code.WEBHOOK_NOT_FOUND, "no such webhook")
         return json_response({"deleted": True})
 
     async def dead_letters(self, request: web.Request) -> web.Response:
@@ -288,24 +270,24 @@ class CheckoutApi:
 
     async def redeliver(self, request: web.Request) -> web.Response:
         _, bc = self._host_broadcast(request)
-        if not await self.webhooks.redeliver(bc, request.match_info["delivery"][:MAX_ID]):
-            raise ApiError(404, "DELIVERY_NOT_FOUND", "no such dead letter")
+        if not await self.webhooks.redeliver(bc, check_id(request.match_info["delivery"], "delivery")):
+            raise DomainError(Code.DELIVERY_NOT_FOUND, "no such dead letter")
         return json_response({"requeued": True}, status=202)
 
     # ---- audit ---------------------------------------------------------------------------------
 
     async def audit(self, request: web.Request) -> web.Response:
         claims = require(request, roles=("host",))  # auth before lookup: a stranger learns nothing
-        sale_id = request.match_info["sale"][:MAX_ID]
+        sale_id = check_id(request.match_info["sale"], "sale")
         await self._broadcast_of(sale_id, claims)
         inv = self.sales.inv
         lot = await inv.get_lot(sale_id)
         if lot is None:
-            raise ApiError(404, "SALE_NOT_FOUND", "no such sale")
+            raise DomainError(Code.SALE_NOT_FOUND, "no such sale")
         try:
             report = await inv.audit(sale_id)
         except InventoryError as exc:
-            raise ApiError(404, "SALE_NOT_FOUND", exc.message) from None
+            raise DomainError(Code.SALE_NOT_FOUND, exc.message) from None
         reservations = await inv.reservations(sale_id)
         orders = await self.checkout.ledger.of_lot(sale_id)
         return json_response({
@@ -321,13 +303,6 @@ class CheckoutApi:
                         "livemode": o.livemode} for o in orders],
             "inventory_audit": {"ok": report.ok, "problems": report.problems},
         })
-
-
-def _api_error(exc: CheckoutError) -> ApiError:
-    details = dict(exc.details)
-    if exc.order is not None:
-        details["order"] = _order_json(exc.order)
-    return ApiError(exc.status, exc.code, exc.message, **details)
 
 
 def register(app: web.Application, services: Any) -> CheckoutApi:

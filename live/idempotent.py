@@ -12,7 +12,8 @@ import orjson
 from aiohttp import web
 
 from checkout.idempotency import IdempotencyStore, fingerprint, valid_key
-from live.errors import ApiError, json_response
+from domain import Code, DomainError
+from live.errors import json_response
 
 Make = Callable[[], Awaitable[web.Response]]
 
@@ -30,10 +31,10 @@ async def idempotent(request: web.Request, user: str, make: Make, *, required: b
     key = request.headers.get("Idempotency-Key")
     if not key:
         if required:
-            raise ApiError(400, "IDEMPOTENCY_KEY_REQUIRED", "send an Idempotency-Key header with this request")
+            raise DomainError(Code.IDEMPOTENCY_KEY_REQUIRED, "send an Idempotency-Key header with this request")
         return await make()
     if not valid_key(key):
-        raise ApiError(400, "BAD_REQUEST", "Idempotency-Key must be 1 to 255 printable characters")
+        raise DomainError(Code.BAD_REQUEST, "Idempotency-Key must be 1 to 255 printable characters")
     body = await request.read()
     try:  # the same JSON with its keys in another order or other spacing is the same request
         parsed: object = orjson.loads(body) if body else None
@@ -45,13 +46,13 @@ async def idempotent(request: web.Request, user: str, make: Make, *, required: b
     if claim.state == "DONE":
         return json_response(claim.body, status=claim.status, headers={"Idempotent-Replayed": "true"})
     if claim.state == "MISMATCH":
-        raise ApiError(422, "IDEMPOTENCY_MISMATCH", "this Idempotency-Key was used with a different request")
+        raise DomainError(Code.IDEMPOTENCY_MISMATCH, "this Idempotency-Key was used with a different request")
     if claim.state == "RUNNING":
-        raise ApiError(409, "IDEMPOTENCY_IN_PROGRESS", "a request with this Idempotency-Key is still running",
+        raise DomainError(Code.IDEMPOTENCY_IN_PROGRESS, "a request with this Idempotency-Key is still running",
                        retry_after=1000)
     try:
         resp = await make()
-    except ApiError as exc:
+    except DomainError as exc:
         if exc.status >= 500:
             await st.release(user, key)
             raise

@@ -5,6 +5,6 @@ Parts register with `hub.command(...)` and `hub.snapshot_part(...)` (see live/hu
 from a `register(hub, services)` function that create_app calls after `live.hub.setup`."""
 from __future__ import annotations
 
-from live.hub.registry import EVERYONE, HOST, STAFF, Caller, HubError, Registry
+from live.hub.registry import EVERYONE, HOST, STAFF, Caller, Registry
 
-__all__ = ["Caller", "HubError", "Registry", "EVERYONE", "HOST", "STAFF"]
+__all__ = ["Caller", "Registry", "EVERYONE", "HOST", "STAFF"]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 import socketio
 
+from domain import Code
 from live.hub import metrics
 from live.hub.clock import ServerClock
 from live.hub.connect import Refused, authenticate
@@ -167,12 +168,12 @@ class Hub:
                 over = overload_code(exc)
                 if over is None:
                     log.exception("connect: broadcast lookup failed")
-                    raise Refused("INTERNAL", "internal error") from None
+                    raise Refused(Code.INTERNAL, "internal error") from None
                 log.warning("connect: broadcast lookup failed: %s", type(exc).__name__)
                 metrics.OVERLOAD_ANSWERS.labels(over.code, "connect").inc()
                 raise Refused(over.code, over.message) from None
             if not found:
-                raise Refused("BROADCAST_NOT_FOUND", f"no broadcast {ident.broadcast!r}")
+                raise Refused(Code.BROADCAST_NOT_FOUND, f"no broadcast {ident.broadcast!r}")
         except Refused as exc:
             metrics.HUB_CONNECTS.labels(exc.code).inc()
             raise exc.refusal() from None

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from live.errors import ApiError
+from domain import Code, DomainError
 from live.media import metrics
 from live.media.ice import browser_config
 from live.media.service import MediaService
@@ -35,7 +35,7 @@ OFFER_MAX_BYTES = 64 * 1024
 
 def register(hub: Any, services: Any, media: MediaService | None = None) -> None:
     """Register media commands, the snapshot part and the state -> urgent event bridge on `hub`."""
-    from live.hub import EVERYONE, Caller, HubError
+    from live.hub import EVERYONE, Caller
 
     media = media or services.parts["media"]
     if getattr(hub, "_media_registered", False):
@@ -47,18 +47,18 @@ def register(hub: Any, services: Any, media: MediaService | None = None) -> None
     async def webrtc_offer(caller: Caller, payload: dict) -> dict:
         sdp = payload.get("sdp")
         if not isinstance(sdp, str) or not sdp:
-            raise HubError("VALIDATION", "sdp (the offer, a string) is required", field="sdp")
+            raise DomainError(Code.VALIDATION, "sdp (the offer, a string) is required", field="sdp")
         previous = sessions.pop(caller.sid, None)
         if previous is not None:
             await media.end_play(caller.broadcast, previous)
         try:
             answer = await media.play(caller.broadcast, sdp, caller.user, via="hub", address=_address(hub, caller.sid))
-        except ApiError as exc:
+        except DomainError as exc:
             metrics.REFUSED.labels(exc.code).inc()
-            raise HubError(exc.code, exc.message, **exc.details) from None
+            raise
         if hub.caller(caller.sid) is None:  # the socket left while we negotiated
             await media.end_play(caller.broadcast, answer.session_id)
-            raise HubError("NOT_JOINED", "the socket disconnected")
+            raise DomainError(Code.NOT_JOINED, "the socket disconnected")
         sessions[caller.sid] = answer.session_id
         return {"sdp": answer.sdp, "session_id": answer.session_id}
 

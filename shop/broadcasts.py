@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from domain import Code, DomainError
 from domain import validate as v
+from shop.keys import key
 
 STATES = ("scheduled", "live", "ended")
 LIST_KEY = "hub:broadcasts"
@@ -25,11 +26,11 @@ EXISTS_CACHE_S = 5.0
 
 
 def bc_key(broadcast_id: str) -> str:
-    return f"hub:{{{broadcast_id}}}:bc"
+    return key(broadcast_id, "bc")
 
 
 def products_key(broadcast_id: str) -> str:
-    return f"hub:{{{broadcast_id}}}:products"
+    return key(broadcast_id, "products")
 
 
 @dataclass

@@ -31,12 +31,10 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from domain import Code, DomainError
+from shop.keys import key as _k
+from shop.keys import text as _s
 
 TTL_S = 30 * 24 * 3600  # a drawn giveaway stays verifiable for 30 days
-
-
-def _s(x: bytes | str) -> str:
-    return x.decode() if isinstance(x, bytes) else x
 
 
 def commitment(seed: str) -> str:
@@ -71,10 +69,6 @@ def verify(record: dict[str, Any]) -> list[str]:
     if winner != record.get("winner_entry"):
         problems.append(f"the formula gives {winner}, the record says {record.get('winner_entry')}")
     return problems
-
-
-def _k(bc: str, *parts: str) -> str:
-    return ":".join([f"hub:{{{bc}}}", *parts])
 
 
 @dataclass

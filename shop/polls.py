@@ -22,13 +22,10 @@ import orjson
 import redis.asyncio as aioredis
 
 from domain import Code, DomainError
+from shop.keys import key as _k
 
 POLL_TTL_S = 7 * 24 * 3600  # closed polls are kept a week
 DIRTY_KEY = "hub:polls:dirty"  # "bc|poll" whose tallies changed since they were last published
-
-
-def _k(bc: str, *parts: str) -> str:
-    return ":".join([f"hub:{{{bc}}}", *parts])
 
 
 @dataclass

@@ -49,14 +49,14 @@ async def idempotent(request: web.Request, user: str, make: Make, *, required: b
         raise DomainError(Code.IDEMPOTENCY_MISMATCH, "this Idempotency-Key was used with a different request")
     if claim.state == "RUNNING":
         raise DomainError(Code.IDEMPOTENCY_IN_PROGRESS, "a request with this Idempotency-Key is still running",
-                       retry_after=1000)
+                          retry_after=1000)
     try:
         resp = await make()
     except DomainError as exc:
         if exc.status >= 500:
             await st.release(user, key)
             raise
-        await st.finish(user, key, exc.status, {"error": {"code": exc.code, "message": exc.message, **exc.details}})
+        await st.finish(user, key, exc.status, {"error": exc.body()})
         raise
     except BaseException:
         await st.release(user, key)

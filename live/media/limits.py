@@ -64,4 +64,4 @@ class OfferLimits:
             wait = max(wait, self.address.take(address))
         if wait > 0:
             raise DomainError(Code.RATE_LIMITED, "too many WebRTC offers; wait and retry",
-                           retry_after=max(1, math.ceil(wait * 1000)))
+                              retry_after=max(1, math.ceil(wait * 1000)))

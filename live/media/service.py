@@ -490,7 +490,7 @@ class MediaService:
         except (aiohttp.ClientError, TimeoutError):
             log.warning("forwarding the end of publish %s to %s failed", broadcast, holder.get("node"))
             raise DomainError(Code.UNAVAILABLE, "the process holding this publish cannot be reached; retry",
-                           retry_after=1000) from None
+                              retry_after=1000) from None
 
     # ---- cascade: this process as an edge of the origin that holds the publish ------------------
 
@@ -513,7 +513,7 @@ class MediaService:
         except EdgeError as exc:
             log.warning("edge pull of %s from %s failed: %s", broadcast, holder.get("node"), exc)
             raise DomainError(Code.USE_HLS, "the broadcast's origin cannot be reached; play the HLS stream",
-                           hls_url=self.hls_url(broadcast), reason="origin_unreachable") from None
+                              hls_url=self.hls_url(broadcast), reason="origin_unreachable") from None
         return pull.stream
 
     async def _open_pull(self, broadcast: str, holder: dict[str, Any]) -> EdgePull:
@@ -652,10 +652,10 @@ class MediaService:
             holder = None if is_edge else await self.claims.holder(broadcast)
             if holder is None:
                 raise DomainError(Code.NOT_LIVE, "this broadcast has no live publisher",
-                               hls_url=self._replay_url(broadcast))
+                                  hls_url=self._replay_url(broadcast))
             if not (self.edge_url and holder.get("url")):
                 raise DomainError(Code.USE_HLS, "the broadcast is live on another Hawker process; play the HLS stream",
-                               hls_url=self.hls_url(broadcast), reason="other_process")
+                                  hls_url=self.hls_url(broadcast), reason="other_process")
         if is_edge:
             if self.edge_count(broadcast) >= MAX_EDGES:
                 raise DomainError(Code.EDGE_LIMIT, "this origin serves no more edges for this broadcast")
@@ -666,10 +666,10 @@ class MediaService:
                 self._spawn(old.pc.close())
             if self.viewer_count() >= self.viewer_cap:
                 raise DomainError(Code.USE_HLS, "WebRTC viewer capacity reached; play the HLS stream",
-                               hls_url=self.hls_url(broadcast), reason="cap")
+                                  hls_url=self.hls_url(broadcast), reason="cap")
             if self.load.fraction() > self.max_fanout_busy:
                 raise DomainError(Code.USE_HLS, "this media process is busy; play the HLS stream",
-                               hls_url=self.hls_url(broadcast), reason="load")
+                                  hls_url=self.hls_url(broadcast), reason="load")
         if holder is not None:
             stream = await self._edge_stream(broadcast, holder)  # one pull per broadcast, shared
         else:
@@ -732,7 +732,7 @@ class MediaService:
             self._detach_viewer(session)
             await pc.close()
             raise DomainError(Code.UNSUPPORTED_CODEC,
-                           f"the viewer must accept {getattr(stream.info.video_codec, 'name', 'Opus')}: {exc}") from None
+                              f"the viewer must accept {getattr(stream.info.video_codec, 'name', 'Opus')}: {exc}") from None
         if session.closed:  # a newer offer of the same user took this one's place while we negotiated
             raise _replaced()
         if self._source(broadcast) is not session.stream:  # the host left while we negotiated

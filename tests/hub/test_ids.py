@@ -86,3 +86,15 @@ async def test_every_json_endpoint_refuses_a_bad_id_the_same_way(make_server, bc
         ]
     for (status, body), field in checks:
         assert status == 422 and body["error"]["code"] == "VALIDATION" and body["error"]["field"] == field, body
+
+
+@pytest.mark.parametrize("bad", ["a.b", "x" * 65])
+async def test_a_malformed_path_id_is_checked_after_the_token(make_server, bc, token, bad):
+    """Auth before lookup still holds: a stranger learns nothing from whether an id is well formed."""
+    srv = await make_server()
+    other = {"Authorization": f"Bearer {token('viewer', 'b2', 'v2')}"}
+    async with aiohttp.ClientSession() as http:
+        for headers, status, code in (({}, 401, "TOKEN_MISSING"), (other, 403, "FORBIDDEN")):
+            for path in (f"/api/broadcasts/{bad}", "/api/broadcasts/b1"):
+                async with http.get(srv.url + path, headers=headers) as resp:
+                    assert resp.status == status and (await resp.json())["error"]["code"] == code, path

@@ -47,7 +47,7 @@ def mint_edge_token(secret: str, node: str, broadcast: str, ttl: int = TTL_S) ->
 
 
 def verify_edge_token(secret: str, token: str | None, broadcast: str) -> str:
-    """The puller's node id; `ApiError` 401 (missing/invalid/expired) or 403 (wrong role/broadcast)."""
+    """The puller's node id; refused 401 (missing/invalid/expired) or 403 (wrong role/broadcast)."""
     if not token:
         raise DomainError(Code.TOKEN_MISSING, "an internal edge token is required")
     try:

@@ -13,8 +13,6 @@ redirect, and a failure is recorded as a generic code, never the remote's answer
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import random
 import socket
@@ -32,6 +30,7 @@ from redis.exceptions import ResponseError
 
 from checkout import metrics, standard_webhooks
 from checkout.egress import DELIVERY_FAILED, DESTINATION_REFUSED, REFUSED, EgressPolicy, EgressRefused, Target
+from checkout.signature import sign
 from checkout.ulid import new_ulid
 from domain import Code, DomainError
 
@@ -65,26 +64,6 @@ class Endpoint:
         d["events"] = list(self.events)
         d["secret"] = self.secret[:4] + "…"
         return d
-
-
-def sign(secret: str, body: bytes, t: int | None = None) -> str:
-    t = int(time.time()) if t is None else t
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
-def verify(secret: str, body: bytes, header: str, tolerance_s: int = 300, now: int | None = None) -> bool:
-    """What a receiver does: check the HMAC and that the timestamp is recent."""
-    try:
-        parts = dict(p.split("=", 1) for p in header.split(","))
-        t = int(parts["t"])
-    except (ValueError, KeyError):
-        return False
-    now = int(time.time()) if now is None else now
-    if abs(now - t) > tolerance_s:
-        return False
-    expected = sign(secret, body, t).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
 def _validate_url(url: Any) -> str:

@@ -295,7 +295,7 @@ class AuctionPart:
         """GET /api/auctions/{auction}/audit (host, moderator or viewer of the broadcast): the log
         replayed; names are masked, user ids never shown."""
         claims = require(request)
-        auction_id = request.match_info["auction"][:64]
+        auction_id = v.check_id(request.match_info["auction"], "auction")
         a = await self.auc.get(auction_id) if Auctions.valid_id(auction_id) else None
         if a is None or not claims.allows(a.owner):
             raise DomainError(Code.AUCTION_NOT_FOUND, "no such auction")

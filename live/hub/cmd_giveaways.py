@@ -137,10 +137,8 @@ class Giveaways:
         """GET /api/broadcasts/{bc}/giveaways/{id}: the commitment, and once drawn the seed, the
         sorted eligible entries and the winner entry (anyone with a token for the broadcast)."""
         claims = require(request)
-        bc, gid = request.match_info["bc"][:64], request.match_info["giveaway"][:64]
-        record = None
-        if claims.allows(bc) and v.ID_RE.match(gid):
-            record = await self.store.record(bc, gid)
+        bc, gid = v.check_id(request.match_info["bc"], "broadcast"), v.check_id(request.match_info["giveaway"], "giveaway")
+        record = await self.store.record(bc, gid) if claims.allows(bc) else None
         if record is None:
             raise DomainError(Code.GIVEAWAY_NOT_FOUND, "no such giveaway")
         return json_response(record)

@@ -81,6 +81,8 @@ async def test_every_json_endpoint_refuses_a_bad_id_the_same_way(make_server, bc
             (await answer("POST", "/api/broadcasts", {**admin, "Idempotency-Key": "k2"},
                           json={"id": bad, "title": "x"}), "id"),
             (await answer("GET", f"/api/orders/{bad}", viewer), "order"),
+            (await answer("GET", f"/api/auctions/{bad}/audit", viewer), "auction"),
+            (await answer("GET", f"/api/broadcasts/b1/giveaways/{bad}", viewer), "giveaway"),
             (await answer("POST", "/api/checkout", {**viewer, "Idempotency-Key": "k3"},
                           json={"sale_id": bad, "reservation_id": "r1"}), "sale_id"),
         ]

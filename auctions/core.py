@@ -24,13 +24,14 @@ from auctions.types import (
     Offer,
 )
 from domain import Code
+from domain.validate import is_id
 from inventory import Inventory, InventoryError, LotSpec, Refusal, ReservationState
 from redislayer import AutoPipeline, Script
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ("create", "bid", "start", "close", "cancel", "offer", "get")
 _KEY_NAMES = ("meta", "req", "rl", "log", "pre")
-_ID = re.compile(r"[A-Za-z0-9_-]{1,48}")
+MAX_AUCTION_ID = 48  # the one id rule (domain/validate.py), 16 short: its lots are "<id>-w<n>"
 _CURRENCY = re.compile(r"[A-Z]{3}")
 MAX_PRICE = 10**12
 MAX_DURATION_MS = 24 * 3600 * 1000
@@ -109,7 +110,7 @@ class Auctions:
 
     @staticmethod
     def valid_id(auction_id: object) -> bool:
-        return type(auction_id) is str and _ID.fullmatch(auction_id) is not None
+        return isinstance(auction_id, str) and len(auction_id) <= MAX_AUCTION_ID and is_id(auction_id)
 
     async def server_time_ms(self) -> int:
         secs, micros = await self.redis.time()
@@ -252,7 +253,7 @@ class Auctions:
     async def _bid(self, kind: str, auction_id: str, user: str, request_id: str, amount: int, label: str) -> BidResult:
         if not self.valid_id(auction_id):
             return _refusal("UNKNOWN_AUCTION")
-        if not _valid_user(user) or not _valid_user(request_id):
+        if not _valid_user(user) or not is_id(request_id):
             return _refusal("INVALID_REQUEST", field="request_id")
         if type(label) is not str or len(label) > 64:
             return _refusal("INVALID_REQUEST", field="label")

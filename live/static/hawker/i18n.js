@@ -151,7 +151,6 @@ const ERRORS = {
   RESERVATION_EXPIRED: ["Your hold ran out before payment.", "결제 전에 보류 시간이 끝났습니다."],
   RESERVATION_RELEASED: ["This hold was released.", "이 보류는 해제되었습니다."],
   RESERVATION_NOT_HELD: ["This hold is no longer active.", "이 보류는 더 이상 유효하지 않습니다."],
-  RESERVATION_PAYING: ["A payment for this hold is already running.", "이 보류의 결제가 이미 진행 중입니다."],
   RESERVATION_SOLD: ["This hold has already been paid.", "이 보류는 이미 결제되었습니다."],
   RESERVATION_CANCELLED: ["The sale was cancelled, so this hold ended.", "판매가 취소되어 이 보류가 끝났습니다."],
   PAYMENT_REFUNDED: ["The payment could not be completed and was refunded.", "결제를 완료하지 못해 환불되었습니다."],

@@ -45,6 +45,19 @@ def test_the_documented_table_is_the_table():
     assert all(TABLE[Code(code)].status == int(status) for code, status in documented)
 
 
+# Upper-case words in backticks that protocol.md uses for other things than error codes: HTTP
+# methods, states, formats; and the one code a page shows by itself (never sent by the server).
+NOT_CODES = {"HAWKER", "JSON", "HTTP", "GET", "POST", "PATCH", "DELETE", "OPTIONS", "HELD", "PAYING", "SOLD",
+             "RELEASED", "PAID", "REFUNDED", "VOD", "KRW", "EVENT", "ENDLIST", "TIME", "HMAC", "EMBED_NOT_ALLOWED"}
+
+
+def test_every_code_named_anywhere_in_the_protocol_is_a_code():
+    """Not only the table: a code named in any section (an endpoint's row, an event's errors) exists."""
+    named = set(re.findall(r"`([A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+|[A-Z]{4,})`", PROTOCOL))
+    named = {c for c in named - NOT_CODES if not c.startswith(("HAWKER_", "EXT_"))}
+    assert sorted(named - {c.value for c in Code}) == []
+
+
 def test_every_code_the_parts_answer_is_a_code():
     assert {r.value for r in Refusal} <= {c.value for c in Code}
     assert set(SEND_CODES) <= set(Code)

@@ -13,7 +13,6 @@ from typing import Any, Literal, cast, overload
 
 from domain.errors import Code, DomainError
 
-ID_MAX = 64
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 ID_RULE = "1-64 letters, digits, '-' or '_'"
 CURRENCY_RE = re.compile(r"^[A-Z]{3}\Z")

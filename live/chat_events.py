@@ -24,6 +24,7 @@ from chat import Actor, Chat, ChatPolicy, ReactionTally, Sent
 from chat.overload import ChatSampler, OverloadPolicy
 from chat.words import load_list
 from domain import Code, DomainError
+from domain import validate as v
 from live.chat_relay import ChatRelay
 from live.config import Config
 from live.hub.cmd_sales import levels_dict, reservation_dict
@@ -61,10 +62,7 @@ def policy_from_config(config: Config) -> ChatPolicy:
     )
 
 
-def _only(payload: dict, allowed: set[str]) -> None:
-    extra = sorted(set(payload) - allowed)
-    if extra:
-        raise DomainError(Code.VALIDATION, f"unknown field {extra[0]!r}", field=extra[0])
+_only = v.only  # unknown fields are refused as at every door (domain/validate.py)
 
 
 class ChatEvents:

@@ -35,7 +35,8 @@ from checkout.egress import EgressPolicy
 from checkout.ledger import Ledger
 from checkout.payments import SandboxProvider
 from checkout.service import Checkout, PayRequest
-from checkout.webhooks import Webhooks, verify
+from checkout.signature import verify
+from checkout.webhooks import Webhooks
 from inventory import Inventory, LotSpec
 
 CARD = {"number": "4242424242424242", "exp": "12/39", "cvc": "123"}

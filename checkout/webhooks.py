@@ -13,8 +13,6 @@ redirect, and a failure is recorded as a generic code, never the remote's answer
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import random
 import socket
@@ -32,7 +30,9 @@ from redis.exceptions import ResponseError
 
 from checkout import metrics, standard_webhooks
 from checkout.egress import DELIVERY_FAILED, DESTINATION_REFUSED, REFUSED, EgressPolicy, EgressRefused, Target
+from checkout.signature import sign
 from checkout.ulid import new_ulid
+from domain import Code, DomainError
 
 log = logging.getLogger("hawker.webhooks")
 
@@ -46,11 +46,8 @@ DEAD_INDEX = "webhooks:dead-index"  # zset: delivery id -> dead_at ms (what expi
 MAX_ENDPOINTS = 20
 
 
-class WebhookError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class WebhookError(DomainError):
+    """An endpoint that cannot be registered: VALIDATION, WEBHOOK_URL_REFUSED or LIMIT_REACHED."""
 
 
 @dataclass(frozen=True)
@@ -69,36 +66,16 @@ class Endpoint:
         return d
 
 
-def sign(secret: str, body: bytes, t: int | None = None) -> str:
-    t = int(time.time()) if t is None else t
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
-def verify(secret: str, body: bytes, header: str, tolerance_s: int = 300, now: int | None = None) -> bool:
-    """What a receiver does: check the HMAC and that the timestamp is recent."""
-    try:
-        parts = dict(p.split("=", 1) for p in header.split(","))
-        t = int(parts["t"])
-    except (ValueError, KeyError):
-        return False
-    now = int(time.time()) if now is None else now
-    if abs(now - t) > tolerance_s:
-        return False
-    expected = sign(secret, body, t).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
-
-
 def _validate_url(url: Any) -> str:
     if not isinstance(url, str) or len(url) > 2000:
-        raise WebhookError("VALIDATION", "url must be a string")
+        raise WebhookError(Code.VALIDATION, "url must be a string")
     try:
         p = urlparse(url)
         p.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        raise WebhookError("VALIDATION", "url must be an http(s) URL") from None
+        raise WebhookError(Code.VALIDATION, "url must be an http(s) URL") from None
     if p.scheme not in ("http", "https") or not p.hostname:
-        raise WebhookError("VALIDATION", "url must be an http(s) URL")
+        raise WebhookError(Code.VALIDATION, "url must be an http(s) URL")
     return url
 
 
@@ -168,17 +145,17 @@ class Webhooks:
     async def register(self, broadcast: str, url: Any, secret: Any, events: Any = None) -> Endpoint:
         url = _validate_url(url)
         if not isinstance(secret, str) or not 16 <= len(secret) <= 200:
-            raise WebhookError("VALIDATION", "secret must be a string of 16 to 200 characters")
+            raise WebhookError(Code.VALIDATION, "secret must be a string of 16 to 200 characters")
         if events is None:
             events = list(EVENT_TYPES)
         if not isinstance(events, list) or not events or any(e not in EVENT_TYPES for e in events):
-            raise WebhookError("VALIDATION", f"events must be a non-empty list of {', '.join(EVENT_TYPES)}")
+            raise WebhookError(Code.VALIDATION, f"events must be a non-empty list of {', '.join(EVENT_TYPES)}")
         try:  # checked again at every delivery: this only refuses what could never be delivered
             await self.policy.resolve(url, self.timeout_s)
         except EgressRefused as exc:
             raise WebhookError(REFUSED, f"this webhook URL is not allowed: {exc.reason}") from None
         if await self.redis.hlen(f"webhooks:ep:{broadcast}") >= MAX_ENDPOINTS:
-            raise WebhookError("LIMIT_REACHED", f"at most {MAX_ENDPOINTS} endpoints per broadcast")
+            raise WebhookError(Code.LIMIT_REACHED, f"at most {MAX_ENDPOINTS} endpoints per broadcast")
         ep = Endpoint("we_" + new_ulid(), broadcast, url, secret, tuple(dict.fromkeys(events)), int(time.time() * 1000))
         await self.redis.hset(f"webhooks:ep:{broadcast}", ep.id, orjson.dumps(asdict(ep)))
         return ep
@@ -320,7 +297,7 @@ class Webhooks:
         reset, a timeout) would tell a host which internal addresses answer."""
         raw = await self.redis.hget(f"webhooks:ep:{delivery['broadcast']}", delivery["endpoint"])
         if raw is None:
-            return False, "ENDPOINT_DELETED"
+            return False, Code.ENDPOINT_DELETED
         ep = orjson.loads(raw)
         body = delivery["body"].encode()
         ts = int(time.time())

@@ -10,6 +10,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from domain.validate import ID_RE
 from inventory import compaction
 from inventory.compaction import CompactResult
 from inventory.lua import SCRIPTS, source
@@ -34,7 +35,7 @@ MAX_ID_LEN = 64
 MAX_QTY = 1_000_000
 MAX_TOTAL = 1_000_000_000
 MAX_PRICE = 10**12
-_LOT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_LOT_ID = ID_RE  # the product's one id rule (domain/validate.py)
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _STREAM_ID = re.compile(r"\$|\d{1,20}(-\d{1,20})?")
 # every script that appends lot events SPUBLISHes the lot id on the lot's sharded channel

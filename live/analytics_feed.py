@@ -36,7 +36,6 @@ log = logging.getLogger("hawker.analytics")
 
 ORDER_STREAM = "orders:events"  # checkout.ledger.EVENTS_KEY
 GROUP = "analytics"
-MAX_ID = 64
 PROOF_MAX_AGE_MS = 60_000  # an order older than this (a backlog after a restart) is no longer news
 MAX_BUFFERED_STOCK = 200_000  # stock facts kept while Redis is away; past it the oldest are dropped
 STOCK_TYPES = {"reserved", "waitlist_joined", "waitlist_granted", "expired", "released", "sold"}

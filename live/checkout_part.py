@@ -13,6 +13,8 @@ from checkout import Checkout, CheckoutError, Ledger, Order, PayRequest, Webhook
 from checkout.egress import EgressPolicy
 from checkout.idempotency import IdempotencyStore
 from checkout.payments import load_provider
+from domain import Code
+from domain.validate import check_id
 from inventory import StockEvent
 from live.auth import Claims
 from live.config import Config
@@ -22,22 +24,16 @@ from live.sockets.sales import Sales
 
 log = logging.getLogger("hawker.checkout")
 
-MAX_ID = 64
-
-
 def _ident(body: dict[str, Any], name: str) -> str:
-    v = body.get(name)
-    if not isinstance(v, str) or not v or len(v) > MAX_ID:
-        raise CheckoutError(422, "VALIDATION", f"{name} must be a string of 1 to {MAX_ID} characters", field=name)
-    return v
+    return check_id(body.get(name), name)  # the one id rule (domain/validate.py)
 
 
 def pay_request(user: str, broadcast: str, body: Any) -> PayRequest:
     if not isinstance(body, dict):
-        raise CheckoutError(422, "VALIDATION", "the body must be a JSON object", field="")
+        raise CheckoutError(Code.VALIDATION, "the body must be a JSON object", field="")
     extra = set(body) - {"sale_id", "reservation_id", "card", "contact", "shipping", "idempotency_key"}
     if extra:
-        raise CheckoutError(422, "VALIDATION", f"unknown fields: {sorted(extra)}", field=sorted(extra)[0])
+        raise CheckoutError(Code.VALIDATION, f"unknown fields: {sorted(extra)}", field=sorted(extra)[0])
     return PayRequest(user=user, broadcast=broadcast, sale_id=_ident(body, "sale_id"),
                       reservation_id=_ident(body, "reservation_id"), card=body.get("card"), contact=body.get("contact"),
                       shipping=body.get("shipping"))
@@ -106,7 +102,7 @@ class CheckoutPart:
         req = pay_request(claims.sub, "", body)
         broadcast = await self.sales.store.broadcast_of(req.sale_id)
         if broadcast is None or not claims.allows(broadcast):
-            raise CheckoutError(404, "SALE_NOT_FOUND", "no such sale in this broadcast")
+            raise CheckoutError(Code.SALE_NOT_FOUND, "no such sale in this broadcast")
         return await self.checkout.pay(dataclasses.replace(req, broadcast=broadcast,
                                                            requires_shipping=await self._ships(req.sale_id, broadcast)))
 

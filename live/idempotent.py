@@ -16,7 +16,8 @@ import orjson
 from aiohttp import web
 
 from checkout.idempotency import IdempotencyStore, fingerprint, valid_key
-from live.errors import ApiError, json_response
+from domain import Code, DomainError
+from live.errors import json_response
 from live.node import node_of
 
 Make = Callable[[], Awaitable[web.Response]]
@@ -81,29 +82,30 @@ def _keep_response(resp: web.Response) -> Kept:
     return resp.status, orjson.loads(sent) if isinstance(sent, (bytes, bytearray)) and sent else None
 
 
-def _keep_api_error(exc: Exception) -> Kept:
-    if not isinstance(exc, ApiError) or exc.status >= 500:
+def _keep_domain_error(exc: Exception) -> Kept:
+    if not isinstance(exc, DomainError) or exc.status >= 500:
         return None
-    return exc.status, {"error": {"code": exc.code, "message": exc.message, **exc.details}}
+    return exc.status, {"error": exc.body()}
 
 
 def _refuse_http(code: str) -> Exception:
-    if code == "IDEMPOTENCY_MISMATCH":
-        return ApiError(422, code, "this Idempotency-Key was used with a different request")
-    return ApiError(409, code, "a request with this Idempotency-Key is still running", retry_after=1000)
+    if code == Code.IDEMPOTENCY_MISMATCH:
+        return DomainError(Code.IDEMPOTENCY_MISMATCH, "this Idempotency-Key was used with a different request")
+    return DomainError(Code.IDEMPOTENCY_IN_PROGRESS, "a request with this Idempotency-Key is still running",
+                       retry_after=1000)
 
 
-HTTP: Protocol[web.Response] = Protocol(keep=_keep_response, keep_error=_keep_api_error, refuse=_refuse_http)
+HTTP: Protocol[web.Response] = Protocol(keep=_keep_response, keep_error=_keep_domain_error, refuse=_refuse_http)
 
 
 async def idempotent(request: web.Request, user: str, make: Make, *, required: bool = False) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     if not key:
         if required:
-            raise ApiError(400, "IDEMPOTENCY_KEY_REQUIRED", "send an Idempotency-Key header with this request")
+            raise DomainError(Code.IDEMPOTENCY_KEY_REQUIRED, "send an Idempotency-Key header with this request")
         return await make()
     if not valid_key(key):
-        raise ApiError(400, "BAD_REQUEST", "Idempotency-Key must be 1 to 255 printable characters")
+        raise DomainError(Code.BAD_REQUEST, "Idempotency-Key must be 1 to 255 printable characters")
     body = await request.read()
     try:  # the same JSON with its keys in another order or other spacing is the same request
         parsed: object = orjson.loads(body) if body else None

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import secrets
 from pathlib import Path
 
 from aiohttp import web
 
+from domain import Code, DomainError
+from domain.validate import ID_RE, check_id
 from live.auth import mint
-from live.errors import ApiError
 from live.headers import STUDIO_FRAME_ANCESTORS, embed_origins, player_frame_ancestors
 
 PAGES_DIR = Path(__file__).resolve().parent / "static" / "pages"
-_BROADCAST_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_BROADCAST_RE = ID_RE  # the one id rule
 GUEST_TTL_S = 12 * 3600
 
 
@@ -42,7 +42,7 @@ async def studio(request: web.Request) -> web.Response:
 async def watch(request: web.Request) -> web.Response:
     bc = request.match_info["broadcast"]
     if not _BROADCAST_RE.match(bc):
-        raise ApiError(404, "NOT_FOUND", "no such broadcast")
+        raise DomainError(Code.NOT_FOUND, "no such broadcast")
     config = request.app["config"]
     return _page("watch.html", player_frame_ancestors(config), broadcast=bc, demo=bool(config.demo),
                  embed_origins=embed_origins(config))
@@ -53,10 +53,9 @@ async def guest_token(request: web.Request) -> web.Response:
     with the shared secret (see docs/embedding.md) and this endpoint answers 404."""
     config = request.app["config"]
     if not config.demo:
-        raise ApiError(404, "NOT_FOUND", "guest tokens exist only in demo mode")
+        raise DomainError(Code.NOT_FOUND, "guest tokens exist only in demo mode")
     bc = request.query.get("broadcast", "")
-    if not _BROADCAST_RE.match(bc):
-        raise ApiError(422, "VALIDATION", "broadcast must be 1-64 of A-Z a-z 0-9 - _", field="broadcast")
+    check_id(bc, "broadcast")
     sub = "guest-" + secrets.token_hex(6)
     token = mint(config.secret, sub=sub, role="viewer", broadcast=bc, name="Guest " + sub[-4:], ttl=GUEST_TTL_S)
     return web.json_response({"token": token, "user": sub, "expires_in": GUEST_TTL_S})

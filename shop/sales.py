@@ -25,14 +25,12 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
+from shop.keys import key
+from shop.keys import text as _s
+
 WATCH_KEY = "hub:sales:watch"
 WATCH_AFTER_CLOSE_MS = 15 * 60 * 1000  # holds made before the close may still be paid or expire
 FOREVER = 2**52
-
-
-def _s(x: bytes | str) -> str:
-    """A Redis reply as text (the client answers bytes; redis-py's types allow str too)."""
-    return x.decode() if isinstance(x, bytes) else x
 
 
 def sale_key(sale_id: str) -> str:
@@ -40,7 +38,7 @@ def sale_key(sale_id: str) -> str:
 
 
 def bc_sales_key(broadcast: str) -> str:
-    return f"hub:{{{broadcast}}}:sales"
+    return key(broadcast, "sales")
 
 
 def new_sale_id(broadcast: str, user: str, request_id: str | None) -> str:

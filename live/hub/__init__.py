@@ -6,6 +6,6 @@ from the `register(node)` function of their module in live/sockets/, which creat
 the node (live/node.py) is built."""
 from __future__ import annotations
 
-from live.hub.registry import EVERYONE, HOST, STAFF, Caller, HubError, Registry
+from live.hub.registry import EVERYONE, HOST, STAFF, Caller, Registry
 
-__all__ = ["Caller", "HubError", "Registry", "EVERYONE", "HOST", "STAFF"]
+__all__ = ["Caller", "Registry", "EVERYONE", "HOST", "STAFF"]

@@ -14,6 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from domain import Code
 from live.fanout import Fanout, FanoutServer
 from live.hub import metrics
 from live.hub.clock import ServerClock
@@ -156,12 +157,12 @@ class Hub:
                 over = overload_code(exc)
                 if over is None:
                     log.exception("connect: broadcast lookup failed")
-                    raise Refused("INTERNAL", "internal error") from None
+                    raise Refused(Code.INTERNAL, "internal error") from None
                 log.warning("connect: broadcast lookup failed: %s", type(exc).__name__)
                 metrics.OVERLOAD_ANSWERS.labels(over.code, "connect").inc()
                 raise Refused(over.code, over.message) from None
             if not found:
-                raise Refused("BROADCAST_NOT_FOUND", f"no broadcast {ident.broadcast!r}")
+                raise Refused(Code.BROADCAST_NOT_FOUND, f"no broadcast {ident.broadcast!r}")
         except Refused as exc:
             metrics.HUB_CONNECTS.labels(exc.code).inc()
             raise exc.refusal() from None

@@ -26,6 +26,7 @@ from typing import Any
 
 import av
 
+from domain.validate import ID_RE
 from live.media.frames import AUDIO_CLOCK, VIDEO_CLOCK, EncodedFrame
 from live.media.stream import Stream
 
@@ -38,7 +39,7 @@ QUEUE_FRAMES = 600  # ~10 s of video + audio; past it we drop to the next keyfra
 # `attach()`'s `YYYYMMDDTHHMMSS-<6 hex>`, files are one plain name with a media suffix.
 RUN_RE = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{6}$")
 FILE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\.(ts|m4s|mp4|m3u8)$")
-BROADCAST_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+BROADCAST_RE = ID_RE  # the one id rule
 
 
 class HlsService:

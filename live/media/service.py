@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import secrets
 import socket
 import time
@@ -18,7 +17,8 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.exceptions import InternalError, InvalidStateError, OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 
-from live.errors import ApiError
+from domain import Code, DomainError
+from domain.validate import ID_RE, ID_RULE
 from live.media import edge, ice, metrics, tap
 from live.media.claims import PublishClaims
 from live.media.edge import EdgeError, EdgePull
@@ -31,7 +31,7 @@ from live.media.stream import KeyframeRequester, LoopLoad, Stream
 
 log = logging.getLogger("hawker.media")
 
-BROADCAST_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+BROADCAST_RE = ID_RE  # the one id rule
 VIDEO_QUEUE_FRAMES = 60  # ~2 s at 30 fps, then drop to the next keyframe
 AUDIO_QUEUE_FRAMES = 100  # ~2 s of 20 ms Opus packets
 VIEWER_HEADER_EXTENSIONS = ("urn:ietf:params:rtp-hdrext:sdes:mid",)
@@ -51,7 +51,7 @@ StateListener = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 def check_broadcast(broadcast: str) -> str:
     if not BROADCAST_RE.match(broadcast or ""):
-        raise ApiError(400, "INVALID_BROADCAST", "broadcast ids are 1-64 letters, digits, '-' or '_'")
+        raise DomainError(Code.INVALID_BROADCAST, f"broadcast ids are {ID_RULE}")
     return broadcast
 
 
@@ -240,23 +240,23 @@ class MediaService:
         check_broadcast(broadcast)
         check_offer(sdp, publishing=True)
         if self.closing:
-            raise ApiError(503, "SHUTTING_DOWN", "this node is shutting down")
+            raise DomainError(Code.SHUTTING_DOWN, "this node is shutting down")
         current = self.publishers.get(broadcast)
         if (current is not None and current.sub != sub) or broadcast in self._pending_publish:
-            raise ApiError(409, "PUBLISH_CONFLICT", "this broadcast is being published by another host or device")
+            raise DomainError(Code.PUBLISH_CONFLICT, "this broadcast is being published by another host or device")
         self._pending_publish.add(broadcast)
         session_id = secrets.token_urlsafe(16)
         try:
             elsewhere = await self.claims.holder(broadcast)
             if elsewhere is not None and elsewhere.get("sub") != sub:  # cheap early answer; claim() decides
-                raise ApiError(409, "PUBLISH_CONFLICT", "this broadcast is live from another host")
+                raise DomainError(Code.PUBLISH_CONFLICT, "this broadcast is live from another host")
             session = await self._negotiate(broadcast, sdp, sub, session_id)
             if self.closing:
                 await session.pc.close()
-                raise ApiError(503, "SHUTTING_DOWN", "this node is shutting down")
+                raise DomainError(Code.SHUTTING_DOWN, "this node is shutting down")
             if not await self.claims.claim(broadcast, session_id, sub):
                 await session.pc.close()
-                raise ApiError(409, "PUBLISH_CONFLICT", "this broadcast is live from another host")
+                raise DomainError(Code.PUBLISH_CONFLICT, "this broadcast is live from another host")
             await self._start(session)
             return Answer(session_id, session.pc.localDescription.sdp)
         finally:
@@ -289,15 +289,15 @@ class MediaService:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             self._pick_publisher_codecs(pc, stream)
             if stream.info.video_codec is None and stream.info.audio_codec is None:
-                raise ApiError(422, "UNSUPPORTED_CODEC", "send VP8 or H264 video and/or Opus audio")
+                raise DomainError(Code.UNSUPPORTED_CODEC, "send VP8 or H264 video and/or Opus audio")
             await pc.setLocalDescription(await pc.createAnswer())
             _grow_receive_buffers(pc)
-        except ApiError:
+        except DomainError:
             await pc.close()
             raise
         except (OperationError, InternalError, InvalidStateError, ValueError) as exc:
             await pc.close()
-            raise ApiError(422, "UNSUPPORTED_CODEC", f"cannot answer this offer: {exc}") from None
+            raise DomainError(Code.UNSUPPORTED_CODEC, f"cannot answer this offer: {exc}") from None
         return session
 
     async def _start(self, session: PublishSession) -> None:
@@ -489,8 +489,8 @@ class MediaService:
                 return resp.status == 200
         except (aiohttp.ClientError, TimeoutError):
             log.warning("forwarding the end of publish %s to %s failed", broadcast, holder.get("node"))
-            raise ApiError(503, "UNAVAILABLE", "the process holding this publish cannot be reached; retry",
-                           retry_after=1000) from None
+            raise DomainError(Code.UNAVAILABLE, "the process holding this publish cannot be reached; retry",
+                              retry_after=1000) from None
 
     # ---- cascade: this process as an edge of the origin that holds the publish ------------------
 
@@ -512,8 +512,8 @@ class MediaService:
             pull = await asyncio.shield(future)
         except EdgeError as exc:
             log.warning("edge pull of %s from %s failed: %s", broadcast, holder.get("node"), exc)
-            raise ApiError(503, "USE_HLS", "the broadcast's origin cannot be reached; play the HLS stream",
-                           hls_url=self.hls_url(broadcast), reason="origin_unreachable") from None
+            raise DomainError(Code.USE_HLS, "the broadcast's origin cannot be reached; play the HLS stream",
+                              hls_url=self.hls_url(broadcast), reason="origin_unreachable") from None
         return pull.stream
 
     async def _open_pull(self, broadcast: str, holder: dict[str, Any]) -> EdgePull:
@@ -593,7 +593,7 @@ class MediaService:
                 try:
                     new = await self._edge_stream(pull.broadcast, holder)
                     moved = self._move_viewers(pull.stream, new) > 0 or not viewers
-                except ApiError:
+                except DomainError:
                     moved = False
         log.info("edge: pull of %s from %s ended (%s); %d viewers %s", pull.broadcast, pull.node, why,
                  len(viewers), "follow the new origin" if moved else "ended")
@@ -651,25 +651,25 @@ class MediaService:
         if pub is None or pub.closed:
             holder = None if is_edge else await self.claims.holder(broadcast)
             if holder is None:
-                raise ApiError(404, "NOT_LIVE", "this broadcast has no live publisher",
-                               hls_url=self._replay_url(broadcast))
+                raise DomainError(Code.NOT_LIVE, "this broadcast has no live publisher",
+                                  hls_url=self._replay_url(broadcast))
             if not (self.edge_url and holder.get("url")):
-                raise ApiError(503, "USE_HLS", "the broadcast is live on another Hawker process; play the HLS stream",
-                               hls_url=self.hls_url(broadcast), reason="other_process")
+                raise DomainError(Code.USE_HLS, "the broadcast is live on another Hawker process; play the HLS stream",
+                                  hls_url=self.hls_url(broadcast), reason="other_process")
         if is_edge:
             if self.edge_count(broadcast) >= MAX_EDGES:
-                raise ApiError(503, "EDGE_LIMIT", "this origin serves no more edges for this broadcast")
+                raise DomainError(Code.EDGE_LIMIT, "this origin serves no more edges for this broadcast")
         else:
             own = [v for v in self.viewers.values() if v.broadcast == broadcast and v.sub == sub]
             for old in sorted(own, key=lambda v: v.created)[:max(0, len(own) - self.sessions_per_user + 1)]:
                 self._detach_viewer(old)  # synchronous: the slot is free before the cap check below
                 self._spawn(old.pc.close())
             if self.viewer_count() >= self.viewer_cap:
-                raise ApiError(503, "USE_HLS", "WebRTC viewer capacity reached; play the HLS stream",
-                               hls_url=self.hls_url(broadcast), reason="cap")
+                raise DomainError(Code.USE_HLS, "WebRTC viewer capacity reached; play the HLS stream",
+                                  hls_url=self.hls_url(broadcast), reason="cap")
             if self.load.fraction() > self.max_fanout_busy:
-                raise ApiError(503, "USE_HLS", "this media process is busy; play the HLS stream",
-                               hls_url=self.hls_url(broadcast), reason="load")
+                raise DomainError(Code.USE_HLS, "this media process is busy; play the HLS stream",
+                                  hls_url=self.hls_url(broadcast), reason="load")
         if holder is not None:
             stream = await self._edge_stream(broadcast, holder)  # one pull per broadcast, shared
         else:
@@ -731,13 +731,13 @@ class MediaService:
                 raise _replaced() from None
             self._detach_viewer(session)
             await pc.close()
-            raise ApiError(422, "UNSUPPORTED_CODEC",
-                           f"the viewer must accept {getattr(stream.info.video_codec, 'name', 'Opus')}: {exc}") from None
+            raise DomainError(Code.UNSUPPORTED_CODEC,
+                              f"the viewer must accept {getattr(stream.info.video_codec, 'name', 'Opus')}: {exc}") from None
         if session.closed:  # a newer offer of the same user took this one's place while we negotiated
             raise _replaced()
         if self._source(broadcast) is not session.stream:  # the host left while we negotiated
             await self.end_play(broadcast, session_id)
-            raise ApiError(404, "NOT_LIVE", "the broadcast ended", hls_url=self._replay_url(broadcast))
+            raise DomainError(Code.NOT_LIVE, "the broadcast ended", hls_url=self._replay_url(broadcast))
         self._check_cap_flip()
         self._spawn(self._connect_watchdog(pc, lambda: self.end_play(broadcast, session_id),
                                            self.viewer_connect_timeout_s))
@@ -815,8 +815,8 @@ def _grow_receive_buffers(pc: RTCPeerConnection) -> None:
                     pass
 
 
-def _replaced() -> ApiError:
-    return ApiError(409, "SESSION_REPLACED", "a newer offer from the same user replaced this one")
+def _replaced() -> DomainError:
+    return DomainError(Code.SESSION_REPLACED, "a newer offer from the same user replaced this one")
 
 
 def _same_codecs(old: Stream, new: Stream) -> bool:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from analytics import report_csv
-from live.analytics_feed import MAX_ID
+from domain import Code, DomainError
+from domain.validate import check_id
 from live.auth import require
-from live.errors import ApiError, json_response
+from live.errors import json_response
 from live.headers import STUDIO_FRAME_ANCESTORS
 from live.node import Node, node_of
 from live.pages import _BROADCAST_RE, _page
@@ -17,12 +18,12 @@ from live.pages import _BROADCAST_RE, _page
 async def report(request: web.Request) -> web.Response:
     claims = require(request, roles=("host",))  # auth before lookup: a stranger learns nothing
     feed = node_of(request.app).analytics
-    bid = request.match_info["broadcast"][:MAX_ID]
+    bid = check_id(request.match_info["broadcast"], "broadcast")
     fmt = request.query.get("format", "json")
     if fmt not in ("json", "csv"):
-        raise ApiError(422, "VALIDATION", "format must be json or csv", field="format")
+        raise DomainError(Code.VALIDATION, "format must be json or csv", field="format")
     if not claims.allows(bid) or not await feed.hub.broadcasts.exists(bid):
-        raise ApiError(404, "BROADCAST_NOT_FOUND", "no such broadcast")
+        raise DomainError(Code.BROADCAST_NOT_FOUND, "no such broadcast")
     rep = await feed.report(bid)
     rep["settings"] = {"buyer_names": await feed.names_enabled(bid)}
     if fmt == "csv":
@@ -37,7 +38,7 @@ async def report_page(request: web.Request) -> web.Response:
     with the host's token, which the page keeps client-side (never in the URL the server sees)."""
     bid = request.match_info["broadcast"]
     if not _BROADCAST_RE.match(bid):
-        raise ApiError(404, "NOT_FOUND", "no such broadcast")
+        raise DomainError(Code.NOT_FOUND, "no such broadcast")
     resp = _page("report.html", STUDIO_FRAME_ANCESTORS, broadcast=bid)
     resp.headers["X-Frame-Options"] = "DENY"
     return resp

@@ -5,8 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from auctions import Auctions
+from domain import Code, DomainError
+from domain import validate as v
 from live.auth import require
-from live.errors import ApiError, json_response
+from live.errors import json_response
 from live.node import Node, node_of
 
 
@@ -15,10 +17,10 @@ async def audit(request: web.Request) -> web.Response:
     replayed; names are masked, user ids never shown."""
     claims = require(request)
     auc = node_of(request.app).auctions.auc
-    auction_id = request.match_info["auction"][:64]
+    auction_id = v.check_id(request.match_info["auction"], "auction")
     a = await auc.get(auction_id) if Auctions.valid_id(auction_id) else None
     if a is None or not claims.allows(a.owner):
-        raise ApiError(404, "AUCTION_NOT_FOUND", "no such auction")
+        raise DomainError(Code.AUCTION_NOT_FOUND, "no such auction")
     report = await auc.audit(auction_id)
     return json_response({
         "auction_id": a.id, "state": a.state, "result": a.result, "currency": a.currency,

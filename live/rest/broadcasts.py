@@ -10,11 +10,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from domain import Code, DomainError
+from domain import validate as v
 from live.auth import ADMIN_BROADCAST, Claims, require
-from live.errors import ApiError, json_response, read_json
-from live.hub.errors import api_errors
+from live.errors import json_response, read_json
 from live.node import Node, node_of
-from shop import validate as v
 from shop.broadcasts import BroadcastStore, parse_product
 
 IDEMPOTENCY_TTL_S = 24 * 3600
@@ -30,7 +30,7 @@ async def _idempotent(request: web.Request, claims: Claims, make: Callable[[], A
     if not key:
         return await make()
     if len(key) > 128:
-        raise ApiError(400, "BAD_REQUEST", "Idempotency-Key longer than 128 characters")
+        raise DomainError(Code.BAD_REQUEST, "Idempotency-Key longer than 128 characters")
     redis = node_of(request.app).redis
     rkey = f"hub:idem:{claims.sub}:{request.method}:{request.path}:{key}"
     cached = await redis.get(rkey)
@@ -54,30 +54,29 @@ async def create_broadcast(request: web.Request) -> web.Response:
     async def make() -> web.Response:
         body = await read_json(request)
         if not isinstance(body, dict):
-            raise ApiError(422, "VALIDATION", "the body must be a JSON object", field="")
-        with api_errors():
-            v.only(body, {"id", "title", "scheduled_start", "products"})
-            default_id = None if claims.broadcast == ADMIN_BROADCAST else claims.broadcast
-            bid = v.ident(body, "id") if default_id is None else v.ident(body, "id", required=False, default=default_id)
-            if not claims.allows(bid):
-                raise ApiError(403, "FORBIDDEN", "the token is for another broadcast")
-            title = v.text(body, "title")
-            start = _scheduled_start(body)
-            raw_products = body.get("products") or []
-            if not isinstance(raw_products, list) or len(raw_products) > MAX_PRODUCTS:
-                raise v.Invalid("products", f"products must be a list of at most {MAX_PRODUCTS}")
-            products = []
-            for i, p in enumerate(raw_products):
-                if not isinstance(p, dict):
-                    raise v.Invalid(f"products[{i}]", "each product must be an object")
-                try:
-                    products.append(parse_product(p))
-                except v.Invalid as exc:
-                    raise v.Invalid(f"products[{i}].{exc.field}", exc.message) from None
-            if len({p.id for p in products}) != len(products):
-                raise v.Invalid("products", "product ids must be unique")
-            bc = await _store(request).create(bid, title=title, host=claims.sub, scheduled_start=start,
-                                              products=products)
+            raise DomainError(Code.VALIDATION, "the body must be a JSON object", field="")
+        v.only(body, {"id", "title", "scheduled_start", "products"})
+        default_id = None if claims.broadcast == ADMIN_BROADCAST else claims.broadcast
+        bid = v.ident(body, "id") if default_id is None else v.ident(body, "id", required=False, default=default_id)
+        if not claims.allows(bid):
+            raise DomainError(Code.FORBIDDEN, "the token is for another broadcast")
+        title = v.text(body, "title")
+        start = _scheduled_start(body)
+        raw_products = body.get("products") or []
+        if not isinstance(raw_products, list) or len(raw_products) > MAX_PRODUCTS:
+            raise v.Invalid("products", f"products must be a list of at most {MAX_PRODUCTS}")
+        products = []
+        for i, p in enumerate(raw_products):
+            if not isinstance(p, dict):
+                raise v.Invalid(f"products[{i}]", "each product must be an object")
+            try:
+                products.append(parse_product(p))
+            except v.Invalid as exc:
+                raise v.Invalid(f"products[{i}].{exc.field}", exc.message) from None
+        if len({p.id for p in products}) != len(products):
+            raise v.Invalid("products", "product ids must be unique")
+        bc = await _store(request).create(bid, title=title, host=claims.sub, scheduled_start=start,
+                                          products=products)
         return json_response(bc.to_dict(), status=201)
 
     return await _idempotent(request, claims, make)
@@ -88,7 +87,7 @@ async def list_broadcasts(request: web.Request) -> web.Response:
     try:
         limit = max(1, min(100, int(request.query.get("limit", "100"))))
     except ValueError:
-        raise ApiError(422, "VALIDATION", "limit must be an integer", field="limit") from None
+        raise DomainError(Code.VALIDATION, "limit must be an integer", field="limit") from None
     ids = None if claims.broadcast == ADMIN_BROADCAST else [claims.broadcast]
     items = await _store(request).list(limit=limit, ids=ids)
     return json_response({"broadcasts": [b.to_dict() for b in items]})
@@ -97,26 +96,25 @@ async def list_broadcasts(request: web.Request) -> web.Response:
 async def get_broadcast(request: web.Request) -> web.Response:
     bid = request.match_info["broadcast"]
     require(request, broadcast=bid)
-    with api_errors():
-        bc = await _store(request).require(bid)
+    bc = await _store(request).require(v.check_id(bid, "broadcast"))
     return json_response(bc.to_dict())
 
 
 async def update_broadcast(request: web.Request) -> web.Response:
     bid = request.match_info["broadcast"]
     claims = require(request, roles=("host",), broadcast=bid)
+    v.check_id(bid, "broadcast")  # auth first: a stranger learns nothing, then the one id rule
 
     async def make() -> web.Response:
         body = await read_json(request)
         if not isinstance(body, dict):
-            raise ApiError(422, "VALIDATION", "the body must be a JSON object", field="")
-        with api_errors():
-            v.only(body, {"title", "scheduled_start"})
-            title = v.text(body, "title", required=False)
-            changes: dict[str, Any] = {"title": title}
-            if "scheduled_start" in body:
-                changes["scheduled_start"] = _scheduled_start(body)
-            bc = await _store(request).update(bid, **changes)
+            raise DomainError(Code.VALIDATION, "the body must be a JSON object", field="")
+        v.only(body, {"title", "scheduled_start"})
+        title = v.text(body, "title", required=False)
+        changes: dict[str, Any] = {"title": title}
+        if "scheduled_start" in body:
+            changes["scheduled_start"] = _scheduled_start(body)
+        bc = await _store(request).update(bid, **changes)
         node_of(request.app).hub.fanout.urgent(bid, "broadcast.updated", bc.to_dict())
         return json_response(bc.to_dict())
 
@@ -126,13 +124,13 @@ async def update_broadcast(request: web.Request) -> web.Response:
 async def add_product(request: web.Request) -> web.Response:
     bid = request.match_info["broadcast"]
     claims = require(request, roles=("host",), broadcast=bid)
+    v.check_id(bid, "broadcast")  # auth first: a stranger learns nothing, then the one id rule
 
     async def make() -> web.Response:
         body = await read_json(request)
         if not isinstance(body, dict):
-            raise ApiError(422, "VALIDATION", "the body must be a JSON object", field="")
-        with api_errors():
-            product = await _store(request).add_product(bid, parse_product(body))
+            raise DomainError(Code.VALIDATION, "the body must be a JSON object", field="")
+        product = await _store(request).add_product(bid, parse_product(body))
         node_of(request.app).hub.fanout.urgent(bid, "product.updated", {"broadcast_id": bid, "product": product.to_dict()})
         return json_response(product.to_dict(), status=201)
 
@@ -143,13 +141,14 @@ async def edit_product(request: web.Request) -> web.Response:
     bid = request.match_info["broadcast"]
     pid = request.match_info["product"]
     claims = require(request, roles=("host",), broadcast=bid)
+    v.check_id(bid, "broadcast")  # auth first: a stranger learns nothing, then the one id rule
+    v.check_id(pid, "product")
 
     async def make() -> web.Response:
         body = await read_json(request)
         if not isinstance(body, dict):
-            raise ApiError(422, "VALIDATION", "the body must be a JSON object", field="")
-        with api_errors():
-            product = await _store(request).edit_product(bid, pid, body)
+            raise DomainError(Code.VALIDATION, "the body must be a JSON object", field="")
+        product = await _store(request).edit_product(bid, pid, body)
         node_of(request.app).hub.fanout.urgent(bid, "product.updated", {"broadcast_id": bid, "product": product.to_dict()})
         return json_response(product.to_dict())
 

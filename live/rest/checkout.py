@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from checkout import CheckoutError, Order, WebhookError
+from checkout import Order
+from domain import Code, DomainError
+from domain.validate import check_id
 from inventory import InventoryError
 from live.auth import Claims, require
-from live.checkout_part import MAX_ID, CheckoutPart, order_json
-from live.errors import ApiError, json_response, read_json
+from live.checkout_part import CheckoutPart, order_json
+from live.errors import json_response, read_json
 from live.idempotent import idempotent
 
 if TYPE_CHECKING:
@@ -34,7 +36,7 @@ class CheckoutApi:
         the same 404 as a made-up id, so a token cannot probe which sales exist."""
         bc = await self.sales.store.broadcast_of(sale_id)
         if bc is None or not claims.allows(bc):
-            raise ApiError(404, "SALE_NOT_FOUND", "no such sale")
+            raise DomainError(Code.SALE_NOT_FOUND, "no such sale")
         return bc
 
     # ---- paying --------------------------------------------------------------------------------
@@ -44,10 +46,7 @@ class CheckoutApi:
 
         async def make() -> web.Response:
             body = await read_json(request)
-            try:
-                order = await self.part.pay(claims, body)
-            except CheckoutError as exc:
-                raise _api_error(exc) from None
+            order = await self.part.pay(claims, body)  # CheckoutError: refused with its code (and order)
             return json_response({"order": order_json(order)}, status=201)
 
         return await idempotent(request, claims.sub, make, required=True)
@@ -62,12 +61,12 @@ class CheckoutApi:
         try:
             limit = max(1, min(500, int(request.query.get("limit", "100"))))
         except ValueError:
-            raise ApiError(422, "VALIDATION", "limit must be an integer", field="limit") from None
+            raise DomainError(Code.VALIDATION, "limit must be an integer", field="limit") from None
         if broadcast is not None and not claims.allows(broadcast):
-            raise ApiError(403, "FORBIDDEN", "the token is for another broadcast")
+            raise DomainError(Code.FORBIDDEN, "the token is for another broadcast")
         if claims.role in ("host", "moderator"):
             if broadcast is None:
-                raise ApiError(422, "VALIDATION", "broadcast is required", field="broadcast")
+                raise DomainError(Code.VALIDATION, "broadcast is required", field="broadcast")
             orders = await self.checkout.ledger.of_broadcast(broadcast, limit)
         else:
             orders = await self.checkout.ledger.of_user(claims.sub, limit)
@@ -84,11 +83,11 @@ class CheckoutApi:
         """The order if the token may see it: every token is for one broadcast (or `*`), and an
         order of another broadcast answers exactly as a missing one (404), whoever bought it."""
         claims = require(request)
-        order = await self.checkout.ledger.get(request.match_info["order"][:MAX_ID])
+        order = await self.checkout.ledger.get(check_id(request.match_info["order"], "order"))
         if order is None or not claims.allows(order.broadcast):
-            raise ApiError(404, "ORDER_NOT_FOUND", "no such order")
+            raise DomainError(Code.ORDER_NOT_FOUND, "no such order")
         if claims.role not in ("host", "moderator") and order.user != claims.sub:
-            raise ApiError(404, "ORDER_NOT_FOUND", "no such order")
+            raise DomainError(Code.ORDER_NOT_FOUND, "no such order")
         return claims, order
 
     async def get_order(self, request: web.Request) -> web.Response:
@@ -98,13 +97,10 @@ class CheckoutApi:
     async def refund_order(self, request: web.Request) -> web.Response:
         claims, order = await self._visible_order(request)
         if claims.role != "host":
-            raise ApiError(403, "FORBIDDEN", "only the host may refund")
+            raise DomainError(Code.FORBIDDEN, "only the host may refund")
 
         async def make() -> web.Response:
-            try:
-                refunded = await self.checkout.refund(order.id)
-            except CheckoutError as exc:
-                raise _api_error(exc) from None
+            refunded = await self.checkout.refund(order.id)  # CheckoutError: refused with its code (and order)
             return json_response({"order": order_json(refunded)})
 
         return await idempotent(request, claims.sub, make)
@@ -116,23 +112,20 @@ class CheckoutApi:
         bc = (body or {}).get("broadcast") or request.query.get("broadcast")
         if bc is None:
             if claims.broadcast == "*":
-                raise ApiError(422, "VALIDATION", "broadcast is required", field="broadcast")
+                raise DomainError(Code.VALIDATION, "broadcast is required", field="broadcast")
             bc = claims.broadcast
         if not isinstance(bc, str) or not claims.allows(bc):
-            raise ApiError(403, "FORBIDDEN", "the token is for another broadcast")
+            raise DomainError(Code.FORBIDDEN, "the token is for another broadcast")
         return claims, bc
 
     async def add_webhook(self, request: web.Request) -> web.Response:
         body = await read_json(request)
         if not isinstance(body, dict):
-            raise ApiError(422, "VALIDATION", "the body must be a JSON object", field="")
+            raise DomainError(Code.VALIDATION, "the body must be a JSON object", field="")
         claims, bc = self._host_broadcast(request, body)
 
         async def make() -> web.Response:
-            try:
-                ep = await self.webhooks.register(bc, body.get("url"), body.get("secret"), body.get("events"))
-            except WebhookError as exc:
-                raise ApiError(422, exc.code, exc.message) from None
+            ep = await self.webhooks.register(bc, body.get("url"), body.get("secret"), body.get("events"))  # WebhookError: refused as it is
             return json_response({"webhook": ep.public()}, status=201)
 
         return await idempotent(request, claims.sub, make)
@@ -143,8 +136,8 @@ class CheckoutApi:
 
     async def delete_webhook(self, request: web.Request) -> web.Response:
         _, bc = self._host_broadcast(request)
-        if not await self.webhooks.delete(bc, request.match_info["webhook"][:MAX_ID]):
-            raise ApiError(404, "WEBHOOK_NOT_FOUND", "no such webhook")
+        if not await self.webhooks.delete(bc, check_id(request.match_info["webhook"], "webhook")):
+            raise DomainError(Code.WEBHOOK_NOT_FOUND, "no such webhook")
         return json_response({"deleted": True})
 
     async def dead_letters(self, request: web.Request) -> web.Response:
@@ -153,24 +146,24 @@ class CheckoutApi:
 
     async def redeliver(self, request: web.Request) -> web.Response:
         _, bc = self._host_broadcast(request)
-        if not await self.webhooks.redeliver(bc, request.match_info["delivery"][:MAX_ID]):
-            raise ApiError(404, "DELIVERY_NOT_FOUND", "no such dead letter")
+        if not await self.webhooks.redeliver(bc, check_id(request.match_info["delivery"], "delivery")):
+            raise DomainError(Code.DELIVERY_NOT_FOUND, "no such dead letter")
         return json_response({"requeued": True}, status=202)
 
     # ---- audit ---------------------------------------------------------------------------------
 
     async def audit(self, request: web.Request) -> web.Response:
         claims = require(request, roles=("host",))  # auth before lookup: a stranger learns nothing
-        sale_id = request.match_info["sale"][:MAX_ID]
+        sale_id = check_id(request.match_info["sale"], "sale")
         await self._broadcast_of(sale_id, claims)
         inv = self.sales.inv
         lot = await inv.get_lot(sale_id)
         if lot is None:
-            raise ApiError(404, "SALE_NOT_FOUND", "no such sale")
+            raise DomainError(Code.SALE_NOT_FOUND, "no such sale")
         try:
             report = await inv.audit(sale_id)
         except InventoryError as exc:
-            raise ApiError(404, "SALE_NOT_FOUND", exc.message) from None
+            raise DomainError(Code.SALE_NOT_FOUND, exc.message) from None
         reservations = await inv.reservations(sale_id)
         orders = await self.checkout.ledger.of_lot(sale_id)
         return json_response({
@@ -187,12 +180,6 @@ class CheckoutApi:
             "inventory_audit": {"ok": report.ok, "problems": report.problems},
         })
 
-
-def _api_error(exc: CheckoutError) -> ApiError:
-    details = dict(exc.details)
-    if exc.order is not None:
-        details["order"] = order_json(exc.order)
-    return ApiError(exc.status, exc.code, exc.message, **details)
 
 
 def register(app: web.Application, node: Node) -> None:

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from domain import Code, DomainError
+from domain import validate as v
 from live.auth import require
-from live.errors import ApiError, json_response
+from live.errors import json_response
 from live.node import Node, node_of
-from shop import validate as v
 
 
 async def record(request: web.Request) -> web.Response:
     """GET /api/broadcasts/{bc}/giveaways/{id}: the commitment, and once drawn the seed, the
     sorted eligible entries and the winner entry (anyone with a token for the broadcast)."""
     claims = require(request)
-    bc, gid = request.match_info["bc"][:64], request.match_info["giveaway"][:64]
-    record = None
-    if claims.allows(bc) and v.ID_RE.match(gid):
-        record = await node_of(request.app).giveaways.store.record(bc, gid)
+    bc, gid = v.check_id(request.match_info["bc"], "broadcast"), v.check_id(request.match_info["giveaway"], "giveaway")
+    record = await node_of(request.app).giveaways.store.record(bc, gid) if claims.allows(bc) else None
     if record is None:
-        raise ApiError(404, "GIVEAWAY_NOT_FOUND", "no such giveaway")
+        raise DomainError(Code.GIVEAWAY_NOT_FOUND, "no such giveaway")
     return json_response(record)
 
 

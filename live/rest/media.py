@@ -5,8 +5,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from domain import Code, DomainError
 from live import auth
-from live.errors import ApiError, error_response, json_response
+from live.errors import error_response, json_response
 from live.media import metrics
 from live.media.hls import BROADCAST_RE
 from live.media.ice import browser_config
@@ -45,11 +46,9 @@ def cors(handler: Handler) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             resp = await handler(request)
-        except ApiError as exc:
+        except DomainError as exc:
             metrics.REFUSED.labels(exc.code).inc()
-            resp = error_response(exc.status, exc.code, exc.message, **exc.details)
-            if exc.status == 429 and "retry_after" in exc.details:  # ms in the body, whole seconds here
-                resp.headers["Retry-After"] = str(max(1, -(-int(exc.details["retry_after"]) // 1000)))
+            resp = error_response(exc)
         resp.headers.update(CORS)
         return resp
 
@@ -58,12 +57,12 @@ def cors(handler: Handler) -> Handler:
 
 async def _read_sdp(request: web.Request) -> str:
     if request.content_type != SDP:
-        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "expected Content-Type: application/sdp")
+        raise DomainError(Code.UNSUPPORTED_MEDIA_TYPE, "expected Content-Type: application/sdp")
     raw = await request.read()
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ApiError(400, "INVALID_SDP", "the SDP offer is not UTF-8") from None
+        raise DomainError(Code.INVALID_SDP, "the SDP offer is not UTF-8") from None
 
 
 def _created(request: web.Request, location: str, sdp: str) -> web.Response:
@@ -97,7 +96,7 @@ async def whip_delete(request: web.Request) -> web.StreamResponse:
     broadcast = check_broadcast(request.match_info["broadcast"])
     auth.require(request, roles=("host",), broadcast=broadcast)
     if not await _media(request).end_publish_anywhere(broadcast, request.match_info["session"]):
-        raise ApiError(404, "SESSION_NOT_FOUND", "no such publish session")
+        raise DomainError(Code.SESSION_NOT_FOUND, "no such publish session")
     return web.Response(status=200)
 
 
@@ -124,9 +123,9 @@ async def whep_delete(request: web.Request) -> web.StreamResponse:
     media = _media(request)
     session = media.viewers.get(request.match_info["session"])
     if session is None or (not claims.is_staff and session.sub != claims.sub):  # viewers end only their own
-        raise ApiError(404, "SESSION_NOT_FOUND", "no such playback session")
+        raise DomainError(Code.SESSION_NOT_FOUND, "no such playback session")
     if not await media.end_play(broadcast, session.id):
-        raise ApiError(404, "SESSION_NOT_FOUND", "no such playback session")
+        raise DomainError(Code.SESSION_NOT_FOUND, "no such playback session")
     return web.Response(status=200)
 
 
@@ -143,8 +142,8 @@ async def preflight(request: web.Request) -> web.StreamResponse:
 async def patch_not_supported(request: web.Request) -> web.StreamResponse:
     """RFC 9725 4.3: no trickle ICE or ICE restart here; the offer must carry its candidates
     (browsers and OBS wait for gathering to finish before POSTing, which is what we expect)."""
-    resp = error_response(405, "TRICKLE_NOT_SUPPORTED",
-                          "trickle ICE and ICE restarts are not supported; send a complete offer")
+    resp = error_response(DomainError(Code.TRICKLE_NOT_SUPPORTED,
+                                      "trickle ICE and ICE restarts are not supported; send a complete offer"))
     resp.headers["Allow"] = RESOURCE_METHODS
     return resp
 
@@ -165,9 +164,9 @@ async def media_state(request: web.Request) -> web.StreamResponse:
 # ---- HLS -------------------------------------------------------------------------------------
 
 
-def _not_found() -> ApiError:
+def _not_found() -> DomainError:
     """One answer for every refused HLS request: a stranger learns nothing about what exists."""
-    return ApiError(404, "NOT_FOUND", "no such HLS file")
+    return DomainError(Code.NOT_FOUND, "no such HLS file")
 
 
 async def hls_playlist(request: web.Request) -> web.StreamResponse:
@@ -175,7 +174,7 @@ async def hls_playlist(request: web.Request) -> web.StreamResponse:
     hls = _media(request).hls
     path = hls.playlist_path(broadcast) if hls else None
     if path is None:
-        raise ApiError(404, "NO_PLAYLIST", "this broadcast has no HLS playlist yet") if hls and \
+        raise DomainError(Code.NO_PLAYLIST, "this broadcast has no HLS playlist yet") if hls and \
             BROADCAST_RE.match(broadcast) else _not_found()
     body = path.read_bytes()
     ended = b"#EXT-X-ENDLIST" in body

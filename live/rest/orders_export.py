@@ -14,13 +14,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from domain import Code, DomainError
+from domain.validate import check_id
 from live.auth import require
-from live.errors import ApiError
 from live.node import Node, node_of
 
 COLUMNS = ["id", "created_at", "updated_at", "broadcast", "sale_id", "reservation_id", "user", "qty",
            "unit_price", "total", "currency", "state", "charge_id", "reason", "contact"]
-MAX_ID = 64
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -42,14 +42,13 @@ def _ms(request: web.Request, name: str) -> int | None:
     if raw is None:
         return None
     if not raw.isdigit() or len(raw) > 15:
-        raise ApiError(422, "VALIDATION", f"{name} must be epoch milliseconds", field=name)
+        raise DomainError(Code.VALIDATION, f"{name} must be epoch milliseconds", field=name)
     return int(raw)
 
 
 async def export_orders(request: web.Request) -> web.StreamResponse:
     broadcast = request.match_info["broadcast"]
-    if not 0 < len(broadcast) <= MAX_ID or not broadcast.isprintable():
-        raise ApiError(422, "VALIDATION", f"broadcast must be 1 to {MAX_ID} printable characters", field="broadcast")
+    check_id(broadcast, "broadcast")  # the one id rule, before anything is looked up
     require(request, roles=("host",), broadcast=broadcast)
     since, until = _ms(request, "since") or 0, _ms(request, "until")
     ledger = node_of(request.app).checkout.checkout.ledger

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from domain import Code, DomainError
 from live.auth import ADMIN_BROADCAST, Claims, require
-from live.errors import ApiError, json_response
+from live.errors import json_response
 from live.idempotent import idempotent
 from live.node import Node, node_of
 
@@ -16,10 +17,10 @@ MAX_SUB = 64
 def _operator(request: web.Request) -> tuple[Claims, str]:
     claims = require(request, roles=("host",))
     if claims.broadcast != ADMIN_BROADCAST:
-        raise ApiError(403, "FORBIDDEN", "only an operator token (host, broadcast *) may export or erase a person's data")
+        raise DomainError(Code.FORBIDDEN, "only an operator token (host, broadcast *) may export or erase a person's data")
     sub = request.match_info["sub"]
     if not sub or len(sub) > MAX_SUB or not sub.isprintable():
-        raise ApiError(422, "VALIDATION", f"sub must be 1 to {MAX_SUB} printable characters", field="sub")
+        raise DomainError(Code.VALIDATION, f"sub must be 1 to {MAX_SUB} printable characters", field="sub")
     return claims, sub
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from domain import Code, DomainError
 from live.analytics_feed import COUNTED, names_key
-from live.hub.registry import HOST, Caller, HubError
+from live.hub.registry import HOST, Caller
 
 if TYPE_CHECKING:
     from live.node import Node
@@ -23,7 +24,7 @@ def register(node: Node) -> None:
         """`proof.names` {enabled}: whether the player's ticker shows buyers' (masked) first names."""
         enabled = payload.get("enabled")
         if set(payload) - {"enabled"} or not isinstance(enabled, bool):
-            raise HubError("VALIDATION", "enabled must be true or false", field="enabled")
+            raise DomainError(Code.VALIDATION, "enabled must be true or false", field="enabled")
         await feed.redis.set(names_key(caller.broadcast), "1" if enabled else "0", ex=feed.store.ttl_s)
         node.fanout.urgent(caller.broadcast, "proof.names", {"enabled": enabled})
         return {"enabled": enabled}

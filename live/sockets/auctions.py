@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from auctions import Auction, AuctionError, Auctions, AuctionSpec, BidResult, Offer
 from auctions.core import check_increments
+from domain import Code, DomainError
+from domain import validate as v
 from inventory import Inventory
 from live.config import Config
-from live.hub.errors import refusals
 from live.hub.hub import Hub
-from live.hub.registry import HOST, Caller, HubError
+from live.hub.registry import HOST, Caller
 from live.hub.scheduler import NOT_YET, Scheduler
-from shop import validate as v
 from shop.names import mask
 from shop.sales import sale_key
 
@@ -72,8 +72,7 @@ class AuctionPart:
     async def auction_of(self, caller: Caller, payload: dict) -> str:
         """The payload's auction id, which must be an auction of the caller's broadcast (another
         broadcast's auction gets the same answer as a made-up id)."""
-        with refusals():
-            auction_id = v.ident(payload, "auction_id")
+        auction_id = v.ident(payload, "auction_id")
         assert auction_id is not None
         owner = self._owner.get(auction_id)
         if owner is None:
@@ -82,7 +81,7 @@ class AuctionPart:
             if owner is not None:
                 self._owner[auction_id] = owner
         if owner != caller.broadcast:
-            raise HubError("AUCTION_NOT_FOUND", f"no auction {auction_id!r} in this broadcast")
+            raise DomainError(Code.AUCTION_NOT_FOUND, f"no auction {auction_id!r} in this broadcast")
         return auction_id
 
     def publish(self, broadcast: str, a: Auction) -> None:
@@ -93,39 +92,35 @@ class AuctionPart:
         return {"auction_id": a.id, "state": a.state, "high": a.high, "leader": a.leader_label or None,
                 "bids": a.bids, "min_next": a.min_next(), "ends_at": a.ends_at, "v": a.v}
 
-    def _refuse(self, res: BidResult) -> HubError:
-        code = res.code or "REFUSED"
-        if code == "UNKNOWN_AUCTION":
-            code = "AUCTION_NOT_FOUND"
-        if code == "INVALID_REQUEST":
-            return HubError("VALIDATION", "invalid value", field=res.details.get("field", ""))
-        return HubError(code, res.message, **res.details)
+    def _refuse(self, res: BidResult) -> DomainError:
+        if res.code == "INVALID_REQUEST":
+            return DomainError(Code.VALIDATION, "invalid value", field=res.details.get("field", ""))
+        return AuctionError.of(res.code or "BAD_STATE", **res.details)
 
     # ---- host commands -------------------------------------------------------------------------
 
     async def create(self, caller: Caller, payload: dict) -> dict[str, Any]:
-        with refusals():
-            v.only(payload, {"product_id", "start_price", "duration_s", "counter_s", "sudden_death", "increments",
-                             "reserve", "request_id"})
-            product_id = v.ident(payload, "product_id")
-            start_price = v.integer(payload, "start_price", required=False, lo=1, default=100)
-            duration_s = v.integer(payload, "duration_s", required=False, lo=5, hi=3600, default=30)
-            counter_s = v.integer(payload, "counter_s", required=False, lo=0, hi=60, default=10)
-            reserve = v.integer(payload, "reserve", required=False, lo=1)
-            request_id = v.text(payload, "request_id", required=False, max_len=64)
-            sudden = payload.get("sudden_death", False)
-            if not isinstance(sudden, bool):
-                raise v.Invalid("sudden_death", "sudden_death must be true or false")
-            increments = payload.get("increments")
-            if increments is not None and check_increments(increments) is None:
-                raise v.Invalid("increments", "increments: 1-20 rows [from, step], the first from 0, `from` "
-                                              "ascending, steps >= 1 and never smaller than the row before")
-            bc = await self.hub.broadcasts.require(caller.broadcast)
+        v.only(payload, {"product_id", "start_price", "duration_s", "counter_s", "sudden_death", "increments",
+                         "reserve", "request_id"})
+        product_id = v.ident(payload, "product_id")
+        start_price = v.integer(payload, "start_price", required=False, lo=1, default=100)
+        duration_s = v.integer(payload, "duration_s", required=False, lo=5, hi=3600, default=30)
+        counter_s = v.integer(payload, "counter_s", required=False, lo=0, hi=60, default=10)
+        reserve = v.integer(payload, "reserve", required=False, lo=1)
+        request_id = v.ident(payload, "request_id", required=False)
+        sudden = payload.get("sudden_death", False)
+        if not isinstance(sudden, bool):
+            raise v.Invalid("sudden_death", "sudden_death must be true or false")
+        increments = payload.get("increments")
+        if increments is not None and check_increments(increments) is None:
+            raise v.Invalid("increments", "increments: 1-20 rows [from, step], the first from 0, `from` "
+                                          "ascending, steps >= 1 and never smaller than the row before")
+        bc = await self.hub.broadcasts.require(caller.broadcast)
         if bc.state == "ended":
-            raise HubError("BAD_STATE", "the broadcast has ended", state="ended")
+            raise DomainError(Code.BAD_STATE, "the broadcast has ended", state="ended")
         product = bc.product(product_id)
         if product is None:
-            raise HubError("PRODUCT_NOT_FOUND", f"no product {product_id!r}", field="product_id")
+            raise DomainError(Code.PRODUCT_NOT_FOUND, f"no product {product_id!r}", field="product_id")
         assert start_price is not None and duration_s is not None and counter_s is not None
         spec = AuctionSpec(auction_id=new_auction_id(caller.broadcast, caller.user, request_id), owner=caller.broadcast,
                            sku=product.id, currency=product.currency, start_price=start_price,
@@ -136,7 +131,7 @@ class AuctionPart:
             existing = await self.auc.get(spec.auction_id)
             a = existing or await self.auc.create(spec)
         except AuctionError as exc:
-            raise HubError("VALIDATION", exc.message) from None
+            raise DomainError(Code.VALIDATION, exc.message) from None
         self._owner[a.id] = caller.broadcast
         if existing is None:
             self.hub.fanout.urgent(caller.broadcast, "auction.created", {"auction": a.public()})
@@ -144,10 +139,7 @@ class AuctionPart:
 
     async def start(self, caller: Caller, payload: dict) -> dict[str, Any]:
         auction_id = await self.auction_of(caller, payload)
-        try:
-            out = await self.auc.start(auction_id)
-        except AuctionError as exc:
-            raise HubError(exc.code, exc.message, **exc.details) from None
+        out = await self.auc.start(auction_id)  # AuctionError: refused as it is
         a = await self.auc.get(auction_id)
         assert a is not None
         await self.timers.add(a.ends_at or 0, "auction.close", auction_id, str(a.ends_at))
@@ -161,10 +153,7 @@ class AuctionPart:
     async def cancel(self, caller: Caller, payload: dict) -> dict[str, Any]:
         """Only before the start: a started auction runs to its end (AUCTION_STARTED)."""
         auction_id = await self.auction_of(caller, payload)
-        try:
-            await self.auc.cancel(auction_id)
-        except AuctionError as exc:
-            raise HubError(exc.code, exc.message, **exc.details) from None
+        await self.auc.cancel(auction_id)  # AuctionError: refused as it is
         self.hub.fanout.urgent(caller.broadcast, "auction.cancelled", {"auction_id": auction_id})
         return {"auction_id": auction_id}
 
@@ -172,23 +161,21 @@ class AuctionPart:
 
     async def bid(self, caller: Caller, payload: dict) -> dict[str, Any]:
         auction_id = await self.auction_of(caller, payload)
-        with refusals():
-            v.only(payload, {"auction_id", "amount", "next", "request_id"})
-            amount = v.integer(payload, "amount", required=False, lo=1)
-            nxt = payload.get("next", False)
-            if not isinstance(nxt, bool) or nxt == (amount is not None):
-                raise v.Invalid("amount", "send either amount or next: true")
-            request_id = v.text(payload, "request_id", max_len=64)
+        v.only(payload, {"auction_id", "amount", "next", "request_id"})
+        amount = v.integer(payload, "amount", required=False, lo=1)
+        nxt = payload.get("next", False)
+        if not isinstance(nxt, bool) or nxt == (amount is not None):
+            raise v.Invalid("amount", "send either amount or next: true")
+        request_id = v.ident(payload, "request_id")
         assert request_id is not None
         res = await self.auc.bid(auction_id, caller.user, request_id, amount, label=mask(caller.name or caller.user))
         return self._answer(caller, auction_id, res)
 
     async def max_bid(self, caller: Caller, payload: dict) -> dict[str, Any]:
         auction_id = await self.auction_of(caller, payload)
-        with refusals():
-            v.only(payload, {"auction_id", "max", "request_id"})
-            max_amount = v.integer(payload, "max", lo=1)
-            request_id = v.text(payload, "request_id", max_len=64)
+        v.only(payload, {"auction_id", "max", "request_id"})
+        max_amount = v.integer(payload, "max", lo=1)
+        request_id = v.ident(payload, "request_id")
         assert request_id is not None and max_amount is not None
         res = await self.auc.max_bid(auction_id, caller.user, request_id, max_amount,
                                      label=mask(caller.name or caller.user))

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from live.hub.errors import refusals
+from domain import validate as v
 from live.hub.registry import EVERYONE, HOST, STAFF, Caller
-from shop import validate as v
 
 if TYPE_CHECKING:
     from live.node import Node
@@ -29,8 +28,7 @@ def register(node: Node) -> None:
         return bc.to_dict() if bc else None
 
     async def move(caller: Caller, to: str, allowed: tuple[str, ...]) -> dict:
-        with refusals():
-            at = await hub.broadcasts.transition(caller.broadcast, to, allowed)
+        at = await hub.broadcasts.transition(caller.broadcast, to, allowed)
         hub.fanout.urgent(caller.broadcast, "broadcast.state", {"broadcast_id": caller.broadcast, "state": to, "at": at})
         if to == "ended":
             await hub.run_end_hooks(caller.broadcast)
@@ -45,9 +43,8 @@ def register(node: Node) -> None:
         return await move(caller, "ended", ("scheduled", "live"))
 
     async def pin_to(caller: Caller, product_id: str | None) -> dict:
-        with refusals():
-            await hub.broadcasts.pin(caller.broadcast, product_id)
-            bc = await hub.broadcasts.require(caller.broadcast)
+        await hub.broadcasts.pin(caller.broadcast, product_id)
+        bc = await hub.broadcasts.require(caller.broadcast)
         pinned = bc.product(product_id) if product_id else None
         product = pinned.to_dict() if pinned else None
         data = {"broadcast_id": caller.broadcast, "product": product, "at": bc.updated_at}
@@ -56,8 +53,7 @@ def register(node: Node) -> None:
 
     @hub.command("product.pin", roles=STAFF)
     async def pin(caller: Caller, payload: dict) -> dict:
-        with refusals():
-            product_id = v.ident(payload, "product_id")
+        product_id = v.ident(payload, "product_id")
         return await pin_to(caller, product_id)
 
     @hub.command("product.unpin", roles=STAFF)
@@ -66,7 +62,6 @@ def register(node: Node) -> None:
 
     @hub.command("hearts", roles=EVERYONE)
     async def hearts(caller: Caller, payload: dict) -> dict:
-        with refusals():
-            n = v.integer(payload, "n", required=False, lo=1, hi=10, default=1)
+        n = v.integer(payload, "n", required=False, lo=1, hi=10, default=1)
         hub.fanout.hearts(caller.broadcast, n)
         return {}

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
 
-from chat import Actor, Chat, ChatPolicy, ChatRefused, ReactionTally, Sent
+from chat import Actor, Chat, ChatPolicy, ReactionTally, Sent
 from chat.overload import ChatSampler, OverloadPolicy
 from chat.words import load_list
+from domain import Code, DomainError
+from domain import validate as v
 from live.config import Config
 from live.hub.hub import Hub
-from live.hub.registry import EVERYONE, HOST, STAFF, Caller, HubError
+from live.hub.registry import EVERYONE, HOST, STAFF, Caller
 from live.periodic import Periodic
 from live.sockets.sales import Sales, levels_dict, reservation_dict
 
@@ -65,15 +67,7 @@ def policy_from_config(config: Config) -> ChatPolicy:
     )
 
 
-def _refused(exc: ChatRefused) -> HubError:
-    details = {k: v for k, v in exc.to_error().items() if k not in ("code", "message")}
-    return HubError(exc.code, exc.message, **details)
-
-
-def _only(payload: dict, allowed: set[str]) -> None:
-    extra = sorted(set(payload) - allowed)
-    if extra:
-        raise HubError("VALIDATION", f"unknown field {extra[0]!r}", field=extra[0])
+_only = v.only  # unknown fields are refused as at every door (domain/validate.py)
 
 
 class ChatEvents:
@@ -104,11 +98,8 @@ class ChatEvents:
     async def send(self, caller: Caller, payload: dict) -> dict:
         _only(payload, {"text", "kind", "request_id"})
         kind = payload.get("kind", "chat")
-        try:
-            sent = await self.chat.send(caller.broadcast, self.actor(caller), payload.get("text"),
-                                        kind=kind if isinstance(kind, str) else "", request_id=payload.get("request_id"))
-        except ChatRefused as exc:
-            raise _refused(exc) from None
+        sent = await self.chat.send(caller.broadcast, self.actor(caller), payload.get("text"),
+                                    kind=kind if isinstance(kind, str) else "", request_id=payload.get("request_id"))
         wire = sent.message.to_wire()
         if not sent.again:
             for listener in self.listeners:  # e.g. a giveaway's chat keyword (live/sockets/giveaways.py)
@@ -133,7 +124,7 @@ class ChatEvents:
         if sale is None:
             CHAT_ORDERS.labels("NO_OPEN_SALE").inc()
             return {"ok": False, "qty": sent.order.qty,
-                    "error": {"code": "NO_OPEN_SALE", "message": "no sale is open right now"}}
+                    "error": DomainError(Code.NO_OPEN_SALE, "no sale is open right now").body()}
         res = await self.sales.hold(caller, sale.id, sent.order.qty, ORDER_PREFIX + sent.message.id)
         answer: dict[str, Any] = {"ok": res.ok, "sale_id": sale.id, "qty": sent.order.qty,
                                   "levels": levels_dict(res.levels)}
@@ -141,19 +132,16 @@ class ChatEvents:
             answer["reservation"] = reservation_dict(res.reservation)
             CHAT_ORDERS.labels("OK").inc()
         else:
-            code = res.code.value if res.code else "REFUSED"
-            answer["error"] = {"code": code, "message": res.message or code.replace("_", " ").lower()}
-            CHAT_ORDERS.labels(code).inc()
+            refused = DomainError(Code(res.code.value) if res.code else Code.INTERNAL, res.message)  # always has a code
+            answer["error"] = refused.body()
+            CHAT_ORDERS.labels(refused.code).inc()
         return answer
 
     # ---- moderation ----------------------------------------------------------------------------
 
     async def delete(self, caller: Caller, payload: dict) -> dict:
         _only(payload, {"message_id"})
-        try:
-            removal = await self.chat.delete(caller.broadcast, self.actor(caller), payload.get("message_id"))
-        except ChatRefused as exc:
-            raise _refused(exc) from None
+        removal = await self.chat.delete(caller.broadcast, self.actor(caller), payload.get("message_id"))
         self.fanout.urgent(caller.broadcast, "chat.removed",
                            {"id": removal.message_id, "by": removal.by, "at": removal.at})
         return {"id": removal.message_id, "at": removal.at}
@@ -161,49 +149,34 @@ class ChatEvents:
     async def timeout(self, caller: Caller, payload: dict) -> dict:
         _only(payload, {"user", "seconds"})
         user = payload.get("user")
-        try:
-            until = await self.chat.timeout(caller.broadcast, self.actor(caller), user, payload.get("seconds"))
-        except ChatRefused as exc:
-            raise _refused(exc) from None
+        until = await self.chat.timeout(caller.broadcast, self.actor(caller), user, payload.get("seconds"))
         self.fanout.to_user(caller.broadcast, str(user), "chat.timeout", {"until": until, "by": caller.user})
         return {"user": user, "until": until}
 
     async def ban(self, caller: Caller, payload: dict) -> dict:
         _only(payload, {"user"})
         user = payload.get("user")
-        try:
-            await self.chat.ban(caller.broadcast, self.actor(caller), user)
-        except ChatRefused as exc:
-            raise _refused(exc) from None
+        await self.chat.ban(caller.broadcast, self.actor(caller), user)
         self.fanout.to_user(caller.broadcast, str(user), "chat.banned", {"by": caller.user})
         return {"user": user, "banned": True}
 
     async def unban(self, caller: Caller, payload: dict) -> dict:
         _only(payload, {"user"})
         user = payload.get("user")
-        try:
-            was = await self.chat.unban(caller.broadcast, self.actor(caller), user)
-        except ChatRefused as exc:
-            raise _refused(exc) from None
+        was = await self.chat.unban(caller.broadcast, self.actor(caller), user)
         if was:
             self.fanout.to_user(caller.broadcast, str(user), "chat.unbanned", {"by": caller.user})
         return {"user": user, "banned": False}
 
     async def slowmode(self, caller: Caller, payload: dict) -> dict:
         _only(payload, {"seconds"})
-        try:
-            seconds = await self.chat.set_slow_mode(caller.broadcast, self.actor(caller), payload.get("seconds"))
-        except ChatRefused as exc:
-            raise _refused(exc) from None
+        seconds = await self.chat.set_slow_mode(caller.broadcast, self.actor(caller), payload.get("seconds"))
         self.fanout.urgent(caller.broadcast, "chat.slowmode", {"seconds": seconds})
         return {"seconds": seconds}
 
     async def pin(self, caller: Caller, payload: dict) -> dict:
         _only(payload, {"message_id"})
-        try:
-            msg = await self.chat.pin(caller.broadcast, self.actor(caller), payload.get("message_id"))
-        except ChatRefused as exc:
-            raise _refused(exc) from None
+        msg = await self.chat.pin(caller.broadcast, self.actor(caller), payload.get("message_id"))
         self.fanout.urgent(caller.broadcast, "chat.pinned", {"message": msg.to_wire(), "by": caller.user})
         return {"message": msg.to_wire()}
 
@@ -215,10 +188,7 @@ class ChatEvents:
 
     async def commentbuy(self, caller: Caller, payload: dict) -> dict:
         _only(payload, {"enabled"})
-        try:
-            enabled = await self.chat.set_comment_buy(caller.broadcast, self.actor(caller), payload.get("enabled"))
-        except ChatRefused as exc:
-            raise _refused(exc) from None
+        enabled = await self.chat.set_comment_buy(caller.broadcast, self.actor(caller), payload.get("enabled"))
         self.fanout.urgent(caller.broadcast, "chat.commentbuy", {"enabled": enabled})
         return {"enabled": enabled}
 
@@ -226,10 +196,7 @@ class ChatEvents:
 
     async def answer(self, caller: Caller, payload: dict) -> dict:
         _only(payload, {"message_id"})
-        try:
-            msg = await self.chat.answer(caller.broadcast, self.actor(caller), payload.get("message_id"))
-        except ChatRefused as exc:
-            raise _refused(exc) from None
+        msg = await self.chat.answer(caller.broadcast, self.actor(caller), payload.get("message_id"))
         self.fanout.urgent(caller.broadcast, "qa.answered", {"id": msg.id, "by": caller.user})
         return {"message": msg.to_wire()}
 
@@ -244,16 +211,13 @@ class ChatEvents:
         since, until, count = payload.get("since") or 0, payload.get("until"), payload.get("count") or 200
         for name, value in (("since", since), ("until", until), ("count", count)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise HubError("VALIDATION", f"{name} must be a non-negative integer", field=name)
+                raise DomainError(Code.VALIDATION, f"{name} must be a non-negative integer", field=name)
         msgs = await self.chat.history(caller.broadcast, since, until, min(count or 200, 1000), staff=caller.is_staff)
         return {"messages": [m.to_wire() for m in msgs]}
 
     async def react(self, caller: Caller, payload: dict) -> dict:
         _only(payload, {"emoji"})
-        try:
-            name = self.tally.add(caller.broadcast, caller.user, payload.get("emoji"), self.hub.clock.now_ms())
-        except ChatRefused as exc:
-            raise _refused(exc) from None
+        name = self.tally.add(caller.broadcast, caller.user, payload.get("emoji"), self.hub.clock.now_ms())
         CHAT_REACTIONS.labels(name).inc()
         if name == "heart":
             self.fanout.hearts(caller.broadcast, 1)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from checkout import CheckoutError
 from checkout.idempotency import fingerprint, valid_key
+from domain import Code, DomainError
 from live.auth import Claims
 from live.checkout_part import CheckoutPart, order_json
-from live.hub.registry import EVERYONE, Caller, HubError
+from live.hub.registry import EVERYONE, Caller
 from live.idempotent import Kept, Protocol, Replayed, once
 
 if TYPE_CHECKING:
@@ -21,15 +21,16 @@ def _keep_ack(ack: dict[str, Any]) -> Kept:
 
 
 def _keep_refusal(exc: Exception) -> Kept:
-    if not isinstance(exc, HubError) or exc.code == "PAYMENT_TIMEOUT":  # nothing decided: a retry runs again
+    if not isinstance(exc, DomainError) or exc.code == Code.PAYMENT_TIMEOUT:  # nothing decided: a retry runs again
         return None
-    return 0, {"ok": False, "error": {"code": exc.code, "message": exc.message, **exc.details}}
+    return 0, {"ok": False, "error": exc.body()}
 
 
 def _refuse(code: str) -> Exception:
-    if code == "IDEMPOTENCY_MISMATCH":
-        return HubError(code, "this idempotency_key was used with a different payload")
-    return HubError(code, "a payment with this idempotency_key is still running", retry_after=1000)
+    if code == Code.IDEMPOTENCY_MISMATCH:
+        return DomainError(Code.IDEMPOTENCY_MISMATCH, "this idempotency_key was used with a different payload")
+    return DomainError(Code.IDEMPOTENCY_IN_PROGRESS, "a payment with this idempotency_key is still running",
+                       retry_after=1000)
 
 
 SOCKET: Protocol[dict[str, Any]] = Protocol(keep=_keep_ack, keep_error=_keep_refusal, refuse=_refuse)
@@ -46,25 +47,20 @@ class CheckoutSocket:
         claims = Claims(sub=caller.user, role=caller.role, broadcast=caller.broadcast, name=caller.name, exp=caller.exp)
         key = payload.get("idempotency_key")
         if key is not None and not (isinstance(key, str) and valid_key(key)):
-            raise HubError("VALIDATION", "idempotency_key must be 1 to 255 printable characters", field="idempotency_key")
+            raise DomainError(Code.VALIDATION, "idempotency_key must be 1 to 255 printable characters", field="idempotency_key")
         if key is None:
             return await self._pay(claims, payload)
         answer = await once(self.idem, caller.user, "socket:checkout.pay:" + key, fingerprint("checkout.pay", payload),
                             lambda: self._pay(claims, payload), SOCKET)
         if not isinstance(answer, Replayed):
             return answer
-        if answer.body.get("ok") is False:
-            raise HubError(**answer.body["error"])
+        if answer.body.get("ok") is False:  # the first answer was a refusal: the same one again
+            first = dict(answer.body["error"])
+            raise DomainError(Code(first.pop("code")), first.pop("message", ""), **first)
         return {**answer.body, "replayed": True}
 
     async def _pay(self, claims: Claims, payload: dict) -> dict:
-        try:
-            order = await self.part.pay(claims, payload)
-        except CheckoutError as exc:
-            details = dict(exc.details)
-            if exc.order is not None:
-                details["order"] = order_json(exc.order)
-            raise HubError(exc.code, exc.message, **details) from None
+        order = await self.part.pay(claims, payload)  # CheckoutError: refused with its code (and order)
         return {"order": order_json(order)}
 
     async def snapshot_part(self, caller: Caller) -> dict[str, Any]:

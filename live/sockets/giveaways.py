@@ -7,11 +7,11 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from live.hub.errors import refusals
+from domain import Code, DomainError
+from domain import validate as v
 from live.hub.hub import Hub
-from live.hub.registry import STAFF, Caller, HubError
-from shop import validate as v
-from shop.giveaways import GiveawayError, GiveawayStore, entry_of
+from live.hub.registry import STAFF, Caller
+from shop.giveaways import GiveawayStore, entry_of
 from shop.names import mask
 
 if TYPE_CHECKING:
@@ -33,43 +33,35 @@ class Giveaways:
         self.store = GiveawayStore(hub.redis)
         self._keywords: dict[str, tuple[str, str]] = {}  # broadcast -> (giveaway id, keyword), this node's cache
 
-    async def _call(self, coro: Any) -> Any:
-        try:
-            return await coro
-        except GiveawayError as exc:
-            raise HubError(exc.code, exc.message, **exc.details) from None
-
     async def open(self, caller: Caller, payload: dict) -> dict[str, Any]:
-        with refusals():
-            v.only(payload, {"title", "keyword", "must_watch"})
-            title = v.text(payload, "title", max_len=100)
-            keyword = v.text(payload, "keyword", required=False, max_len=30)
-            if keyword is not None and not _KEYWORD.match(keyword):
-                raise v.Invalid("keyword", "keyword must be one word of 1-30 characters")
-            must_watch = payload.get("must_watch", False)
-            if not isinstance(must_watch, bool):
-                raise v.Invalid("must_watch", "must_watch must be true or false")
-            bc = await self.hub.broadcasts.require(caller.broadcast)
+        v.only(payload, {"title", "keyword", "must_watch"})
+        title = v.text(payload, "title", max_len=100)
+        keyword = v.text(payload, "keyword", required=False, max_len=30)
+        if keyword is not None and not _KEYWORD.match(keyword):
+            raise v.Invalid("keyword", "keyword must be one word of 1-30 characters")
+        must_watch = payload.get("must_watch", False)
+        if not isinstance(must_watch, bool):
+            raise v.Invalid("must_watch", "must_watch must be true or false")
+        bc = await self.hub.broadcasts.require(caller.broadcast)
         if bc.state == "ended":
-            raise HubError("BAD_STATE", "the broadcast has ended", state="ended")
+            raise DomainError(Code.BAD_STATE, "the broadcast has ended", state="ended")
         assert title is not None
-        g = await self._call(self.store.open(caller.broadcast, title, keyword, must_watch))
+        g = await self.store.open(caller.broadcast, title, keyword, must_watch)
         if keyword:
             self._keywords[caller.broadcast] = (g.id, keyword.casefold())
         self.hub.fanout.urgent(caller.broadcast, "giveaway.opened", g.public())
         return {"giveaway": g.public()}
 
     async def _enter(self, caller: Caller, gid: str) -> dict[str, Any]:
-        entered, count = await self._call(self.store.enter(caller.broadcast, gid, caller.user))
+        entered, count = await self.store.enter(caller.broadcast, gid, caller.user)
         if entered:
             self.hub.fanout.level(caller.broadcast, level_key(gid), {"giveaway_id": gid, "entries": count, "v": count})
         return {"giveaway_id": gid, "entry": entry_of(gid, caller.user), "entered": entered, "entries": count}
 
     async def enter(self, caller: Caller, payload: dict) -> dict[str, Any]:
         """One entry per user: a second press answers `entered: false` with the same entry."""
-        with refusals():
-            v.only(payload, {"giveaway_id"})
-            gid = v.ident(payload, "giveaway_id")
+        v.only(payload, {"giveaway_id"})
+        gid = v.ident(payload, "giveaway_id")
         assert gid is not None
         return await self._enter(caller, gid)
 
@@ -87,22 +79,21 @@ class Giveaways:
             return
         try:
             out = await self._enter(caller, gid)
-        except HubError:
+        except DomainError:
             self._keywords.pop(caller.broadcast, None)  # closed meanwhile: look again next time
             return
         if out["entered"]:
             self.hub.fanout.to_user(caller.broadcast, caller.user, "giveaway.entered", out)
 
     async def draw(self, caller: Caller, payload: dict) -> dict[str, Any]:
-        with refusals():
-            v.only(payload, {"giveaway_id"})
-            gid = v.ident(payload, "giveaway_id")
+        v.only(payload, {"giveaway_id"})
+        gid = v.ident(payload, "giveaway_id")
         assert gid is not None
         g = await self.store.get(caller.broadcast, gid)
         if g is None:
-            raise HubError("GIVEAWAY_NOT_FOUND", f"no giveaway {gid!r}")
+            raise DomainError(Code.GIVEAWAY_NOT_FOUND, f"no giveaway {gid!r}")
         eligible = await self.store.watching(caller.broadcast) if g.must_watch else None
-        code, g = await self._call(self.store.draw(caller.broadcast, gid, eligible))
+        code, g = await self.store.draw(caller.broadcast, gid, eligible)
         self._keywords.pop(caller.broadcast, None)
         if code == "OK":
             winner = await self.store.winner_user(caller.broadcast, gid)
@@ -121,12 +112,11 @@ class Giveaways:
         return user
 
     async def cancel(self, caller: Caller, payload: dict) -> dict[str, Any]:
-        with refusals():
-            v.only(payload, {"giveaway_id"})
-            gid = v.ident(payload, "giveaway_id")
+        v.only(payload, {"giveaway_id"})
+        gid = v.ident(payload, "giveaway_id")
         assert gid is not None
         if not await self.store.cancel(caller.broadcast, gid):
-            raise HubError("GIVEAWAY_CLOSED", "only an open giveaway can be cancelled")
+            raise DomainError(Code.GIVEAWAY_CLOSED, "only an open giveaway can be cancelled")
         self._keywords.pop(caller.broadcast, None)
         self.hub.fanout.urgent(caller.broadcast, "giveaway.cancelled", {"giveaway_id": gid})
         return {"giveaway_id": gid}

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from live.errors import ApiError
+from domain import Code, DomainError
 from live.hub.hub import Hub
-from live.hub.registry import EVERYONE, Caller, HubError
+from live.hub.registry import EVERYONE, Caller
 from live.media import metrics
 from live.media.ice import browser_config
 
@@ -38,18 +38,18 @@ def register(node: Node) -> None:
     async def webrtc_offer(caller: Caller, payload: dict) -> dict:
         sdp = payload.get("sdp")
         if not isinstance(sdp, str) or not sdp:
-            raise HubError("VALIDATION", "sdp (the offer, a string) is required", field="sdp")
+            raise DomainError(Code.VALIDATION, "sdp (the offer, a string) is required", field="sdp")
         previous = sessions.pop(caller.sid, None)
         if previous is not None:
             await media.end_play(caller.broadcast, previous)
         try:
             answer = await media.play(caller.broadcast, sdp, caller.user, via="hub", address=_address(hub, caller.sid))
-        except ApiError as exc:
+        except DomainError as exc:
             metrics.REFUSED.labels(exc.code).inc()
-            raise HubError(exc.code, exc.message, **exc.details) from None
+            raise
         if hub.caller(caller.sid) is None:  # the socket left while we negotiated
             await media.end_play(caller.broadcast, answer.session_id)
-            raise HubError("NOT_JOINED", "the socket disconnected")
+            raise DomainError(Code.NOT_JOINED, "the socket disconnected")
         sessions[caller.sid] = answer.session_id
         return {"sdp": answer.sdp, "session_id": answer.session_id}
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from live.hub.errors import refusals
+from domain import Code, DomainError
+from domain import validate as v
 from live.hub.hub import Hub
-from live.hub.registry import EVERYONE, STAFF, Caller, HubError
+from live.hub.registry import EVERYONE, STAFF, Caller
 from live.hub.scheduler import NOT_YET, Scheduler
 from live.periodic import Periodic
-from shop import validate as v
 from shop.names import mask
 from shop.polls import Poll, PollStore
 from shop.quizzes import QuizStore
@@ -53,28 +53,26 @@ class Polls:
             self.hub.fanout.urgent(broadcast, "poll.closed", data)
 
     async def create(self, caller: Caller, payload: dict) -> dict[str, Any]:
-        with refusals():
-            v.only(payload, {"question", "options", "duration_s", "correct"})
-            question = v.text(payload, "question", max_len=200)
-            options = v.string_list(payload, "options", lo=2, hi=6, max_len=100)
-            correct = v.integer(payload, "correct", required=False, lo=0, hi=len(options) - 1)
-            duration_s = v.integer(payload, "duration_s", required=False, lo=MIN_S, hi=MAX_S, default=60)
-            bc = await self.hub.broadcasts.require(caller.broadcast)
-            if bc.state == "ended":
-                raise HubError("BAD_STATE", "the broadcast has ended", state="ended")
-            assert question is not None and duration_s is not None
-            poll = await self.store.create(caller.broadcast, question, options, duration_s * 1000, correct)
+        v.only(payload, {"question", "options", "duration_s", "correct"})
+        question = v.text(payload, "question", max_len=200)
+        options = v.string_list(payload, "options", lo=2, hi=6, max_len=100)
+        correct = v.integer(payload, "correct", required=False, lo=0, hi=len(options) - 1)
+        duration_s = v.integer(payload, "duration_s", required=False, lo=MIN_S, hi=MAX_S, default=60)
+        bc = await self.hub.broadcasts.require(caller.broadcast)
+        if bc.state == "ended":
+            raise DomainError(Code.BAD_STATE, "the broadcast has ended", state="ended")
+        assert question is not None and duration_s is not None
+        poll = await self.store.create(caller.broadcast, question, options, duration_s * 1000, correct)
         await self.timers.add(poll.closes_at, "poll.close", caller.broadcast, poll.id)
         self.hub.fanout.urgent(caller.broadcast, "poll.opened", poll.to_dict())
         return {"poll": poll.to_dict()}
 
     async def close(self, caller: Caller, payload: dict) -> dict[str, Any]:
-        with refusals():
-            poll_id = v.ident(payload, "poll_id")
+        poll_id = v.ident(payload, "poll_id")
         assert poll_id is not None
         code = await self.store.close(caller.broadcast, poll_id)
         if code != "OK":
-            raise HubError(code, "the poll is already closed" if code == "POLL_CLOSED" else f"no poll {poll_id!r}")
+            raise DomainError(Code(code), "the poll is already closed" if code == "POLL_CLOSED" else f"no poll {poll_id!r}")
         await self.timers.cancel("poll.close", caller.broadcast, poll_id)
         await self.announce_close(caller.broadcast, poll_id)
         return {"poll_id": poll_id}
@@ -87,13 +85,12 @@ class Polls:
         return NOT_YET if code == "NOT_YET" else code
 
     async def vote(self, caller: Caller, payload: dict) -> dict[str, Any]:
-        with refusals():
-            poll_id = v.ident(payload, "poll_id")
-            option = v.integer(payload, "option", lo=0, hi=5)
-            assert poll_id is not None and option is not None
-            counted, chosen, tallies = await self.store.vote(caller.broadcast, poll_id, caller.user, option)
+        poll_id = v.ident(payload, "poll_id")
+        option = v.integer(payload, "option", lo=0, hi=5)
+        assert poll_id is not None and option is not None
+        counted, chosen, tallies = await self.store.vote(caller.broadcast, poll_id, caller.user, option)
         if not counted and chosen != option:
-            raise HubError("ALREADY_VOTED", "you already voted in this poll", option=chosen)
+            raise DomainError(Code.ALREADY_VOTED, "you already voted in this poll", option=chosen)
         if counted and await self._quiz(caller.broadcast, poll_id):
             await self.quizzes.remember(caller.broadcast, caller.user, mask(caller.name or caller.user))
         return {"poll_id": poll_id, "option": chosen, "counted": counted, "tallies": tallies}

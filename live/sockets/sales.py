@@ -9,13 +9,13 @@ import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from domain import Code, DomainError
+from domain import validate as v
 from inventory import Inventory, InventoryError, LotSpec, Refusal, Reservation, ReserveResult, StockLevels
 from live.hub import metrics
-from live.hub.errors import refusals
 from live.hub.hub import Hub
-from live.hub.registry import EVERYONE, HOST, Caller, HubError
+from live.hub.registry import EVERYONE, HOST, Caller
 from live.hub.scheduler import NOT_YET, Scheduler
-from shop import validate as v
 from shop.sales import Sale, SaleStore, new_sale_id, selling_now
 
 if TYPE_CHECKING:
@@ -144,11 +144,10 @@ class Sales:
 
     async def sale_of(self, caller: Caller, payload: dict) -> str:
         """The payload's sale id, which must be a sale of the caller's broadcast."""
-        with refusals():
-            sale_id = v.ident(payload, "sale_id")
+        sale_id = v.ident(payload, "sale_id")
         assert sale_id is not None
         if await self.store.broadcast_of(sale_id) != caller.broadcast:
-            raise HubError("SALE_NOT_FOUND", f"no sale {sale_id!r} in this broadcast")
+            raise DomainError(Code.SALE_NOT_FOUND, f"no sale {sale_id!r} in this broadcast")
         return sale_id
 
     async def answer(self, caller: Caller, sale_id: str, res: ReserveResult) -> dict[str, Any]:
@@ -162,39 +161,38 @@ class Sales:
     def ack(res: ReserveResult) -> dict[str, Any]:
         """The ack of an inventory answer, or its refusal raised as a HubError."""
         if not res.ok:
-            code = res.code.value if res.code else "REFUSED"
+            code = Code(res.code.value) if res.code else Code.INTERNAL  # a refusal always names its code
             details: dict[str, Any] = {"levels": levels_dict(res.levels)}
             if res.reservation is not None:
                 details["reservation"] = reservation_dict(res.reservation)
-            raise HubError(code, res.message or code.replace("_", " ").lower(), **details)
+            raise DomainError(code, res.message, **details)
         return {"reservation": reservation_dict(res.reservation), "levels": levels_dict(res.levels)}
 
     # ---- commands ------------------------------------------------------------------------------
 
     async def schedule(self, caller: Caller, payload: dict) -> dict[str, Any]:
         now = self.hub.clock.now_ms()
-        with refusals():
-            v.only(payload, {"product_id", "units", "price", "currency", "limit", "hold_s", "opens_at",
-                             "duration_s", "request_id", "replay"})
-            replay = payload.get("replay")
-            replay = False if replay is None else replay  # null is "not given", like the other fields
-            if not isinstance(replay, bool):
-                raise v.Invalid("replay", "replay must be true or false")
-            product_id = v.ident(payload, "product_id")
-            units = v.integer(payload, "units", lo=1, hi=MAX_UNITS)
-            price = v.integer(payload, "price", required=False)
-            currency = v.currency(payload, required=False)
-            limit = v.integer(payload, "limit", required=False, lo=1, hi=1000, default=1)
-            hold_s = v.integer(payload, "hold_s", required=False, lo=10, hi=MAX_HOLD_S, default=120)
-            opens_at = v.integer(payload, "opens_at", required=False, lo=0, hi=now + MAX_AHEAD_MS, default=now)
-            duration_s = v.integer(payload, "duration_s", required=False, lo=1, hi=7 * 24 * 3600)
-            request_id = v.text(payload, "request_id", required=False, max_len=64)
-            bc = await self.hub.broadcasts.require(caller.broadcast)
+        v.only(payload, {"product_id", "units", "price", "currency", "limit", "hold_s", "opens_at",
+                         "duration_s", "request_id", "replay"})
+        replay = payload.get("replay")
+        replay = False if replay is None else replay  # null is "not given", like the other fields
+        if not isinstance(replay, bool):
+            raise v.Invalid("replay", "replay must be true or false")
+        product_id = v.ident(payload, "product_id")
+        units = v.integer(payload, "units", lo=1, hi=MAX_UNITS)
+        price = v.integer(payload, "price", required=False)
+        currency = v.currency(payload, required=False)
+        limit = v.integer(payload, "limit", required=False, lo=1, hi=1000, default=1)
+        hold_s = v.integer(payload, "hold_s", required=False, lo=10, hi=MAX_HOLD_S, default=120)
+        opens_at = v.integer(payload, "opens_at", required=False, lo=0, hi=now + MAX_AHEAD_MS, default=now)
+        duration_s = v.integer(payload, "duration_s", required=False, lo=1, hi=7 * 24 * 3600)
+        request_id = v.ident(payload, "request_id", required=False)
+        bc = await self.hub.broadcasts.require(caller.broadcast)
         if bc.state == "ended":
-            raise HubError("BAD_STATE", "the broadcast has ended", state="ended")
+            raise DomainError(Code.BAD_STATE, "the broadcast has ended", state="ended")
         product = bc.product(product_id)
         if product is None:
-            raise HubError("PRODUCT_NOT_FOUND", f"no product {product_id!r}", field="product_id")
+            raise DomainError(Code.PRODUCT_NOT_FOUND, f"no product {product_id!r}", field="product_id")
         opens_at = max(opens_at, now)
         closes_at = opens_at + duration_s * 1000 if duration_s else None
         sale = Sale(id=new_sale_id(caller.broadcast, caller.user, request_id), broadcast=caller.broadcast,
@@ -211,8 +209,8 @@ class Sales:
                 per_user_limit=limit, hold_s=hold_s, opens_at_ms=opens_at, closes_at_ms=closes_at))
             levels: StockLevels | None = lot.levels
         except InventoryError as exc:
-            if exc.code != Refusal.LOT_EXISTS:
-                raise HubError("VALIDATION" if exc.code == Refusal.INVALID_REQUEST else exc.code.value, exc.message) from None
+            if exc.refusal != Refusal.LOT_EXISTS:
+                raise DomainError(Code.VALIDATION if exc.refusal == Refusal.INVALID_REQUEST else exc.code, exc.message) from None
             levels = await self.inv.snapshot(sale.id)
         if not await self.store.create(sale):  # a concurrent retry won: answer with its sale
             existing = await self.store.get(sale.id)
@@ -231,22 +229,20 @@ class Sales:
         sale_id = await self.sale_of(caller, payload)
         sale = await self.store.get(sale_id)
         if sale is None or sale.state == "closed":
-            raise HubError("SALE_CLOSED", "the sale is already closed")
+            raise DomainError(Code.SALE_CLOSED, "the sale is already closed")
         try:
             await self.inv.cancel(sale_id)
         except InventoryError as exc:
             log.info("cancel lot %s: %s", sale_id, exc.code)
         code, at = await self.close(sale_id, "cancelled")
         if code != "OK":
-            raise HubError("SALE_CLOSED", "the sale is already closed")
+            raise DomainError(Code.SALE_CLOSED, "the sale is already closed")
         return {"sale_id": sale_id, "at": at}
 
     async def reserve(self, caller: Caller, payload: dict) -> dict[str, Any]:
         sale_id = await self.sale_of(caller, payload)
-        with refusals():
-            qty = v.integer(payload, "qty", required=False, lo=1, hi=1000, default=1)
-            request_id = v.text(payload, "request_id", max_len=64)
-        assert request_id is not None  # required above
+        qty = v.integer(payload, "qty", required=False, lo=1, hi=1000, default=1)
+        request_id = v.ident(payload, "request_id")
         return self.ack(await self.hold(caller, sale_id, qty, request_id))
 
     async def hold(self, caller: Caller, sale_id: str, qty: int, request_id: str) -> ReserveResult:
@@ -273,24 +269,21 @@ class Sales:
 
     async def release(self, caller: Caller, payload: dict) -> dict[str, Any]:
         sale_id = await self.sale_of(caller, payload)
-        with refusals():
-            reservation_id = v.text(payload, "reservation_id", max_len=64)
+        reservation_id = v.text(payload, "reservation_id", max_len=64)
         return await self.answer(caller, sale_id, await self.inv.release(sale_id, reservation_id, caller.user))
 
     async def extend(self, caller: Caller, payload: dict) -> dict[str, Any]:
         sale_id = await self.sale_of(caller, payload)
-        with refusals():
-            reservation_id = v.text(payload, "reservation_id", max_len=64)
+        reservation_id = v.text(payload, "reservation_id", max_len=64)
         return await self.answer(caller, sale_id, await self.inv.extend(sale_id, reservation_id, caller.user))
 
     async def waitlist(self, caller: Caller, payload: dict) -> dict[str, Any]:
         sale_id = await self.sale_of(caller, payload)
-        with refusals():
-            qty = v.integer(payload, "qty", required=False, lo=1, hi=1000, default=1)
+        qty = v.integer(payload, "qty", required=False, lo=1, hi=1000, default=1)
         res = await self.inv.join_waitlist(sale_id, caller.user, qty)
         if not res.ok:
-            code = res.code.value if res.code else "REFUSED"
-            raise HubError(code, res.message or code.replace("_", " ").lower(), levels=levels_dict(res.levels))
+            code = Code(res.code.value) if res.code else Code.INTERNAL  # a refusal always names its code
+            raise DomainError(code, res.message, levels=levels_dict(res.levels))
         return {"position": res.position, "levels": levels_dict(res.levels)}
 
 

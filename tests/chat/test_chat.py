@@ -63,7 +63,7 @@ async def test_content_refusals_change_nothing(chat, redis) -> None:  # type: ig
     assert (await refused(chat.send(BC, ALICE, "you f u c k"))).code == BLOCKED_WORD
     assert (await refused(chat.send(BC, HOST, "ＦＵＣＫ"))).code == BLOCKED_WORD
     err = await refused(chat.send(BC, ALICE, "cheap at bit.ly/x"))
-    assert err.code == LINK_NOT_ALLOWED and err.to_error()["domain"] == "bit.ly"
+    assert err.code == LINK_NOT_ALLOWED and err.body()["domain"] == "bit.ly"
     assert (await refused(chat.send(BC, ALICE, "hi", kind="shout"))).code == VALIDATION
     assert await stream_len(redis) == 0
     await chat.send(BC, HOST, "our shop: https://shop.example/item")  # staff may post links
@@ -99,7 +99,7 @@ async def test_rate_limit_token_bucket_with_retry_after(make_chat, redis) -> Non
         await chat.send(BC, ALICE, f"m{i}")
     err = await refused(chat.send(BC, ALICE, "m3"))
     assert err.code == RATE_LIMITED and 0 < err.retry_after <= 200
-    assert err.to_error()["retry_after"] == err.retry_after
+    assert err.body()["retry_after"] == err.retry_after
     assert await stream_len(redis) == 3
     await chat.send(BC, BOB, "bob has his own bucket")
     await asyncio.sleep(err.retry_after / 1000 + 0.05)
@@ -173,7 +173,7 @@ async def test_ban_persists_across_nodes_until_unban(make_chat) -> None:  # type
     await a.ban(BC, MOD, "bob")
     for node in (a, b):
         err = await refused(node.send(BC, BOB, "hello?"))
-        assert err.code == BANNED and "retry_after" not in err.to_error()
+        assert err.code == BANNED and "retry_after" not in err.body()
     assert await b.is_banned(BC, "bob") and await b.bans(BC) == {"bob": "mod1"}
     await b.send("other-broadcast", BOB, "a ban is per broadcast")
     assert await b.unban(BC, HOST, "bob")

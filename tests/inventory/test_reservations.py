@@ -232,7 +232,7 @@ async def test_read_events_and_constructor_validate_input(inv: Inventory, make_l
     for bad in (dict(after_id="nope"), dict(after_id=5), dict(count=0), dict(count=True), dict(block_ms=-1)):
         with pytest.raises(InventoryError) as e:
             await inv.read_events(lot.lot_id, **bad)
-        assert e.value.code is Refusal.INVALID_REQUEST
+        assert e.value.refusal is Refusal.INVALID_REQUEST
     assert [e.type for e in await inv.read_events(lot.lot_id, after_id="0")] == ["lot_created", "lot_opened"]
     assert await inv.read_events(lot.lot_id, after_id="$", block_ms=10) == []
     for bad in (dict(events_maxlen=0), dict(payment_grace_s=-1), dict(max_extend_s=1.5)):

@@ -462,7 +462,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
             try:
                 lot = self.run(self.inv.adjust_total(self.lot_id, new))
             except Exception as exc:  # InventoryError
-                assert new < m.held + m.sold and exc.code is Refusal.BELOW_COMMITTED  # type: ignore[attr-defined]
+                assert new < m.held + m.sold and exc.refusal is Refusal.BELOW_COMMITTED  # type: ignore[attr-defined]  # InventoryError, caught as Exception
                 return
             assert new >= m.held + m.sold
             m.total, m.available = new, new - m.held - m.sold

@@ -8,7 +8,7 @@ import fractions
 import av
 import pytest
 
-from live.errors import ApiError
+from domain import DomainError
 from live.media import ice
 from live.media.forward import ForwardTrack
 from live.media.frames import EncodedFrame, is_keyframe, packetize
@@ -100,10 +100,10 @@ def test_ice_servers_parse_both_forms():
 
 
 def test_sdp_checks_name_what_is_wrong():
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(DomainError) as exc:
         check_offer("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", publishing=True)
     assert exc.value.code == "INVALID_SDP" and "ICE" in exc.value.message
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(DomainError) as exc:
         check_offer("x" * 70000, publishing=False)
     assert exc.value.status == 413
 

@@ -1,23 +1,43 @@
-"""Field checks shared by socket commands and REST: one `Invalid(field, message)` for both doors.
+"""Field checks shared by every door (socket commands, REST, the domain libraries): one
+`Invalid(field, message)`, a `DomainError` with code `VALIDATION` and the `field` it is about.
 
-Commands turn it into `HubError("VALIDATION", message, field=...)`, REST into a 422 `VALIDATION`."""
+One id rule for the whole product (`ID_RE`, documented in docs/protocol.md "Ids"): 1-64 of
+`[A-Za-z0-9_-]`. Every id Hawker issues fits it (uuid hex, `o_<ULID>`, `r<n>`, `s<hex>`, `a<hex>-w<n>`,
+`token_urlsafe` session ids) and so do the slugs operators choose (`b1`, `demo-sneaker`); nothing
+else may name a thing, a key or a request: no '.', ':', '/', spaces or control characters."""
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from typing import Any, Literal, cast, overload
 
-ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+from domain.errors import Code, DomainError
+
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
+ID_RULE = "1-64 letters, digits, '-' or '_'"
+CURRENCY_RE = re.compile(r"^[A-Z]{3}\Z")
 MAX_MONEY = 10**12
 MAX_TS = 10**13  # ms; year 2286
 
 
-class Invalid(Exception):
+class Invalid(DomainError):
+    """A field that fails its check: `VALIDATION` with `field` on the wire."""
+
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(Code.VALIDATION, message, field=field)
         self.field = field
-        self.message = message
+
+
+def is_id(value: object) -> bool:
+    """The one id rule, for callers that check a value rather than a payload field."""
+    return isinstance(value, str) and ID_RE.match(value) is not None
+
+
+def check_id(value: object, name: str) -> str:
+    """`value` if it is an id, else `Invalid(name)`: the same refusal at every door."""
+    if not is_id(value):
+        raise Invalid(name, f"{name} must be {ID_RULE}")
+    return cast("str", value)
 
 
 _MISSING = object()
@@ -65,9 +85,7 @@ def ident(data: Mapping[str, Any], name: str, *, required: bool = True, default:
     value = _get(data, name, required, default)
     if value is default and not required:
         return cast("str | None", default)  # `is` narrowed it to Any
-    if not isinstance(value, str) or not ID_RE.match(value):
-        raise Invalid(name, f"{name} must be 1-64 letters, digits, '-' or '_'")
-    return value
+    return check_id(value, name)
 
 
 @overload

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 
 import aiohttp
 import pytest
@@ -30,7 +31,7 @@ async def api(url: str, method: str, path: str, tok: str, **kw) -> tuple[int, st
 
 async def sell(url: str, clients, token, sale: str, user: str) -> dict:  # type: ignore[no-untyped-def]  # noqa: F811
     viewer = await clients(url, token("viewer", "b1", user))
-    ack = await viewer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": f"req-{user}"})
+    ack = await viewer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": "req-" + re.sub(r"[^A-Za-z0-9_-]", "_", user)})
     assert ack["ok"], ack
     rid = ack["reservation"]["id"]
     pay = await viewer.call("checkout.pay", {"sale_id": sale, "reservation_id": rid, "card": OK_CARD,

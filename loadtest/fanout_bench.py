@@ -25,20 +25,15 @@ import json
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from typing import Any
 
+from loadtest.localstack import free_port
+
 MODES = ("hub", "stock", "raw")
 ROOM = "bench"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cpu() -> float:
@@ -236,7 +231,7 @@ def run(clients: int, seconds: float, rate: float, procs: int, size: int) -> dic
     redis_bin = shutil.which("redis-server")
     if not redis_bin:
         raise SystemExit("redis-server is needed (the engine publishes its ticks to Redis)")
-    rport, port = _free_port(), _free_port()
+    rport, port = free_port(), free_port()
     redis = subprocess.Popen([redis_bin, "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                              stdout=subprocess.DEVNULL)
     server = _spawn(["--serve", str(port), "--redis", f"redis://127.0.0.1:{rport}/0"])

@@ -44,13 +44,9 @@ import tempfile
 import time
 from typing import Any
 
+from loadtest.localstack import free_port
+
 SECRET = "media-bench-secret-0123456789abcdef"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _token(role: str, broadcast: str, sub: str) -> str:
@@ -151,7 +147,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.tmp = tempfile.mkdtemp(prefix="hawker-media-bench-")
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.workers: list[tuple[Any, Any]] = []
@@ -161,7 +157,7 @@ class Bench:
         print(msg, file=sys.stderr if self.args.json else sys.stdout, flush=True)
 
     def start_redis(self) -> None:
-        redis_port = _free_port()
+        redis_port = free_port()
         redis_bin = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.procs.append(subprocess.Popen(
             [redis_bin, "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", self.tmp],

@@ -72,6 +72,32 @@ async def create_broadcast(url: str, host_token: str, bc: str = "b1") -> dict[st
             return await r.json()
 
 
+async def open_studio(browser: Any, base: str, host_token: str, viewport: dict[str, int] = DESKTOP,
+                      locale: str = "en-US") -> Any:
+    """A fresh page on the host's studio, returned once the page says it is ready."""
+    page = await new_page(browser, viewport, locale)
+    await page.goto(f"{base}/studio#token={host_token}")
+    await page.wait_for_selector("body[data-ready='1']")
+    return page
+
+
+async def open_player(browser: Any, base: str, viewer_token: str, viewport: dict[str, int] = DESKTOP,
+                      locale: str = "en-US", broadcast: str = "b1") -> Any:
+    """A fresh page on the viewer's player of `broadcast`, returned once the page says it is ready."""
+    page = await new_page(browser, viewport, locale)
+    await page.goto(f"{base}/watch/{broadcast}#token={viewer_token}")
+    await page.wait_for_selector("body[data-ready='1']")
+    return page
+
+
+async def start_show(make_server: Callable[..., Any], token: Callable[..., str], **config: Any) -> tuple[Any, str]:
+    """A node (`config` changes its settings) with broadcast b1 of PRODUCTS, and its host's token."""
+    srv = await make_server(**config)
+    host = token("host", "b1", "h1")
+    await create_broadcast(srv.url, host)
+    return srv, host
+
+
 async def until(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
     """Poll an async or sync condition with a generous timeout (the machine is shared and loaded)."""
     deadline = time.monotonic() + timeout

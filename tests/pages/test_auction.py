@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from tests.pages.conftest import create_broadcast, new_page, shot, until
+from tests.pages.conftest import open_player, open_studio, shot, start_show, until
 
 
 async def _text(loc) -> str:  # type: ignore[no-untyped-def]
@@ -15,23 +15,15 @@ async def _text(loc) -> str:  # type: ignore[no-untyped-def]
 
 
 async def _studio(browser, srv, host):  # type: ignore[no-untyped-def]
-    studio = await new_page(browser)
-    await studio.goto(f"{srv.url}/studio#token={host}")
-    await studio.wait_for_selector("body[data-ready='1']")
-    return studio
+    return await open_studio(browser, srv.url, host)
 
 
 async def _viewer(browser, srv, token, sub, locale="en-US"):  # type: ignore[no-untyped-def]
-    page = await new_page(browser, locale=locale)
-    await page.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', sub, name=sub.capitalize() + 'x')}")
-    await page.wait_for_selector("body[data-ready='1']")
-    return page
+    return await open_player(browser, srv.url, token('viewer', 'b1', sub, name=sub.capitalize() + 'x'), locale=locale)
 
 
 async def test_two_viewers_bid_a_late_bid_resets_the_timer_and_the_winner_pays(make_server, browser, token) -> None:
-    srv = await make_server()
-    host = token("host", "b1", "h1")
-    await create_broadcast(srv.url, host)
+    srv, host = await start_show(make_server, token)
     studio = await _studio(browser, srv, host)
     a = await _viewer(browser, srv, token, "ann")
     b = await _viewer(browser, srv, token, "bob", locale="ko-KR")
@@ -95,9 +87,7 @@ async def _ends_after(page, ends: int) -> bool:  # type: ignore[no-untyped-def]
 
 
 async def test_a_giveaway_drawn_in_the_studio_is_verified_with_the_cli(make_server, browser, token) -> None:
-    srv = await make_server()
-    host = token("host", "b1", "h1")
-    await create_broadcast(srv.url, host)
+    srv, host = await start_show(make_server, token)
     studio = await _studio(browser, srv, host)
     viewers = [await _viewer(browser, srv, token, "ann"), await _viewer(browser, srv, token, "bob", locale="ko-KR")]
     await studio.fill("#giveaway-form input[name=title]", "Enamel mug")
@@ -138,9 +128,7 @@ async def _has(loc, text: str) -> bool:  # type: ignore[no-untyped-def]
 
 
 async def test_a_quiz_reveals_its_answer_and_ranks_the_fastest(make_server, browser, token) -> None:
-    srv = await make_server()
-    host = token("host", "b1", "h1")
-    await create_broadcast(srv.url, host)
+    srv, host = await start_show(make_server, token)
     studio = await _studio(browser, srv, host)
     ann, bob = await _viewer(browser, srv, token, "ann"), await _viewer(browser, srv, token, "bob", locale="ko-KR")
     await studio.fill("#quiz-form input[name=question]", "Which is a fruit?")

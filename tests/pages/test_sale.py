@@ -7,7 +7,7 @@ import asyncio
 
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from tests.pages.conftest import create_broadcast, new_page, shot, until
+from tests.pages.conftest import open_player, open_studio, shot, start_show, until
 
 
 async def _text(loc) -> str:  # type: ignore[no-untyped-def]
@@ -15,19 +15,13 @@ async def _text(loc) -> str:  # type: ignore[no-untyped-def]
 
 
 async def test_one_unit_two_buyers_waitlist_reload_checkout(make_server, browser, token) -> None:
-    srv = await make_server()
-    host = token("host", "b1", "h1")
-    await create_broadcast(srv.url, host)
-    studio = await new_page(browser)
-    await studio.goto(f"{srv.url}/studio#token={host}")
-    await studio.wait_for_selector("body[data-ready='1']")
+    srv, host = await start_show(make_server, token)
+    studio = await open_studio(browser, srv.url, host)
     await studio.locator("#products li[data-product='tote'] button").click()  # pin
 
     viewers = []
     for sub in ("v1", "v2"):
-        page = await new_page(browser)
-        await page.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', sub)}")
-        await page.wait_for_selector("body[data-ready='1']")
+        page = await open_player(browser, srv.url, token('viewer', 'b1', sub))
         viewers.append(page)
     a, b = viewers
     await a.wait_for_selector("#buy-card:not([hidden])")  # pinned product card

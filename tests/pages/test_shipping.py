@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 
 from tests.hub.conftest import Client
-from tests.pages.conftest import new_page, shot, until
+from tests.pages.conftest import new_page, open_player, shot, until
 
 
 async def test_korean_shipping_address_in_the_player(make_server, browser, token) -> None:
@@ -21,9 +21,7 @@ async def test_korean_shipping_address_in_the_player(make_server, browser, token
     try:
         assert (await host.call("product.pin", {"product_id": "tote"}))["ok"]
         sale = (await host.call("sale.schedule", {"product_id": "tote", "units": 2, "limit": 1}))["sale"]["id"]
-        page = await new_page(browser, locale="ko-KR")
-        await page.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', 'jiwoo')}")
-        await page.wait_for_selector("body[data-ready='1']")
+        page = await open_player(browser, srv.url, token('viewer', 'b1', 'jiwoo'), locale="ko-KR")
         await page.select_option("#lang", "ko")
         await page.wait_for_selector("#buy:not([disabled])")
         await page.click("#buy")

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.pages.conftest import create_broadcast, new_page
+from tests.pages.conftest import create_broadcast, new_page, start_show
 
 
 def record_requests(page: Any) -> list[tuple[str, str]]:
@@ -18,9 +18,7 @@ def record_requests(page: Any) -> list[tuple[str, str]]:
 
 
 async def test_studio_and_player_links_keep_the_token_out_of_requests_and_referers(make_server, browser, token) -> None:
-    srv = await make_server()
-    host = token("host", "b1", "h1")
-    await create_broadcast(srv.url, host)
+    srv, host = await start_show(make_server, token)
     viewer_tok = token("viewer", "b1", "v1")
     for url, secret, ready in [(f"{srv.url}/studio#token={host}", host, "#studio:not([hidden])"),
                                (f"{srv.url}/watch/b1#token={viewer_tok}", viewer_tok, "body[data-ready='1']"),

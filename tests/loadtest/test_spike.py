@@ -10,7 +10,7 @@ import orjson
 import pytest
 from PIL import Image
 
-from inventory.core import keys_for
+from inventory import keys_for
 from loadtest import audit
 from loadtest.spike import fetch_audit
 from shop.broadcasts import BroadcastStore

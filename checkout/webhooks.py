@@ -5,7 +5,8 @@ node's pending deliveries are claimed by another (XAUTOCLAIM). A failed delivery
 exponential backoff and jitter, at most `max_attempts` times, then dead-lettered where the host
 can see and redeliver it. Every event has a stable id, so receivers can de-duplicate; the body is
 the same bytes on every attempt, and `Hawker-Signature: t=<unix>,v1=<hex hmac-sha256("t.body")>`,
-with the Standard Webhooks headers beside it (checkout/standard_webhooks.py).
+with the Standard Webhooks headers beside it (checkout/standard_webhooks.py); signing and the POST
+itself are checkout/webhook_post.py.
 
 Where a delivery may go is checkout/egress.py's policy, checked at registration and again at every
 delivery on the addresses resolved then; the POST connects to exactly those addresses, follows no
@@ -13,28 +14,26 @@ redirect, and a failure is recorded as a generic code, never the remote's answer
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import random
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 from urllib.parse import urlparse
 
-import aiohttp
-import aiohttp.abc
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from checkout import metrics, standard_webhooks
-from checkout.egress import DELIVERY_FAILED, DESTINATION_REFUSED, REFUSED, EgressPolicy, EgressRefused, Target
+from checkout.egress import DESTINATION_REFUSED, REFUSED, EgressPolicy, EgressRefused
 from checkout.ulid import new_ulid
+from checkout.webhook_post import post, sign, verify
 
 log = logging.getLogger("hawker.webhooks")
+
+__all__ = ["EVENT_TYPES", "Endpoint", "WebhookError", "Webhooks", "sign", "verify"]
 
 EVENT_TYPES = ("order.created", "order.refunded", "reservation.expired", "sale.soldout", "user.erased")
 STREAM = "{webhooks}:deliveries"  # one hash tag: the requeue script runs on Redis Cluster
@@ -69,26 +68,6 @@ class Endpoint:
         return d
 
 
-def sign(secret: str, body: bytes, t: int | None = None) -> str:
-    t = int(time.time()) if t is None else t
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
-def verify(secret: str, body: bytes, header: str, tolerance_s: int = 300, now: int | None = None) -> bool:
-    """What a receiver does: check the HMAC and that the timestamp is recent."""
-    try:
-        parts = dict(p.split("=", 1) for p in header.split(","))
-        t = int(parts["t"])
-    except (ValueError, KeyError):
-        return False
-    now = int(time.time()) if now is None else now
-    if abs(now - t) > tolerance_s:
-        return False
-    expected = sign(secret, body, t).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
-
-
 def _validate_url(url: Any) -> str:
     if not isinstance(url, str) or len(url) > 2000:
         raise WebhookError("VALIDATION", "url must be a string")
@@ -100,26 +79,6 @@ def _validate_url(url: Any) -> str:
     if p.scheme not in ("http", "https") or not p.hostname:
         raise WebhookError("VALIDATION", "url must be an http(s) URL")
     return url
-
-
-class _PinnedResolver(aiohttp.abc.AbstractResolver):
-    """Answers every lookup with the addresses the policy just checked: the connection goes to
-    them, never to what a second DNS query might say (DNS rebinding)."""
-
-    def __init__(self, target: Target) -> None:
-        self.target = target
-
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-                      ) -> list[aiohttp.abc.ResolveResult]:
-        out: list[aiohttp.abc.ResolveResult] = []
-        for a in self.target.addresses:
-            fam = socket.AF_INET6 if ":" in a else socket.AF_INET
-            out.append({"hostname": self.target.host, "host": a, "port": self.target.port, "family": fam,
-                        "proto": 0, "flags": socket.AI_NUMERICHOST})
-        return out
-
-    async def close(self) -> None:
-        return None
 
 
 _REQUEUE = """
@@ -227,7 +186,7 @@ class Webhooks:
         data): the worker then creates its group when it can, instead of failing the node."""
         try:
             await self._ensure_group()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - any Redis failure here only delays the worker, never the node
             log.warning("webhooks: Redis unavailable at start; the worker retries")
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="webhook-worker")
@@ -262,7 +221,7 @@ class Webhooks:
         """The stream or its group vanished (Redis restarted without persistence, or flushed)."""
         try:
             await self._ensure_group()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - Redis still away: the worker's next round tries again
             await asyncio.sleep(1.0)
 
     async def step(self, block_ms: int | None = None) -> int:
@@ -334,22 +293,7 @@ class Webhooks:
             log.warning("webhook %s refused by the egress policy: %s", ep.get("id"), exc.reason)
             metrics.WEBHOOK_DELIVERIES.labels("refused").inc()
             return False, DESTINATION_REFUSED
-        t0 = time.perf_counter()
-        ok = False
-        # one connector per delivery: it knows only the checked addresses, keeps no connection and no DNS cache
-        connector = aiohttp.TCPConnector(resolver=_PinnedResolver(target), use_dns_cache=False, force_close=True)
-        try:
-            async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                                             trust_env=False) as session:
-                async with session.post(ep["url"], data=body, headers=headers, allow_redirects=False) as resp:
-                    await resp.content.read(64 * 1024)  # bounded: nothing of it is kept
-                    ok = 200 <= resp.status < 300
-                    if not ok:
-                        log.info("webhook %s answered HTTP %d", ep.get("id"), resp.status)
-        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
-            log.info("webhook %s delivery failed: %s", ep.get("id"), type(exc).__name__)
-        metrics.WEBHOOK_LATENCY.observe(time.perf_counter() - t0)
-        return ok, "" if ok else DELIVERY_FAILED
+        return await post(target, ep["url"], body, headers, self.timeout_s, str(ep.get("id")))
 
     # ---- dead letters --------------------------------------------------------------------------
 

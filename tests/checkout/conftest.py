@@ -7,7 +7,7 @@ import pytest
 
 from checkout import Checkout, Ledger, PayRequest, SandboxProvider
 from inventory import Inventory, LotSpec
-from tests.checkout.hooks import Receiver, Recorder, serve
+from tests.checkout.hooks import Receiver, Recorder, served
 
 OK_CARD = {"number": "4242 4242 4242 4242", "exp": "12/39", "cvc": "123"}
 DECLINE_CARD = {"number": "4000000000000002", "exp": "12/39", "cvc": "123"}
@@ -59,16 +59,12 @@ def pay_request(lot_id: str, rid: str, user: str = "alice", card=OK_CARD, contac
 @pytest.fixture
 async def receiver():
     """A verifying merchant endpoint (tests/checkout/hooks.py) served for the test."""
-    rec = Receiver()
-    runner, _ = await serve(rec)
-    yield rec
-    await runner.cleanup()
+    async with served(Receiver()) as rec:
+        yield rec
 
 
 @pytest.fixture
 async def recorder():
     """A merchant endpoint that keeps raw requests (tests/checkout/hooks.py) served for the test."""
-    rec = Recorder()
-    runner, _ = await serve(rec)
-    yield rec
-    await runner.cleanup()
+    async with served(Recorder()) as rec:
+        yield rec

@@ -2,7 +2,9 @@
 records what reaches it (Receiver verifies Hawker-Signature, Recorder keeps the raw request)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
 
 import orjson
 from aiohttp import web
@@ -11,6 +13,7 @@ from checkout import verify
 from tests.redis_proc import free_port
 
 SECRET = "whsec_0123456789abcdef"
+E = TypeVar("E", "Receiver", "Recorder")
 
 
 class Receiver:
@@ -70,3 +73,13 @@ async def serve(endpoint: Receiver | Recorder,
     await web.TCPSite(runner, "127.0.0.1", port).start()
     endpoint.url = f"http://127.0.0.1:{port}/hooks"
     return runner, port
+
+
+@asynccontextmanager
+async def served(endpoint: E) -> AsyncIterator[E]:
+    """`endpoint` served (see serve) for the block, then stopped."""
+    runner, _ = await serve(endpoint)
+    try:
+        yield endpoint
+    finally:
+        await runner.cleanup()

@@ -91,7 +91,7 @@ class Inventory:
         existing lot (retries are safe); another spec for an existing id raises LOT_EXISTS; a bad
         spec raises INVALID_REQUEST."""
         check_spec(spec)
-        opt = lambda v: "" if v is None else v  # noqa: E731
+        opt = lambda v: "" if v is None else v  # noqa: E731 - a one-line mapping used only in the call below
         r = await self._run("create_lot", spec.lot_id, spec.sku, spec.total, spec.unit_price, spec.currency,
                             spec.per_user_limit, spec.hold_s, opt(spec.opens_at_ms), opt(spec.closes_at_ms),
                             spec.lot_id)

@@ -340,7 +340,7 @@ class _Writer:
             if self.astream is not None:
                 for packet in self.astream.encode(None):
                     self.out.mux(packet)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a failing encoder flush must not stop finalizing the replay
             log.exception("flushing HLS encoders failed")
         finally:
             self.out.close()

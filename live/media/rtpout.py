@@ -120,7 +120,7 @@ class RtpOutput:
             return
         addr = pair.remote_addr
         # asyncio's fast path, minus checks: its private fields (not in typeshed)
-        sock = transport._sock if not transport._buffer else None  # type: ignore[attr-defined]
+        sock = transport._sock if not transport._buffer else None  # type: ignore[attr-defined]  # asyncio's private fields, not in typeshed
         payloads = frame.payloads()
         if self.batch and sock is not None:
             self._send_batched(frame, payloads, srtp, sock, transport, addr, ntp)
@@ -163,7 +163,7 @@ class RtpOutput:
                       transport: object, addr: tuple[str, int], ntp: int) -> None:
         """One GSO `sendmsg` per run of the frame's packets: each packet is built and protected in
         place in the arena, the slots are contiguous, the kernel cuts them back into datagrams."""
-        session, len_p, srtp_protect, arena, view = srtp._srtp[0], self.len_p, lib.srtp_protect, _ARENA, _ARENA_VIEW  # type: ignore[attr-defined]
+        session, len_p, srtp_protect, arena, view = srtp._srtp[0], self.len_p, lib.srtp_protect, _ARENA, _ARENA_VIEW  # type: ignore[attr-defined]  # aiortc's private SRTP session
         history, head, ext, pt, ssrc = self.history, self.b0, self.ext, self.pt, self.ssrc
         hl = 12 + len(ext)
         last = len(payloads) - 1
@@ -200,7 +200,7 @@ class RtpOutput:
                 self.batches += 1
             except (BlockingIOError, InterruptedError):
                 for o in range(0, total, seg):  # the socket is full: asyncio queues them one by one
-                    transport.sendto(bytes(view[o:min(o + seg, total)]), addr)  # type: ignore[attr-defined]
+                    transport.sendto(bytes(view[o:min(o + seg, total)]), addr)  # type: ignore[attr-defined]  # typeshed's transport type lacks sendto; asyncio's has it
             except OSError as exc:
                 if exc.errno in _GSO_REFUSED:
                     _GSO["ok"] = False  # this kernel/route has no UDP GSO: per-packet sends from now on
@@ -223,7 +223,7 @@ class RtpOutput:
                 sock.sendto(packet, addr)
             except (BlockingIOError, InterruptedError):
                 transport.sendto(bytes(packet), addr)  # type: ignore[attr-defined]  # queued by asyncio
-                sock = None  # type: ignore[assignment]
+                sock = None  # type: ignore[assignment]  # no fast path for the rest of this frame
             except OSError:
                 pass  # ICMP errors etc.
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing as mp
 import os
 import random
 import sys
@@ -34,6 +33,7 @@ import aiohttp
 
 from loadtest.lightclient import LightClient, mint
 from loadtest.localstack import LocalStack
+from loadtest.procs import receive, start_clients
 
 START_PRICE = 100
 RETRYABLE = ("BUSY", "UNAVAILABLE", "RATE_LIMITED", "FLOOD")
@@ -89,7 +89,7 @@ async def _bidders(url: str, secret: str, broadcast: str, auction_id: str, first
                     event = "auction.bid"
                 try:
                     ack = await c.call(event, payload, 30)
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - a bid that got no answer is counted, not fatal
                     ack = {"ok": False, "error": {"code": "NO_ANSWER"}}
                 dt = time.perf_counter() - t0
                 latencies.append(dt * 1000)
@@ -200,7 +200,8 @@ async def _host(url: str, token: str, event: str, payload: dict[str, Any]) -> di
         await c.close()
     if not ack.get("ok"):
         raise RuntimeError(f"{event} refused: {ack}")
-    return ack  # type: ignore[no-any-return]
+    answer: dict[str, Any] = ack
+    return answer
 
 
 def run(url: str, secret: str, bidders: int, seconds: int, processes: int, rate: float,
@@ -213,22 +214,9 @@ def run(url: str, secret: str, bidders: int, seconds: int, processes: int, rate:
         "product_id": "p1", "start_price": START_PRICE, "duration_s": seconds, "sudden_death": True,
         "request_id": uuid.uuid4().hex}))["auction"]
     auction_id, table = created["auction_id"], created["increments"]
-    ctx = mp.get_context("spawn")
-    shares = [bidders // processes + (1 if i < bidders % processes else 0) for i in range(processes)]
-    pipes, procs, first, connected = [], [], 0, 0
-    for share in shares:
-        parent, child = ctx.Pipe()
-        p = ctx.Process(target=_client_process, args=(url, secret, broadcast, auction_id, first, share, rate,
-                                                      proxy_every, child), daemon=True)
-        p.start()
-        pipes.append(parent)
-        procs.append(p)
-        first += share
-    for pipe in pipes:
-        kind, value = pipe.recv()
-        if kind == "error":
-            raise RuntimeError(f"client process failed: {value}")
-        connected += value
+    pipes, procs, connected = start_clients(
+        _client_process, lambda first, count: (url, secret, broadcast, auction_id, first, count, rate, proxy_every),
+        bidders, processes)
     started = asyncio.run(_host(url, host, "auction.start", {"auction_id": auction_id}))["auction"]
     t0, server0, redis0 = time.monotonic(), _cpu_s(server_pid), _cpu_s(redis_pid)
     clients0 = sum(_cpu_s(p.pid) for p in procs)
@@ -247,14 +235,12 @@ def run(url: str, secret: str, bidders: int, seconds: int, processes: int, rate:
            "redis_cpu_pct": round(100 * redis_cpu / wall, 1) if redis_pid else -1.0,
            "clients_cpu_pct": round(100 * (sum(_cpu_s(p.pid) for p in procs) - clients0) / wall, 1)}
     for pipe in pipes:
-        kind, value = pipe.recv()
-        if kind == "error":
-            raise RuntimeError(f"client process failed: {value}")
-        accepted += [tuple(x) for x in value["accepted"]]  # type: ignore[misc]
+        value = receive(pipe)
+        accepted += [tuple(x) for x in value["accepted"]]  # type: ignore[misc]  # JSON arrays from the pipe, in the tuple's order
         latencies += value["latencies"]
         for k, n in value["codes"].items():
             codes[k] = codes.get(k, 0) + n
-        holds += [tuple(h) for h in value["holds"]]  # type: ignore[misc]
+        holds += [tuple(h) for h in value["holds"]]  # type: ignore[misc]  # JSON arrays from the pipe, in the tuple's order
         won += value["won"]
         won_count += value["won_count"]
     for p in procs:

@@ -216,8 +216,9 @@ def _spawn(args: list[str]) -> subprocess.Popen:
 
 def _wait_line(p: subprocess.Popen, want: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
+    assert p.stdout is not None  # started with stdout=PIPE
     while time.monotonic() < deadline:
-        line = p.stdout.readline()  # type: ignore[union-attr]
+        line = p.stdout.readline()
         if not line:
             raise RuntimeError(f"process exited before {want!r}")
         if line.startswith(want) or (want == "{" and line.startswith("{")):
@@ -250,8 +251,9 @@ def run(clients: int, seconds: float, rate: float, procs: int, size: int) -> dic
                 ph = json.loads(resp.read())
             received, lat = 0, []
             for cp in cps:
-                cp.stdin.write("STOP\n")  # type: ignore[union-attr]
-                cp.stdin.flush()  # type: ignore[union-attr]
+                assert cp.stdin is not None  # started with stdin=PIPE
+                cp.stdin.write("STOP\n")
+                cp.stdin.flush()
                 r = json.loads(_wait_line(cp, "{", 60))
                 received += r["received"]
                 lat += r["lat"]

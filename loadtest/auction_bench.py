@@ -25,7 +25,6 @@ import os
 import random
 import sys
 import time
-import urllib.request
 import uuid
 from typing import Any
 
@@ -33,6 +32,7 @@ import aiohttp
 
 from loadtest.lightclient import LightClient, mint
 from loadtest.localstack import LocalStack
+from loadtest.measure import http_json, pct
 from loadtest.procs import receive, start_clients
 
 START_PRICE = 100
@@ -177,21 +177,6 @@ def _cpu_s(pid: int | None) -> float:
         return 0.0
 
 
-def _http(method: str, url: str, token: str, body: Any = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read() or b"null")
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
-
-
 async def _host(url: str, token: str, event: str, payload: dict[str, Any]) -> dict[str, Any]:
     async with aiohttp.ClientSession() as session:
         c = await LightClient.connect(session, url, token, "json")
@@ -208,7 +193,7 @@ def run(url: str, secret: str, bidders: int, seconds: int, processes: int, rate:
         proxy_every: int, server_pid: int | None = None, redis_pid: int | None = None) -> dict[str, Any]:
     broadcast = f"auction{bidders}-{uuid.uuid4().hex[:6]}"
     host = mint(secret, sub="auction-host", role="host", broadcast=broadcast)
-    _http("POST", url + "/api/broadcasts", host, {"id": broadcast, "title": "Auction bench", "products": [
+    http_json("POST", url + "/api/broadcasts", host, {"id": broadcast, "title": "Auction bench", "products": [
         {"id": "p1", "title": "Vintage camera", "price": 99000, "currency": "KRW"}]})
     created = asyncio.run(_host(url, host, "auction.create", {
         "product_id": "p1", "start_price": START_PRICE, "duration_s": seconds, "sudden_death": True,
@@ -247,7 +232,7 @@ def run(url: str, secret: str, bidders: int, seconds: int, processes: int, rate:
         p.join(10)
     ends_at = started["ends_at"]
     winner, price, wrong = replay(accepted, table, START_PRICE)
-    audit = _http("GET", f"{url}/api/auctions/{auction_id}/audit",
+    audit = http_json("GET", f"{url}/api/auctions/{auction_id}/audit",
                   mint(secret, sub="auditor", role="viewer", broadcast=broadcast))
     late = sum(1 for a in accepted if a[4] >= ends_at)
     ats = sorted(a[4] for a in accepted)
@@ -258,7 +243,7 @@ def run(url: str, secret: str, bidders: int, seconds: int, processes: int, rate:
     return {
         "bidders": bidders, "connected": connected, "seconds": seconds, "rate_per_bidder": rate,
         "accepted": len(accepted), "bids_per_s": round(len(accepted) / window_s, 1),
-        "p50_ms": round(_pct(latencies, 0.50), 1), "p99_ms": round(_pct(latencies, 0.99), 1),
+        "p50_ms": round(pct(latencies, 0.50), 1), "p99_ms": round(pct(latencies, 0.99), 1),
         "max_ms": round(max(latencies, default=0.0), 1), "codes": codes, "price": price,
         "winner_ok": bool(hold_ok and won_ok and audit_ok and wrong == 0), "acks_disagreeing": wrong,
         "holds": len(holds), "won_heard_by": won_count, "audit_ok": audit["audit"]["ok"],

@@ -35,6 +35,7 @@ import aiohttp
 from loadtest.burst_clients import RETRYABLE, client_process
 from loadtest.lightclient import LightClient, mint
 from loadtest.localstack import LocalStack
+from loadtest.measure import http_json, pct
 from loadtest.procs import receive, start_clients
 from loadtest.promtext import histogram_quantile, parse_metrics
 
@@ -70,21 +71,6 @@ class RunReport:
     @property
     def internal(self) -> int:
         return self.final.get("INTERNAL", 0) + self.first.get("INTERNAL", 0)
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
-
-
-def _http(method: str, url: str, token: str, body: Any = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read() or b"null")
 
 
 def _metrics(url: str, token: str | None) -> dict[str, Any]:
@@ -145,7 +131,7 @@ def run_one(url: str, secret: str, buyers: int, units: int, processes: int, serv
             outage_s: float = 0.0) -> RunReport:
     broadcast = f"burst{buyers}-{uuid.uuid4().hex[:6]}"
     host = mint(secret, sub="burst-host", role="host", broadcast=broadcast)
-    _http("POST", url + "/api/broadcasts", host, {"id": broadcast, "title": f"Burst {buyers}", "products": [
+    http_json("POST", url + "/api/broadcasts", host, {"id": broadcast, "title": f"Burst {buyers}", "products": [
         {"id": "p1", "title": "Limited sneaker", "price": 99000, "currency": "KRW"}]})
     report = RunReport(buyers, units, outage_s=outage_s)
     pipes, procs, report.connected = start_clients(
@@ -201,9 +187,9 @@ def run_one(url: str, secret: str, buyers: int, units: int, processes: int, serv
     report.generator_cpu_pct_max = round(max((r["generator_cpu_pct"] for r in results), default=0.0), 1)
     report.partial_snapshots = sum(r["partial_snapshot"] for r in results)
     lat = [r["ms_from_open"] for r in answered if r["final"] != "NONE"]
-    report.p50_ms, report.p99_ms = round(_pct(lat, 0.50), 1), round(_pct(lat, 0.99), 1)
+    report.p50_ms, report.p99_ms = round(pct(lat, 0.50), 1), round(pct(lat, 0.99), 1)
     report.max_ms = round(max(lat, default=0.0), 1)
-    audit = _http("GET", url + f"/api/sales/{sale_id}/audit", host)
+    audit = http_json("GET", url + f"/api/sales/{sale_id}/audit", host)
     levels = audit["levels"]
     sold_or_held = levels["held"] + levels["sold"]
     report.oversold = max(0, sold_or_held - units) + max(0, report.holds - units)

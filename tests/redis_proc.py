@@ -233,7 +233,7 @@ class RedisSentinelProcess:
         import redis
 
         try:
-            with redis.Redis(port=self.master.port) as m:  # type: ignore[union-attr]
+            with redis.Redis(port=self.master.port) as m:
                 info = m.info("replication")
                 online = [k for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)
                           and v.get("state") == "online"]

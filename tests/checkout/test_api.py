@@ -16,14 +16,14 @@ from tests.waiting import wait_for as wait_until
 
 
 @pytest.fixture
-def config(config):  # type: ignore[no-untyped-def]
+def config(config):
     """These tests' merchant receivers listen on loopback over plain http: a development server's
     settings (HAWKER_WEBHOOK_ALLOW_PRIVATE=1, HAWKER_WEBHOOK_HTTP_HOSTS=127.0.0.1)."""
     return config.with_(webhook_allow_private=True, webhook_http_hosts="127.0.0.1")
 
 
 @pytest.fixture
-async def shop(redis, server, token, clients):  # noqa: F811
+async def shop(redis, server, token, clients):  # noqa: F811 - the fixture imported above
     """A running node, broadcast b1 with an open sale of 2 units (limit 1), a host socket."""
     await BroadcastStore(redis).ensure("b1", title="Drop", host="h1", products=PRODUCTS)
     host = await clients(server.url, token("host", "b1", "h1"))
@@ -32,7 +32,7 @@ async def shop(redis, server, token, clients):  # noqa: F811
     return {"server": server, "sale": ack["sale"]["id"], "host": host}
 
 
-async def hold_for(shop, clients, token, user: str) -> str:  # noqa: F811
+async def hold_for(shop, clients, token, user: str) -> str:  # noqa: F811 - the fixture imported above
     viewer = await clients(shop["server"].url, token("viewer", "b1", user))
     ack = await viewer.call("sale.reserve", {"sale_id": shop["sale"], "qty": 1, "request_id": f"req-{user}"})
     assert ack["ok"], ack
@@ -58,7 +58,7 @@ def body(sale: str, rid: str, card=OK_CARD) -> dict:
     return {"sale_id": sale, "reservation_id": rid, "card": card, "contact": CONTACT}
 
 
-async def test_rest_checkout_and_orders(shop, clients, token):  # noqa: F811
+async def test_rest_checkout_and_orders(shop, clients, token):  # noqa: F811 - the fixture imported above
     url, sale = shop["server"].url, shop["sale"]
     rid = await hold_for(shop, clients, token, "alice")
     status, data = await post(url, token("viewer", "b1", "alice"), body(sale, rid))
@@ -79,7 +79,7 @@ async def test_rest_checkout_and_orders(shop, clients, token):  # noqa: F811
     assert 'hawker_revenue_minor_units_total{currency="KRW"}' in text
 
 
-async def test_idempotency_key_semantics(shop, clients, token):  # noqa: F811
+async def test_idempotency_key_semantics(shop, clients, token):  # noqa: F811 - the fixture imported above
     url, sale = shop["server"].url, shop["sale"]
     rid = await hold_for(shop, clients, token, "alice")
     tok = token("viewer", "b1", "alice")
@@ -105,7 +105,7 @@ async def test_idempotency_key_semantics(shop, clients, token):  # noqa: F811
     assert orders["count"] == 1
 
 
-async def test_missing_key_and_bad_bodies(shop, clients, token):  # noqa: F811
+async def test_missing_key_and_bad_bodies(shop, clients, token):  # noqa: F811 - the fixture imported above
     url, sale = shop["server"].url, shop["sale"]
     rid = await hold_for(shop, clients, token, "alice")
     tok = token("viewer", "b1", "alice")
@@ -137,7 +137,7 @@ async def test_missing_key_and_bad_bodies(shop, clients, token):  # noqa: F811
     assert [(r["id"], r["state"]) for r in audit["reservations"]] == [(rid, "HELD")]
 
 
-async def test_socket_checkout_pay_and_decline(shop, clients, token):  # noqa: F811
+async def test_socket_checkout_pay_and_decline(shop, clients, token):  # noqa: F811 - the fixture imported above
     sale = shop["sale"]
     viewer = await clients(shop["server"].url, token("viewer", "b1", "carol"))
     ack = await viewer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": "r1"})
@@ -154,7 +154,7 @@ async def test_socket_checkout_pay_and_decline(shop, clients, token):  # noqa: F
     assert bad["ok"] is False and bad["error"]["code"] == "VALIDATION"
 
 
-async def test_audit_endpoint(shop, clients, token):  # noqa: F811
+async def test_audit_endpoint(shop, clients, token):  # noqa: F811 - the fixture imported above
     url, sale = shop["server"].url, shop["sale"]
     rid = await hold_for(shop, clients, token, "alice")
     await post(url, token("viewer", "b1", "alice"), body(sale, rid))
@@ -170,7 +170,7 @@ async def test_audit_endpoint(shop, clients, token):  # noqa: F811
     assert audit["inventory_audit"]["ok"] is True and audit["server_time"] > 0
 
 
-async def test_webhooks_through_the_app(shop, clients, token, redis, receiver):  # noqa: F811
+async def test_webhooks_through_the_app(shop, clients, token, redis, receiver):  # noqa: F811 - the fixture imported above
     """Register over REST; a paid order, a sell-out and an expired hold each reach the merchant, signed."""
     rec = receiver
     url, sale, host_tok = shop["server"].url, shop["sale"], token("host", "b1", "h1")
@@ -196,7 +196,7 @@ async def test_webhooks_through_the_app(shop, clients, token, redis, receiver): 
     assert rec.bad_signatures == 0
 
 
-async def test_an_expired_hold_reaches_the_merchant_once(shop, clients, token, receiver):  # noqa: F811
+async def test_an_expired_hold_reaches_the_merchant_once(shop, clients, token, receiver):  # noqa: F811 - the fixture imported above
     """A hold nobody pays for expires (on the hub's stock watcher) and becomes reservation.expired."""
     rec = receiver
     url, host_tok = shop["server"].url, token("host", "b1", "h1")
@@ -216,7 +216,7 @@ async def test_an_expired_hold_reaches_the_merchant_once(shop, clients, token, r
     assert event["data"]["user"] == "dave" and event["data"]["qty"] == 1 and rec.bad_signatures == 0
 
 
-async def test_host_refund_of_a_paid_order(shop, clients, token):  # noqa: F811
+async def test_host_refund_of_a_paid_order(shop, clients, token):  # noqa: F811 - the fixture imported above
     url, sale = shop["server"].url, shop["sale"]
     rid = await hold_for(shop, clients, token, "alice")
     status, data = await post(url, token("viewer", "b1", "alice"), body(sale, rid))

@@ -44,7 +44,7 @@ def test_classifier_lets_public_addresses_through(address: str) -> None:
     assert classify(address) is None
 
 
-def fixed(table: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+def fixed(table: dict[str, list[str]]):
     """A resolver the test controls: host -> addresses (change the dict to play DNS rebinding)."""
     calls: list[str] = []
 
@@ -54,7 +54,7 @@ def fixed(table: dict[str, list[str]]):  # type: ignore[no-untyped-def]
             raise OSError("no such host")
         return list(table[host])
 
-    lookup.calls = calls  # type: ignore[attr-defined]
+    lookup.calls = calls
     return lookup
 
 
@@ -132,7 +132,7 @@ async def test_rebinding_at_delivery_is_refused_and_nothing_reaches_the_internal
         await runner.cleanup()
     assert rec.attempts == 0
     assert dead["error"] == DESTINATION_REFUSED and dead["attempt"] == 2
-    assert policy.lookup.calls.count("hooks.shop.example") >= 3  # registration + every delivery  # type: ignore[attr-defined]
+    assert policy.lookup.calls.count("hooks.shop.example") >= 3  # registration + every delivery
 
 
 async def test_delivery_connects_to_the_checked_address_not_a_second_lookup(redis) -> None:

@@ -66,12 +66,12 @@ class LostRequestProvider(SandboxProvider):
     """The first charge times out before the provider recorded anything; it lands late, after the
     checkout already asked for its status - the worst case a real provider can produce."""
 
-    def __init__(self, redis) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, redis) -> None:
         super().__init__(redis)
         self.keys: list[str] = []
         self.late: dict | None = None
 
-    async def charge(self, **kw):  # type: ignore[override]
+    async def charge(self, **kw):
         self.keys.append(kw["key"])
         if self.late is None:
             self.late = kw
@@ -136,7 +136,7 @@ async def test_two_buyers_racing_for_the_last_unit_make_one_order(checkout, inv,
 class SlowProvider(SandboxProvider):
     """A provider that takes longer to charge than the hold lasts."""
 
-    async def charge(self, **kw):  # type: ignore[override]
+    async def charge(self, **kw):
         await asyncio.sleep(2.5)
         return await super().charge(**kw)
 
@@ -178,7 +178,7 @@ class Crash(Exception):
 class CrashingCheckout(Checkout):
     """Dies right after the provider charged, before confirming (a node killed mid-payment)."""
 
-    async def _settle(self, *a, **kw):  # type: ignore[override]
+    async def _settle(self, *a, **kw):
         raise Crash()
 
 
@@ -207,7 +207,7 @@ async def test_crash_between_charge_and_confirm_is_refunded_by_recovery(redis, m
 
 async def test_crash_before_any_charge_is_aborted_by_recovery(redis, inv, make_lot, hold):
     class CrashBeforeCharge(SandboxProvider):
-        async def charge(self, **kw):  # type: ignore[override]
+        async def charge(self, **kw):
             raise Crash()
 
     lot = await make_lot()

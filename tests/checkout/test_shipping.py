@@ -19,11 +19,11 @@ US = {"name": "Jiwoo Park", "phone": "+1 415 555 0100", "country": "us", "line1"
 
 
 @pytest.fixture
-def config(config):  # type: ignore[no-untyped-def]
+def config(config):
     return config.with_(webhook_allow_private=True, webhook_http_hosts="127.0.0.1")
 
 
-def _field(data, required=True) -> str:  # type: ignore[no-untyped-def]
+def _field(data, required=True) -> str:
     with pytest.raises(ShippingInvalid) as exc:
         validate_shipping(data, required=required)
     return exc.value.field
@@ -68,7 +68,7 @@ async def test_a_shipped_product_needs_an_address_and_the_order_and_webhook_carr
                              headers={"Authorization": f"Bearer {token('host', 'b1', 'h1')}"}) as r:
             assert r.status == 201
 
-        async def pay(sale: str, rid: str, key: str, **extra) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+        async def pay(sale: str, rid: str, key: str, **extra) -> tuple[int, dict]:
             async with http.post(server.url + "/api/checkout", headers={"Authorization": f"Bearer {vtok}", "Idempotency-Key": key},
                                  json={"sale_id": sale, "reservation_id": rid, "card": OK_CARD, "contact": CONTACT, **extra}) as r:
                 return r.status, await r.json()

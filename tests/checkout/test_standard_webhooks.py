@@ -59,7 +59,7 @@ async def test_deliveries_verify_with_standard_webhooks(redis, recorder, secret,
         assert str(int(headers["webhook-timestamp"])) == headers["Hawker-Signature"].split(",")[0][2:]
         with pytest.raises(Exception):  # noqa: B017 - the library's WebhookVerificationError, or ours
             spec_verify(key, body.replace(b"12900", b"1"), headers)
-        with pytest.raises(Exception):  # noqa: B017
+        with pytest.raises(Exception):  # noqa: B017 - the library's WebhookVerificationError, or ours
             spec_verify(b"another key", body, headers)
 
 

@@ -17,7 +17,7 @@ from tests.waiting import wait_for as wait_until
 DEV_POLICY = EgressPolicy.from_settings(allow_private=True, http_hosts="127.0.0.1")
 
 
-def hooks(redis, name: str, **kw) -> Webhooks:  # type: ignore[no-untyped-def]
+def hooks(redis, name: str, **kw) -> Webhooks:
     kw.setdefault("policy", DEV_POLICY)
     return Webhooks(redis, consumer=name, base_delay_s=0.1, max_delay_s=0.5, poll_ms=50, **kw)
 

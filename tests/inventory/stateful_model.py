@@ -115,7 +115,7 @@ class MachineBase(RuleBasedStateMachine):
         self.model: Model | None = None
         self.t0 = 0
 
-    def run(self, coro):  # type: ignore[no-untyped-def]
+    def run(self, coro):
         return self.loop.run_until_complete(coro)
 
     def teardown(self) -> None:
@@ -139,7 +139,7 @@ class MachineBase(RuleBasedStateMachine):
                 return t0
             time.sleep((max(soon) - t0 + 5) / 1000)
 
-    def check_new(self, got, rid: str, t0: int) -> None:  # type: ignore[no-untyped-def]
+    def check_new(self, got, rid: str, t0: int) -> None:
         """A hold the model just created: take Redis's exact expiry after bounding it."""
         assert self.model is not None
         m = self.model.res[rid]

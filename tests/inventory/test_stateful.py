@@ -85,7 +85,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
             """Same as reserve: a second rule so reserving is drawn more often."""
             self.reserve(user, qty, req)
 
-        def on_reservation(self, name: str, rid: str, who: str | None, call):  # type: ignore[no-untyped-def]
+        def on_reservation(self, name: str, rid: str, who: str | None, call):
             """Common part of ops on one reservation: unknown, owner, lazy expiry; returns the
             reservation when the op proper should be modelled, else None (result checked here)."""
             m = self.model
@@ -316,7 +316,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
             try:
                 lot = self.run(self.inv.adjust_total(self.lot_id, new))
             except Exception as exc:  # InventoryError
-                assert new < m.held + m.sold and exc.code is Refusal.BELOW_COMMITTED  # type: ignore[attr-defined]
+                assert new < m.held + m.sold and exc.code is Refusal.BELOW_COMMITTED
                 return
             assert new >= m.held + m.sold
             m.total, m.available = new, new - m.held - m.sold

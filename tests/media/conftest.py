@@ -25,7 +25,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def media_server(make_server, media_ip, tmp_path):  # type: ignore[no-untyped-def]
+async def media_server(make_server, media_ip, tmp_path):
     return await make_server(media_dir=str(tmp_path / "media"))
 
 

@@ -9,7 +9,7 @@ from tests.media.conftest import wait_for
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 
-def _video_frames_sent(session) -> int:  # type: ignore[no-untyped-def]
+def _video_frames_sent(session) -> int:
     direct = sum(o.frames for o in session.outputs if o.kind == "video")
     return direct + (session.video.sent if session.video is not None else 0)
 

@@ -25,7 +25,7 @@ async def _offer(kind: str = "publish") -> str:
     return sdp
 
 
-async def _error(resp) -> str:  # type: ignore[no-untyped-def]
+async def _error(resp) -> str:
     assert resp.headers["Content-Type"].startswith("application/json")
     return (await resp.json())["error"]["code"]
 

@@ -56,8 +56,8 @@ async def new_page(browser: Any, viewport: dict[str, int] = DESKTOP, locale: str
     """A fresh context (own storage, so its own guest identity) and page; console errors are kept."""
     ctx = await browser.new_context(viewport=viewport, locale=locale, permissions=["camera", "microphone"])
     page = await ctx.new_page()
-    page.errors = []  # type: ignore[attr-defined]
-    page.logs = []  # type: ignore[attr-defined]
+    page.errors = []
+    page.logs = []
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     page.on("console", lambda m: page.logs.append(f"{m.type}: {m.text}"))
     page.set_default_timeout(30_000)

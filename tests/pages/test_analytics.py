@@ -15,7 +15,7 @@ from tests.hub.conftest import Client
 from tests.pages.conftest import new_page, open_studio, shot, start_show, until
 
 
-async def _three_orders(url: str, token) -> tuple[list[Client], str]:  # type: ignore[no-untyped-def]
+async def _three_orders(url: str, token) -> tuple[list[Client], str]:
     """A sale of the tote (19 000 KRW), three viewers who each reserve one and pay: 57 000 KRW."""
     host = await Client().connect(url, token("host", "b1", "h1"))
     ack = await host.call("sale.schedule", {"product_id": "tote", "units": 5, "limit": 1, "hold_s": 60})
@@ -115,9 +115,9 @@ async def test_report_page_charts_funnel_sales_and_csv(make_server, browser, tok
         await _close(made)
 
 
-async def _text_is(page, sel: str, want: str) -> bool:  # type: ignore[no-untyped-def]
+async def _text_is(page, sel: str, want: str) -> bool:
     return (await page.locator(sel).text_content() or "").strip() == want
 
 
-async def _text_has(page, sel: str, want: str) -> bool:  # type: ignore[no-untyped-def]
+async def _text_has(page, sel: str, want: str) -> bool:
     return want in (await page.locator(sel).text_content() or "")

@@ -10,15 +10,15 @@ import sys
 from tests.pages.conftest import open_player, open_studio, shot, start_show, until
 
 
-async def _text(loc) -> str:  # type: ignore[no-untyped-def]
+async def _text(loc) -> str:
     return (await loc.text_content()) or ""
 
 
-async def _studio(browser, srv, host):  # type: ignore[no-untyped-def]
+async def _studio(browser, srv, host):
     return await open_studio(browser, srv.url, host)
 
 
-async def _viewer(browser, srv, token, sub, locale="en-US"):  # type: ignore[no-untyped-def]
+async def _viewer(browser, srv, token, sub, locale="en-US"):
     return await open_player(browser, srv.url, token('viewer', 'b1', sub, name=sub.capitalize() + 'x'), locale=locale)
 
 
@@ -76,12 +76,12 @@ async def test_two_viewers_bid_a_late_bid_resets_the_timer_and_the_winner_pays(m
         assert page.errors == [], page.errors
 
 
-async def _left_below(page, ms: int) -> bool:  # type: ignore[no-untyped-def]
+async def _left_below(page, ms: int) -> bool:
     left = await page.locator("#auction-timer").get_attribute("data-left-ms")
     return left is not None and 0 < int(left) < ms
 
 
-async def _ends_after(page, ends: int) -> bool:  # type: ignore[no-untyped-def]
+async def _ends_after(page, ends: int) -> bool:
     v = await page.locator("#auction-timer").get_attribute("data-ends-at")
     return v is not None and int(v) > ends
 
@@ -123,7 +123,7 @@ async def test_a_giveaway_drawn_in_the_studio_is_verified_with_the_cli(make_serv
         assert page.errors == [], page.errors
 
 
-async def _has(loc, text: str) -> bool:  # type: ignore[no-untyped-def]
+async def _has(loc, text: str) -> bool:
     return text in ((await loc.text_content()) or "")
 
 

@@ -46,5 +46,5 @@ async def test_poll_vote_moves_host_bars(make_server, browser, token) -> None:
     assert await viewer.locator("#poll-options button[data-option='1']").get_attribute("aria-pressed") == "true"
 
 
-async def _eq(coro, want):  # type: ignore[no-untyped-def]
+async def _eq(coro, want):
     return (await coro) == want

@@ -20,7 +20,7 @@ async def test_web_component_on_a_merchant_page(make_server, browser, token) -> 
     await runner.setup()
     site = web.TCPSite(runner, "localhost", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = site._server.sockets[0].getsockname()[1]
     srv = await make_server(embed_origins=f"http://localhost:{port}")  # the shop may frame the player
     await create_broadcast(srv.url, token("host", "b1", "h1"))
     viewer_token = token("viewer", "b1", "shopper-7", name="Shopper")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from tests.pages.conftest import new_page, open_studio, start_show, until
 
 
-async def _has(loc, text: str) -> bool:  # type: ignore[no-untyped-def]
+async def _has(loc, text: str) -> bool:
     return text in ((await loc.text_content()) or "")
 
 
-async def _send(page, text: str) -> None:  # type: ignore[no-untyped-def]
+async def _send(page, text: str) -> None:
     await page.fill("#chat-input", text)
     await page.press("#chat-input", "Enter")
 

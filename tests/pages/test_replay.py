@@ -54,11 +54,11 @@ def record(run_dir: Path, base_ms: int) -> None:
     (run_dir.parent / "current").write_text(run_dir.name)
 
 
-async def _chat_texts(page) -> list[str]:  # type: ignore[no-untyped-def]
+async def _chat_texts(page) -> list[str]:
     return [t.strip() for t in await page.locator("#chat-list li .text").all_text_contents()]
 
 
-async def _seek(page, t: float) -> None:  # type: ignore[no-untyped-def]
+async def _seek(page, t: float) -> None:
     await page.evaluate("""(t) => new Promise((res) => { const v = document.querySelector('#video');
         v.pause(); v.addEventListener('seeked', () => res(), { once: true }); v.currentTime = t; })""", t)
 
@@ -131,9 +131,9 @@ async def test_replay_chat_sync_chapters_and_buy(make_server, browser, token, tm
                 await c.sio.disconnect()
 
 
-async def _texts_are(page, want: list[str]) -> bool:  # type: ignore[no-untyped-def]
+async def _texts_are(page, want: list[str]) -> bool:
     return await _chat_texts(page) == want
 
 
-async def _has(page, sel: str, want: str) -> bool:  # type: ignore[no-untyped-def]
+async def _has(page, sel: str, want: str) -> bool:
     return want in ((await page.locator(sel).text_content()) or "")

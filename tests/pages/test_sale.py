@@ -10,7 +10,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from tests.pages.conftest import open_player, open_studio, shot, start_show, until
 
 
-async def _text(loc) -> str:  # type: ignore[no-untyped-def]
+async def _text(loc) -> str:
     return (await loc.text_content()) or ""
 
 
@@ -38,7 +38,7 @@ async def test_one_unit_two_buyers_waitlist_reload_checkout(make_server, browser
     await asyncio.gather(*(p.wait_for_selector("#buy:not([disabled])") for p in viewers))
     await asyncio.gather(*(_press_buy(p) for p in viewers))
 
-    async def outcome(page) -> str:  # type: ignore[no-untyped-def]
+    async def outcome(page) -> str:
         if await page.locator("#hold:not([hidden])").count():
             return "hold"
         if await page.locator("#buy-card[data-sale-state='soldout']").count() and "Sold out" in await _text(page.locator("#card-state")):
@@ -81,7 +81,7 @@ async def test_one_unit_two_buyers_waitlist_reload_checkout(make_server, browser
         assert page.errors == []
 
 
-async def _press_buy(page) -> None:  # type: ignore[no-untyped-def]
+async def _press_buy(page) -> None:
     """Press Buy; a slower viewer may find it already gone (the other took the unit): that is the
     sold-out outcome the test then checks, not a failure to press."""
     try:
@@ -90,10 +90,10 @@ async def _press_buy(page) -> None:  # type: ignore[no-untyped-def]
         pass
 
 
-async def _both(x, y):  # type: ignore[no-untyped-def]
+async def _both(x, y):
     rx, ry = await x, await y
     return [rx, ry] if rx and ry else None
 
 
-async def _has(loc, text: str) -> bool:  # type: ignore[no-untyped-def]
+async def _has(loc, text: str) -> bool:
     return text in ((await loc.text_content()) or "")

@@ -51,7 +51,7 @@ async def _serve(box: dict[str, str]) -> tuple[web.AppRunner, str]:
     await runner.setup()
     site = web.TCPSite(runner, "localhost", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = site._server.sockets[0].getsockname()[1]
     return runner, f"http://localhost:{port}"
 
 

@@ -22,7 +22,7 @@ async def test_go_live_viewer_sees_moving_video(make_server, browser, token, tmp
     await studio.click("#golive")
     await studio.wait_for_selector("body[data-publishing='1']", timeout=60_000)
 
-    async def playing() -> dict | None:  # type: ignore[type-arg]
+    async def playing() -> dict | None:
         v = await viewer.evaluate("() => { const v = document.querySelector('#video'); return {w: v.videoWidth, t: v.currentTime}; }")
         return v if v["w"] > 0 and v["t"] > 0 else None
 
@@ -39,7 +39,7 @@ async def test_go_live_viewer_sees_moving_video(make_server, browser, token, tmp
     await viewer.locator("#video-status", has_text="Waiting for the host's video").wait_for(timeout=30_000)
 
 
-async def _later(page, t0: float) -> bool:  # type: ignore[no-untyped-def]
+async def _later(page, t0: float) -> bool:
     return await page.evaluate("() => document.querySelector('#video').currentTime") > t0 + 0.5
 
 

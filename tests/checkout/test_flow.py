@@ -7,7 +7,7 @@ import pytest
 
 from checkout import ChargeStatus, Checkout, CheckoutError, Ledger, OrderState, PaymentTimeout, SandboxProvider
 from inventory import Inventory, ReservationState
-from tests.checkout.conftest import DECLINE_CARD, OK_CARD, TIMEOUT_CARD, pay_request
+from tests.checkout.conftest import DECLINE_CARD, OK_CARD, TIMEOUT_CARD, pay_after_the_grace, pay_request
 
 
 async def test_happy_path_makes_one_paid_order(checkout, inv, provider, make_lot, hold):
@@ -154,20 +154,15 @@ async def test_a_hold_cannot_expire_during_payment(redis, make_lot, hold):
 
 async def test_charged_but_the_hold_ran_out_is_refunded(redis, make_lot, hold):
     """A charge slower than the payment grace: confirm is refused, so the charge is refunded at once."""
-    inv = Inventory(redis, payment_grace_s=1)
     provider = SlowProvider(redis)
-    co = Checkout(redis, inv, provider)
-    lot = await make_lot(hold_s=1)
-    rid = await hold(lot)
-    with pytest.raises(CheckoutError) as e:
-        await co.pay(pay_request(lot, rid))
-    assert (e.value.status, e.value.code) == (409, "PAYMENT_REFUNDED")
-    assert e.value.order is not None and e.value.order.state == OrderState.REFUNDED
+    co, lot, rid, err = await pay_after_the_grace(redis, provider, make_lot, hold)
+    assert (err.status, err.code) == (409, "PAYMENT_REFUNDED")
+    assert err.order is not None and err.order.state == OrderState.REFUNDED
     charge = await provider.status(f"{lot}:{rid}:1")
     assert charge is not None and charge.status == ChargeStatus.REFUNDED
     assert [o.state for o in await co.ledger.of_lot(lot)] == [OrderState.REFUNDED]
-    await inv.expire_due(lot)
-    assert (await inv.snapshot(lot)).sold == 0 and (await inv.audit(lot)).ok
+    await co.inv.expire_due(lot)
+    assert (await co.inv.snapshot(lot)).sold == 0 and (await co.inv.audit(lot)).ok
     assert await co.recover(older_than_ms=0) == 0  # nothing half-way for recovery
 
 

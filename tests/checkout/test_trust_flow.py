@@ -13,7 +13,7 @@ from checkout.egress import EgressPolicy
 from checkout.payments import load_provider
 from checkout.webhooks import STREAM
 from inventory import Inventory, ReservationState
-from tests.checkout.conftest import DECLINE_CARD, pay_request
+from tests.checkout.conftest import DECLINE_CARD, pay_after_the_grace, pay_request
 from tests.checkout.test_egress import fixed
 
 
@@ -117,15 +117,10 @@ async def test_charged_unconfirmed_and_the_refund_failed(redis, make_lot, hold) 
             await asyncio.sleep(2.2)
             return await super().charge(**kw)
 
-    inv = Inventory(redis, payment_grace_s=1)
     provider = SlowAndNoRefund(redis)
-    co = Checkout(redis, inv, provider)
-    lot = await make_lot(hold_s=1)
-    rid = await hold(lot)
-    with pytest.raises(CheckoutError) as e:
-        await co.pay(pay_request(lot, rid))
-    assert (e.value.status, e.value.code) == (502, "REFUND_FAILED")
-    assert e.value.order is not None and e.value.order.state == OrderState.REFUND_FAILED
+    co, lot, rid, err = await pay_after_the_grace(redis, provider, make_lot, hold)
+    assert (err.status, err.code) == (502, "REFUND_FAILED")
+    assert err.order is not None and err.order.state == OrderState.REFUND_FAILED
     with pytest.raises(CheckoutError) as again:  # the buyer asking again hears the same
         await co.pay(pay_request(lot, rid))
     assert again.value.code == "REFUND_FAILED"

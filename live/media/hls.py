@@ -270,12 +270,8 @@ class _Writer:
         if self.remux:
             self._mux_video_packet(frame, pts)
             return
-        packet = av.Packet(frame.data)
-        packet.pts = pts
-        packet.time_base = VIDEO_TB
-        try:
-            decoded = self.vdecoder.decode(packet)
-        except av.FFmpegError:
+        decoded = _decode(self.vdecoder, frame.data, pts, VIDEO_TB)
+        if decoded is None:
             self.run._ask_keyframe()
             return
         for vf in decoded:
@@ -316,12 +312,8 @@ class _Writer:
         pts = self._pts(frame, AUDIO_CLOCK)
         if pts < 0 or pts <= self.last_pts.get("audio", -1):
             return
-        packet = av.Packet(frame.data)
-        packet.pts = pts
-        packet.time_base = AUDIO_TB
-        try:
-            decoded = self.adecoder.decode(packet)
-        except av.FFmpegError:
+        decoded = _decode(self.adecoder, frame.data, pts, AUDIO_TB)
+        if decoded is None:
             return
         for af in decoded:
             af.pts = pts
@@ -364,3 +356,14 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _decode(decoder: Any, data: bytes, pts: int, time_base: Any) -> list[Any] | None:
+    """The frames `decoder` makes of one encoded frame at `pts`; None when it cannot decode it."""
+    packet = av.Packet(data)
+    packet.pts = pts
+    packet.time_base = time_base
+    try:
+        return list(decoder.decode(packet))
+    except av.FFmpegError:
+        return None

@@ -97,12 +97,7 @@ class Bench:
         raise RuntimeError("the server did not start within 60 s")
 
     def stop_server(self, server: subprocess.Popen[bytes]) -> None:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        _terminate(server, 20)
         self.procs.remove(server)
 
     def start_workers(self) -> None:
@@ -306,13 +301,18 @@ class Bench:
     def cleanup(self) -> None:
         self.stop_workers()
         for p in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            _terminate(p, 10)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _terminate(proc: subprocess.Popen[bytes], wait_s: float) -> None:
+    """SIGTERM (a server finalizes its replays), SIGKILL after `wait_s`."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def main(argv: list[str] | None = None) -> int:

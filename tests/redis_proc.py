@@ -1,12 +1,15 @@
 """A real redis-server process for tests and benchmarks: free port, temp folder, clean stop."""
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from typing import Any
 from redislayer.server import free_port, spawn, stop_server, wait_ready
 
 __all__ = ["RedisClusterProcess", "RedisProcess", "RedisSentinelProcess", "client_for", "find_redis_server",
-           "free_port", "redis_test_mode"]
+           "free_port", "monitored", "redis_test_mode"]
 
 
 def find_redis_server() -> str:
@@ -297,3 +300,30 @@ def client_for(url: str, **kw: Any) -> Any:
     import redis.asyncio as aioredis
 
     return aioredis.Redis.from_url(url, **kw)
+
+
+@asynccontextmanager
+async def monitored(url: str) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every command the server at `url` runs while the block runs (MONITOR, as redis-py parses
+    each line: "command", "client_type", ...). The list fills as commands arrive; MONITOR is on
+    before the block starts."""
+    import redis.asyncio as aioredis
+
+    seen: list[dict[str, Any]] = []
+    client = aioredis.Redis.from_url(url)
+    ready = asyncio.Event()
+
+    async def watch() -> None:
+        async with client.monitor() as m:
+            ready.set()
+            async for cmd in m.listen():
+                seen.append(cmd)
+
+    task = asyncio.ensure_future(watch())
+    try:
+        await ready.wait()
+        await asyncio.sleep(0.2)
+        yield seen
+    finally:
+        task.cancel()
+        await client.aclose()

@@ -11,6 +11,7 @@ from redis.crc import key_slot
 from inventory import Inventory, Refusal, StockLevels, changed_channel, keys_for
 from inventory.lua import PRELUDE, SCRIPTS, source
 from tests.conftest import CLUSTER
+from tests.redis_proc import monitored
 
 KEY_VARS = {"KM", "KR", "KX", "KU", "KH", "KQ", "KW", "KWU", "KE"}
 KEYLESS = {"TIME"}
@@ -47,45 +48,29 @@ def test_scripts_only_touch_the_keys_they_are_given() -> None:
 async def test_keys_touched_at_run_time_are_one_slot(inv: Inventory, make_lot, redis_url) -> None:
     """MONITOR every command the scripts run during a full scenario on two lots: the commands of
     one script run (a contiguous run of 'lua' entries) all name keys of one lot, in one slot."""
-    import redis.asyncio as aioredis
+    async with monitored(redis_url) as seen:
+        lots = [await make_lot(1, per_user_limit=1, hold_s=60), await make_lot(2, per_user_limit=2)]
+        for lot in lots:
+            a = (await inv.reserve(lot.lot_id, "alice", 1, "r")).reservation
+            await inv.reserve(lot.lot_id, "zed", lot.total, "r")
+            await inv.join_waitlist(lot.lot_id, "bob", 1)
+            await inv.extend(lot.lot_id, a.id, "alice")
+            await inv.begin_payment(lot.lot_id, a.id, "alice")
+            await inv.abort_payment(lot.lot_id, a.id)
+            await inv.release(lot.lot_id, a.id, "alice")
+            await inv.adjust_total(lot.lot_id, lot.total + 1)
+            await inv.expire_due(lot.lot_id)
+            await inv.snapshot(lot.lot_id)
+            await inv.audit(lot.lot_id)
+            await inv.holds_of(lot.lot_id, "bob")
+            await inv.close(lot.lot_id)
+        await inv.redis.ping()
 
-    seen: list[dict] = []
-    mon_client = aioredis.Redis.from_url(redis_url)
-    ready = asyncio.Event()
+        async def got_all() -> bool:
+            return any("PING" in c["command"] for c in seen[-5:])
 
-    async def watch() -> None:
-        async with mon_client.monitor() as m:
-            ready.set()
-            async for cmd in m.listen():
-                seen.append(cmd)
-
-    watcher = asyncio.create_task(watch())
-    await ready.wait()
-    await asyncio.sleep(0.2)
-    lots = [await make_lot(1, per_user_limit=1, hold_s=60), await make_lot(2, per_user_limit=2)]
-    for lot in lots:
-        a = (await inv.reserve(lot.lot_id, "alice", 1, "r")).reservation
-        await inv.reserve(lot.lot_id, "zed", lot.total, "r")
-        await inv.join_waitlist(lot.lot_id, "bob", 1)
-        await inv.extend(lot.lot_id, a.id, "alice")
-        await inv.begin_payment(lot.lot_id, a.id, "alice")
-        await inv.abort_payment(lot.lot_id, a.id)
-        await inv.release(lot.lot_id, a.id, "alice")
-        await inv.adjust_total(lot.lot_id, lot.total + 1)
-        await inv.expire_due(lot.lot_id)
-        await inv.snapshot(lot.lot_id)
-        await inv.audit(lot.lot_id)
-        await inv.holds_of(lot.lot_id, "bob")
-        await inv.close(lot.lot_id)
-    await inv.redis.ping()
-
-    async def got_all() -> bool:
-        return any("PING" in c["command"] for c in seen[-5:])
-
-    from .conftest import wait_until
-    await wait_until(got_all)
-    watcher.cancel()
-    await mon_client.aclose()
+        from .conftest import wait_until
+        await wait_until(got_all)
     runs: list[list[str]] = []
     previous_lua = False
     for c in seen:

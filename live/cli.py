@@ -11,7 +11,7 @@ from live.config import Config
 # Config field -> flag help, from the field itself (live/config.py `setting`): every Config field has
 # a flag (a test checks it), and the README's settings table is generated from the same text
 # (settings_markdown; a test keeps them equal).
-_FLAG_HELP = {f.name: f.metadata["help"] for f in fields(Config) if f.name != "extra"}
+_FLAG_HELP = {f.name: f.metadata.get("help", "") for f in fields(Config) if f.name != "extra"}
 
 
 def flag_name(field_name: str) -> str:

@@ -115,7 +115,7 @@ class ChatRelay:
                 bc = msg["channel"].decode()[len(CHANNEL):]
                 if any(c.is_staff for c in self.hub.callers(bc)):
                     await self.hub.sio.emit("chat.staff", orjson.loads(msg["data"]), room=staff_room(bc))
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - one bad message must not stop the relay
                 log.warning("chat staff relay failed", exc_info=True)
 
     async def start(self) -> None:
@@ -129,5 +129,5 @@ class ChatRelay:
         if self._pubsub is not None:
             try:
                 await self._pubsub.aclose()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - closing a dead subscription must not fail shutdown
                 pass

@@ -32,7 +32,7 @@ import aiohttp
 
 from loadtest.lightclient import LightClient, mint
 from loadtest.localstack import LocalStack
-from loadtest.measure import http_json, pct
+from loadtest.measure import cpu_seconds, http_json, pct
 from loadtest.procs import receive, start_clients
 
 START_PRICE = 100
@@ -165,18 +165,6 @@ def replay(accepted: list[tuple[int, str, str, int, int, int]], table: list[list
 
 # ---- the parent ------------------------------------------------------------------------------------
 
-def _cpu_s(pid: int | None) -> float:
-    """CPU seconds (user + system) a local process has used, from /proc (Linux), else 0."""
-    if pid is None:
-        return 0.0
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            parts = f.read().rsplit(")", 1)[1].split()
-        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
 async def _host(url: str, token: str, event: str, payload: dict[str, Any]) -> dict[str, Any]:
     async with aiohttp.ClientSession() as session:
         c = await LightClient.connect(session, url, token, "json")
@@ -203,8 +191,8 @@ def run(url: str, secret: str, bidders: int, seconds: int, processes: int, rate:
         _client_process, lambda first, count: (url, secret, broadcast, auction_id, first, count, rate, proxy_every),
         bidders, processes)
     started = asyncio.run(_host(url, host, "auction.start", {"auction_id": auction_id}))["auction"]
-    t0, server0, redis0 = time.monotonic(), _cpu_s(server_pid), _cpu_s(redis_pid)
-    clients0 = sum(_cpu_s(p.pid) for p in procs)
+    t0, server0, redis0 = time.monotonic(), cpu_seconds(server_pid), cpu_seconds(redis_pid)
+    clients0 = sum(cpu_seconds(p.pid) for p in procs)
     for pipe in pipes:
         pipe.send("go")
     accepted: list[tuple[int, str, str, int, int, int]] = []
@@ -215,10 +203,10 @@ def run(url: str, secret: str, bidders: int, seconds: int, processes: int, rate:
     won_count = 0
     time.sleep(max(0.0, started["ends_at"] - started["started_at"]) / 1000)  # the bidding (sudden death)
     wall = max(0.001, time.monotonic() - t0)
-    server_cpu, redis_cpu = _cpu_s(server_pid) - server0, _cpu_s(redis_pid) - redis0
+    server_cpu, redis_cpu = cpu_seconds(server_pid) - server0, cpu_seconds(redis_pid) - redis0
     cpu = {"server_cpu_pct": round(100 * server_cpu / wall, 1) if server_pid else -1.0,
            "redis_cpu_pct": round(100 * redis_cpu / wall, 1) if redis_pid else -1.0,
-           "clients_cpu_pct": round(100 * (sum(_cpu_s(p.pid) for p in procs) - clients0) / wall, 1)}
+           "clients_cpu_pct": round(100 * (sum(cpu_seconds(p.pid) for p in procs) - clients0) / wall, 1)}
     for pipe in pipes:
         value = receive(pipe)
         accepted += [tuple(x) for x in value["accepted"]]  # type: ignore[misc]  # JSON arrays from the pipe, in the tuple's order

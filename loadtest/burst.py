@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 import urllib.error
@@ -35,7 +34,7 @@ import aiohttp
 from loadtest.burst_clients import RETRYABLE, client_process
 from loadtest.lightclient import LightClient, mint
 from loadtest.localstack import LocalStack
-from loadtest.measure import http_json, pct
+from loadtest.measure import ProcSampler, http_json, pct
 from loadtest.procs import receive, start_clients
 from loadtest.promtext import histogram_quantile, parse_metrics
 
@@ -80,42 +79,6 @@ def _metrics(url: str, token: str | None) -> dict[str, Any]:
         return parse_metrics(resp.read().decode())
 
 
-class _ProcSampler:
-    """CPU time and RSS of one local process from /proc (Linux), or nothing."""
-
-    def __init__(self, pid: int | None) -> None:
-        self.pid = pid
-        self.t0 = time.monotonic()
-        self.cpu0 = self._cpu()
-        self.rss_max = 0.0
-
-    def _cpu(self) -> float:
-        if self.pid is None:
-            return 0.0
-        try:
-            with open(f"/proc/{self.pid}/stat") as f:
-                parts = f.read().rsplit(")", 1)[1].split()
-            return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            return 0.0
-
-    def rss_mb(self) -> float:
-        if self.pid is None:
-            return 0.0
-        try:
-            with open(f"/proc/{self.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        self.rss_max = max(self.rss_max, int(line.split()[1]) / 1024)
-        except OSError:
-            pass
-        return self.rss_max
-
-    def cpu_pct(self) -> float:
-        dt = time.monotonic() - self.t0
-        return 100.0 * (self._cpu() - self.cpu0) / dt if dt > 0 else 0.0
-
-
 def _readyz(url: str) -> int:
     try:
         with urllib.request.urlopen(url + "/readyz", timeout=5) as resp:
@@ -155,7 +118,7 @@ def run_one(url: str, secret: str, buyers: int, units: int, processes: int, serv
     for pipe in pipes:
         pipe.send((sale_id, opens_at))
     time.sleep(max(0.0, opens_at / 1000 - time.time()))  # one machine: the server's clock is ours
-    sampler = _ProcSampler(server_pid)
+    sampler = ProcSampler(server_pid)
     if outage_s > 0 and stack is not None:  # Redis goes away just after the sale opened
         time.sleep(0.05)
         stack.stop_redis()

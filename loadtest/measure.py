@@ -1,8 +1,11 @@
 """Small helpers the load runs share: a JSON call to the server's REST API (what a merchant's
-backend does, over the network) and a percentile of measured values."""
+backend does, over the network), a percentile of measured values, and the CPU and memory a local
+process (the server, Redis, a client process) used, read from /proc."""
 from __future__ import annotations
 
 import json
+import os
+import time
 import urllib.request
 from typing import Any
 
@@ -22,3 +25,42 @@ def pct(values: list[float], q: float) -> float:
         return 0.0
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU seconds (user + system) a local process has used, from /proc (Linux), else 0."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+class ProcSampler:
+    """CPU % since it was made and the largest RSS seen, of one local process (or nothing)."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self.t0 = time.monotonic()
+        self.cpu0 = cpu_seconds(pid)
+        self.rss_max = 0.0
+
+    def rss_mb(self) -> float:
+        """Look at the RSS now; the largest seen so far, in MiB."""
+        if self.pid is None:
+            return 0.0
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        self.rss_max = max(self.rss_max, int(line.split()[1]) / 1024)
+        except OSError:
+            pass
+        return self.rss_max
+
+    def cpu_pct(self) -> float:
+        dt = time.monotonic() - self.t0
+        return 100.0 * (cpu_seconds(self.pid) - self.cpu0) / dt if dt > 0 else 0.0

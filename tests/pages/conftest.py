@@ -21,6 +21,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
         "--disable-features=WebRtcHideLocalIpsWithMdns"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 PHONE = {"width": 390, "height": 844}
+CARD = {"number": "4242 4242 4242 4242", "exp": "12/39", "cvc": "123"}  # the sandbox's success card
 DESKTOP = {"width": 1366, "height": 900}
 
 PRODUCTS = [
@@ -96,6 +97,31 @@ async def start_show(make_server: Callable[..., Any], token: Callable[..., str],
     host = token("host", "b1", "h1")
     await create_broadcast(srv.url, host)
     return srv, host
+
+
+async def fill(page: Any, form: str, **fields: str) -> None:
+    """Type each value into the input or textarea of `form` named like its keyword."""
+    for name, value in fields.items():
+        await page.fill(f"{form} :is(input, textarea)[name={name}]", value)
+
+
+async def serve_merchant(box: dict[str, str]) -> tuple[Any, str]:
+    """A merchant page at /shop on its own origin (http://localhost:<port>, returned with the runner
+    to clean up); its HTML is box["html"], which may be set after the origin is known."""
+    from aiohttp import web
+
+    app = web.Application()
+
+    async def shop(_request: web.Request) -> web.Response:
+        return web.Response(text=box["html"], content_type="text/html")
+
+    app.router.add_get("/shop", shop)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "localhost", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    return runner, f"http://localhost:{port}"
 
 
 async def until(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:

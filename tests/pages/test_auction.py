@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from tests.pages.conftest import open_player, open_studio, shot, start_show, until
+from tests.pages.conftest import CARD, fill, open_player, open_studio, shot, start_show, until
 
 
 async def _text(loc) -> str:
@@ -29,9 +29,7 @@ async def test_two_viewers_bid_a_late_bid_resets_the_timer_and_the_winner_pays(m
     b = await _viewer(browser, srv, token, "bob", locale="ko-KR")
 
     await studio.select_option("#auction-product", "tote")
-    await studio.fill("#auction-form input[name=start_price]", "1000")
-    await studio.fill("#auction-form input[name=duration_s]", "8")
-    await studio.fill("#auction-form input[name=counter_s]", "5")
+    await fill(studio, "#auction-form", start_price="1000", duration_s="8", counter_s="5")
     await studio.click("#auction-form button[type=submit]")
     await studio.click("#auctions li[data-state='scheduled'] button.start")
     for page in (a, b):
@@ -61,11 +59,7 @@ async def test_two_viewers_bid_a_late_bid_resets_the_timer_and_the_winner_pays(m
     await a.wait_for_selector("#auction[data-state='closed']")
     assert "Sold to" in await _text(a.locator("#auction-state"))
     assert await a.locator("#auction-pay").is_hidden()
-    await b.fill("#auction-pay input[name=name]", "Kim Minji")
-    await b.fill("#auction-pay input[name=email]", "minji@example.test")
-    await b.fill("#auction-pay input[name=number]", "4242 4242 4242 4242")
-    await b.fill("#auction-pay input[name=exp]", "12/39")
-    await b.fill("#auction-pay input[name=cvc]", "123")
+    await fill(b, "#auction-pay", name="Kim Minji", email="minji@example.test", **CARD)
     await b.click("#auction-pay-btn")
     await b.wait_for_selector("#auction-paid:not([hidden])")
     assert "o_" in await _text(b.locator("#auction-paid"))
@@ -131,9 +125,7 @@ async def test_a_quiz_reveals_its_answer_and_ranks_the_fastest(make_server, brow
     srv, host = await start_show(make_server, token)
     studio = await _studio(browser, srv, host)
     ann, bob = await _viewer(browser, srv, token, "ann"), await _viewer(browser, srv, token, "bob", locale="ko-KR")
-    await studio.fill("#quiz-form input[name=question]", "Which is a fruit?")
-    await studio.fill("#quiz-form textarea[name=options]", "Carrot\nApple\nLeek")
-    await studio.fill("#quiz-form input[name=correct]", "2")
+    await fill(studio, "#quiz-form", question="Which is a fruit?", options="Carrot\nApple\nLeek", correct="2")
     await studio.click("#quiz-form button[type=submit]")
     await studio.wait_for_selector("#poll-live:not([hidden])")
     for page in (ann, bob):

@@ -2,7 +2,7 @@
 host deletes disappears for the viewer, and a viewer's vote moves the host's bars."""
 from __future__ import annotations
 
-from tests.pages.conftest import new_page, open_player, open_studio, start_show, until
+from tests.pages.conftest import fill, new_page, open_player, open_studio, start_show, until
 
 
 async def test_chat_round_trip_and_host_delete(make_server, browser, token) -> None:
@@ -32,8 +32,7 @@ async def test_poll_vote_moves_host_bars(make_server, browser, token) -> None:
     studio = await open_studio(browser, srv.url, host)
     viewer = await open_player(browser, srv.url, token('viewer', 'b1', 'v1'))
 
-    await studio.fill("#poll-form input[name=question]", "Which colour next?")
-    await studio.fill("#poll-form textarea[name=options]", "Red\nBlue")
+    await fill(studio, "#poll-form", question="Which colour next?", options="Red\nBlue")
     await studio.click("#poll-form button[type=submit]")
     await studio.wait_for_selector("#poll-live:not([hidden])")
     blue_bar = studio.locator("#poll-bars [data-option='1']")

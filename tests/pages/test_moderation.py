@@ -2,7 +2,7 @@
 dashboard counts chat and hearts per minute."""
 from __future__ import annotations
 
-from tests.pages.conftest import new_page, open_studio, start_show, until
+from tests.pages.conftest import fill, new_page, open_studio, start_show, until
 
 
 async def _has(loc, text: str) -> bool:
@@ -44,8 +44,7 @@ async def test_slow_mode_ban_and_comment_to_buy(make_server, browser, token) -> 
     # comment to buy: "buy" in chat reserves while a sale is selling
     await studio.check("#commentbuy")
     await studio.select_option("#sale-product", "mug")
-    await studio.fill("#sale-form input[name=units]", "3")
-    await studio.fill("#sale-form input[name=countdown]", "0")
+    await fill(studio, "#sale-form", units="3", countdown="0")
     await studio.click("#sale-form button[type=submit]")
     await buyer.wait_for_selector("#buy-card[data-sale-state='open']")
     await _send(buyer, "buy")

@@ -15,7 +15,7 @@ import numpy as np
 
 from live.media.hls import finalize_playlist
 from tests.hub.conftest import Client
-from tests.pages.conftest import create_broadcast, new_page, shot, until
+from tests.pages.conftest import CARD, create_broadcast, fill, new_page, shot, until
 
 SECONDS = 10
 
@@ -116,11 +116,7 @@ async def test_replay_chat_sync_chapters_and_buy(make_server, browser, token, tm
         await page.wait_for_selector("#buy:not([disabled])")  # left open for the replay
         await page.click("#buy")
         await page.wait_for_selector("#hold:not([hidden])")
-        await page.fill("#checkout input[name=name]", "Late Viewer")
-        await page.fill("#checkout input[name=email]", "late@example.test")
-        await page.fill("#checkout input[name=number]", "4242 4242 4242 4242")
-        await page.fill("#checkout input[name=exp]", "12/39")
-        await page.fill("#checkout input[name=cvc]", "123")
+        await fill(page, "#checkout", name="Late Viewer", email="late@example.test", **CARD)
         await page.click("#pay")
         await page.wait_for_selector("#confirmation:not([hidden])")
         assert not page.errors, page.errors

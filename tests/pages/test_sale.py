@@ -7,7 +7,7 @@ import asyncio
 
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from tests.pages.conftest import open_player, open_studio, shot, start_show, until
+from tests.pages.conftest import CARD, fill, open_player, open_studio, shot, start_show, until
 
 
 async def _text(loc) -> str:
@@ -27,8 +27,7 @@ async def test_one_unit_two_buyers_waitlist_reload_checkout(make_server, browser
     await a.wait_for_selector("#buy-card:not([hidden])")  # pinned product card
 
     await studio.select_option("#sale-product", "tote")
-    await studio.fill("#sale-form input[name=units]", "1")
-    await studio.fill("#sale-form input[name=countdown]", "4")
+    await fill(studio, "#sale-form", units="1", countdown="4")
     await studio.click("#sale-form button[type=submit]")
     for page in viewers:
         await page.wait_for_selector("#buy-card[data-sale-state='countdown']")
@@ -63,11 +62,7 @@ async def test_one_unit_two_buyers_waitlist_reload_checkout(make_server, browser
     assert 0 < left_after <= left_before
     assert "Held for" in await _text(holder.locator("#hold-timer"))
 
-    await holder.fill("#checkout input[name=name]", "Kim Minji")
-    await holder.fill("#checkout input[name=email]", "minji@example.test")
-    await holder.fill("#checkout input[name=number]", "4242 4242 4242 4242")
-    await holder.fill("#checkout input[name=exp]", "12/39")
-    await holder.fill("#checkout input[name=cvc]", "123")
+    await fill(holder, "#checkout", name="Kim Minji", email="minji@example.test", **CARD)
     await holder.click("#pay")
     await holder.wait_for_selector("#confirmation:not([hidden])")
     assert "is confirmed" in await _text(holder.locator("#confirmation"))

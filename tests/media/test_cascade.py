@@ -29,14 +29,14 @@ async def _origin_and_edge(make_server, tmp_path, **edge_config):
     return origin, edge
 
 
-async def _watching_on_the_edge(make_server, http, token, tmp_path):
-    """An origin publishing b1 and one viewer on the edge process, video flowing."""
+async def _watching_on_the_edge(make_server, http, token, tmp_path, frames=5):
+    """An origin publishing b1 and one viewer on the edge process, `frames` video frames received."""
     origin, edge = await _origin_and_edge(make_server, tmp_path)
     pub = Publisher(origin.url, "b1", token("host", "b1", "h1"))
     await pub.start(http)
     viewer = Viewer(edge.url, "b1", token("viewer", "b1", "v1"))
     assert await viewer.start(http), viewer.error
-    await wait_for(lambda: len(viewer.sizes) >= 5, 60, "video on the edge")
+    await wait_for(lambda: len(viewer.sizes) >= frames, 60, "video on the edge")
     return origin, edge, pub, viewer
 
 
@@ -262,12 +262,7 @@ async def test_a_whip_delete_that_reaches_another_process_ends_the_publish(make_
     """Workers share the port, so OBS's Stop streaming (DELETE on its Location) may reach a process
     that does not hold the publish. Before: 404 SESSION_NOT_FOUND and the show went on. Now that
     process forwards it to the origin (internal listener, internal token)."""
-    origin, edge = await _origin_and_edge(make_server, tmp_path)
-    pub = Publisher(origin.url, "b1", token("host", "b1", "h1"))
-    await pub.start(http)
-    viewer = Viewer(edge.url, "b1", token("viewer", "b1", "v1"))
-    assert await viewer.start(http), viewer.error
-    await wait_for(lambda: len(viewer.sizes) >= 3, 60, "video on the edge")
+    origin, edge, pub, viewer = await _watching_on_the_edge(make_server, http, token, tmp_path, frames=3)
     assert pub.location
     session = pub.location.rsplit("/", 1)[-1]
     # the internal door refuses anything but an internal token

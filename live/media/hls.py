@@ -21,6 +21,7 @@ import re
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,23 +111,24 @@ class HlsService:
             await asyncio.to_thread(run.thread.join, timeout)
 
 
+@dataclass(eq=False)
 class HlsRun:
     """One publish's HLS output, produced by a worker thread."""
 
-    def __init__(self, stream: Stream, directory: Path, run_id: str, segment_s: float, bitrate: int,
-                 loop: asyncio.AbstractEventLoop) -> None:
-        self.stream = stream
-        self.dir = directory
-        self.run_id = run_id
-        self.segment_s = segment_s
-        self.bitrate = bitrate
-        self.loop = loop
+    stream: Stream
+    dir: Path
+    run_id: str
+    segment_s: float
+    bitrate: int
+    loop: asyncio.AbstractEventLoop
+    frames_written: int = 0
+    dropped: int = 0
+    error: str | None = None
+
+    def __post_init__(self) -> None:
         self.queue: queue.Queue[EncodedFrame | None] = queue.Queue(maxsize=QUEUE_FRAMES)
-        self.thread = threading.Thread(target=self._run, name=f"hls-{stream.broadcast}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"hls-{self.stream.broadcast}", daemon=True)
         self._skip_to_key = False
-        self.frames_written = 0
-        self.dropped = 0
-        self.error: str | None = None
 
     def start(self) -> None:
         self.thread.start()

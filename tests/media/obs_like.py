@@ -77,14 +77,11 @@ class X264PacketTrack(MediaStreamTrack):
 
 
 @dataclass
-class ObsLikePublisher:
-    base_url: str
-    broadcast: str
-    token: str
+class ObsLikePublisher(Publisher):
+    """The load test's WHIP publisher (its offer and stop) with an x264 track of chosen settings."""
+
     bframes: int = 0
     keyint: int = 30
-    pc: RTCPeerConnection | None = None
-    location: str | None = None
     track: X264PacketTrack | None = None
 
     async def start(self, session: aiohttp.ClientSession) -> None:
@@ -97,6 +94,3 @@ class ObsLikePublisher:
         self.pc.addTransceiver(AudioStreamTrack(), direction="sendonly")  # aiortc sends it as Opus
         await self.pc.setLocalDescription(await self.pc.createOffer())
         await self.offer(session)
-
-    offer = Publisher.offer  # the same WHIP POST, and DELETE and close, as the load test's publisher
-    stop = Publisher.stop

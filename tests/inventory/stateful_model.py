@@ -126,6 +126,12 @@ class MachineBase(RuleBasedStateMachine):
             assume(time.monotonic() - self.t0_mono < MARGIN_MS / 1000)
         return result
 
+    @property
+    def m(self) -> Model:
+        """The model (the first rule, `create`, makes it)."""
+        assert self.model is not None
+        return self.model
+
     def teardown(self) -> None:
         self.run(self.client.aclose())
         self.loop.close()

@@ -46,8 +46,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
 
         @rule(user=st.sampled_from(USERS), qty=st.integers(1, 3), req=st.sampled_from(REQUESTS))
         def reserve(self, user: str, qty: int, req: str) -> None:
-            m = self.model
-            assert m is not None
+            m = self.m
             t0 = self.safe_time()
             got = self.run(self.inv.reserve(self.lot_id, user, qty, req))
             granted_before = m.seq
@@ -88,8 +87,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
         def on_reservation(self, name: str, rid: str, who: str | None, call):
             """Common part of ops on one reservation: unknown, owner, lazy expiry; returns the
             reservation when the op proper should be modelled, else None (result checked here)."""
-            m = self.model
-            assert m is not None
+            m = self.m
             t0 = self.safe_time()
             got = self.run(call)
             if rid not in m.res:
@@ -111,8 +109,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
             got, r, t0 = self.on_reservation("release", rid, who, self.inv.release(self.lot_id, rid, who))
             if r is None:
                 return
-            m = self.model
-            assert m is not None
+            m = self.m
             before = m.seq
             if r.state == "RELEASED":
                 assert got.ok
@@ -195,8 +192,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
             got, r, _ = self.on_reservation("confirm", rid, None, self.inv.confirm(self.lot_id, rid, order))
             if r is None:
                 return
-            m = self.model
-            assert m is not None
+            m = self.m
             if r.state == "SOLD":
                 assert got.ok if r.order == order else got.code is Refusal.NOT_PAYING
             elif m.state == "CANCELLED":
@@ -228,8 +224,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
         @rule()
         def slow_decline(self) -> None:
             """A decline that comes back after the hold's own expiry: the abort must expire it."""
-            m = self.model
-            assert m is not None
+            m = self.m
             target, rid = min((r.own, rid) for rid, r in m.res.items() if r.state == "PAYING")
             while self.now() <= target:
                 time.sleep(0.05)
@@ -239,8 +234,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
             got, r, t0 = self.on_reservation("abort", rid, None, self.inv.abort_payment(self.lot_id, rid))
             if r is None:
                 return
-            m = self.model
-            assert m is not None
+            m = self.m
             before = m.seq
             if r.state == "HELD":
                 assert got.ok
@@ -259,8 +253,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
 
         @rule()
         def expire_due(self) -> None:
-            m = self.model
-            assert m is not None
+            m = self.m
             t0 = self.safe_time()
             before = m.seq
             n = self.run(self.inv.expire_due(self.lot_id))
@@ -271,16 +264,14 @@ def test_inventory_matches_model(redis_url: str) -> None:
         @rule()
         def let_time_pass(self) -> None:
             """Sleep until the earliest live reservation is past due (at most about 2 s)."""
-            m = self.model
-            assert m is not None
+            m = self.m
             target = min(r.expires for _, r in m.live())
             while self.now() <= target:
                 time.sleep(0.05)
 
         @rule(user=st.sampled_from(USERS), qty=st.integers(1, 3))
         def join_waitlist(self, user: str, qty: int) -> None:
-            m = self.model
-            assert m is not None
+            m = self.m
             t0 = self.safe_time()
             before = m.seq
             got = self.run(self.inv.join_waitlist(self.lot_id, user, qty))
@@ -308,8 +299,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
 
         @rule(delta=st.integers(-3, 3))
         def adjust_total(self, delta: int) -> None:
-            m = self.model
-            assert m is not None
+            m = self.m
             t0 = self.safe_time()
             new = max(0, m.total + delta)
             before = m.seq
@@ -327,8 +317,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
         @precondition(lambda self: self.model is not None and self.model.state != "CANCELLED")
         @rule()
         def toggle_open(self) -> None:
-            m = self.model
-            assert m is not None
+            m = self.m
             t0 = self.safe_time()
             before = m.seq
             if m.state == "OPEN":
@@ -345,8 +334,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
         def cancel(self) -> None:
             """Late in a run (cancelling ends the lot's story): live holds are freed, the waitlist
             emptied; payments are refused from then on (checked by begin_payment / confirm)."""
-            m = self.model
-            assert m is not None
+            m = self.m
             self.safe_time()
             lot = self.run(self.inv.cancel(self.lot_id))
             for _, r in m.live():

@@ -31,7 +31,8 @@ from checkout.egress import EgressPolicy
 from checkout.ledger import Ledger
 from checkout.payments import SandboxProvider
 from checkout.service import Checkout, PayRequest
-from checkout.webhooks import Webhooks, verify
+from checkout.signature import verify
+from checkout.webhooks import Webhooks
 from inventory import Inventory, LotSpec
 from redislayer.server import ThrowawayRedis, free_port
 

@@ -1,10 +1,8 @@
-"""One webhook delivery on the wire: the `Hawker-Signature` a receiver verifies, and the POST itself
-to exactly the addresses the egress policy checked (no second DNS lookup, no redirect, a bounded
-read of the answer, a generic error code)."""
+"""One webhook delivery on the wire: the POST to exactly the addresses the egress policy checked (no
+second DNS lookup, no redirect, a bounded read of the answer, a generic error code). The signature
+it carries is checkout/signature.py's."""
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import socket
 import time
@@ -16,27 +14,6 @@ from checkout import metrics
 from checkout.egress import DELIVERY_FAILED, Target
 
 log = logging.getLogger("hawker.webhooks")
-
-
-def sign(secret: str, body: bytes, t: int | None = None) -> str:
-    """`t=<unix>,v1=<hex hmac-sha256(secret, "t.body")>`, the payment platforms' scheme."""
-    t = int(time.time()) if t is None else t
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
-def verify(secret: str, body: bytes, header: str, tolerance_s: int = 300, now: int | None = None) -> bool:
-    """What a receiver does: check the HMAC and that the timestamp is recent."""
-    try:
-        parts = dict(p.split("=", 1) for p in header.split(","))
-        t = int(parts["t"])
-    except (ValueError, KeyError):
-        return False
-    now = int(time.time()) if now is None else now
-    if abs(now - t) > tolerance_s:
-        return False
-    expected = sign(secret, body, t).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
 class PinnedResolver(aiohttp.abc.AbstractResolver):

@@ -5,8 +5,8 @@ node's pending deliveries are claimed by another (XAUTOCLAIM). A failed delivery
 exponential backoff and jitter, at most `max_attempts` times, then dead-lettered where the host
 can see and redeliver it. Every event has a stable id, so receivers can de-duplicate; the body is
 the same bytes on every attempt, and `Hawker-Signature: t=<unix>,v1=<hex hmac-sha256("t.body")>`,
-with the Standard Webhooks headers beside it (checkout/standard_webhooks.py); signing and the POST
-itself are checkout/webhook_post.py.
+with the Standard Webhooks headers beside it (checkout/standard_webhooks.py); the signature is
+checkout/signature.py, the POST itself checkout/webhook_post.py.
 
 Where a delivery may go is checkout/egress.py's policy, checked at registration and again at every
 delivery on the addresses resolved then; the POST connects to exactly those addresses, follows no
@@ -28,8 +28,9 @@ from redis.exceptions import ResponseError
 
 from checkout import metrics, standard_webhooks
 from checkout.egress import DESTINATION_REFUSED, REFUSED, EgressPolicy, EgressRefused
+from checkout.signature import sign, verify
 from checkout.ulid import new_ulid
-from checkout.webhook_post import post, sign, verify
+from checkout.webhook_post import post
 
 log = logging.getLogger("hawker.webhooks")
 

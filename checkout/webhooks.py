@@ -103,6 +103,22 @@ return 1
 """
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """How a failed delivery is retried: at most `max_attempts` tries; after the n-th failure the
+    next try waits base_delay_s * 2^(n-1) (at most max_delay_s), jittered down to half of that so
+    that a receiver coming back is not hit by every retry at once."""
+
+    max_attempts: int = 8
+    base_delay_s: float = 2.0
+    max_delay_s: float = 600.0
+
+    def due_ms(self, failures: int, now_s: float) -> int:
+        """When (epoch ms) to try again after `failures` failed attempts, from `now_s`."""
+        delay = min(self.max_delay_s, self.base_delay_s * 2 ** (failures - 1))
+        return int((now_s + delay * random.uniform(0.5, 1.0)) * 1000)
+
+
 class Webhooks:
     def __init__(self, redis: aioredis.Redis, *, consumer: str, max_attempts: int = 8, base_delay_s: float = 2.0,
                  max_delay_s: float = 600.0, timeout_s: float = 10.0, claim_idle_ms: int = 60_000,
@@ -111,9 +127,7 @@ class Webhooks:
         self.policy = policy or EgressPolicy()  # strict unless the caller allows private/http hosts
         self.livemode = livemode  # every event body says whether real money moved (False: sandbox)
         self.consumer = consumer
-        self.max_attempts = max_attempts
-        self.base_delay_s = base_delay_s
-        self.max_delay_s = max_delay_s
+        self.backoff = Backoff(max_attempts, base_delay_s, max_delay_s)
         self.timeout_s = timeout_s
         self.claim_idle_ms = claim_idle_ms
         self.poll_ms = poll_ms
@@ -257,7 +271,7 @@ class Webhooks:
         delivery["attempt"] = int(delivery["attempt"]) + 1
         if ok:
             metrics.WEBHOOK_DELIVERIES.labels("delivered").inc()
-        elif delivery["attempt"] >= self.max_attempts:
+        elif delivery["attempt"] >= self.backoff.max_attempts:
             delivery["error"] = error
             delivery["dead_at"] = int(time.time() * 1000)
             await self.redis.hset(DEAD, delivery["id"], orjson.dumps(delivery))
@@ -268,8 +282,7 @@ class Webhooks:
                 await self.on_failure(delivery["broadcast"])
         else:
             delivery["error"] = error
-            delay = min(self.max_delay_s, self.base_delay_s * 2 ** (delivery["attempt"] - 1))
-            due = int((time.time() + delay * random.uniform(0.5, 1.0)) * 1000)
+            due = self.backoff.due_ms(delivery["attempt"], time.time())
             await self.redis.zadd(RETRIES, {orjson.dumps(delivery): due})
             metrics.WEBHOOK_DELIVERIES.labels("retry").inc()
         await self.redis.xack(STREAM, GROUP, entry_id)

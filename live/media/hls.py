@@ -27,7 +27,7 @@ from typing import Any
 
 import av
 
-from live.media.frames import AUDIO_CLOCK, VIDEO_CLOCK, EncodedFrame
+from live.media.frames import AUDIO_CLOCK, VIDEO_CLOCK, EncodedFrame, KeyframeWait
 from live.media.stream import Stream
 
 log = logging.getLogger("hawker.media.hls")
@@ -112,7 +112,7 @@ class HlsService:
 
 
 @dataclass(eq=False)
-class HlsRun:
+class HlsRun(KeyframeWait):
     """One publish's HLS output, produced by a worker thread."""
 
     stream: Stream
@@ -128,7 +128,7 @@ class HlsRun:
     def __post_init__(self) -> None:
         self.queue: queue.Queue[EncodedFrame | None] = queue.Queue(maxsize=QUEUE_FRAMES)
         self.thread = threading.Thread(target=self._run, name=f"hls-{self.stream.broadcast}", daemon=True)
-        self._skip_to_key = False
+        self.waiting = False  # after a full queue: the video resumes at a keyframe
 
     def start(self) -> None:
         self.thread.start()
@@ -136,17 +136,14 @@ class HlsRun:
     # ---- event-loop side ---------------------------------------------------------------------
 
     def feed(self, frame: EncodedFrame) -> None:
-        if frame.kind == "video" and self._skip_to_key:
-            if not frame.keyframe:
-                self.dropped += 1
-                return
-            self._skip_to_key = False
+        if frame.kind == "video" and self.waiting and not self._resumes_at(frame):
+            return
         try:
             self.queue.put_nowait(frame)
         except queue.Full:
             self.dropped += 1
             if frame.kind == "video":
-                self._skip_to_key = True
+                self.waiting = True
                 self.stream.keyframes.request()
 
     def finish(self) -> None:

@@ -37,7 +37,7 @@ from aiortc.utils import random32
 from pylibsrtp._binding import ffi, lib  # aiortc's own SRTP binding (installed with aiortc)
 
 from live.media import metrics
-from live.media.frames import MAX_SEGMENTS, EncodedFrame
+from live.media.frames import MAX_SEGMENTS, EncodedFrame, KeyframeWait
 
 log = logging.getLogger("hawker.media.rtpout")
 
@@ -55,7 +55,7 @@ _GSO = {"ok": hasattr(socket.socket, "sendmsg")}  # turned off for the process a
 _GSO_REFUSED = {errno.EINVAL, errno.ENOPROTOOPT, errno.EIO, errno.EOPNOTSUPP, errno.EMSGSIZE}
 
 
-class RtpOutput:
+class RtpOutput(KeyframeWait):
     """Sends the shared RTP payloads of one kind (video or audio) to one viewer."""
 
     __slots__ = ("kind", "sender", "dtls", "ice", "ssrc", "pt", "seq", "ts_origin", "ext", "b0",
@@ -96,11 +96,8 @@ class RtpOutput:
         if not self.b0 and not self._configure():
             self.dropped += 1
             return
-        if self.waiting:
-            if not frame.keyframe:
-                self.dropped += 1
-                return
-            self.waiting = False
+        if self.waiting and not self._resumes_at(frame):
+            return
         pair = self.ice._nominated.get(1)
         srtp = self.dtls._tx_srtp
         if pair is None or srtp is None:

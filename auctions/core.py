@@ -325,7 +325,7 @@ class Auctions:
         assert a is not None
         if a.offer_n != 1:
             return await self.current_offer(a)
-        return await self._hold(a, 1, a.winner, a.price)  # type: ignore[arg-type]
+        return await self._hold(a, 1, a.winner, a.price)  # type: ignore[arg-type]  # the offer script just set a winner (offer_n == 1)
 
     async def current_offer(self, a: Auction) -> Offer | None:
         """The offer now standing (finishing its hold if the node that claimed it stopped half-way)."""

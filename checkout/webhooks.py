@@ -5,7 +5,8 @@ node's pending deliveries are claimed by another (XAUTOCLAIM). A failed delivery
 exponential backoff and jitter, at most `max_attempts` times, then dead-lettered where the host
 can see and redeliver it. Every event has a stable id, so receivers can de-duplicate; the body is
 the same bytes on every attempt, and `Hawker-Signature: t=<unix>,v1=<hex hmac-sha256("t.body")>`,
-with the Standard Webhooks headers beside it (checkout/standard_webhooks.py).
+with the Standard Webhooks headers beside it (checkout/standard_webhooks.py); the signature is
+checkout/signature.py, the POST itself checkout/webhook_post.py.
 
 Where a delivery may go is checkout/egress.py's policy, checked at registration and again at every
 delivery on the addresses resolved then; the POST connects to exactly those addresses, follows no
@@ -15,26 +16,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 from urllib.parse import urlparse
 
-import aiohttp
-import aiohttp.abc
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from checkout import metrics, standard_webhooks
-from checkout.egress import DELIVERY_FAILED, DESTINATION_REFUSED, REFUSED, EgressPolicy, EgressRefused, Target
-from checkout.signature import sign
+from checkout.egress import DESTINATION_REFUSED, REFUSED, EgressPolicy, EgressRefused
+from checkout.signature import sign, verify
 from checkout.ulid import new_ulid
+from checkout.webhook_post import post
 from domain import Code, DomainError
 
 log = logging.getLogger("hawker.webhooks")
+
+__all__ = ["EVENT_TYPES", "Endpoint", "WebhookError", "Webhooks", "sign", "verify"]
 
 EVENT_TYPES = ("order.created", "order.refunded", "reservation.expired", "sale.soldout", "user.erased")
 STREAM = "{webhooks}:deliveries"  # one hash tag: the requeue script runs on Redis Cluster
@@ -79,26 +80,6 @@ def _validate_url(url: Any) -> str:
     return url
 
 
-class _PinnedResolver(aiohttp.abc.AbstractResolver):
-    """Answers every lookup with the addresses the policy just checked: the connection goes to
-    them, never to what a second DNS query might say (DNS rebinding)."""
-
-    def __init__(self, target: Target) -> None:
-        self.target = target
-
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-                      ) -> list[aiohttp.abc.ResolveResult]:
-        out: list[aiohttp.abc.ResolveResult] = []
-        for a in self.target.addresses:
-            fam = socket.AF_INET6 if ":" in a else socket.AF_INET
-            out.append({"hostname": self.target.host, "host": a, "port": self.target.port, "family": fam,
-                        "proto": 0, "flags": socket.AI_NUMERICHOST})
-        return out
-
-    async def close(self) -> None:
-        return None
-
-
 _REQUEUE = """
 -- KEYS: retries zset, stream   ARGV: now_ms, max
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], 0, ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
@@ -120,6 +101,22 @@ return 1
 """
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """How a failed delivery is retried: at most `max_attempts` tries; after the n-th failure the
+    next try waits base_delay_s * 2^(n-1) (at most max_delay_s), jittered down to half of that so
+    that a receiver coming back is not hit by every retry at once."""
+
+    max_attempts: int = 8
+    base_delay_s: float = 2.0
+    max_delay_s: float = 600.0
+
+    def due_ms(self, failures: int, now_s: float) -> int:
+        """When (epoch ms) to try again after `failures` failed attempts, from `now_s`."""
+        delay = min(self.max_delay_s, self.base_delay_s * 2 ** (failures - 1))
+        return int((now_s + delay * random.uniform(0.5, 1.0)) * 1000)
+
+
 class Webhooks:
     def __init__(self, redis: aioredis.Redis, *, consumer: str, max_attempts: int = 8, base_delay_s: float = 2.0,
                  max_delay_s: float = 600.0, timeout_s: float = 10.0, claim_idle_ms: int = 60_000,
@@ -128,9 +125,7 @@ class Webhooks:
         self.policy = policy or EgressPolicy()  # strict unless the caller allows private/http hosts
         self.livemode = livemode  # every event body says whether real money moved (False: sandbox)
         self.consumer = consumer
-        self.max_attempts = max_attempts
-        self.base_delay_s = base_delay_s
-        self.max_delay_s = max_delay_s
+        self.backoff = Backoff(max_attempts, base_delay_s, max_delay_s)
         self.timeout_s = timeout_s
         self.claim_idle_ms = claim_idle_ms
         self.poll_ms = poll_ms
@@ -204,7 +199,7 @@ class Webhooks:
         data): the worker then creates its group when it can, instead of failing the node."""
         try:
             await self._ensure_group()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - any Redis failure here only delays the worker, never the node
             log.warning("webhooks: Redis unavailable at start; the worker retries")
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="webhook-worker")
@@ -239,7 +234,7 @@ class Webhooks:
         """The stream or its group vanished (Redis restarted without persistence, or flushed)."""
         try:
             await self._ensure_group()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - Redis still away: the worker's next round tries again
             await asyncio.sleep(1.0)
 
     async def step(self, block_ms: int | None = None) -> int:
@@ -274,7 +269,7 @@ class Webhooks:
         delivery["attempt"] = int(delivery["attempt"]) + 1
         if ok:
             metrics.WEBHOOK_DELIVERIES.labels("delivered").inc()
-        elif delivery["attempt"] >= self.max_attempts:
+        elif delivery["attempt"] >= self.backoff.max_attempts:
             delivery["error"] = error
             delivery["dead_at"] = int(time.time() * 1000)
             await self.redis.hset(DEAD, delivery["id"], orjson.dumps(delivery))
@@ -285,8 +280,7 @@ class Webhooks:
                 await self.on_failure(delivery["broadcast"])
         else:
             delivery["error"] = error
-            delay = min(self.max_delay_s, self.base_delay_s * 2 ** (delivery["attempt"] - 1))
-            due = int((time.time() + delay * random.uniform(0.5, 1.0)) * 1000)
+            due = self.backoff.due_ms(delivery["attempt"], time.time())
             await self.redis.zadd(RETRIES, {orjson.dumps(delivery): due})
             metrics.WEBHOOK_DELIVERIES.labels("retry").inc()
         await self.redis.xack(STREAM, GROUP, entry_id)
@@ -311,22 +305,7 @@ class Webhooks:
             log.warning("webhook %s refused by the egress policy: %s", ep.get("id"), exc.reason)
             metrics.WEBHOOK_DELIVERIES.labels("refused").inc()
             return False, DESTINATION_REFUSED
-        t0 = time.perf_counter()
-        ok = False
-        # one connector per delivery: it knows only the checked addresses, keeps no connection and no DNS cache
-        connector = aiohttp.TCPConnector(resolver=_PinnedResolver(target), use_dns_cache=False, force_close=True)
-        try:
-            async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                                             trust_env=False) as session:
-                async with session.post(ep["url"], data=body, headers=headers, allow_redirects=False) as resp:
-                    await resp.content.read(64 * 1024)  # bounded: nothing of it is kept
-                    ok = 200 <= resp.status < 300
-                    if not ok:
-                        log.info("webhook %s answered HTTP %d", ep.get("id"), resp.status)
-        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
-            log.info("webhook %s delivery failed: %s", ep.get("id"), type(exc).__name__)
-        metrics.WEBHOOK_LATENCY.observe(time.perf_counter() - t0)
-        return ok, "" if ok else DELIVERY_FAILED
+        return await post(target, ep["url"], body, headers, self.timeout_s, str(ep.get("id")))
 
     # ---- dead letters --------------------------------------------------------------------------
 

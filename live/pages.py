@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import secrets
 from pathlib import Path
 
@@ -20,12 +21,15 @@ from live.headers import STUDIO_FRAME_ANCESTORS, embed_origins, player_frame_anc
 PAGES_DIR = Path(__file__).resolve().parent / "static" / "pages"
 _BROADCAST_RE = ID_RE  # the one id rule
 GUEST_TTL_S = 12 * 3600
+_INCLUDE = re.compile(r"^<!--#include ([a-z-]+\.html)-->\n", re.M)  # a part the pages share (pages/parts/)
 
 
 def _page(name: str, frame_ancestors: str, **values: object) -> web.Response:
-    """Read the page (every time: cheap, and edits show without a restart) and fill `{{key}}`
+    """Read the page (every time: cheap, and edits show without a restart), put in the parts it
+    includes (`<!--#include part.html-->` lines, from pages/parts/) and fill `{{key}}`
     placeholders with JSON-in-HTML-safe values. `frame_ancestors` says who may frame it."""
-    text = (PAGES_DIR / name).read_text("utf-8")
+    text = _INCLUDE.sub(lambda m: (PAGES_DIR / "parts" / m.group(1)).read_text("utf-8"),
+                        (PAGES_DIR / name).read_text("utf-8"))
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", html.escape(json.dumps(value), quote=True))
     return web.Response(text=text, content_type="text/html", charset="utf-8",

@@ -88,7 +88,7 @@ async def serve_websocket(server: Any, sock: Any, ws: WebSocketResponse) -> None
         sock.connected = True
         sock.upgraded = True
     conn.ws = ws
-    transport = ws._writer.transport if ws._writer is not None else None  # noqa: SLF001
+    transport = ws._writer.transport if ws._writer is not None else None  # noqa: SLF001 - aiohttp keeps the writer's transport private; we write frames to it directly
     if transport is None:
         return
     conn.attach(transport)
@@ -117,7 +117,7 @@ async def serve_websocket(server: Any, sock: Any, ws: WebSocketResponse) -> None
         sock.queue.put_nowait(None)
         try:
             await asyncio.wait_for(conn.writer, timeout=2)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a writer that will not finish in time is cancelled
             conn.writer.cancel()
         await sock.close(wait=False, abort=True, reason=conn.close_reason or server.reason.TRANSPORT_CLOSE)
 
@@ -156,7 +156,7 @@ class FanoutServer(socketio.AsyncServer):
         self.eio.conns = self.conns
         self.eio.bad_frame = self.bad_frame  # serve_websocket's Engine.IO errors
         self.eio._log_error_once = _log_client_error
-        self.eio._async = dict(self.eio._async, websocket=DirectWebSocket)  # noqa: SLF001
+        self.eio._async = dict(self.eio._async, websocket=DirectWebSocket)  # noqa: SLF001 - python-engineio has no public hook for its websocket class
 
     def conn(self, sid: str, namespace: str = "/") -> Conn | None:
         """The Conn of a Socket.IO sid."""

@@ -159,7 +159,7 @@ class Sales:
 
     @staticmethod
     def ack(res: ReserveResult) -> dict[str, Any]:
-        """The ack of an inventory answer, or its refusal raised as a HubError."""
+        """The ack of an inventory answer, or its refusal raised as a DomainError."""
         if not res.ok:
             code = Code(res.code.value) if res.code else Code.INTERNAL  # a refusal always names its code
             details: dict[str, Any] = {"levels": levels_dict(res.levels)}

@@ -40,11 +40,11 @@ async def test_handler_crash_is_an_internal_error_ack(server, bc, clients, token
     hub = server.app["node"].hub
 
     @hub.command("test.boom")
-    async def boom(caller, payload):  # type: ignore[no-untyped-def]
+    async def boom(caller, payload):
         raise RuntimeError("bug")
 
     @hub.command("test.not_a_dict")
-    async def wrong(caller, payload):  # type: ignore[no-untyped-def]
+    async def wrong(caller, payload):
         return ["not", "a", "dict"]
 
     try:

@@ -19,7 +19,7 @@ from shop.broadcasts import BroadcastStore
 from shop.sales import _SOLDOUT
 from tests.conftest import CLUSTER
 from tests.hub.conftest import PRODUCTS
-from tests.redis_proc import RedisProcess
+from tests.redis_proc import RedisProcess, monitored
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -217,27 +217,13 @@ async def test_refused_buyers_make_no_sold_out_claim(make_server, redis, redis_u
         host = await _light(session, node.url, token("host", "b1", "h1"), "json")
         sale = await _sale(host, units=2)
         buyers = [await _light(session, node.url, token("viewer", "b1", f"u{i}"), "json") for i in range(30)]
-        seen: list[bytes] = []
-        monitor_client = aioredis.Redis.from_url(redis_url)
-        ready = asyncio.Event()
-
-        async def watch() -> None:
-            async with monitor_client.monitor() as m:
-                ready.set()
-                async for cmd in m.listen():
-                    seen.append(cmd["command"].encode())
-
-        task = asyncio.ensure_future(watch())
-        await ready.wait()
-        await asyncio.sleep(0.2)
-        answers = await asyncio.gather(*(_reserve_until_answered(b, sale) for b in buyers))
-        assert sorted(f for _, f in answers).count("OK") == 2
-        await wait_for(lambda: host.events and any(e == "sale.soldout" for e, _ in host.events) or None,
-                       what="sale.soldout")
-        await asyncio.sleep(0.3)
-        task.cancel()
-        await monitor_client.aclose()
-        claims = [c for c in seen if sha in c]
+        async with monitored(redis_url) as seen:
+            answers = await asyncio.gather(*(_reserve_until_answered(b, sale) for b in buyers))
+            assert sorted(f for _, f in answers).count("OK") == 2
+            await wait_for(lambda: host.events and any(e == "sale.soldout" for e, _ in host.events) or None,
+                           what="sale.soldout")
+            await asyncio.sleep(0.3)
+        claims = [c for c in seen if sha in c["command"].encode()]
         assert 1 <= len(claims) <= 2, f"{len(claims)} sold-out claims for 28 refused buyers"
         assert [e for e, _ in host.events].count("sale.soldout") == 1
         await asyncio.gather(*(b.close() for b in buyers), host.close())

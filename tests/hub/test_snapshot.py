@@ -56,7 +56,7 @@ async def test_snapshot_part_failure_does_not_block_join(server, bc, clients, to
     hub = server.app["node"].hub
 
     @hub.snapshot_part("broken")
-    async def broken(caller):  # type: ignore[no-untyped-def]
+    async def broken(caller):
         raise RuntimeError("boom")
 
     try:

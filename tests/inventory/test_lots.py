@@ -23,7 +23,7 @@ async def test_create_and_get(inv: Inventory) -> None:
     assert "a1" in await inv.list_lots()
 
 
-async def test_duplicate_lot_is_refused(inv: Inventory, make_lot) -> None:  # type: ignore[no-untyped-def]
+async def test_duplicate_lot_is_refused(inv: Inventory, make_lot) -> None:
     lot = await make_lot(3)
     with pytest.raises(InventoryError) as e:
         await inv.create_lot(LotSpec(lot.lot_id, "X", 99, 1, "EUR"))
@@ -49,7 +49,7 @@ async def test_create_lot_again_with_the_same_spec_is_a_retry(inv: Inventory) ->
     {"currency": "euro"}, {"currency": "eur"}, {"per_user_limit": 0}, {"hold_s": 0},
     {"sku": ""}, {"sku": "s" * 65}, {"opens_at_ms": -1}, {"opens_at_ms": 2000, "closes_at_ms": 1000},
 ])
-async def test_invalid_spec_is_refused_and_creates_nothing(inv: Inventory, redis, changes) -> None:  # type: ignore[no-untyped-def]
+async def test_invalid_spec_is_refused_and_creates_nothing(inv: Inventory, redis, changes) -> None:
     fields = dict(lot_id="good", sku="S", total=5, unit_price=100, currency="EUR")
     fields.update(changes)
     with pytest.raises(InventoryError) as e:
@@ -58,7 +58,7 @@ async def test_invalid_spec_is_refused_and_creates_nothing(inv: Inventory, redis
     assert await redis.dbsize() == 0
 
 
-async def test_open_close_cancel(inv: Inventory, make_lot) -> None:  # type: ignore[no-untyped-def]
+async def test_open_close_cancel(inv: Inventory, make_lot) -> None:
     lot = await make_lot(2, open=False)
     assert (await inv.reserve(lot.lot_id, "u", 1, "r1")).code is Refusal.NOT_OPEN
     assert (await inv.open(lot.lot_id)).state is LotState.OPEN
@@ -77,23 +77,23 @@ async def test_open_close_cancel(inv: Inventory, make_lot) -> None:  # type: ign
         assert e.value.refusal is Refusal.UNKNOWN_LOT
 
 
-async def test_opens_and_closes_by_redis_time(inv: Inventory, make_lot) -> None:  # type: ignore[no-untyped-def]
+async def test_opens_and_closes_by_redis_time(inv: Inventory, make_lot) -> None:
     now = await inv.server_time_ms()
     lot = await make_lot(5, open=False, opens_at_ms=now + 1500, closes_at_ms=now + 4000)
     assert (await inv.reserve(lot.lot_id, "early", 1, "r")).code is Refusal.NOT_OPEN
-    assert (await inv.get_lot(lot.lot_id)).state is LotState.SCHEDULED  # type: ignore[union-attr]
+    assert (await inv.get_lot(lot.lot_id)).state is LotState.SCHEDULED
     while await inv.server_time_ms() < now + 1500:
         await asyncio.sleep(0.05)
     res = await inv.reserve(lot.lot_id, "ontime", 1, "r")
     assert res.ok, res  # nobody called open()
-    assert (await inv.get_lot(lot.lot_id)).state is LotState.OPEN  # type: ignore[union-attr]
+    assert (await inv.get_lot(lot.lot_id)).state is LotState.OPEN
     while await inv.server_time_ms() < now + 4000:
         await asyncio.sleep(0.05)
     assert (await inv.reserve(lot.lot_id, "late", 1, "r")).code is Refusal.CLOSED
-    assert (await inv.get_lot(lot.lot_id)).state is LotState.CLOSED  # type: ignore[union-attr]
+    assert (await inv.get_lot(lot.lot_id)).state is LotState.CLOSED
 
 
-async def test_adjust_total(inv: Inventory, make_lot) -> None:  # type: ignore[no-untyped-def]
+async def test_adjust_total(inv: Inventory, make_lot) -> None:
     lot = await make_lot(4, per_user_limit=4)
     res = await inv.reserve(lot.lot_id, "u", 3, "r")
     assert res.ok

@@ -77,7 +77,7 @@ async () => {
 
 
 @pytest.fixture
-async def browser(media_ip):  # type: ignore[no-untyped-def]
+async def browser(media_ip):
     if not os.path.exists(CHROMIUM):
         pytest.skip("no Chromium at " + CHROMIUM)
     from playwright.async_api import async_playwright

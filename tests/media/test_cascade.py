@@ -22,14 +22,25 @@ from tests.redis_proc import free_port
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 
-async def _origin_and_edge(make_server, tmp_path, **edge_config):  # type: ignore[no-untyped-def]
+async def _origin_and_edge(make_server, tmp_path, **edge_config):
     shared = str(tmp_path / "shared-media")
     origin = await make_server(media_dir=shared)
     edge = await make_server(media_dir=shared, **edge_config)
     return origin, edge
 
 
-def _edge_sessions(server) -> list:  # type: ignore[no-untyped-def]
+async def _watching_on_the_edge(make_server, http, token, tmp_path, frames=5):
+    """An origin publishing b1 and one viewer on the edge process, `frames` video frames received."""
+    origin, edge = await _origin_and_edge(make_server, tmp_path)
+    pub = Publisher(origin.url, "b1", token("host", "b1", "h1"))
+    await pub.start(http)
+    viewer = Viewer(edge.url, "b1", token("viewer", "b1", "v1"))
+    assert await viewer.start(http), viewer.error
+    await wait_for(lambda: len(viewer.sizes) >= frames, 60, "video on the edge")
+    return origin, edge, pub, viewer
+
+
+def _edge_sessions(server) -> list:
     return [v for v in server.app["node"].media.viewers.values() if v.via == "edge"]
 
 
@@ -63,12 +74,7 @@ async def test_a_viewer_on_the_non_publishing_process_gets_decodable_video_and_a
 
 
 async def test_the_origin_ending_the_publish_ends_the_edge_viewers(make_server, http, token, tmp_path):
-    origin, edge = await _origin_and_edge(make_server, tmp_path)
-    pub = Publisher(origin.url, "b1", token("host", "b1", "h1"))
-    await pub.start(http)
-    viewer = Viewer(edge.url, "b1", token("viewer", "b1", "v1"))
-    assert await viewer.start(http), viewer.error
-    await wait_for(lambda: len(viewer.sizes) >= 5, 60, "video on the edge")
+    origin, edge, pub, viewer = await _watching_on_the_edge(make_server, http, token, tmp_path)
 
     assert await pub.stop(http) == 200
     await wait_for(viewer.ended.is_set, 30, "the edge viewer's tracks to end")
@@ -186,7 +192,7 @@ async def test_without_the_cascade_or_with_the_origin_unreachable_the_edge_answe
 
 
 @pytest.fixture
-async def http() -> aiohttp.ClientSession:  # type: ignore[misc]
+async def http() -> aiohttp.ClientSession:
     async with aiohttp.ClientSession() as session:
         yield session
 
@@ -195,12 +201,7 @@ async def test_an_origin_that_dies_without_a_goodbye_ends_the_edge_viewers(make_
                                                                             redis):
     """A killed origin says nothing: its Redis claim stops being renewed and expires. The edge
     watches the claim and ends its viewers instead of leaving them on a frozen picture."""
-    origin, edge = await _origin_and_edge(make_server, tmp_path)
-    pub = Publisher(origin.url, "b1", token("host", "b1", "h1"))
-    await pub.start(http)
-    viewer = Viewer(edge.url, "b1", token("viewer", "b1", "v1"))
-    assert await viewer.start(http), viewer.error
-    await wait_for(lambda: len(viewer.sizes) >= 5, 60, "video on the edge")
+    origin, edge, pub, viewer = await _watching_on_the_edge(make_server, http, token, tmp_path)
 
     claims = origin.app["node"].media.claims
     for task in claims._renewers.values():
@@ -261,12 +262,7 @@ async def test_a_whip_delete_that_reaches_another_process_ends_the_publish(make_
     """Workers share the port, so OBS's Stop streaming (DELETE on its Location) may reach a process
     that does not hold the publish. Before: 404 SESSION_NOT_FOUND and the show went on. Now that
     process forwards it to the origin (internal listener, internal token)."""
-    origin, edge = await _origin_and_edge(make_server, tmp_path)
-    pub = Publisher(origin.url, "b1", token("host", "b1", "h1"))
-    await pub.start(http)
-    viewer = Viewer(edge.url, "b1", token("viewer", "b1", "v1"))
-    assert await viewer.start(http), viewer.error
-    await wait_for(lambda: len(viewer.sizes) >= 3, 60, "video on the edge")
+    origin, edge, pub, viewer = await _watching_on_the_edge(make_server, http, token, tmp_path, frames=3)
     assert pub.location
     session = pub.location.rsplit("/", 1)[-1]
     # the internal door refuses anything but an internal token

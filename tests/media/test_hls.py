@@ -12,7 +12,7 @@ from tests.media.conftest import wait_for
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 
-async def _get(http, url):  # type: ignore[no-untyped-def]
+async def _get(http, url):
     async with http.get(url) as resp:
         return resp.status, dict(resp.headers), await resp.read()
 

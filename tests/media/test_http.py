@@ -9,7 +9,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from loadtest.media_clients import Publisher, Viewer, post_sdp
-from tests.media.conftest import wait_for
+from tests.media.conftest import wait_for, watching
 
 pytestmark = pytest.mark.media
 
@@ -25,7 +25,7 @@ async def _offer(kind: str = "publish") -> str:
     return sdp
 
 
-async def _error(resp) -> str:  # type: ignore[no-untyped-def]
+async def _error(resp) -> str:
     assert resp.headers["Content-Type"].startswith("application/json")
     return (await resp.json())["error"]["code"]
 
@@ -142,11 +142,7 @@ async def test_a_publisher_that_never_connects_frees_the_broadcast(media_server,
 
 async def test_a_busy_fanout_sends_new_viewers_to_hls_below_the_cap(media_server, http, token, media_ip):
     media = media_server.app["node"].media
-    pub = Publisher(media_server.url, "b1", token("host", "b1"))
-    await pub.start(http)
-    first = Viewer(media_server.url, "b1", token("viewer", "b1", "v1"))
-    assert await first.start(http), first.error
-    await wait_for(lambda: len(first.sizes) >= 3, 60, "the first viewer's video")
+    pub, first = await watching(media_server.url, http, token, "v1", 3, "the first viewer's video")
     await wait_for(lambda: media.load.fraction() > 0, 30, "a measured fan-out load")
     media.max_fanout_busy = 0.0  # any measured fan-out work counts as "busy"
     second = Viewer(media_server.url, "b1", token("viewer", "b1", "v2"))

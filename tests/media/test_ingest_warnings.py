@@ -18,7 +18,7 @@ from tests.media.obs_like import ObsLikePublisher
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 
-async def _state(http, server) -> dict:  # type: ignore[no-untyped-def]
+async def _state(http, server) -> dict:
     async with http.get(f"{server.url}/api/media/b1") as resp:
         return await resp.json()
 

@@ -53,7 +53,7 @@ async def test_webrtc_offer_over_the_socket_plays_and_media_state_is_urgent(medi
         frames = 0
 
         @pc.on("track")
-        def _on_track(track) -> None:  # type: ignore[no-untyped-def]
+        def _on_track(track) -> None:
             async def consume() -> None:
                 nonlocal frames
                 while True:

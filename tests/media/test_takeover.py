@@ -103,11 +103,11 @@ async def test_no_media_for_stall_s_is_stalled_then_ended_after_the_grace(media_
         send = track.recv
         flowing = asyncio.Event()
 
-        async def paused():  # type: ignore[no-untyped-def]
+        async def paused():
             await flowing.wait()
             return await send()
 
-        track.recv = paused  # type: ignore[method-assign]  # the camera freezes; the connection lives
+        track.recv = paused  # the camera freezes; the connection lives
         stalled = await wait_for(lambda: [d for d in watcher.of("media.state") if d.get("state") == "stalled"], 15,
                                  "media.state stalled")
         assert stalled[0]["live"] is True and stalled[0]["stalled_until"] > time.time() * 1000
@@ -115,12 +115,12 @@ async def test_no_media_for_stall_s_is_stalled_then_ended_after_the_grace(media_
             assert (await resp.json())["state"] == "stalled"
 
         flowing.set()
-        track.recv = send  # type: ignore[method-assign]
+        track.recv = send
         await wait_for(lambda: watcher.of("media.state")[-1].get("state") == "live", 15, "media.state live again")
         assert media.publishers["b1"] is session
 
         flowing.clear()
-        track.recv = paused  # type: ignore[method-assign]
+        track.recv = paused
         await wait_for(lambda: session.stalled_at is not None, 15, "the second stall")
         started = time.monotonic()
         await wait_for(lambda: "b1" not in media.publishers, 15, "the stalled publish to end")

@@ -42,7 +42,7 @@ def test_sampler_switches_on_above_the_rate_only() -> None:
     assert s.for_viewers("b2", busy, 2_000_000) == busy  # per broadcast
 
 
-def staff_view(c) -> list[str]:  # type: ignore[no-untyped-def]
+def staff_view(c) -> list[str]:
     """What a host/moderator page shows: tick lines plus `chat.staff` lines, merged by id."""
     lines = {m["id"]: m for m in c.chat_lines()}
     for extra in c.of("chat.staff"):
@@ -50,7 +50,7 @@ def staff_view(c) -> list[str]:  # type: ignore[no-untyped-def]
     return sorted(lines, key=lambda i: tuple(int(x) for x in i.split("-")))
 
 
-async def test_viewers_sampled_while_staff_get_everything(make_server, clients, token, bc) -> None:  # type: ignore[no-untyped-def]
+async def test_viewers_sampled_while_staff_get_everything(make_server, clients, token, bc) -> None:
     a = await make_server(chat_overload_rate=2.0, chat_overload_k=2, chat_rate=1000.0, chat_burst=1000)
     b = await make_server(chat_overload_rate=2.0, chat_overload_k=2, chat_rate=1000.0, chat_burst=1000)
     host = await clients(a.url, token("host", bc, "h1"))

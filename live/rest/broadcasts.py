@@ -48,13 +48,27 @@ def _scheduled_start(body: dict[str, Any]) -> int | None:
     return v.integer(body, "scheduled_start", required=False, lo=0, hi=v.MAX_TS)
 
 
+async def _object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON body, which must be an object."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise DomainError(Code.VALIDATION, "the body must be a JSON object", field="")
+    return body
+
+
+def _host_of(request: web.Request) -> tuple[str, Claims]:
+    """The broadcast of the path and the host's claims for it: auth first (a stranger learns
+    nothing), then the one id rule."""
+    bid = request.match_info["broadcast"]
+    claims = require(request, roles=("host",), broadcast=bid)
+    return v.check_id(bid, "broadcast"), claims
+
+
 async def create_broadcast(request: web.Request) -> web.Response:
     claims = require(request, roles=("host",))
 
     async def make() -> web.Response:
-        body = await read_json(request)
-        if not isinstance(body, dict):
-            raise DomainError(Code.VALIDATION, "the body must be a JSON object", field="")
+        body = await _object(request)
         v.only(body, {"id", "title", "scheduled_start", "products"})
         default_id = None if claims.broadcast == ADMIN_BROADCAST else claims.broadcast
         bid = v.ident(body, "id") if default_id is None else v.ident(body, "id", required=False, default=default_id)
@@ -101,14 +115,10 @@ async def get_broadcast(request: web.Request) -> web.Response:
 
 
 async def update_broadcast(request: web.Request) -> web.Response:
-    bid = request.match_info["broadcast"]
-    claims = require(request, roles=("host",), broadcast=bid)
-    v.check_id(bid, "broadcast")  # auth first: a stranger learns nothing, then the one id rule
+    bid, claims = _host_of(request)
 
     async def make() -> web.Response:
-        body = await read_json(request)
-        if not isinstance(body, dict):
-            raise DomainError(Code.VALIDATION, "the body must be a JSON object", field="")
+        body = await _object(request)
         v.only(body, {"title", "scheduled_start"})
         title = v.text(body, "title", required=False)
         changes: dict[str, Any] = {"title": title}
@@ -122,14 +132,10 @@ async def update_broadcast(request: web.Request) -> web.Response:
 
 
 async def add_product(request: web.Request) -> web.Response:
-    bid = request.match_info["broadcast"]
-    claims = require(request, roles=("host",), broadcast=bid)
-    v.check_id(bid, "broadcast")  # auth first: a stranger learns nothing, then the one id rule
+    bid, claims = _host_of(request)
 
     async def make() -> web.Response:
-        body = await read_json(request)
-        if not isinstance(body, dict):
-            raise DomainError(Code.VALIDATION, "the body must be a JSON object", field="")
+        body = await _object(request)
         product = await _store(request).add_product(bid, parse_product(body))
         node_of(request.app).hub.fanout.urgent(bid, "product.updated", {"broadcast_id": bid, "product": product.to_dict()})
         return json_response(product.to_dict(), status=201)
@@ -138,16 +144,11 @@ async def add_product(request: web.Request) -> web.Response:
 
 
 async def edit_product(request: web.Request) -> web.Response:
-    bid = request.match_info["broadcast"]
-    pid = request.match_info["product"]
-    claims = require(request, roles=("host",), broadcast=bid)
-    v.check_id(bid, "broadcast")  # auth first: a stranger learns nothing, then the one id rule
-    v.check_id(pid, "product")
+    bid, claims = _host_of(request)
+    pid = v.check_id(request.match_info["product"], "product")
 
     async def make() -> web.Response:
-        body = await read_json(request)
-        if not isinstance(body, dict):
-            raise DomainError(Code.VALIDATION, "the body must be a JSON object", field="")
+        body = await _object(request)
         product = await _store(request).edit_product(bid, pid, body)
         node_of(request.app).hub.fanout.urgent(bid, "product.updated", {"broadcast_id": bid, "product": product.to_dict()})
         return json_response(product.to_dict())

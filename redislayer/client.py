@@ -26,6 +26,9 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from redislayer import batch
+from redislayer.batch import Batcher
+
 RETRIES = 3
 
 # fn(operation, seconds): how long one Redis round trip took (a command, or a pipeline of scripts).
@@ -65,8 +68,13 @@ class TimedRedis(aioredis.Redis):
     timer: RedisTimer | None = None
     replicas_ack: int = 0
     ack_timeout_ms: int = 0
+    _batcher: Batcher | None = None
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if batch.active() and batch.batchable(args):  # inside redislayer.batched(): one pipeline per iteration
+            if self._batcher is None:
+                self._batcher = Batcher(self, self.timer)
+            return await self._batcher.add(args, options)
         timer = self.timer
         if timer is None:
             return await super().execute_command(*args, **options)

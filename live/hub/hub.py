@@ -19,7 +19,7 @@ from live.hub import metrics
 from live.hub.clock import ServerClock
 from live.hub.connect import Refused, authenticate
 from live.hub.registry import Caller, Handler, Registry, SnapshotPart
-from redislayer import overload_code
+from redislayer import batched, overload_code
 from shop.broadcasts import BroadcastStore
 
 if TYPE_CHECKING:  # they import the hub: names only
@@ -162,7 +162,8 @@ class Hub:
         try:
             ident = authenticate(self.secret, environ, auth)
             try:
-                found = await self.broadcasts.exists(ident.broadcast)
+                with batched():  # a burst of connects: one round trip per loop iteration
+                    found = await self.broadcasts.exists(ident.broadcast)
             except Exception as exc:  # noqa: BLE001 - Redis slow or down: refuse with a reason, the client retries
                 over = overload_code(exc)
                 if over is None:
@@ -189,7 +190,8 @@ class Hub:
         start = time.perf_counter()
         for hook in self._join_hooks:
             try:
-                await hook(caller)
+                with batched():
+                    await hook(caller)
             except Exception as exc:  # noqa: BLE001 - a hook must not stop the snapshot
                 if overload_code(exc) is None:
                     log.exception("join hook failed")

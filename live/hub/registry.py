@@ -39,7 +39,7 @@ import orjson
 
 from live.auth import ROLES
 from live.hub import metrics
-from redislayer import overload_code
+from redislayer import batched, overload_code
 
 log = logging.getLogger("hawker.hub")
 
@@ -240,7 +240,8 @@ class Registry:
         last: dict[str, BaseException] = {}
         while pending:
             left = deadline - time.monotonic()
-            results = await asyncio.gather(*(self._part(n, caller, left) for n in pending), return_exceptions=True)
+            with batched():  # every part's reads (and other joins' beside them) in one round trip
+                results = await asyncio.gather(*(self._part(n, caller, left) for n in pending), return_exceptions=True)
             failed = []
             for name, value in zip(pending, results):
                 if isinstance(value, BaseException):

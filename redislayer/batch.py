@@ -13,7 +13,9 @@ Only what runs inside `batched()` (a context variable, so tasks started there in
 batched: the hot command paths keep their own ways (scripts: redislayer.pipeline). Blocking and
 transaction commands are never batched. Errors stay per command (a Redis error reply fails only
 its own caller); a lost connection fails the batch's callers the way it would have failed each
-of them (the pipeline retries on connection errors like a command does)."""
+of them (the pipeline retries on connection errors like a command does). A store's own
+non-transactional pipeline (`redis.pipeline(transaction=False)`) joins the batch too
+(`BatchedPipeline`); transactions, WATCH and pipelines with scripts keep their own connection."""
 from __future__ import annotations
 
 import asyncio
@@ -22,6 +24,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError
 
 MAX_BATCH = 256
 
@@ -80,7 +85,7 @@ class Batcher:
         self._queue.append((args, options, fut))
         if not self._scheduled:
             self._scheduled = True
-            loop.call_soon(self._flush)
+            loop.call_soon(self._flush, context=contextvars.Context())  # the flush itself is not batched
         return fut
 
     def _flush(self) -> None:
@@ -97,7 +102,7 @@ class Batcher:
             return
         self.batches += 1
         self.commands += len(live)
-        pipe = self.client.pipeline(transaction=False)
+        pipe = Pipeline(self.client.connection_pool, self.client.response_callbacks, False, None)
         for args, options, _fut in live:
             pipe.execute_command(*args, **options)
         start = time.perf_counter()
@@ -120,3 +125,33 @@ class Batcher:
                 fut.set_exception(res)
             else:
                 fut.set_result(res)
+
+
+class BatchedPipeline(Pipeline):
+    """A non-transactional pipeline made inside `batched()`: `execute()` hands its commands to the
+    client's Batcher instead of taking a connection of its own, with Pipeline's answers (a list in
+    order; the first Redis error raised when `raise_on_error`, else returned in place)."""
+
+    def __init__(self, batcher: Batcher, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._batcher = batcher
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        stack = self.command_stack
+        if self.watching or self.scripts or self.is_transaction or self.explicit_transaction:
+            return await super().execute(raise_on_error)
+        if not stack:
+            return []
+        futs = [self._batcher.add(args, options) for args, options in stack]
+        try:
+            results = list(await asyncio.gather(*futs, return_exceptions=True))
+        finally:
+            await self.reset()
+        for r in results:  # a lost connection / timeout fails the whole pipeline, as it would have
+            if isinstance(r, BaseException) and not isinstance(r, ResponseError):
+                raise r
+        if raise_on_error:
+            for r in results:
+                if isinstance(r, ResponseError):
+                    raise r
+        return results

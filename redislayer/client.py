@@ -27,7 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redislayer import batch
-from redislayer.batch import Batcher
+from redislayer.batch import BatchedPipeline, Batcher
 
 RETRIES = 3
 
@@ -70,11 +70,20 @@ class TimedRedis(aioredis.Redis):
     ack_timeout_ms: int = 0
     _batcher: Batcher | None = None
 
+    def _batch(self) -> Batcher:
+        if self._batcher is None:
+            self._batcher = Batcher(self, self.timer)
+        return self._batcher
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        """Inside redislayer.batched(), a non-transactional pipeline joins the iteration's batch."""
+        if not transaction and shard_hint is None and batch.active():
+            return BatchedPipeline(self._batch(), self.connection_pool, self.response_callbacks, False, None)
+        return super().pipeline(transaction, shard_hint)
+
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         if batch.active() and batch.batchable(args):  # inside redislayer.batched(): one pipeline per iteration
-            if self._batcher is None:
-                self._batcher = Batcher(self, self.timer)
-            return await self._batcher.add(args, options)
+            return await self._batch().add(args, options)
         timer = self.timer
         if timer is None:
             return await super().execute_command(*args, **options)

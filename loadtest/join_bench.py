@@ -12,8 +12,9 @@ join needs) and keeps every joined socket open, as viewers stay. The broadcast h
 scheduled sale, so the snapshot carries every part a viewer sees before a sale.
 
 Printed: joins, failures by code, partial snapshots, joins/s over the burst (first start -> last
-snapshot), join latency p50/p99 (connect -> snapshot, retries included) and the server's CPU. It
-reaches the server over the network only."""
+snapshot), join latency p50/p99 (connect -> snapshot, retries included), the server's CPU and
+this client's own CPU (near 100 % means the client, not the server, set the pace). It reaches
+the server over the network only."""
 from __future__ import annotations
 
 import argparse
@@ -86,6 +87,7 @@ def burst(url: str, secret: str, broadcast: str, *, joins: int, concurrency: int
         pool.submit(v.start)
 
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     t_last = t0
     for _ in range(min(concurrency, joins)):
         start_next()
@@ -111,13 +113,15 @@ def burst(url: str, secret: str, broadcast: str, *, joins: int, concurrency: int
             if started < joins:
                 start_next()
     span = max(1e-6, t_last - t0)
+    client_cpu = round((time.process_time() - cpu0) / max(1e-6, time.perf_counter() - t0) * 100, 1)
     ok = codes.get("OK", 0) + codes.get("PARTIAL", 0)
     pool.stop()
     return {"joins": joins, "joined": ok, "partial": codes.get("PARTIAL", 0),
             "failures": {k: n for k, n in codes.items() if k not in ("OK", "PARTIAL")},
             "unfinished": joins - done, "retries": retries, "concurrency": concurrency,
             "span_s": round(span, 2), "joins_per_s": round(ok / span, 1),
-            "join_p50_ms": _pct(lat, 0.50), "join_p99_ms": _pct(lat, 0.99), "join_max_ms": _pct(lat, 1.0)}
+            "join_p50_ms": _pct(lat, 0.50), "join_p99_ms": _pct(lat, 0.99), "join_max_ms": _pct(lat, 1.0),
+            "client_cpu_pct": client_cpu}
 
 
 class _Cpu(threading.Thread):
@@ -175,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"join_bench: {figs['joined']}/{figs['joins']} joined ({figs['partial']} partial, "
           f"failures {figs['failures'] or 0}, {figs['retries']} retried attempts) in {figs['span_s']} s: "
           f"{figs['joins_per_s']} joins/s, join p50 {figs['join_p50_ms']} ms, p99 {figs['join_p99_ms']} ms"
-          + (f"; server CPU {figs['server_cpu_pct']} %, redis {figs.get('redis_cpu_pct')} %" if stack else ""),
+          + (f"; server CPU {figs['server_cpu_pct']} %, redis {figs.get('redis_cpu_pct')} %" if stack else "")
+          + f"; this client {figs['client_cpu_pct']} % of a core",
           file=sys.stderr)
     if args.json:
         print(json.dumps(figs))

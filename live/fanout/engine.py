@@ -38,6 +38,7 @@ log = logging.getLogger("hawker.fanout")
 
 CHANNEL = "hub:fan:bc:"  # + "{<broadcast>}": a sharded channel in the broadcast's slot
 VIEWERS = "hub:fan:viewers:"
+VIEWERS_EVERY_MS = 1000  # a tick that would carry only a changed viewer count: at most this often
 NODE_CHANNEL = "hub:fan:node:"  # + "{<node id>}"
 
 
@@ -69,13 +70,14 @@ class _Batch:
 class _Room:
     """The local members of one broadcast, grouped by (codec, staff) so a tick's loop is flat."""
 
-    __slots__ = ("groups", "count", "users", "last_viewers")
+    __slots__ = ("groups", "count", "users", "last_viewers", "viewers_at")
 
     def __init__(self) -> None:
         self.groups: dict[tuple[str, bool], dict[str, Conn]] = {(c, s): {} for c in CODECS for s in (False, True)}
         self.count = 0
         self.users: dict[str, set[str]] = {}
         self.last_viewers = -1
+        self.viewers_at = 0  # server ms of the last tick sent to this room
 
 
 class _Member:
@@ -99,7 +101,7 @@ class Fanout:
     def __init__(self, sio: Any, redis: aioredis.Redis, *, node_id: str, tick_ms: int = 100,
                  chat_overload_rate: float = 50.0, chat_overload_k: int = 10,
                  viewers_ttl_ms: int = 5000, clock: Callable[[], int] | None = None,
-                 max_outbox: int = 10_000) -> None:
+                 max_outbox: int = 10_000, viewers_every_ms: int = VIEWERS_EVERY_MS) -> None:
         if not hasattr(sio, "conn"):
             raise TypeError("Fanout needs a live.fanout.FanoutServer as its Socket.IO server")
         from chat.overload import ChatSampler, OverloadPolicy
@@ -110,6 +112,7 @@ class Fanout:
         self.tick_s = max(0.005, tick_ms / 1000)
         self.chat_sampler: Any = ChatSampler(OverloadPolicy(chat_overload_rate, chat_overload_k))
         self.viewers_ttl_ms = viewers_ttl_ms
+        self.viewers_every_ms = viewers_every_ms
         self.clock = clock or _now_ms
         self.max_outbox = max_outbox
         self._members: dict[str, _Member] = {}
@@ -296,10 +299,14 @@ class Fanout:
     def _deliver_tick(self, broadcast: str, room: _Room, batch: _Batch | None, now: int) -> int:
         viewers = self.viewer_count(broadcast)
         if batch is None or batch.empty():
-            if viewers == room.last_viewers:
+            # a changed count alone goes at most every viewers_every_ms: while thousands join, the
+            # count changes every tick, and a tick to every socket for it alone was most of the
+            # CPU of a join ramp (on the server and on every client)
+            if viewers == room.last_viewers or now - room.viewers_at < self.viewers_every_ms:
                 return 0
             batch = batch or _Batch()
         room.last_viewers = viewers
+        room.viewers_at = now
         base: dict[str, Any] = {"ts": now}
         if batch.hearts:
             base["hearts"] = batch.hearts

@@ -95,6 +95,8 @@ class Config:
     # Redis failover: replica acknowledgement of stock and payment changes (redislayer); docs/scaling.md
     redis_replicas_ack: int = 0
     redis_replicas_ack_timeout_ms: int = 100
+    # join path under load (live/hub/registry.py shared snapshot parts; docs/loadtesting.md)
+    snapshot_cache_ms: int = 200
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

@@ -67,9 +67,14 @@ class Hub:
         """See Registry.command."""
         return self.registry.command(event, **kw)
 
-    def snapshot_part(self, name: str) -> Callable[[SnapshotPart], SnapshotPart]:
+    def snapshot_part(self, name: str, *, shared: bool = False) -> Callable[[SnapshotPart], SnapshotPart]:
         """See Registry.snapshot_part."""
-        return self.registry.snapshot_part(name)
+        return self.registry.snapshot_part(name, shared=shared)
+
+    async def shared(self, key: tuple[Any, ...], fetch: Callable[[], Awaitable[Any]]) -> Any:
+        """A snapshot value the same for every join of a broadcast: one fetch for a burst of joins,
+        reused briefly (see Registry.shared; `key[1]` must be the broadcast)."""
+        return await self.registry.shared(key, fetch)
 
     def on_join(self, fn: Hook) -> Hook:
         """Called after a socket joined (before its snapshot is built)."""

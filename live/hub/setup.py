@@ -42,7 +42,8 @@ def setup(app: web.Application, services: Any) -> Hub:
     hub = Hub(sio=services.sio, redis=services.redis, fanout=fanout, secret=services.config.secret,
               registry=Registry(max_bytes=min(16 * 1024, services.config.max_message_bytes),
                                 timeout_s=services.config.command_deadline_ms / 1000,
-                                join_deadline_s=services.config.join_deadline_ms / 1000), node_id=node_id)
+                                join_deadline_s=services.config.join_deadline_ms / 1000,
+                                snapshot_cache_s=services.config.snapshot_cache_ms / 1000), node_id=node_id)
     if own_fanout:
         fanout.clock = hub.clock.now_ms  # tick `ts` on the server clock the clients sync to (Redis TIME)
     inventory = _inventory(services)

@@ -32,6 +32,7 @@ import orjson
 
 from loadtest.lightpool import LightPool, Report, Viewer
 
+FLUSH_S = 0.02  # commands (joins, hearts, chat lines) are written to the child at most this often
 ROOT = str(Path(__file__).resolve().parent.parent)  # so `-m loadtest.lightproc` imports this checkout
 
 
@@ -47,14 +48,34 @@ class LightProcess:
         self._joined: dict[str, Callable[[bool, str], None]] = {}
         self._busy = 0.0
         self._notify: Callable[[], None] = lambda: None
+        self._buf = bytearray()  # commands not yet written (one write per FLUSH_S, not one per command)
+        self._sleep: Callable[[float], None] | None = None
 
     @property
     def pid(self) -> int:
         return int(self.proc.pid)
 
-    def start(self, notify: Callable[[], None], spawn: Callable[..., Any]) -> None:
+    def start(self, notify: Callable[[], None], spawn: Callable[..., Any], sleep: Callable[[float], None]) -> None:
         self._notify = notify
+        self._sleep = sleep
         spawn(self._read)
+        spawn(self._flusher)
+
+    def _flusher(self) -> None:
+        assert self._sleep is not None
+        while self.proc.poll() is None:
+            self._sleep(FLUSH_S)
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buf:
+            return
+        data, self._buf = bytes(self._buf), bytearray()
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass
 
     def _read(self) -> None:
         out = self.proc.stdout
@@ -79,11 +100,9 @@ class LightProcess:
         return v
 
     def _send(self, *cmd: Any) -> None:
-        try:
-            self.proc.stdin.write(orjson.dumps(list(cmd)) + b"\n")
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            pass
+        self._buf += orjson.dumps(list(cmd)) + b"\n"
+        if self._sleep is None or len(self._buf) > 65536:
+            self.flush()
 
     def start_viewer(self, user: str, token: str, codec: str, on_joined: Callable[[bool, str], None]) -> None:
         self._joined[user] = on_joined
@@ -102,6 +121,7 @@ class LightProcess:
         self._send("storm", user, at_server_ms, back_after_s)
 
     def stop(self) -> None:
+        self.flush()
         try:
             self.proc.stdin.close()
         except OSError:

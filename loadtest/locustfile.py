@@ -32,11 +32,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import engineio
 import gevent
 import gevent.event
 import gevent.lock
 from locust import User, between, constant_pacing, events, task
-from locust.contrib.socketio import SocketIOUser
+from locust.contrib.socketio import SocketIOClient, SocketIOUser
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
@@ -168,7 +169,7 @@ class _Light:
 
                 pool = LightProcess(host, TICK_SAMPLE, popen=gevent.subprocess.Popen)
                 self.env = env
-                pool.start(self.wake.set, gevent.spawn)
+                pool.start(self.wake.set, gevent.spawn, gevent.sleep)
                 self.pool = pool
                 gevent.spawn(self._drain)
                 _start_process_helpers(env, pool)
@@ -276,10 +277,34 @@ class LightViewerUser(User):
 
 # ---- full Socket.IO clients: buyers and the host ------------------------------------------------
 
+class _InlineEngineIO(engineio.Client):
+    """python-socketio's client starts a thread (under gevent, a greenlet) for every message it
+    reads; with a few hundred buyers per process each reading 10 ticks a second that was a fifth of
+    the process and the bursts showed as gevent loop lag. Our handlers never block (they record,
+    set events or spawn), so messages are handled in the read loop itself."""
+
+    def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == "message":
+            kwargs["run_async"] = False
+        return super()._trigger_event(event, *args, **kwargs)
+
+
+class _BuyerClient(SocketIOClient):
+    def _engineio_client_class(self) -> type:
+        return _InlineEngineIO
+
+
 class HawkerUser(SocketIOUser):
     """Connects one full python-socketio client for one person."""
 
     abstract = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # SocketIOUser's, with the inline client
+        User.__init__(self, *args, **kwargs)
+        self.sio = _BuyerClient(self.environment.events.request, **self.options)
+        self.sio_greenlet = gevent.spawn(self.sio.wait)
+        self.sio.on("*", self.sio.on_message)
+
     role = "viewer"
     prefix = "buyer"
     options = {"reconnection": True, "reconnection_attempts": 3, "serializer": "msgpack" if CODEC != "json" else "default"}

@@ -220,7 +220,8 @@ class Hub:
             log.exception("fanout leave failed")
         for hook in self._leave_hooks:
             try:
-                await hook(caller)
+                with batched():  # a wave of disconnects (a node restart, a retry storm): one round trip per iteration
+                    await hook(caller)
             except Exception:  # noqa: BLE001
                 log.exception("leave hook failed")
 

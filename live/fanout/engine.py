@@ -101,7 +101,8 @@ class Fanout:
     def __init__(self, sio: Any, redis: aioredis.Redis, *, node_id: str, tick_ms: int = 100,
                  chat_overload_rate: float = 50.0, chat_overload_k: int = 10,
                  viewers_ttl_ms: int = 5000, clock: Callable[[], int] | None = None,
-                 max_outbox: int = 10_000, viewers_every_ms: int = VIEWERS_EVERY_MS) -> None:
+                 max_outbox: int = 10_000, viewers_every_ms: int = VIEWERS_EVERY_MS,
+                 max_writes_per_s: int = 0) -> None:
         if not hasattr(sio, "conn"):
             raise TypeError("Fanout needs a live.fanout.FanoutServer as its Socket.IO server")
         from chat.overload import ChatSampler, OverloadPolicy
@@ -113,6 +114,7 @@ class Fanout:
         self.chat_sampler: Any = ChatSampler(OverloadPolicy(chat_overload_rate, chat_overload_k))
         self.viewers_ttl_ms = viewers_ttl_ms
         self.viewers_every_ms = viewers_every_ms
+        self.max_writes_per_s = max_writes_per_s  # 0: no budget (a tick every tick_s whatever the audience)
         self.clock = clock or _now_ms
         self.max_outbox = max_outbox
         self._members: dict[str, _Member] = {}
@@ -337,7 +339,7 @@ class Fanout:
         loop = asyncio.get_running_loop()
         due = loop.time()
         while self._running:
-            due += self.tick_s
+            due += self.period()
             delay = due - loop.time()
             if delay < 0:  # behind: do not try to catch up with a burst of ticks
                 due = loop.time()
@@ -392,6 +394,18 @@ class Fanout:
             metrics.TICK_SECONDS.observe(time.perf_counter() - start)
         self.ticks += 1
         return n
+
+    def period(self) -> float:
+        """Seconds between ticks: `tick_s`, stretched so this node hands at most `max_writes_per_s`
+        tick frames a second to its sockets (a tick is one write per socket). Past that budget a
+        node spent most of a core in send() and fell behind on everything else (joins, commands);
+        a longer period coalesces more into each tick (chat lines, hearts summed, latest levels)
+        and urgent events still go at once."""
+        period = self.tick_s
+        if self.max_writes_per_s > 0:
+            period = max(period, len(self._members) / self.max_writes_per_s)
+        metrics.TICK_PERIOD.set(period)
+        return period
 
     async def _refresh_viewers(self) -> None:
         if not self._rooms and not self._gone:

@@ -24,7 +24,8 @@ def _fanout(services: Any, node_id: str) -> Any:
         return existing, False
     from live.fanout import Fanout
 
-    fan = Fanout(services.sio, services.redis, node_id=node_id, tick_ms=services.config.tick_ms)
+    fan = Fanout(services.sio, services.redis, node_id=node_id, tick_ms=services.config.tick_ms,
+                 max_writes_per_s=services.config.fanout_max_writes_per_s)
     return fan, True
 
 

@@ -36,7 +36,7 @@ from loadtest.samples import read_all
 
 MAX_USERS = 20_000
 MAX_RUN_S = 2_100  # a 30 min soak plus its ramp
-MAX_SPAWN_RATE = 300.0  # default ramp: ~20 s, but no faster than this many joins per second
+MAX_SPAWN_RATE = 200.0  # default ramp: ~20 s, but no faster than this many joins per second
 SCENARIOS = ("flash", "chat-storm", "reconnect-storm", "soak")
 BLOCKED_WORD = "spamword"
 
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qty", type=int, default=1, help="units each buyer asks for")
     p.add_argument("--hold-s", type=int, default=10, help="hold time; abandoned holds expire after it (min 10)")
     p.add_argument("--abandon", type=float, default=0.2, help="share of buyers who hold and never pay")
-    p.add_argument("--spawn-rate", type=float, default=None, help="users started per second (default: ramp in ~20 s, at most 300/s)")
+    p.add_argument("--spawn-rate", type=float, default=None, help="users started per second (default: ramp in ~20 s, at most 200/s)")
     p.add_argument("--processes", type=int, default=-1, help="Locust processes on this machine (-1: one per core)")
     p.add_argument("--expect-workers", type=int, default=0,
                    help="distributed: be the Locust master and wait for this many `locust --worker` processes "

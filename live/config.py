@@ -97,6 +97,7 @@ class Config:
     redis_replicas_ack_timeout_ms: int = 100
     # join path under load (live/hub/registry.py shared snapshot parts; docs/loadtesting.md)
     snapshot_cache_ms: int = 200
+    join_max_inflight: int = 256
     fanout_max_writes_per_s: int = 50_000
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 

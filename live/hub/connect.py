@@ -18,14 +18,18 @@ from live.auth import ADMIN_BROADCAST, AuthError, Claims, verify
 class Refused(Exception):
     """Why a connection was refused; `refusal()` is what python-socketio sends in CONNECT_ERROR."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after = retry_after
 
     def refusal(self) -> ConnectionRefusedError:
         # error_args = {"message": message, "data": {"code", "message"}}: socket.io-client's err.data
-        return ConnectionRefusedError(self.message, {"code": self.code, "message": self.message})
+        data: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.retry_after is not None:
+            data["retry_after"] = self.retry_after
+        return ConnectionRefusedError(self.message, data)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # they import the hub: names only
 log = logging.getLogger("hawker.hub")
 
 Hook = Callable[[Caller], Awaitable[None]]
+JOIN_RETRY_AFTER_MS = 500  # retry_after of a connect refused for too many joins in progress
 
 
 class Hub:
@@ -39,7 +40,7 @@ class Hub:
     timers: Scheduler
 
     def __init__(self, *, sio: socketio.AsyncServer, redis: aioredis.Redis, fanout: Any, secret: str,
-                 registry: Registry | None = None, node_id: str | None = None) -> None:
+                 registry: Registry | None = None, node_id: str | None = None, max_joining: int = 0) -> None:
         self.sio = sio
         self.redis = redis
         self.fanout = fanout
@@ -55,6 +56,8 @@ class Hub:
         self._starters: list[Callable[[], Awaitable[None]]] = []
         self._stoppers: list[Callable[[], Awaitable[None]]] = []
         self._tasks: set[asyncio.Task] = set()
+        self.max_joining = max_joining  # joins admitted and not yet sent their snapshot, at most (0: no bound)
+        self.joining = 0
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
         sio.on("*", self._on_event)
@@ -165,6 +168,11 @@ class Hub:
 
     async def _on_connect(self, sid: str, environ: dict, auth: Any = None) -> bool:
         try:
+            if self.max_joining and self.joining >= self.max_joining:
+                # admission: past this many joins in progress, a new one would only make every join
+                # late (and late joins time out and come back); refuse it cheaply, to retry
+                metrics.OVERLOAD_ANSWERS.labels("BUSY", "connect").inc()
+                raise Refused("BUSY", "too many joins in progress; retry", retry_after=JOIN_RETRY_AFTER_MS)
             ident = authenticate(self.secret, environ, auth)
             try:
                 with batched():  # a burst of connects: one round trip per loop iteration
@@ -188,8 +196,13 @@ class Hub:
         await self.fanout.join(sid, caller.broadcast, staff=caller.is_staff, user=caller.user)
         metrics.HUB_CONNECTS.labels("OK").inc()
         # The CONNECT packet goes out when this handler returns; the snapshot follows it.
-        self.spawn(self._welcome(caller))
+        self.joining += 1
+        task = self.spawn(self._welcome(caller))
+        task.add_done_callback(self._joined)
         return True
+
+    def _joined(self, _task: asyncio.Task) -> None:
+        self.joining -= 1
 
     async def _welcome(self, caller: Caller) -> None:
         start = time.perf_counter()

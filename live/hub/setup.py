@@ -44,7 +44,8 @@ def setup(app: web.Application, services: Any) -> Hub:
               registry=Registry(max_bytes=min(16 * 1024, services.config.max_message_bytes),
                                 timeout_s=services.config.command_deadline_ms / 1000,
                                 join_deadline_s=services.config.join_deadline_ms / 1000,
-                                snapshot_cache_s=services.config.snapshot_cache_ms / 1000), node_id=node_id)
+                                snapshot_cache_s=services.config.snapshot_cache_ms / 1000), node_id=node_id,
+              max_joining=services.config.join_max_inflight)
     if own_fanout:
         fanout.clock = hub.clock.now_ms  # tick `ts` on the server clock the clients sync to (Redis TIME)
     inventory = _inventory(services)

@@ -115,3 +115,36 @@ async def test_batched_reads_are_one_round_trip_and_errors_stay_per_command(redi
         assert client._batcher.batches == 1
     finally:
         await client.aclose()
+
+
+async def test_a_join_past_the_bound_is_refused_busy_and_gets_in_later(make_server, bc, clients, token):
+    """HAWKER_JOIN_MAX_INFLIGHT: while that many joins wait for their snapshot, a new connect is
+    refused at once with BUSY and retry_after (nothing is half-joined); once they are through,
+    the retry gets in."""
+    import socketio
+
+    from tests.hub.conftest import Client
+
+    server = await make_server(join_max_inflight=1)
+    hub = server.app["hub"]
+    gate = asyncio.Event()
+
+    @hub.snapshot_part("slow")
+    async def slow(caller: Any) -> int:
+        await gate.wait()
+        return 1
+
+    try:
+        first = await clients(server.url, token("viewer", bc, "a"))  # its snapshot waits on the gate
+        second = Client()
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await second.connect(server.url, token("viewer", bc, "b"))
+        refusal = second.refused["data"]  # socket.io-client's err.data
+        assert refusal["code"] == "BUSY" and refusal["retry_after"] == 500, second.refused
+        assert hub.joining == 1
+        gate.set()
+        assert (await first.snapshot())["slow"] == 1
+        third = await clients(server.url, token("viewer", bc, "b"))
+        assert (await third.snapshot())["slow"] == 1 and hub.joining == 0
+    finally:
+        del hub.registry.parts["slow"]

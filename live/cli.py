@@ -53,7 +53,7 @@ _FLAG_HELP = {
     "command_deadline_ms": "ms a socket command may take before it is answered BUSY (retry with the same request_id)",
     "join_deadline_ms": "ms a join snapshot may take (failed parts retried) before it is sent with `partial`",
     "fanout_max_writes_per_s": "tick frames a process hands to its sockets per second at most: past it the tick period stretches beyond tick_ms (10,000 sockets at 50,000: 200 ms); 0: no limit",
-    "join_max_inflight": "joins a process has admitted and not yet sent their snapshot, at most; a connect past it is refused BUSY with retry_after (0: no bound)",
+    "join_max_inflight": "joins a process has admitted and not yet sent their snapshot, at most; a connect past it waits up to 5 s for a slot, then is refused BUSY with retry_after (0: no bound)",
     "snapshot_cache_ms": "ms a join-snapshot value that is the same for the whole broadcast (broadcast, media, sale records, chat state) is reused; concurrent joins always share one fetch (0: no reuse after it)",
     "webhook_allow_private": "let webhooks reach loopback/private/link-local addresses (local development and tests only)",
     "webhook_http_hosts": "comma-separated webhook hosts allowed over plain http (development); all others need https",

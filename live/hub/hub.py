@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # they import the hub: names only
 log = logging.getLogger("hawker.hub")
 
 Hook = Callable[[Caller], Awaitable[None]]
+JOIN_QUEUE_S = 5.0  # how long a connect waits for a join slot before it is refused BUSY
 JOIN_RETRY_AFTER_MS = 500  # retry_after of a connect refused for too many joins in progress
 
 
@@ -57,7 +58,9 @@ class Hub:
         self._stoppers: list[Callable[[], Awaitable[None]]] = []
         self._tasks: set[asyncio.Task] = set()
         self.max_joining = max_joining  # joins admitted and not yet sent their snapshot, at most (0: no bound)
-        self.joining = 0
+        self.join_queue_s = JOIN_QUEUE_S
+        self.joining = 0  # joins admitted or waiting for admission, not yet sent their snapshot
+        self._slots: asyncio.Semaphore | None = None
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
         sio.on("*", self._on_event)
@@ -168,11 +171,6 @@ class Hub:
 
     async def _on_connect(self, sid: str, environ: dict, auth: Any = None) -> bool:
         try:
-            if self.max_joining and self.joining >= self.max_joining:
-                # admission: past this many joins in progress, a new one would only make every join
-                # late (and late joins time out and come back); refuse it cheaply, to retry
-                metrics.OVERLOAD_ANSWERS.labels("BUSY", "connect").inc()
-                raise Refused("BUSY", "too many joins in progress; retry", retry_after=JOIN_RETRY_AFTER_MS)
             ident = authenticate(self.secret, environ, auth)
             try:
                 with batched():  # a burst of connects: one round trip per loop iteration
@@ -187,22 +185,46 @@ class Hub:
                 raise Refused(over.code, over.message) from None
             if not found:
                 raise Refused("BROADCAST_NOT_FOUND", f"no broadcast {ident.broadcast!r}")
+            await self._admit()
         except Refused as exc:
             metrics.HUB_CONNECTS.labels(exc.code).inc()
             raise exc.refusal() from None
         c = ident.claims
         caller = Caller(sid=sid, user=c.sub, name=c.name, role=c.role, broadcast=ident.broadcast, exp=c.exp)
-        self._callers[sid] = caller
-        await self.fanout.join(sid, caller.broadcast, staff=caller.is_staff, user=caller.user)
+        try:
+            self._callers[sid] = caller
+            await self.fanout.join(sid, caller.broadcast, staff=caller.is_staff, user=caller.user)
+        except BaseException:
+            self._joined(None)
+            raise
         metrics.HUB_CONNECTS.labels("OK").inc()
         # The CONNECT packet goes out when this handler returns; the snapshot follows it.
-        self.joining += 1
         task = self.spawn(self._welcome(caller))
         task.add_done_callback(self._joined)
         return True
 
-    def _joined(self, _task: asyncio.Task) -> None:
+    async def _admit(self) -> None:
+        """Join admission: at most `max_joining` joins between admission and their snapshot. A
+        connect past it waits (FIFO) up to `join_queue_s` for a slot: waiting costs an open socket,
+        where refusing costs a whole new handshake later; one that waited in vain is refused BUSY
+        with retry_after. Without a bound, an overrun made every join late, late joins timed out
+        and came back, and the node never caught up."""
+        self.joining += 1
+        if not self.max_joining:
+            return
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_joining)
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.join_queue_s)
+        except TimeoutError:
+            self.joining -= 1
+            metrics.OVERLOAD_ANSWERS.labels("BUSY", "connect").inc()
+            raise Refused("BUSY", "too many joins in progress; retry", retry_after=JOIN_RETRY_AFTER_MS) from None
+
+    def _joined(self, _task: asyncio.Task | None) -> None:
         self.joining -= 1
+        if self._slots is not None:
+            self._slots.release()
 
     async def _welcome(self, caller: Caller) -> None:
         start = time.perf_counter()

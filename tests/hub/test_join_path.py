@@ -117,16 +117,17 @@ async def test_batched_reads_are_one_round_trip_and_errors_stay_per_command(redi
         await client.aclose()
 
 
-async def test_a_join_past_the_bound_is_refused_busy_and_gets_in_later(make_server, bc, clients, token):
-    """HAWKER_JOIN_MAX_INFLIGHT: while that many joins wait for their snapshot, a new connect is
-    refused at once with BUSY and retry_after (nothing is half-joined); once they are through,
-    the retry gets in."""
+async def test_a_join_past_the_bound_waits_for_a_slot_or_is_refused_busy(make_server, bc, clients, token):
+    """HAWKER_JOIN_MAX_INFLIGHT: while that many joins wait for their snapshot, a new connect waits
+    for a slot (in order); one that waited in vain is refused BUSY with retry_after (nothing of it
+    is kept), and one whose slot comes in time gets in without a retry."""
     import socketio
 
     from tests.hub.conftest import Client
 
     server = await make_server(join_max_inflight=1)
     hub = server.app["hub"]
+    hub.join_queue_s = 0.3
     gate = asyncio.Event()
 
     @hub.snapshot_part("slow")
@@ -141,10 +142,15 @@ async def test_a_join_past_the_bound_is_refused_busy_and_gets_in_later(make_serv
             await second.connect(server.url, token("viewer", bc, "b"))
         refusal = second.refused["data"]  # socket.io-client's err.data
         assert refusal["code"] == "BUSY" and refusal["retry_after"] == 500, second.refused
-        assert hub.joining == 1
+        assert hub.joining == 1 and len(hub.callers(bc)) == 1
+
+        hub.join_queue_s = 10.0
+        third = asyncio.ensure_future(clients(server.url, token("viewer", bc, "c")))
+        await asyncio.sleep(0.3)
+        assert not third.done() and hub.joining == 2  # waiting for the slot, not refused
         gate.set()
         assert (await first.snapshot())["slow"] == 1
-        third = await clients(server.url, token("viewer", bc, "b"))
-        assert (await third.snapshot())["slow"] == 1 and hub.joining == 0
+        assert (await (await third).snapshot())["slow"] == 1
+        assert hub.joining == 0
     finally:
         del hub.registry.parts["slow"]

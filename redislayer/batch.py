@@ -142,7 +142,7 @@ class BatchedPipeline(Pipeline):
             return await super().execute(raise_on_error)
         if not stack:
             return []
-        futs = [self._batcher.add(args, options) for args, options in stack]
+        futs = [self._batcher.add(tuple(args), dict(options)) for args, options in stack]
         try:
             results = list(await asyncio.gather(*futs, return_exceptions=True))
         finally:

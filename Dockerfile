@@ -12,6 +12,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY live ./live
+COPY domain ./domain
 COPY redislayer ./redislayer
 COPY inventory ./inventory
 COPY checkout ./checkout

@@ -23,13 +23,15 @@ from auctions.types import (
     CloseResult,
     Offer,
 )
+from domain import Code
+from domain.validate import is_id
 from inventory import Inventory, InventoryError, LotSpec, Refusal, ReservationState
 from redislayer import AutoPipeline, Script
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ("create", "bid", "start", "close", "cancel", "offer", "get")
 _KEY_NAMES = ("meta", "req", "rl", "log", "pre")
-_ID = re.compile(r"[A-Za-z0-9_-]{1,48}")
+MAX_AUCTION_ID = 48  # the one id rule (domain/validate.py), 16 short: its lots are "<id>-w<n>"
 _CURRENCY = re.compile(r"[A-Z]{3}")
 MAX_PRICE = 10**12
 MAX_DURATION_MS = 24 * 3600 * 1000
@@ -108,7 +110,7 @@ class Auctions:
 
     @staticmethod
     def valid_id(auction_id: object) -> bool:
-        return type(auction_id) is str and _ID.fullmatch(auction_id) is not None
+        return isinstance(auction_id, str) and len(auction_id) <= MAX_AUCTION_ID and is_id(auction_id)
 
     async def server_time_ms(self) -> int:
         secs, micros = await self.redis.time()
@@ -142,7 +144,7 @@ class Auctions:
         if rows is None:
             problems.append("increments: 1-20 rows [from, step], first from 0, ascending, steps >= 1 non-decreasing")
         if problems:
-            raise AuctionError("INVALID_REQUEST", "; ".join(problems))
+            raise AuctionError(Code.INVALID_REQUEST, "; ".join(problems))
         assert rows is not None
         return rows
 
@@ -197,7 +199,7 @@ class Auctions:
         if flag == "E":
             code = data.pop("code")
             data.pop("ok", None)
-            raise AuctionError(code, MESSAGES.get(code, code), **data)
+            raise AuctionError.of(code, **data)
         return {"replay": flag == "R", **data}
 
     async def start(self, auction_id: str) -> dict[str, Any]:
@@ -205,7 +207,7 @@ class Auctions:
         (UNKNOWN_AUCTION, AUCTION_STARTED, AUCTION_CLOSED). The answer names `outbid`: pre-bidders
         who are not leading."""
         if not self.valid_id(auction_id):
-            raise AuctionError("UNKNOWN_AUCTION", MESSAGES["UNKNOWN_AUCTION"])
+            raise AuctionError.of("UNKNOWN_AUCTION")
         out = self._admin(await self._run("start", auction_id))
         if not isinstance(out.get("outbid"), list):
             out["outbid"] = []
@@ -214,7 +216,7 @@ class Auctions:
     async def cancel(self, auction_id: str) -> None:
         """Only before the start (AUCTION_STARTED after it, AUCTION_CLOSED once over)."""
         if not self.valid_id(auction_id):
-            raise AuctionError("UNKNOWN_AUCTION", MESSAGES["UNKNOWN_AUCTION"])
+            raise AuctionError.of("UNKNOWN_AUCTION")
         self._admin(await self._run("cancel", auction_id))
 
     async def close(self, auction_id: str) -> CloseResult:
@@ -251,7 +253,7 @@ class Auctions:
     async def _bid(self, kind: str, auction_id: str, user: str, request_id: str, amount: int, label: str) -> BidResult:
         if not self.valid_id(auction_id):
             return _refusal("UNKNOWN_AUCTION")
-        if not _valid_user(user) or not _valid_user(request_id):
+        if not _valid_user(user) or not is_id(request_id):
             return _refusal("INVALID_REQUEST", field="request_id")
         if type(label) is not str or len(label) > 64:
             return _refusal("INVALID_REQUEST", field="label")
@@ -281,7 +283,7 @@ class Auctions:
         """Replay the log (auctions/audit.py) against the stored auction."""
         auction = await self.get(auction_id)
         if auction is None:
-            raise AuctionError("UNKNOWN_AUCTION", MESSAGES["UNKNOWN_AUCTION"])
+            raise AuctionError.of("UNKNOWN_AUCTION")
         return replay(auction, await self.bid_log(auction_id))
 
     # --- after the close: the winner's hold, then maybe a second chance ---------------------
@@ -298,7 +300,7 @@ class Auctions:
         try:
             await self.inv.create_lot(spec)
         except InventoryError as exc:
-            if exc.code != Refusal.LOT_EXISTS:
+            if exc.refusal != Refusal.LOT_EXISTS:
                 raise
         lot = await self.inv.get_lot(lot_id)
         if lot is not None and lot.state.value == "SCHEDULED":
@@ -306,7 +308,7 @@ class Auctions:
         res = await self.inv.reserve(lot_id, user, 1, request_id=f"auction-{n}")
         await self.inv.close(lot_id)
         if not res.ok or res.reservation is None:
-            raise AuctionError("BAD_STATE", f"the hold for offer {n} failed: {res.code}")
+            raise AuctionError(Code.BAD_STATE, f"the hold for offer {n} failed: {res.code}")
         await self.redis.hset(keys_for(auction.id)[0], mapping={"offer_lot": lot_id, "offer_rid": res.reservation.id})
         return Offer(auction.id, n, user, price, lot_id, res.reservation.id, res.reservation.expires_at_ms)
 
@@ -323,7 +325,7 @@ class Auctions:
         assert a is not None
         if a.offer_n != 1:
             return await self.current_offer(a)
-        return await self._hold(a, 1, a.winner, a.price)  # type: ignore[arg-type]
+        return await self._hold(a, 1, a.winner, a.price)  # type: ignore[arg-type]  # the offer script just set a winner (offer_n == 1)
 
     async def current_offer(self, a: Auction) -> Offer | None:
         """The offer now standing (finishing its hold if the node that claimed it stopped half-way)."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain import Code, DomainError
+
 # Whatnot-like steps in minor units: 1.00 up to 30.00, then 2, 3, 5, 10, 20, 50 as prices grow.
 DEFAULT_INCREMENTS: tuple[tuple[int, int], ...] = (
     (0, 100), (3_000, 200), (10_000, 300), (20_000, 500), (50_000, 1_000), (100_000, 2_000), (250_000, 5_000))
@@ -22,14 +24,14 @@ def increment_at(table: tuple[tuple[int, int], ...] | list[list[int]], price: in
     return int(inc)
 
 
-class AuctionError(Exception):
-    """An admin call refused: `code` is machine-readable (UNKNOWN_AUCTION, AUCTION_STARTED, ...)."""
+class AuctionError(DomainError):
+    """An admin call refused (AUCTION_NOT_FOUND, AUCTION_STARTED, INVALID_REQUEST, ...)."""
 
-    def __init__(self, code: str, message: str = "", **details: Any) -> None:
-        super().__init__(message or code)
-        self.code = code
-        self.message = message or code.replace("_", " ").lower()
-        self.details = details
+    @classmethod
+    def of(cls, code: str, **details: Any) -> AuctionError:
+        """The refusal a script answered, by its result code (UNKNOWN_AUCTION is AUCTION_NOT_FOUND)."""
+        return cls(Code.AUCTION_NOT_FOUND if code == "UNKNOWN_AUCTION" else Code(code), MESSAGES.get(code, code),
+                   **details)
 
 
 MESSAGES = {

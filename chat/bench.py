@@ -16,11 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -28,54 +24,13 @@ import orjson
 import redis.asyncio as aioredis
 
 from chat import Actor, Chat, ChatPolicy, ChatRefused
+from redislayer.server import ThrowawayRedis
 
 TEXTS = [
     "wow this looks great", "얼마예요?", "사이즈 어떻게 되나요", "buy 2", "구매 1개", "love the color!!",
     "does it come in blue?", "와 대박 ㅋㅋㅋㅋ", "shipping to busan?", "I want one", "너무 예뻐요 😍",
     "<b>bold</b> move", "is it cotton or linen? need to know before the sale opens", "ㅎㅎ 좋아요",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]  # (host, port) for AF_INET
-        return port
-
-
-class RedisServer:
-    """A throw-away redis-server for the benchmark."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.dir = tempfile.mkdtemp(prefix="hawker-chat-bench-")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> RedisServer:
-        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
-                                      "--save", "", "--appendonly", "no", "--loglevel", "warning"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.proc:
-            self.proc.terminate()
-            self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
 
 
 def _timed(fn: Any) -> tuple[float, float]:
@@ -96,7 +51,7 @@ def _fig(n: int, wall: float, cpu: float) -> dict[str, float]:
 
 
 async def run(messages: int, concurrency: int) -> dict[str, Any]:
-    with RedisServer() as server:
+    with ThrowawayRedis(prefix="hawker-chat-bench-") as server:
         client = aioredis.Redis.from_url(server.url, max_connections=concurrency + 8)
         try:
             chat = Chat(client, ChatPolicy(rate_per_s=1000.0, burst=1000, dup_window_s=30))

@@ -24,12 +24,13 @@ from chat.policy import ChatPolicy
 from chat.reactions import decode_totals
 from chat.text import clean
 from chat.words import WordFilter
+from domain import Code
+from domain.validate import ID_RULE, is_id
 from redislayer import AutoPipeline, Script
 
 _NOT_WORD = re.compile(r"[\W_]+")
 _REPEATS = re.compile(r"(\D)\1+")  # repeated letters fold; numbers ("11" vs "1") stay apart
 _COOL_CODES = ("RATE_LIMITED",)
-_REQ = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 _REFUSAL_TEXT = {
     "BANNED": "you are banned from this chat",
@@ -130,8 +131,8 @@ class Chat:
         instead of posting it twice; the checks are not run again."""
         if kind not in ("chat", "question"):
             raise ChatRefused(VALIDATION, "kind must be chat or question")
-        if request_id is not None and (not isinstance(request_id, str) or not _REQ.match(request_id)):
-            raise ChatRefused(VALIDATION, "request_id must be 1-64 letters, digits, '-', '_', '.' or ':'")
+        if request_id is not None and not is_id(request_id):  # the one id rule (domain/validate.py)
+            raise ChatRefused(VALIDATION, f"request_id must be {ID_RULE}", field="request_id")
         body = self.check_text(actor, text)
         if request_id is None:
             self._cooling(broadcast, actor.user)
@@ -162,7 +163,7 @@ class Chat:
             wait = int(res[1])
             if status in _COOL_CODES:
                 self._cool(broadcast, actor.user, status, wait)
-            raise ChatRefused(status, _REFUSAL_TEXT.get(status, status),
+            raise ChatRefused(Code(status), _REFUSAL_TEXT.get(status, status),
                               retry_after=wait if status != "BANNED" else None)
         mid = _s(res[1])
         msg = Message(id=mid, user=actor.user, name=actor.name, role=actor.role, text=body,
@@ -201,7 +202,7 @@ class Chat:
         if left <= 0:
             del self._cooldown[(broadcast, user)]
             return
-        raise ChatRefused(hit[1], _REFUSAL_TEXT[hit[1]], retry_after=max(1, int(left * 1000) + 5))
+        raise ChatRefused(Code(hit[1]), _REFUSAL_TEXT[hit[1]], retry_after=max(1, int(left * 1000) + 5))
 
     # --- moderation --------------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ from checkout.idempotency import Claim, IdempotencyStore, fingerprint
 from checkout.ledger import Ledger, Order, OrderState
 from checkout.payments import TEST_CARDS, ChargeResult, ChargeStatus, PaymentProvider, PaymentTimeout, SandboxProvider
 from checkout.service import Checkout, CheckoutError, PayRequest
-from checkout.webhooks import EVENT_TYPES, Endpoint, WebhookError, Webhooks, sign, verify
+from checkout.signature import sign, verify
+from checkout.webhooks import EVENT_TYPES, Endpoint, WebhookError, Webhooks
 
 __all__ = [
     "Checkout", "CheckoutError", "PayRequest", "IdempotencyStore", "Claim", "fingerprint", "Ledger", "Order",

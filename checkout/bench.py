@@ -20,11 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -35,53 +31,14 @@ from checkout.egress import EgressPolicy
 from checkout.ledger import Ledger
 from checkout.payments import SandboxProvider
 from checkout.service import Checkout, PayRequest
-from checkout.webhooks import Webhooks, verify
+from checkout.signature import verify
+from checkout.webhooks import Webhooks
 from inventory import Inventory, LotSpec
+from redislayer.server import ThrowawayRedis, free_port
 
 CARD = {"number": "4242424242424242", "exp": "12/39", "cvc": "123"}
 CONTACT = {"name": "Bench Buyer", "email": "buyer@example.test"}
 SECRET = "whsec_bench_0123456789"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
-    """A throw-away redis-server with AOF on."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.dir = tempfile.mkdtemp(prefix="hawker-checkout-bench-")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> RedisServer:
-        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
-                                      "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
-                                      "--loglevel", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.proc:
-            self.proc.terminate()
-            self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
 
 
 def _pct(vals: list[float], p: float) -> float:
@@ -145,7 +102,7 @@ async def _webhooks(redis: aioredis.Redis, events: int, workers: int) -> dict[st
     app.router.add_post("/hooks", handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     loopback = EgressPolicy.from_settings(allow_private=True, http_hosts="127.0.0.1")  # a development receiver
     nodes = [Webhooks(redis, consumer=f"w{i}", poll_ms=100, policy=loopback) for i in range(workers)]
@@ -170,7 +127,8 @@ async def _webhooks(redis: aioredis.Redis, events: int, workers: int) -> dict[st
 
 
 async def run(payments: int, concurrency: int, events: int, workers: int) -> dict[str, Any]:
-    with RedisServer() as server:
+    with ThrowawayRedis(("--appendonly", "yes", "--appendfsync", "everysec"),
+                        prefix="hawker-checkout-bench-") as server:
         redis = aioredis.Redis.from_url(server.url)
         try:
             out = await _payments(redis, payments, concurrency)

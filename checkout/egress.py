@@ -21,12 +21,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from domain import Code
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Lookup = Callable[[str, int], Awaitable[list[str]]]
 
-REFUSED = "WEBHOOK_URL_REFUSED"  # the code a registration of a refused endpoint answers
-DESTINATION_REFUSED = "DESTINATION_REFUSED"  # recorded on a delivery the policy stopped
-DELIVERY_FAILED = "DELIVERY_FAILED"  # recorded on any other failed delivery (no remote details)
+REFUSED = Code.WEBHOOK_URL_REFUSED  # the code a registration of a refused endpoint answers
+DESTINATION_REFUSED = Code.DESTINATION_REFUSED  # recorded on a delivery the policy stopped
+DELIVERY_FAILED = Code.DELIVERY_FAILED  # recorded on any other failed delivery (no remote details)
 
 METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
             ipaddress.ip_address("100.100.100.200")}  # AWS/GCP/Azure, AWS IPv6, Alibaba

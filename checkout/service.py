@@ -21,9 +21,10 @@ import redis.asyncio as aioredis
 from checkout import metrics
 from checkout.ledger import Ledger, Order, OrderState
 from checkout.payments import ChargeResult, ChargeStatus, InvalidCard, PaymentProvider, PaymentTimeout, validate_card
-from checkout.shipping import ShippingInvalid, validate_shipping
+from checkout.shipping import validate_shipping
 from checkout.ulid import new_ulid
 from checkout.webhooks import Webhooks
+from domain import Code, DomainError
 from inventory import Inventory, LotState, ReservationState
 
 log = logging.getLogger("hawker.checkout")
@@ -35,32 +36,35 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
 _PHONE = re.compile(r"^\+?[0-9 ()-]{6,20}$")
 
 DECLINES = {
-    ChargeStatus.DECLINED: ("PAYMENT_DECLINED", "the card was declined"),
-    ChargeStatus.INSUFFICIENT_FUNDS: ("INSUFFICIENT_FUNDS", "the card has insufficient funds"),
-    ChargeStatus.REQUIRES_ACTION: ("REQUIRES_ACTION", "the card needs an extra authentication step"),
+    ChargeStatus.DECLINED: (Code.PAYMENT_DECLINED, "the card was declined"),
+    ChargeStatus.INSUFFICIENT_FUNDS: (Code.INSUFFICIENT_FUNDS, "the card has insufficient funds"),
+    ChargeStatus.REQUIRES_ACTION: (Code.REQUIRES_ACTION, "the card needs an extra authentication step"),
 }
 
 
-# begin_payment refusals (inventory codes) as checkout codes; others become RESERVATION_<code> (409).
+# begin_payment refusals (inventory codes) as checkout codes; any other means the hold is not payable.
 _BEGIN_REFUSALS = {
-    "UNKNOWN_RESERVATION": (404, "RESERVATION_NOT_FOUND"),
-    "UNKNOWN_LOT": (404, "SALE_NOT_FOUND"),
-    "NOT_OWNER": (403, "NOT_YOUR_RESERVATION"),
-    "SALE_CANCELLED": (409, "SALE_CANCELLED"),
-    "TOO_MANY_ATTEMPTS": (409, "TOO_MANY_ATTEMPTS"),
+    "UNKNOWN_RESERVATION": Code.RESERVATION_NOT_FOUND,
+    "UNKNOWN_LOT": Code.SALE_NOT_FOUND,
+    "NOT_OWNER": Code.NOT_YOUR_RESERVATION,
+    "SALE_CANCELLED": Code.SALE_CANCELLED,
+    "TOO_MANY_ATTEMPTS": Code.TOO_MANY_ATTEMPTS,
+    "EXPIRED": Code.RESERVATION_EXPIRED,
+    "INVALID_REQUEST": Code.VALIDATION,
 }
+# A reservation in a final state, as the code that says so.
+_FINAL = {ReservationState.SOLD: Code.RESERVATION_SOLD, ReservationState.RELEASED: Code.RESERVATION_RELEASED,
+          ReservationState.EXPIRED: Code.RESERVATION_EXPIRED, ReservationState.CANCELLED: Code.RESERVATION_CANCELLED}
 
 
-class CheckoutError(Exception):
-    """A refusal with an HTTP status and a stable code; `order` is set when one was recorded."""
+class CheckoutError(DomainError):
+    """A refused payment or refund; `order` is set when one was recorded (and goes on the wire too)."""
 
-    def __init__(self, status: int, code: str, message: str, order: Order | None = None, **details: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+    def __init__(self, code: Code, message: str = "", order: Order | None = None, **details: Any) -> None:
+        if order is not None:
+            details["order"] = order.to_dict()
+        super().__init__(code, message, **details)
         self.order = order
-        self.details = details
 
 
 @dataclass(frozen=True)
@@ -77,26 +81,26 @@ class PayRequest:
 
 def validate_contact(contact: Any) -> dict[str, str]:
     if not isinstance(contact, dict):
-        raise CheckoutError(422, "VALIDATION", "contact must be an object", field="contact")
+        raise CheckoutError(Code.VALIDATION, "contact must be an object", field="contact")
     allowed = {"name", "email", "phone", "address"}
     extra = set(contact) - allowed
     if extra:
-        raise CheckoutError(422, "VALIDATION", f"unknown contact fields: {sorted(extra)}", field="contact")
+        raise CheckoutError(Code.VALIDATION, f"unknown contact fields: {sorted(extra)}", field="contact")
     out: dict[str, str] = {}
     for name, required, limit in (("name", True, 100), ("email", True, 254), ("phone", False, 20), ("address", False, 300)):
         v = contact.get(name)
         if v is None or v == "":
             if required:
-                raise CheckoutError(422, "VALIDATION", f"contact.{name} is required", field=f"contact.{name}")
+                raise CheckoutError(Code.VALIDATION, f"contact.{name} is required", field=f"contact.{name}")
             continue
         if not isinstance(v, str) or len(v) > limit or not v.strip() or not v.isprintable():
-            raise CheckoutError(422, "VALIDATION", f"contact.{name} must be text of at most {limit} characters",
+            raise CheckoutError(Code.VALIDATION, f"contact.{name} must be text of at most {limit} characters",
                                 field=f"contact.{name}")
         out[name] = v.strip()
     if not _EMAIL.match(out["email"]):
-        raise CheckoutError(422, "VALIDATION", "contact.email is not an email address", field="contact.email")
+        raise CheckoutError(Code.VALIDATION, "contact.email is not an email address", field="contact.email")
     if "phone" in out and not _PHONE.match(out["phone"]):
-        raise CheckoutError(422, "VALIDATION", "contact.phone is not a phone number", field="contact.phone")
+        raise CheckoutError(Code.VALIDATION, "contact.phone is not a phone number", field="contact.phone")
     return out
 
 
@@ -118,29 +122,26 @@ class Checkout:
 
     async def pay(self, req: PayRequest) -> Order:
         contact = validate_contact(req.contact)
-        try:
-            shipping = validate_shipping(req.shipping, required=req.requires_shipping)
-        except ShippingInvalid as exc:
-            raise CheckoutError(422, "VALIDATION", exc.message, field=exc.field) from None
+        shipping = validate_shipping(req.shipping, required=req.requires_shipping)  # ShippingInvalid: VALIDATION
         try:
             validate_card(req.card)
         except InvalidCard as exc:
-            raise CheckoutError(422, "INVALID_CARD", str(exc), field="card") from None
+            raise CheckoutError(Code.INVALID_CARD, str(exc), field="card") from None
         res = await self.inv.get_reservation(req.sale_id, req.reservation_id)
         if res is None:
-            raise CheckoutError(404, "RESERVATION_NOT_FOUND", "no such reservation")
+            raise CheckoutError(Code.RESERVATION_NOT_FOUND, "no such reservation")
         if res.user != req.user:
-            raise CheckoutError(403, "NOT_YOUR_RESERVATION", "the reservation belongs to someone else")
+            raise CheckoutError(Code.NOT_YOUR_RESERVATION, "the reservation belongs to someone else")
         existing = await self.ledger.of_reservation(req.sale_id, req.reservation_id)
         if existing is not None:
             return self._finished(existing)
         lot = await self.inv.get_lot(req.sale_id)
         if lot is None:
-            raise CheckoutError(404, "SALE_NOT_FOUND", "no such sale")
+            raise CheckoutError(Code.SALE_NOT_FOUND, "no such sale")
         if lot.state == LotState.CANCELLED:  # the scripts refuse it atomically too (SALE_CANCELLED)
-            raise CheckoutError(409, "SALE_CANCELLED", "the sale was cancelled")
+            raise CheckoutError(Code.SALE_CANCELLED, "the sale was cancelled")
         if res.state not in (ReservationState.HELD, ReservationState.PAYING):
-            raise CheckoutError(409, "RESERVATION_" + res.state.value, f"the reservation is {res.state.value.lower()}")
+            raise CheckoutError(_FINAL.get(res.state, Code.RESERVATION_NOT_HELD), f"the reservation is {res.state.value.lower()}")
 
         # One payer per reservation at a time; the order id is fixed before anything is charged.
         order_id = "o_" + new_ulid()
@@ -154,7 +155,7 @@ class Checkout:
         # without a record (recovery drops it) but never a record recovery cannot find.
         await self.redis.zadd(INFLIGHT, {key: started}, nx=True)
         if not await self.redis.set(key, orjson.dumps(attempt), nx=True, ex=self.attempt_ttl_s):
-            raise CheckoutError(409, "PAYMENT_IN_PROGRESS", "a payment for this reservation is already running")
+            raise CheckoutError(Code.PAYMENT_IN_PROGRESS, "a payment for this reservation is already running")
         # The provider's idempotency key is the reservation plus a generation that moves on only after a
         # definite refusal (a declined key stays declined at the provider, so a new card needs a new key).
         # After a timeout with no charge found the generation stays: if the lost charge lands late, the
@@ -168,9 +169,8 @@ class Checkout:
             begun = await self.inv.begin_payment(req.sale_id, req.reservation_id, req.user)
             if not begun.ok:
                 await self._drop(key)
-                code = begun.code.value if begun.code else "REFUSED"
-                status, code = _BEGIN_REFUSALS.get(code, (409, "RESERVATION_" + code))
-                raise CheckoutError(status, code, begun.message or code)
+                refused = _BEGIN_REFUSALS.get(begun.code.value if begun.code else "", Code.RESERVATION_NOT_HELD)
+                raise CheckoutError(refused, begun.message or refused.value)
             amount = lot.unit_price * res.qty
             try:
                 charge = await self.provider.charge(key=charge_key, amount=amount,
@@ -178,22 +178,22 @@ class Checkout:
             except InvalidCard as exc:  # the provider refused the details before charging anything
                 await self.inv.abort_payment(req.sale_id, req.reservation_id)
                 await self._drop(key)
-                raise CheckoutError(422, "INVALID_CARD", str(exc), field="card") from None
+                raise CheckoutError(Code.INVALID_CARD, str(exc), field="card") from None
             except PaymentTimeout:
                 metrics.PAYMENTS.labels("timeout").inc()
                 found = await self.provider.status(charge_key)
                 if found is None:  # nothing happened: the hold goes back to HELD, retry is safe
                     await self.inv.abort_payment(req.sale_id, req.reservation_id)
                     await self._drop(key)
-                    raise CheckoutError(504, "PAYMENT_TIMEOUT", "the payment provider did not answer; try again") from None
+                    raise CheckoutError(Code.PAYMENT_TIMEOUT, "the payment provider did not answer; try again") from None
                 charge = found
             if not charge.succeeded:
                 await self.redis.set(key + ":n", gen + 1, ex=self.attempt_ttl_s)
                 await self.inv.abort_payment(req.sale_id, req.reservation_id)
                 await self._drop(key)
-                code, message = DECLINES.get(charge.status, ("PAYMENT_FAILED", "the payment failed"))
+                declined, message = DECLINES.get(charge.status, (Code.PAYMENT_FAILED, "the payment failed"))
                 metrics.PAYMENTS.labels(charge.status.value).inc()
-                raise CheckoutError(402, code, message)
+                raise CheckoutError(declined, message)
             metrics.PAYMENTS.labels("succeeded").inc()
             return self._finished(await self._settle(req.sale_id, req.reservation_id, attempt, charge, lot.unit_price, res.qty))
         finally:
@@ -243,10 +243,10 @@ class Checkout:
     @staticmethod
     def _finished(order: Order) -> Order:
         if order.state == OrderState.REFUND_FAILED:
-            raise CheckoutError(502, "REFUND_FAILED", "the payment could not be confirmed and its refund failed "
+            raise CheckoutError(Code.REFUND_FAILED, "the payment could not be confirmed and its refund failed "
                                 "at the provider; it is retried automatically", order=order)
         if order.state == OrderState.REFUNDED:
-            raise CheckoutError(409, "PAYMENT_REFUNDED", "the payment was refunded because the hold could not be "
+            raise CheckoutError(Code.PAYMENT_REFUNDED, "the payment was refunded because the hold could not be "
                                 "confirmed", order=order)
         return order
 
@@ -325,14 +325,14 @@ class Checkout:
         When the provider fails, the order is REFUND_FAILED (502 REFUND_FAILED) and retried."""
         order = await self.ledger.get(order_id)
         if order is None:
-            raise CheckoutError(404, "ORDER_NOT_FOUND", "no such order")
+            raise CheckoutError(Code.ORDER_NOT_FOUND, "no such order")
         if order.state == OrderState.REFUNDED:
             return order
         if not await self._refund_at_provider(order.charge_id):
             now = await self.inv.server_time_ms()
             await self.redis.zadd(REFUND_RETRY, {order_id: now})  # indexed first, as above
             failed = await self.ledger.set_state(order_id, OrderState.REFUND_FAILED, now_ms=now, reason=reason)
-            raise CheckoutError(502, "REFUND_FAILED", "the provider did not refund the payment; it is retried "
+            raise CheckoutError(Code.REFUND_FAILED, "the provider did not refund the payment; it is retried "
                                 "automatically", order=failed)
         return await self._mark_refunded(order, reason)
 

@@ -12,12 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from domain.validate import Invalid
 
-class ShippingInvalid(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
+
+class ShippingInvalid(Invalid):
+    """A shipping field that fails its check: VALIDATION with `field: "shipping.<part>"`."""
 
 FIELDS = ("name", "phone", "country", "postal_code", "region", "city", "line1", "line2")
 LIMITS = {"name": 100, "phone": 20, "country": 2, "postal_code": 12, "region": 100, "city": 100, "line1": 200, "line2": 200}

@@ -5,7 +5,8 @@ node's pending deliveries are claimed by another (XAUTOCLAIM). A failed delivery
 exponential backoff and jitter, at most `max_attempts` times, then dead-lettered where the host
 can see and redeliver it. Every event has a stable id, so receivers can de-duplicate; the body is
 the same bytes on every attempt, and `Hawker-Signature: t=<unix>,v1=<hex hmac-sha256("t.body")>`,
-with the Standard Webhooks headers beside it (checkout/standard_webhooks.py).
+with the Standard Webhooks headers beside it (checkout/standard_webhooks.py); the signature is
+checkout/signature.py, the POST itself checkout/webhook_post.py.
 
 Where a delivery may go is checkout/egress.py's policy, checked at registration and again at every
 delivery on the addresses resolved then; the POST connects to exactly those addresses, follows no
@@ -13,28 +14,28 @@ redirect, and a failure is recorded as a generic code, never the remote's answer
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import random
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 from urllib.parse import urlparse
 
-import aiohttp
-import aiohttp.abc
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from checkout import metrics, standard_webhooks
-from checkout.egress import DELIVERY_FAILED, DESTINATION_REFUSED, REFUSED, EgressPolicy, EgressRefused, Target
+from checkout.egress import DESTINATION_REFUSED, REFUSED, EgressPolicy, EgressRefused
+from checkout.signature import sign, verify
 from checkout.ulid import new_ulid
+from checkout.webhook_post import post
+from domain import Code, DomainError
 
 log = logging.getLogger("hawker.webhooks")
+
+__all__ = ["EVENT_TYPES", "Endpoint", "WebhookError", "Webhooks", "sign", "verify"]
 
 EVENT_TYPES = ("order.created", "order.refunded", "reservation.expired", "sale.soldout", "user.erased")
 STREAM = "{webhooks}:deliveries"  # one hash tag: the requeue script runs on Redis Cluster
@@ -46,11 +47,8 @@ DEAD_INDEX = "webhooks:dead-index"  # zset: delivery id -> dead_at ms (what expi
 MAX_ENDPOINTS = 20
 
 
-class WebhookError(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class WebhookError(DomainError):
+    """An endpoint that cannot be registered: VALIDATION, WEBHOOK_URL_REFUSED or LIMIT_REACHED."""
 
 
 @dataclass(frozen=True)
@@ -69,57 +67,17 @@ class Endpoint:
         return d
 
 
-def sign(secret: str, body: bytes, t: int | None = None) -> str:
-    t = int(time.time()) if t is None else t
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
-def verify(secret: str, body: bytes, header: str, tolerance_s: int = 300, now: int | None = None) -> bool:
-    """What a receiver does: check the HMAC and that the timestamp is recent."""
-    try:
-        parts = dict(p.split("=", 1) for p in header.split(","))
-        t = int(parts["t"])
-    except (ValueError, KeyError):
-        return False
-    now = int(time.time()) if now is None else now
-    if abs(now - t) > tolerance_s:
-        return False
-    expected = sign(secret, body, t).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
-
-
 def _validate_url(url: Any) -> str:
     if not isinstance(url, str) or len(url) > 2000:
-        raise WebhookError("VALIDATION", "url must be a string")
+        raise WebhookError(Code.VALIDATION, "url must be a string")
     try:
         p = urlparse(url)
         p.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        raise WebhookError("VALIDATION", "url must be an http(s) URL") from None
+        raise WebhookError(Code.VALIDATION, "url must be an http(s) URL") from None
     if p.scheme not in ("http", "https") or not p.hostname:
-        raise WebhookError("VALIDATION", "url must be an http(s) URL")
+        raise WebhookError(Code.VALIDATION, "url must be an http(s) URL")
     return url
-
-
-class _PinnedResolver(aiohttp.abc.AbstractResolver):
-    """Answers every lookup with the addresses the policy just checked: the connection goes to
-    them, never to what a second DNS query might say (DNS rebinding)."""
-
-    def __init__(self, target: Target) -> None:
-        self.target = target
-
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-                      ) -> list[aiohttp.abc.ResolveResult]:
-        out: list[aiohttp.abc.ResolveResult] = []
-        for a in self.target.addresses:
-            fam = socket.AF_INET6 if ":" in a else socket.AF_INET
-            out.append({"hostname": self.target.host, "host": a, "port": self.target.port, "family": fam,
-                        "proto": 0, "flags": socket.AI_NUMERICHOST})
-        return out
-
-    async def close(self) -> None:
-        return None
 
 
 _REQUEUE = """
@@ -143,6 +101,22 @@ return 1
 """
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """How a failed delivery is retried: at most `max_attempts` tries; after the n-th failure the
+    next try waits base_delay_s * 2^(n-1) (at most max_delay_s), jittered down to half of that so
+    that a receiver coming back is not hit by every retry at once."""
+
+    max_attempts: int = 8
+    base_delay_s: float = 2.0
+    max_delay_s: float = 600.0
+
+    def due_ms(self, failures: int, now_s: float) -> int:
+        """When (epoch ms) to try again after `failures` failed attempts, from `now_s`."""
+        delay = min(self.max_delay_s, self.base_delay_s * 2 ** (failures - 1))
+        return int((now_s + delay * random.uniform(0.5, 1.0)) * 1000)
+
+
 class Webhooks:
     def __init__(self, redis: aioredis.Redis, *, consumer: str, max_attempts: int = 8, base_delay_s: float = 2.0,
                  max_delay_s: float = 600.0, timeout_s: float = 10.0, claim_idle_ms: int = 60_000,
@@ -151,9 +125,7 @@ class Webhooks:
         self.policy = policy or EgressPolicy()  # strict unless the caller allows private/http hosts
         self.livemode = livemode  # every event body says whether real money moved (False: sandbox)
         self.consumer = consumer
-        self.max_attempts = max_attempts
-        self.base_delay_s = base_delay_s
-        self.max_delay_s = max_delay_s
+        self.backoff = Backoff(max_attempts, base_delay_s, max_delay_s)
         self.timeout_s = timeout_s
         self.claim_idle_ms = claim_idle_ms
         self.poll_ms = poll_ms
@@ -168,17 +140,17 @@ class Webhooks:
     async def register(self, broadcast: str, url: Any, secret: Any, events: Any = None) -> Endpoint:
         url = _validate_url(url)
         if not isinstance(secret, str) or not 16 <= len(secret) <= 200:
-            raise WebhookError("VALIDATION", "secret must be a string of 16 to 200 characters")
+            raise WebhookError(Code.VALIDATION, "secret must be a string of 16 to 200 characters")
         if events is None:
             events = list(EVENT_TYPES)
         if not isinstance(events, list) or not events or any(e not in EVENT_TYPES for e in events):
-            raise WebhookError("VALIDATION", f"events must be a non-empty list of {', '.join(EVENT_TYPES)}")
+            raise WebhookError(Code.VALIDATION, f"events must be a non-empty list of {', '.join(EVENT_TYPES)}")
         try:  # checked again at every delivery: this only refuses what could never be delivered
             await self.policy.resolve(url, self.timeout_s)
         except EgressRefused as exc:
             raise WebhookError(REFUSED, f"this webhook URL is not allowed: {exc.reason}") from None
         if await self.redis.hlen(f"webhooks:ep:{broadcast}") >= MAX_ENDPOINTS:
-            raise WebhookError("LIMIT_REACHED", f"at most {MAX_ENDPOINTS} endpoints per broadcast")
+            raise WebhookError(Code.LIMIT_REACHED, f"at most {MAX_ENDPOINTS} endpoints per broadcast")
         ep = Endpoint("we_" + new_ulid(), broadcast, url, secret, tuple(dict.fromkeys(events)), int(time.time() * 1000))
         await self.redis.hset(f"webhooks:ep:{broadcast}", ep.id, orjson.dumps(asdict(ep)))
         return ep
@@ -227,7 +199,7 @@ class Webhooks:
         data): the worker then creates its group when it can, instead of failing the node."""
         try:
             await self._ensure_group()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - any Redis failure here only delays the worker, never the node
             log.warning("webhooks: Redis unavailable at start; the worker retries")
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="webhook-worker")
@@ -262,7 +234,7 @@ class Webhooks:
         """The stream or its group vanished (Redis restarted without persistence, or flushed)."""
         try:
             await self._ensure_group()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - Redis still away: the worker's next round tries again
             await asyncio.sleep(1.0)
 
     async def step(self, block_ms: int | None = None) -> int:
@@ -297,7 +269,7 @@ class Webhooks:
         delivery["attempt"] = int(delivery["attempt"]) + 1
         if ok:
             metrics.WEBHOOK_DELIVERIES.labels("delivered").inc()
-        elif delivery["attempt"] >= self.max_attempts:
+        elif delivery["attempt"] >= self.backoff.max_attempts:
             delivery["error"] = error
             delivery["dead_at"] = int(time.time() * 1000)
             await self.redis.hset(DEAD, delivery["id"], orjson.dumps(delivery))
@@ -308,8 +280,7 @@ class Webhooks:
                 await self.on_failure(delivery["broadcast"])
         else:
             delivery["error"] = error
-            delay = min(self.max_delay_s, self.base_delay_s * 2 ** (delivery["attempt"] - 1))
-            due = int((time.time() + delay * random.uniform(0.5, 1.0)) * 1000)
+            due = self.backoff.due_ms(delivery["attempt"], time.time())
             await self.redis.zadd(RETRIES, {orjson.dumps(delivery): due})
             metrics.WEBHOOK_DELIVERIES.labels("retry").inc()
         await self.redis.xack(STREAM, GROUP, entry_id)
@@ -320,7 +291,7 @@ class Webhooks:
         reset, a timeout) would tell a host which internal addresses answer."""
         raw = await self.redis.hget(f"webhooks:ep:{delivery['broadcast']}", delivery["endpoint"])
         if raw is None:
-            return False, "ENDPOINT_DELETED"
+            return False, Code.ENDPOINT_DELETED
         ep = orjson.loads(raw)
         body = delivery["body"].encode()
         ts = int(time.time())
@@ -334,22 +305,7 @@ class Webhooks:
             log.warning("webhook %s refused by the egress policy: %s", ep.get("id"), exc.reason)
             metrics.WEBHOOK_DELIVERIES.labels("refused").inc()
             return False, DESTINATION_REFUSED
-        t0 = time.perf_counter()
-        ok = False
-        # one connector per delivery: it knows only the checked addresses, keeps no connection and no DNS cache
-        connector = aiohttp.TCPConnector(resolver=_PinnedResolver(target), use_dns_cache=False, force_close=True)
-        try:
-            async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                                             trust_env=False) as session:
-                async with session.post(ep["url"], data=body, headers=headers, allow_redirects=False) as resp:
-                    await resp.content.read(64 * 1024)  # bounded: nothing of it is kept
-                    ok = 200 <= resp.status < 300
-                    if not ok:
-                        log.info("webhook %s answered HTTP %d", ep.get("id"), resp.status)
-        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
-            log.info("webhook %s delivery failed: %s", ep.get("id"), type(exc).__name__)
-        metrics.WEBHOOK_LATENCY.observe(time.perf_counter() - t0)
-        return ok, "" if ok else DELIVERY_FAILED
+        return await post(target, ep["url"], body, headers, self.timeout_s, str(ep.get("id")))
 
     # ---- dead letters --------------------------------------------------------------------------
 

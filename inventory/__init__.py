@@ -81,8 +81,10 @@ Semantics worth knowing:
   as pipelines of at most 64 calls written in that same tick: just ``asyncio.gather`` many
   reserves, there is nothing to configure.
 """
+from inventory.checks import MAX_ID_LEN, MAX_QTY
 from inventory.compaction import CompactResult
-from inventory.core import CHANGED_CHANNEL, MAX_ID_LEN, MAX_QTY, Inventory, changed_channel, keys_for
+from inventory.core import Inventory
+from inventory.keys import CHANGED_CHANNEL, changed_channel, keys_for
 from inventory.types import (
     MESSAGES,
     AuditReport,

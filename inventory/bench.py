@@ -39,63 +39,16 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import redis.asyncio as aioredis
 
 from inventory import Inventory, LotSpec, keys_for
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]  # (host, port) for AF_INET
-        return port
-
-
-class _RedisServer:
-    """A throwaway redis-server (no persistence) for the benchmark."""
-
-    def __init__(self, extra: list[str] | None = None) -> None:
-        self.port = _free_port()
-        self.dir = tempfile.mkdtemp(prefix="hawker-bench-")
-        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning", *(extra or [])],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("redis-server did not start")
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _percentile(sorted_vals: list[float], p: float) -> float:
-    if not sorted_vals:
-        return 0.0
-    return sorted_vals[min(len(sorted_vals) - 1, int(p * len(sorted_vals)))]
+from inventory.bench_scale import percentile, scale_main
+from redislayer.server import ThrowawayRedis
 
 
 async def _api_phase(inv: Inventory, lot_id: str, n: int, callers: int) -> tuple[float, list[float], int]:
@@ -196,8 +149,8 @@ async def run(redis_url: str, host: str, port: int, n: int, callers: int, rounds
         "ratios_per_round": [round(a / r, 3) for a, r in zip(api_rates, raw_rates)],
         "api_rounds": [round(a, 1) for a in api_rates],
         "raw_rounds": [round(r, 1) for r in raw_rates],
-        "p50_ms": round(_percentile(latencies, 0.50) * 1000, 3),
-        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 3),
+        "p50_ms": round(percentile(latencies, 0.50) * 1000, 3),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 3),
         "oversold": oversold,
         "audit_ok": audits_ok,
         "refused": refused,
@@ -207,139 +160,6 @@ async def run(redis_url: str, host: str, port: int, n: int, callers: int, rounds
         "callers": callers,
         "rounds": rounds,
     }
-
-
-class _Cluster:
-    """A throwaway Redis Cluster of `masters` redis-server processes (no replicas, no persistence)."""
-
-    def __init__(self, masters: int) -> None:
-        self.nodes: list[_RedisServer] = []
-        try:
-            for _ in range(masters):
-                self.nodes.append(_RedisServer(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                                "--cluster-port", str(_free_port())]))
-            cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
-            if masters == 1:  # redis-cli --cluster create wants 3: one master takes every slot itself
-                cmd = [cli, "-p", str(self.nodes[0].port), "CLUSTER", "ADDSLOTSRANGE", "0", "16383"]
-            else:
-                cmd = [cli, "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in self.nodes],
-                       "--cluster-replicas", "0", "--cluster-yes"]
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-            if out.returncode != 0:
-                raise RuntimeError(f"redis-cli --cluster create failed: {out.stdout[-300:]}")
-            deadline = time.monotonic() + 30
-            while not all(self._ok(n.port) for n in self.nodes):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the cluster did not reach cluster_state:ok")
-                time.sleep(0.1)
-        except BaseException:
-            self.stop()
-            raise
-
-    @staticmethod
-    def _ok(port: int) -> bool:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as c:
-            c.sendall(b"CLUSTER INFO\r\n")
-            return b"cluster_state:ok" in c.recv(4096)
-
-    @property
-    def url(self) -> str:
-        return self.nodes[0].url
-
-    def stop(self) -> None:
-        for n in self.nodes:
-            n.stop()
-
-
-async def _scale_phase(url: str, mode: str, lots: int, n: int, callers: int, replicas_ack: int,
-                       ack_timeout_ms: int) -> dict[str, object]:
-    """`callers` tasks reserve on `lots` lots (round robin) through redislayer.connect's client."""
-    from redislayer import connect, overload_code
-
-    client = connect(url, mode=mode, max_connections=64, replicas_ack=replicas_ack, ack_timeout_ms=ack_timeout_ms)
-    inv = Inventory(client)
-    try:
-        ids = []
-        for i in range(lots):
-            lot_id = f"scale-{i}-{time.time_ns()}"
-            await inv.create_lot(LotSpec(lot_id, "BENCH", total=1_000_000_000, unit_price=100, currency="EUR",
-                                         per_user_limit=2, hold_s=3600))
-            await inv.open(lot_id)
-            ids.append(lot_id)
-        counter = iter(range(n))
-        latencies: list[float] = []
-
-        retried = 0
-
-        async def caller(c: int) -> None:
-            nonlocal retried
-            clock = time.perf_counter
-            for i in counter:
-                t0 = clock()
-                while True:  # a client: BUSY/UNAVAILABLE retried with the same request id
-                    try:
-                        await inv.reserve(ids[i % lots], f"u{c}-{i}", 1, f"q{i}")
-                        break
-                    except Exception as exc:
-                        if overload_code(exc) is None:
-                            raise
-                        retried += 1
-                        await asyncio.sleep(0.05)
-                latencies.append(clock() - t0)
-
-        await asyncio.gather(*(caller(c) for c in range(min(callers, 64))))  # warm-up: connections, scripts
-        counter = iter(range(n, 2 * n))
-        latencies.clear()
-        t0 = time.perf_counter()
-        await asyncio.gather(*(caller(c) for c in range(callers)))
-        elapsed = time.perf_counter() - t0
-        oversold, ok = 0, True
-        for lot_id in ids:
-            report = await inv.audit(lot_id)
-            oversold += report.oversold
-            ok = ok and report.ok
-        latencies.sort()
-        return {"per_s": round(n / elapsed, 1), "p50_ms": round(_percentile(latencies, 0.5) * 1000, 2),
-                "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2), "oversold": oversold, "audit_ok": ok,
-                "batches": inv.pipeline.batches, "ack_failures": inv.pipeline.ack_failures, "retried": retried}
-    finally:
-        await client.aclose()
-
-
-def _replica_online(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=1) as c:
-        c.sendall(b"INFO replication\r\n")
-        time.sleep(0.05)
-        return b"state=online" in c.recv(65536)
-
-
-def _scale(args: argparse.Namespace) -> list[dict[str, object]]:
-    runs: list[dict[str, object]] = []
-    if args.redis_mode == "cluster":
-        for shards in [int(x) for x in args.shards.split(",")]:
-            cluster = _Cluster(shards)
-            try:
-                fig = asyncio.run(_scale_phase(cluster.url, "cluster", args.lots, args.n, args.callers, 0, 100))
-            finally:
-                cluster.stop()
-            runs.append({"mode": "cluster", "shards": shards, **fig})
-    else:
-        master = _RedisServer()
-        replica = _RedisServer(["--replicaof", "127.0.0.1", str(master.port)])
-        try:
-            deadline = time.monotonic() + 30
-            while not _replica_online(master.port):  # its first sync done: it confirms writes
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the replica did not sync")
-                time.sleep(0.1)
-            for ack in [int(x) for x in args.replicas_ack.split(",")]:
-                fig = asyncio.run(_scale_phase(master.url, "standalone", args.lots, args.n, args.callers, ack,
-                                               args.ack_timeout_ms))
-                runs.append({"mode": "standalone+replica", "replicas_ack": ack, **fig})
-        finally:
-            replica.stop()
-            master.stop()
-    return runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,17 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ack-timeout-ms", type=int, default=100, help="standalone scale-out mode: WAIT timeout")
     args = ap.parse_args(argv)
     if args.redis_mode:
-        runs = _scale(args)
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        for r in runs:
-            what = f"{r['shards']} shard(s)" if r["mode"] == "cluster" else f"replicas_ack={r['replicas_ack']}"
-            print(f"{r['mode']} {what}: {r['per_s']:.0f} reservations/s over {args.lots} lots, "
-                  f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, oversold {r['oversold']}, audit ok {r['audit_ok']}"
-                  + f", retried {r['retried']}" + (f", ack failures {r['ack_failures']}" if r["mode"] != "cluster" else ""))
-        print(f"{args.callers} callers, n={args.n}, {os.cpu_count()} cores, load avg {load:.2f}")
-        if args.json:
-            print(json.dumps(runs))
-        return 0 if all(r["oversold"] == 0 and r["audit_ok"] for r in runs) else 1
+        return scale_main(args)
 
     server = None
     if args.redis_url:
@@ -376,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         kwargs = aioredis.Redis.from_url(url).connection_pool.connection_kwargs
         host, port = kwargs.get("host", "127.0.0.1"), kwargs.get("port", 6379)
     else:
-        server = _RedisServer()
+        server = ThrowawayRedis().start()
         url, host, port = server.url, "127.0.0.1", server.port
     try:
         figures = asyncio.run(run(url, str(host), int(port), args.n, args.callers, args.rounds))

@@ -4,7 +4,7 @@ reservations.
 Why: every reservation attempt leaves a reservation record, a request id and stream events behind.
 A lot that is closed, holds nothing and has been quiet for `grace_s` needs none of that any more:
 the audit still adds up from the SOLD reservations, the per-user counts and the counters. One Lua
-script per lot (`compact` in inventory/lua.py, keys of the lot's hash tag, Redis TIME) decides and
+script per lot (`compact` in inventory/lua/records.py, keys of the lot's hash tag, Redis TIME) decides and
 compacts atomically, so it is safe to run from every node at once.
 
 Which lots to look at: `inv:compact`, a sorted set of lot ids scored by when to look next (the
@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+
+from inventory.replies import text
 
 COMPACT_INDEX = "inv:compact"
 BACKFILLED = "inv:compact:backfilled"
@@ -41,13 +43,9 @@ class CompactResult:
         return self.code in ("", "COMPACTED")
 
 
-def _s(x: Any) -> str:
-    return x.decode() if isinstance(x, bytes) else str(x)
-
-
 def _result(r: list[Any]) -> CompactResult:
-    code = _s(r[0])
-    at = _s(r[1]) if len(r) > 1 else ""
+    code = text(r[0])
+    at = text(r[1]) if len(r) > 1 else ""
     counts = [int(x) for x in r[2:7]] if len(r) >= 7 else [0] * 5
     return CompactResult(code, int(at) if at else None, *counts)
 
@@ -62,7 +60,7 @@ async def backfill(redis: aioredis.Redis) -> int:
     makes this run once per Redis). Returns how many were added."""
     if not await redis.set(BACKFILLED, 1, nx=True):
         return 0
-    lots = [_s(x) for x in await redis.smembers("inv:lots")]
+    lots = [text(x) for x in await redis.smembers("inv:lots")]
     if not lots:
         return 0
     added = await redis.zadd(COMPACT_INDEX, {lot: 0 for lot in lots}, nx=True)
@@ -73,7 +71,7 @@ async def compact_due(inv: Any, grace_s: int, limit: int = 100) -> list[tuple[st
     """One pass: every lot due in the index (at most `limit`), compacted or rescheduled."""
     now = await inv.server_time_ms()
     redis = inv.redis
-    ids = [_s(x) for x in await redis.zrangebyscore(COMPACT_INDEX, "-inf", now, start=0, num=limit)]
+    ids = [text(x) for x in await redis.zrangebyscore(COMPACT_INDEX, "-inf", now, start=0, num=limit)]
     out = []
     for lot_id in ids:
         res = await inv.compact(lot_id, grace_s)

@@ -5,24 +5,25 @@ InventoryError (lot admin calls). All script calls go through the shared auto-pi
 from __future__ import annotations
 
 import asyncio
-import re
+import json
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from inventory import compaction
+from inventory.checks import MAX_QTY, MAX_TOTAL, STREAM_ID, check_spec, int_in, refused, valid_id, valid_lot_id, valid_qty
 from inventory.compaction import CompactResult
+from inventory.keys import EVENTS, REQ, RES, keys_for
 from inventory.lua import SCRIPTS, source
+from inventory.replies import audit_report, levels_of, lot_of, reservation_at, reservation_stored, text
 from inventory.types import (
     MESSAGES,
     AuditReport,
     InventoryError,
     Lot,
     LotSpec,
-    LotState,
     Refusal,
     Reservation,
-    ReservationState,
     ReserveResult,
     StockEvent,
     StockLevels,
@@ -30,81 +31,13 @@ from inventory.types import (
 )
 from redislayer import AutoPipeline, Script
 
-MAX_ID_LEN = 64
-MAX_QTY = 1_000_000
-MAX_TOTAL = 1_000_000_000
-MAX_PRICE = 10**12
-_LOT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
-_STREAM_ID = re.compile(r"\$|\d{1,20}(-\d{1,20})?")
-# every script that appends lot events SPUBLISHes the lot id on the lot's sharded channel
-# CHANGED_CHANNEL + "{lot:ID}" (lua.py emit): it hashes to the lot's slot, so on a Redis Cluster
-# the wake stays on the lot's shard (changed_channel)
-CHANGED_CHANNEL = "inv:changed:"
-_KEY_NAMES = ("meta", "res", "exp", "usr", "uh", "req", "wl", "wlu", "ev")
-
-
 # scripts that change nothing: no replica ack is waited for them (HAWKER_REDIS_REPLICAS_ACK)
 READONLY = frozenset({"get_lot", "levels", "get_reservation", "holds_of", "dump"})
-
-
-def changed_channel(lot_id: str) -> str:
-    """The sharded channel a lot's scripts SPUBLISH its id on (same slot as keys_for(lot_id))."""
-    return CHANGED_CHANNEL + "{lot:%s}" % lot_id
-
-
-def keys_for(lot_id: str) -> list[str]:
-    """Every key of one lot; all share the hash tag {lot:ID}, hence one cluster slot."""
-    tag = "{lot:%s}" % lot_id
-    return [f"inv:{tag}:{name}" for name in _KEY_NAMES]
-
-
-def _valid_id(x: object) -> bool:
-    return type(x) is str and 0 < len(x) <= MAX_ID_LEN and x.isprintable()
-
-
-def _valid_lot_id(x: object) -> bool:
-    return type(x) is str and _LOT_ID.fullmatch(x) is not None
-
-
-def _valid_qty(x: object) -> bool:
-    return type(x) is int and 1 <= x <= MAX_QTY
-
-
-def _int(x: object, lo: int, hi: int) -> bool:
-    return type(x) is int and lo <= x <= hi
-
-
-def _s(x: Any) -> str:
-    return x.decode() if isinstance(x, bytes) else str(x)
-
-
-def _opt_int(x: Any) -> int | None:
-    s = _s(x)
-    return int(s) if s else None
-
-
-def _levels(r: list[Any]) -> StockLevels:
-    return StockLevels(int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]))
-
-
-def _reservation(lot_id: str, r: list[Any], i: int) -> Reservation:
-    order = _s(r[i + 5])
-    return Reservation(
-        id=_s(r[i]), lot_id=lot_id, user=_s(r[i + 1]), qty=int(r[i + 2]),
-        state=ReservationState(_s(r[i + 3])), expires_at_ms=int(r[i + 4]),
-        order_id=order or None, created_at_ms=int(r[i + 6]), extended=bool(int(r[i + 7])),
-        from_waitlist=bool(int(r[i + 8])), payment_attempts=int(r[i + 9]),
-    )
 
 
 def _glob_escape(s: str) -> str:
     """A literal for a Redis MATCH pattern."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in s)
-
-
-def _refused(code: Refusal, message: str = "") -> ReserveResult:
-    return ReserveResult(ok=False, code=code, message=message or MESSAGES[code])
 
 
 class Inventory:
@@ -119,7 +52,7 @@ class Inventory:
                  payment_grace_s: int = 120, max_extend_s: int = 300, max_payment_attempts: int = 3) -> None:
         for name, value in (("events_maxlen", events_maxlen), ("payment_grace_s", payment_grace_s),
                             ("max_extend_s", max_extend_s), ("max_payment_attempts", max_payment_attempts)):
-            if not _int(value, 1, 10**9):
+            if not int_in(value, 1, 10**9):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.redis = redis
         self.events_maxlen = events_maxlen
@@ -147,55 +80,18 @@ class Inventory:
 
     # --- lots ------------------------------------------------------------------------------------
 
-    def _lot(self, lot_id: str, r: list[Any]) -> Lot:
-        return Lot(
-            lot_id=lot_id, sku=_s(r[6]), total=int(r[1]), unit_price=int(_s(r[7])), currency=_s(r[8]),
-            per_user_limit=int(r[9]), hold_s=int(r[10]), opens_at_ms=_opt_int(r[11]),
-            closes_at_ms=_opt_int(r[12]), state=LotState(_s(r[13])), created_at_ms=int(_s(r[14])),
-            levels=_levels(r),
-        )
-
     def _lot_or_raise(self, lot_id: str, r: list[Any]) -> Lot:
-        code = _s(r[0])
+        code = text(r[0])
         if code:
             raise InventoryError(Refusal(code), f"lot {lot_id!r}: {MESSAGES[Refusal(code)]}")
-        return self._lot(lot_id, r)
-
-    @staticmethod
-    def _check_spec(spec: LotSpec) -> None:
-        problems = []
-        if not isinstance(spec, LotSpec):
-            raise InventoryError(Refusal.INVALID_REQUEST, "spec must be a LotSpec")
-        if not _valid_lot_id(spec.lot_id):
-            problems.append("lot_id: 1-64 of A-Z a-z 0-9 _ . : -")
-        if not _valid_id(spec.sku):
-            problems.append("sku: 1-64 printable characters")
-        if not _int(spec.total, 0, MAX_TOTAL):
-            problems.append(f"total: int 0..{MAX_TOTAL}")
-        if not _int(spec.unit_price, 0, MAX_PRICE):
-            problems.append("unit_price: int minor units >= 0")
-        if type(spec.currency) is not str or not _CURRENCY.fullmatch(spec.currency):
-            problems.append("currency: ISO 4217 code like EUR")
-        if not _int(spec.per_user_limit, 1, MAX_QTY):
-            problems.append(f"per_user_limit: int 1..{MAX_QTY}")
-        if not _int(spec.hold_s, 1, 86_400):
-            problems.append("hold_s: int 1..86400")
-        for name in ("opens_at_ms", "closes_at_ms"):
-            v = getattr(spec, name)
-            if v is not None and not _int(v, 0, 10**14):
-                problems.append(f"{name}: epoch ms or None")
-        if (type(spec.opens_at_ms) is int and type(spec.closes_at_ms) is int
-                and spec.closes_at_ms <= spec.opens_at_ms):
-            problems.append("closes_at_ms must be after opens_at_ms")
-        if problems:
-            raise InventoryError(Refusal.INVALID_REQUEST, "; ".join(problems))
+        return lot_of(lot_id, r)
 
     async def create_lot(self, spec: LotSpec) -> Lot:
         """Create a SCHEDULED lot (OPEN by itself at opens_at_ms). The same spec again returns the
         existing lot (retries are safe); another spec for an existing id raises LOT_EXISTS; a bad
         spec raises INVALID_REQUEST."""
-        self._check_spec(spec)
-        opt = lambda v: "" if v is None else v  # noqa: E731
+        check_spec(spec)
+        opt = lambda v: "" if v is None else v  # noqa: E731 - a one-line mapping used only in the call below
         r = await self._run("create_lot", spec.lot_id, spec.sku, spec.total, spec.unit_price, spec.currency,
                             spec.per_user_limit, spec.hold_s, opt(spec.opens_at_ms), opt(spec.closes_at_ms),
                             spec.lot_id)
@@ -206,24 +102,24 @@ class Inventory:
         return lot
 
     async def get_lot(self, lot_id: str) -> Lot | None:
-        if not _valid_lot_id(lot_id):
+        if not valid_lot_id(lot_id):
             return None
         r = await self._run("get_lot", lot_id)
-        return None if _s(r[0]) else self._lot(lot_id, r)
+        return None if text(r[0]) else lot_of(lot_id, r)
 
     async def list_lots(self) -> list[str]:
         """Ids of every lot created (an index outside the lots' slots, for sweepers and admin)."""
-        return sorted(_s(x) for x in await self.redis.smembers("inv:lots"))
+        return sorted(text(x) for x in await self.redis.smembers("inv:lots"))
 
     async def adjust_total(self, lot_id: str, new_total: int) -> Lot:
         """Restock or reduce; never below held + sold (BELOW_COMMITTED). Restocked units serve
         the waitlist first."""
-        if not _valid_lot_id(lot_id) or not _int(new_total, 0, MAX_TOTAL):
+        if not valid_lot_id(lot_id) or not int_in(new_total, 0, MAX_TOTAL):
             raise InventoryError(Refusal.INVALID_REQUEST, f"new_total: int 0..{MAX_TOTAL}")
         return self._lot_or_raise(lot_id, await self._run("adjust_total", lot_id, new_total))
 
     async def _set_state(self, lot_id: str, action: str) -> Lot:
-        if not _valid_lot_id(lot_id):
+        if not valid_lot_id(lot_id):
             raise InventoryError(Refusal.UNKNOWN_LOT, f"lot {lot_id!r}")
         lot = self._lot_or_raise(lot_id, await self._run("set_state", lot_id, action))
         if action != "open":
@@ -248,11 +144,11 @@ class Inventory:
     # --- reservations ----------------------------------------------------------------------------
 
     def _result(self, lot_id: str, r: list[Any]) -> ReserveResult:
-        code = _s(r[0])
+        code = text(r[0])
         if len(r) == 1:
-            return _refused(Refusal(code))
-        levels = _levels(r)
-        res = _reservation(lot_id, r, 6) if len(r) >= 16 else None
+            return refused(Refusal(code))
+        levels = levels_of(r)
+        res = reservation_at(lot_id, r, 6) if len(r) >= 16 else None
         if code:
             return ReserveResult(ok=False, reservation=res, code=Refusal(code), levels=levels,
                                  message=MESSAGES[Refusal(code)])
@@ -260,15 +156,15 @@ class Inventory:
 
     async def reserve(self, lot_id: str, user: str, qty: int, request_id: str) -> ReserveResult:
         """Hold qty units for user until now + hold_s (Redis clock). Idempotent per (user, request_id)."""
-        if not _valid_lot_id(lot_id) or not _valid_id(user) or not _valid_id(request_id):
-            return _refused(Refusal.INVALID_REQUEST, "lot_id, user and request_id: 1-64 char strings")
-        if not _valid_qty(qty):
-            return _refused(Refusal.INVALID_QTY, f"qty: int 1..{MAX_QTY}")
+        if not valid_lot_id(lot_id) or not valid_id(user) or not valid_id(request_id):
+            return refused(Refusal.INVALID_REQUEST, "lot_id, user and request_id: 1-64 char strings")
+        if not valid_qty(qty):
+            return refused(Refusal.INVALID_QTY, f"qty: int 1..{MAX_QTY}")
         return self._result(lot_id, await self._run("reserve", lot_id, user, qty, request_id))
 
     def _bad_ref(self, lot_id: object, reservation_id: object, who: object) -> ReserveResult | None:
-        if not _valid_lot_id(lot_id) or not _valid_id(reservation_id) or not _valid_id(who):
-            return _refused(Refusal.INVALID_REQUEST, "ids: 1-64 char strings")
+        if not valid_lot_id(lot_id) or not valid_id(reservation_id) or not valid_id(who):
+            return refused(Refusal.INVALID_REQUEST, "ids: 1-64 char strings")
         return None
 
     async def extend(self, lot_id: str, reservation_id: str, user: str) -> ReserveResult:
@@ -309,17 +205,17 @@ class Inventory:
     async def expire_due(self, lot_id: str, limit: int = 500) -> int:
         """Expire up to `limit` due HELD/PAYING reservations; freed units serve the waitlist.
         Returns how many expired (0 for an unknown lot)."""
-        if not _valid_lot_id(lot_id) or not _int(limit, 1, 100_000):
+        if not valid_lot_id(lot_id) or not int_in(limit, 1, 100_000):
             return 0
         return (await self.expire_due_next(lot_id, limit))[0]
 
     async def expire_due_next(self, lot_id: str, limit: int = 500) -> tuple[int, int | None]:
         """expire_due, and when the next HELD/PAYING reservation falls due (Redis ms; None when
         nothing is held): a sweeper can sleep until then instead of polling."""
-        if not _valid_lot_id(lot_id) or not _int(limit, 1, 100_000):
+        if not valid_lot_id(lot_id) or not int_in(limit, 1, 100_000):
             return 0, None
         r = await self._run("expire_due", lot_id, limit)
-        if _s(r[0]):
+        if text(r[0]):
             return 0, None
         nxt = int(r[7]) if len(r) > 7 else -1
         return int(r[6]), (None if nxt < 0 else nxt)
@@ -336,7 +232,7 @@ class Inventory:
         cancelled, holds no units (due holds are expired first) and has had no stock event for
         `grace_s` seconds (inventory/compaction.py). Anything else is answered with why not and when
         to look again; nothing changes then."""
-        if not _valid_lot_id(lot_id) or not _int(grace_s, 0, 10**8):
+        if not valid_lot_id(lot_id) or not int_in(grace_s, 0, 10**8):
             return CompactResult("INVALID_REQUEST")
         return compaction._result(await self._run("compact", lot_id, grace_s * 1000))
 
@@ -346,159 +242,108 @@ class Inventory:
 
     async def join_waitlist(self, lot_id: str, user: str, qty: int) -> WaitlistResult:
         """Queue for up to qty units while sold out; already queued -> ok with the same position."""
-        if not _valid_lot_id(lot_id) or not _valid_id(user):
+        if not valid_lot_id(lot_id) or not valid_id(user):
             return WaitlistResult(ok=False, code=Refusal.INVALID_REQUEST, message="ids: 1-64 char strings")
-        if not _valid_qty(qty):
+        if not valid_qty(qty):
             return WaitlistResult(ok=False, code=Refusal.INVALID_QTY, message=f"qty: int 1..{MAX_QTY}")
         r = await self._run("join_waitlist", lot_id, user, qty)
-        code = _s(r[0])
+        code = text(r[0])
         if len(r) == 1:
             return WaitlistResult(ok=False, code=Refusal(code), message=MESSAGES[Refusal(code)])
         if code:
-            return WaitlistResult(ok=False, code=Refusal(code), levels=_levels(r), message=MESSAGES[Refusal(code)])
-        return WaitlistResult(ok=True, position=int(r[6]), levels=_levels(r))
+            return WaitlistResult(ok=False, code=Refusal(code), levels=levels_of(r), message=MESSAGES[Refusal(code)])
+        return WaitlistResult(ok=True, position=int(r[6]), levels=levels_of(r))
 
     async def get_reservation(self, lot_id: str, reservation_id: str) -> Reservation | None:
         """Read only; a HELD/PAYING reservation past its expiry reads as EXPIRED."""
-        if not _valid_lot_id(lot_id) or not _valid_id(reservation_id):
+        if not valid_lot_id(lot_id) or not valid_id(reservation_id):
             return None
         r = await self._run("get_reservation", lot_id, reservation_id)
-        return None if _s(r[0]) else _reservation(lot_id, r, 6)
+        return None if text(r[0]) else reservation_at(lot_id, r, 6)
 
     async def holds_of(self, lot_id: str, user: str) -> list[Reservation]:
         """The user's HELD, PAYING and SOLD reservations in the lot (what counts towards the limit)."""
-        if not _valid_lot_id(lot_id) or not _valid_id(user):
+        if not valid_lot_id(lot_id) or not valid_id(user):
             return []
         r = await self._run("holds_of", lot_id, user)
-        if _s(r[0]):
+        if text(r[0]):
             return []
-        return [_reservation(lot_id, r, i) for i in range(6, len(r), 10)]
+        return [reservation_at(lot_id, r, i) for i in range(6, len(r), 10)]
 
     # --- personal data -----------------------------------------------------------------------
 
     async def user_reservations(self, lot_id: str, user: str) -> list[Reservation]:
         """Every reservation of the user in the lot, final ones included (an export). Scans the
         lot's reservations in chunks (HSCAN), so it never blocks Redis on a big lot."""
-        import json
-
-        if not _valid_lot_id(lot_id) or not _valid_id(user):
+        if not valid_lot_id(lot_id) or not valid_id(user):
             return []
         out = []
-        async for rid, raw in self.redis.hscan_iter(keys_for(lot_id)[1], count=500):
-            d = json.loads(_s(raw))
-            if d.get("u") != user:
-                continue
-            out.append(Reservation(
-                id=_s(rid), lot_id=lot_id, user=user, qty=int(d["q"]), state=ReservationState(d["s"]),
-                expires_at_ms=int(d["e"]), order_id=d.get("o") or None, created_at_ms=int(d.get("c", 0)),
-                extended=bool(int(d.get("x", 0))), from_waitlist=bool(int(d.get("w", 0))),
-                payment_attempts=int(d.get("n", 0))))
+        async for rid, raw in self.redis.hscan_iter(keys_for(lot_id)[RES], count=500):
+            d = json.loads(text(raw))
+            if d.get("u") == user:
+                out.append(reservation_stored(lot_id, rid, d))
         return sorted(out, key=lambda r: (r.created_at_ms, r.id))
 
     async def forget_user(self, lot_id: str, user: str, pseudonym: str) -> int:
         """Erasure: the user's reservations in the lot name `pseudonym` instead, their reserve
         request ids are forgotten and they leave the waitlist; counts and states stay, so the
         audit still adds up. Returns how many reservations were renamed."""
-        if not _valid_lot_id(lot_id) or not _valid_id(user) or not _valid_id(pseudonym):
+        if not valid_lot_id(lot_id) or not valid_id(user) or not valid_id(pseudonym):
             return 0
         rids = [r.id for r in await self.user_reservations(lot_id, user)]
         prefix = user + "\n"
         reqs = []
-        async for field, _ in self.redis.hscan_iter(keys_for(lot_id)[5], match=_glob_escape(prefix) + "*", count=500):
-            if _s(field).startswith(prefix):
-                reqs.append(_s(field))
+        async for field, _ in self.redis.hscan_iter(keys_for(lot_id)[REQ], match=_glob_escape(prefix) + "*", count=500):
+            if text(field).startswith(prefix):
+                reqs.append(text(field))
         r = await self._run("forget_user", lot_id, user, pseudonym, len(rids), *rids, *reqs)
-        return 0 if _s(r[0]) else int(r[6])
+        return 0 if text(r[0]) else int(r[6])
 
     # --- reading ---------------------------------------------------------------------------------
 
     async def snapshot(self, lot_id: str) -> StockLevels | None:
-        if not _valid_lot_id(lot_id):
+        if not valid_lot_id(lot_id):
             return None
         r = await self._run("levels", lot_id)
-        return None if _s(r[0]) else _levels(r)
+        return None if text(r[0]) else levels_of(r)
 
     async def reservations(self, lot_id: str) -> list[Reservation]:
         """Every reservation of the lot as stored (one atomic read), oldest first. The state is the
         stored one: a hold past its expiry shows HELD until a sweep or a touch expires it, which is
         what an outside audit wants to see."""
-        import json
-
-        if not _valid_lot_id(lot_id):
+        if not valid_lot_id(lot_id):
             return []
         r = await self._run("dump", lot_id)
-        if _s(r[0]):
+        if text(r[0]):
             return []
         out = []
         flat = r[9]
         for i in range(0, len(flat), 2):
-            d = json.loads(_s(flat[i + 1]))
-            out.append(Reservation(
-                id=_s(flat[i]), lot_id=lot_id, user=d["u"], qty=int(d["q"]), state=ReservationState(d["s"]),
-                expires_at_ms=int(d["e"]), order_id=d.get("o") or None, created_at_ms=int(d.get("c", 0)),
-                extended=bool(int(d.get("x", 0))), from_waitlist=bool(int(d.get("w", 0))),
-                payment_attempts=int(d.get("n", 0))))
+            out.append(reservation_stored(lot_id, flat[i], json.loads(text(flat[i + 1]))))
         out.sort(key=lambda x: (x.created_at_ms, x.id))
         return out
 
     async def audit(self, lot_id: str) -> AuditReport:
         """Recompute from the reservations (one atomic read) and compare with the counters."""
-        import json
-
-        if not _valid_lot_id(lot_id):
+        if not valid_lot_id(lot_id):
             raise InventoryError(Refusal.INVALID_REQUEST, "lot_id")
         r = await self._run("dump", lot_id)
-        if _s(r[0]):
+        if text(r[0]):
             raise InventoryError(Refusal.UNKNOWN_LOT, f"lot {lot_id!r}")
-        levels = _levels(r)
-        limit, exp_card = int(r[6]), int(r[8])
-        flat_res, flat_usr = r[9], r[10]
-        held = sold = live = 0
-        per_user: dict[str, int] = {}
-        for i in range(0, len(flat_res), 2):
-            d = json.loads(_s(flat_res[i + 1]))
-            q, st, u = int(d["q"]), d["s"], d["u"]
-            if st in ("HELD", "PAYING"):
-                held += q
-                live += 1
-            elif st == "SOLD":
-                sold += q
-            if st in ("HELD", "PAYING", "SOLD"):
-                per_user[u] = per_user.get(u, 0) + q
-        stored_user = {_s(flat_usr[i]): int(flat_usr[i + 1]) for i in range(0, len(flat_usr), 2)}
-        recomputed = StockLevels(levels.total, levels.total - held - sold, held, sold, levels.waitlist)
-        problems: list[str] = []
-        if levels.available + levels.held + levels.sold != levels.total:
-            problems.append(f"available+held+sold={levels.available + levels.held + levels.sold} != total={levels.total}")
-        if (levels.held, levels.sold) != (held, sold):
-            problems.append(f"counters held={levels.held} sold={levels.sold} but reservations say held={held} sold={sold}")
-        if recomputed.available < 0 or levels.available < 0:
-            problems.append(f"oversold: available would be {min(recomputed.available, levels.available)}")
-        over = {u: n for u, n in per_user.items() if n > limit}
-        if over:
-            problems.append(f"{len(over)} user(s) above the limit {limit}: {sorted(over.items())[:5]}")
-        if stored_user != per_user:
-            problems.append("per-user counters differ from the reservations")
-        if exp_card != live:
-            problems.append(f"expiry index has {exp_card} entries for {live} live reservations")
-        return AuditReport(
-            ok=not problems, problems=problems, levels=levels, recomputed=recomputed,
-            reservations=len(flat_res) // 2, max_user_units=max(per_user.values(), default=0),
-            oversold=max(0, held + sold - levels.total), compacted_at_ms=_opt_int(r[11]) if len(r) > 11 else None,
-        )
+        return audit_report(r)
 
     def events_key(self, lot_id: str) -> str:
         """The lot's capped stream (XREAD it yourself, or use read_events)."""
-        return keys_for(lot_id)[8]
+        return keys_for(lot_id)[EVENTS]
 
     async def read_events(self, lot_id: str, after_id: str = "0-0", count: int = 100,
                           block_ms: int | None = None) -> list[StockEvent]:
         """Events after `after_id` (exclusive), oldest first; block_ms waits for new ones.
         Raises InventoryError(INVALID_REQUEST) for a malformed id or count."""
-        if not _valid_lot_id(lot_id):
+        if not valid_lot_id(lot_id):
             return []
-        if (type(after_id) is not str or not _STREAM_ID.fullmatch(after_id) or not _int(count, 1, 10_000)
-                or not (block_ms is None or _int(block_ms, 0, 3_600_000))):
+        if (type(after_id) is not str or not STREAM_ID.fullmatch(after_id) or not int_in(count, 1, 10_000)
+                or not (block_ms is None or int_in(block_ms, 0, 3_600_000))):
             raise InventoryError(Refusal.INVALID_REQUEST, "after_id like '0-0' or '$', count 1..10000, block_ms >= 0")
         got = await self.redis.xread({self.events_key(lot_id): after_id}, count=count, block=block_ms)
         out: list[StockEvent] = []
@@ -507,8 +352,8 @@ class Inventory:
             for eid, fields in entries:
                 if not isinstance(fields, dict):
                     continue  # an entry deleted after it was read has no fields (redis-py gives None)
-                f = {_s(k): _s(v) for k, v in fields.items()}
+                f = {text(k): text(v) for k, v in fields.items()}
                 lv = [int(x) for x in f.pop("lv").split()]
-                out.append(StockEvent(id=_s(eid), lot_id=lot_id, type=f.pop("t"), at_ms=int(f.pop("at")),
+                out.append(StockEvent(id=text(eid), lot_id=lot_id, type=f.pop("t"), at_ms=int(f.pop("at")),
                                       levels=StockLevels(*lv), data=f))
         return out

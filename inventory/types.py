@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from domain import Code, DomainError
+
 
 class LotState(str, Enum):
     """Effective state of a lot, computed with Redis time: a SCHEDULED lot is OPEN from opens_at_ms
@@ -72,14 +74,14 @@ MESSAGES: dict[Refusal, str] = {
 }
 
 
-class InventoryError(Exception):
+class InventoryError(DomainError):
     """Raised by the lot admin calls (create_lot, adjust_total, open, close, cancel) only.
-    Reservation calls never raise for bad input: they return a result with `code`."""
+    Reservation calls never raise for bad input: they return a result with `code`. `refusal` is
+    the inventory's own reason, `code` the same as a product-wide `Code`."""
 
-    def __init__(self, code: Refusal, message: str = "") -> None:
-        super().__init__(f"{code.value}: {message}" if message else code.value)
-        self.code = code
-        self.message = message or code.value
+    def __init__(self, refusal: Refusal, message: str = "") -> None:
+        super().__init__(Code(refusal.value), message or refusal.value)
+        self.refusal = refusal
 
 
 @dataclass(frozen=True, slots=True)

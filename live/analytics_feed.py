@@ -1,17 +1,17 @@
-"""Feeding the analytics part (analytics/) from the running node, and its REST endpoint.
+"""Feeding the analytics part (analytics/) from the running node. Its handlers: the report
+(live/rest/analytics.py) and `proof.names` plus the counted acks (live/sockets/analytics.py).
 
 Nothing here adds a Redis round trip to a hot path: the hub's events only update the in-memory
 `Tally`, and one `Periodic` flushes it every `analytics_flush_ms` in ONE pipeline.
   - joins / leaves: the hub's join and leave hooks (viewer role only: staff are not audience);
   - chat lines, hearts, poll votes: the acks of `chat.send`, `react` (heart), `hearts` and `poll.vote`,
-    seen by wrapping those commands once at start-up (their modules are untouched);
+    seen by wrapping those commands once at registration (`COUNTED`; their modules are untouched);
   - reserves, waitlist, holds expired / paid: the stock watcher's per-sale event feed (one node
     reads each stock event; the store's cursor counts each once even across a watcher handover);
   - orders and refunds: the order ledger's event stream, read by the consumer group `analytics`
     (each entry to one node; the store's `seen` set counts each order event once).
 
-GET /api/broadcasts/{id}/analytics (host token of that broadcast, or an operator `*` token):
-JSON, or the per-minute table with `?format=csv`."""
+"""
 from __future__ import annotations
 
 import asyncio
@@ -21,30 +21,31 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
+import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from analytics import AnalyticsStore, OrderFact, StockFact, Tally, report_csv
-from live.auth import require
-from live.errors import ApiError, json_response
-from live.hub.registry import HOST, HubError
+from analytics import AnalyticsStore, OrderFact, StockFact, Tally
+from inventory import StockEvent
+from live.config import Config
+from live.hub.hub import Hub
+from live.hub.registry import Caller
 from live.periodic import Periodic
+from live.sockets.sales import Sales
 
 log = logging.getLogger("hawker.analytics")
 
 ORDER_STREAM = "orders:events"  # checkout.ledger.EVENTS_KEY
 GROUP = "analytics"
-MAX_ID = 64
 PROOF_MAX_AGE_MS = 60_000  # an order older than this (a backlog after a restart) is no longer news
 MAX_BUFFERED_STOCK = 200_000  # stock facts kept while Redis is away; past it the oldest are dropped
 STOCK_TYPES = {"reserved", "waitlist_joined", "waitlist_granted", "expired", "released", "sold"}
 
 
 class AnalyticsFeed:
-    def __init__(self, services: Any) -> None:
-        self.hub = services.hub
-        self.redis = services.redis
-        cfg = services.config
+    def __init__(self, cfg: Config, redis: aioredis.Redis, hub: Hub, sales: Sales) -> None:
+        self.hub = hub
+        self.redis = redis
+        self.sales = sales
         self.tally = Tally()
         self.store = AnalyticsStore(self.redis, ttl_s=cfg.analytics_ttl_days * 24 * 3600)
         self.flush_s = max(0.05, cfg.analytics_flush_ms / 1000)
@@ -60,7 +61,7 @@ class AnalyticsFeed:
 
     # ---- feeding (in memory only) ------------------------------------------------------------------
 
-    async def on_join(self, caller: Any) -> None:
+    async def on_join(self, caller: Caller) -> None:
         # a socket that left before its welcome ran must not be counted as watching forever
         if caller.role != "viewer" or self.hub.caller(caller.sid) is None:
             return
@@ -68,12 +69,12 @@ class AnalyticsFeed:
         self._joined[caller.sid] = now
         self.tally.joined(caller.broadcast, caller.user, now)
 
-    async def on_leave(self, caller: Any) -> None:
+    async def on_leave(self, caller: Caller) -> None:
         since = self._joined.pop(caller.sid, None)
         if since is not None:
             self.tally.left(caller.broadcast, since, self.now())
 
-    async def on_stock_event(self, broadcast: str, ev: Any) -> None:
+    async def on_stock_event(self, broadcast: str, ev: StockEvent) -> None:
         if ev.type in STOCK_TYPES:
             try:
                 qty = int(ev.data.get("qty", 0) or 0)
@@ -120,7 +121,8 @@ class AnalyticsFeed:
         try:
             await self._ensure_group()
             _, claimed, _ = await self.redis.xautoclaim(ORDER_STREAM, GROUP, self.consumer, 60_000, "0-0", count=200)
-            got = await self.redis.xreadgroup(GROUP, self.consumer, {ORDER_STREAM: ">"}, count=500)
+            got: Any = await self.redis.xreadgroup(  # redis-py types the reply per RESP version; RESP2 here
+                GROUP, self.consumer, {ORDER_STREAM: ">"}, count=500)
         except ResponseError as exc:
             if "NOGROUP" in str(exc):
                 self._group_ready = False
@@ -194,15 +196,6 @@ class AnalyticsFeed:
                 "sale_id": b["sale_id"], "qty": b["qty"], "at": b["at"], "v": b["at"] * 1000 + i,
                 "name": None if bc in names_off else shown_name(b["name"])})
 
-    async def set_names(self, caller: Any, payload: dict) -> dict[str, Any]:
-        """`proof.names` {enabled}: whether the player's ticker shows buyers' (masked) first names."""
-        enabled = payload.get("enabled")
-        if set(payload) - {"enabled"} or not isinstance(enabled, bool):
-            raise HubError("VALIDATION", "enabled must be true or false", field="enabled")
-        await self.redis.set(names_key(caller.broadcast), "1" if enabled else "0", ex=self.store.ttl_s)
-        self.hub.fanout.urgent(caller.broadcast, "proof.names", {"enabled": enabled})
-        return {"enabled": enabled}
-
     async def names_enabled(self, broadcast: str) -> bool:
         return (await self.redis.get(names_key(broadcast))) not in (b"0", "0")
 
@@ -225,7 +218,7 @@ class AnalyticsFeed:
 
     async def sales_meta(self, broadcast: str) -> list[dict[str, Any]]:
         """The sales' own facts (hub's sale store and the inventory's levels)."""
-        sales = self.hub.sales
+        sales = self.sales
         out = []
         items = await sales.store.of_broadcast(broadcast, limit=1000)
         # concurrent: the inventory pipelines them into one round trip
@@ -240,23 +233,6 @@ class AnalyticsFeed:
 
     async def report(self, broadcast: str) -> dict[str, Any]:
         return await self.store.report(broadcast, now_ms=self.now(), sales=await self.sales_meta(broadcast))
-
-    async def http_report(self, request: web.Request) -> web.Response:
-        claims = require(request, roles=("host",))  # auth before lookup: a stranger learns nothing
-        bid = request.match_info["broadcast"][:MAX_ID]
-        fmt = request.query.get("format", "json")
-        if fmt not in ("json", "csv"):
-            raise ApiError(422, "VALIDATION", "format must be json or csv", field="format")
-        if not claims.allows(bid) or not await self.hub.broadcasts.exists(bid):
-            raise ApiError(404, "BROADCAST_NOT_FOUND", "no such broadcast")
-        rep = await self.report(bid)
-        rep["settings"] = {"buyer_names": await self.names_enabled(bid)}
-        if fmt == "csv":
-            return web.Response(body=report_csv(rep).encode(), content_type="text/csv", charset="utf-8",
-                                headers={"Content-Disposition": f'attachment; filename="hawker-{bid}-analytics.csv"',
-                                         "Cache-Control": "no-store"})
-        return json_response(rep, headers={"Cache-Control": "no-store"})
-
 
 def names_key(broadcast: str) -> str:
     """Whether the ticker may show buyers' names in this show ("0" = no; unset = yes)."""
@@ -278,20 +254,6 @@ def shown_name(full: str) -> str | None:
     return first[:12]
 
 
-async def report_page(request: web.Request) -> web.Response:
-    """The post-show report page: static, like the studio; its data comes from the analytics API
-    with the host's token, which the page keeps client-side (never in the URL the server sees)."""
-    from live.headers import STUDIO_FRAME_ANCESTORS
-    from live.pages import _BROADCAST_RE, _page
-
-    bid = request.match_info["broadcast"]
-    if not _BROADCAST_RE.match(bid):
-        raise ApiError(404, "NOT_FOUND", "no such broadcast")
-    resp = _page("report.html", STUDIO_FRAME_ANCESTORS, broadcast=bid)
-    resp.headers["X-Frame-Options"] = "DENY"
-    return resp
-
-
 def _chat_sent(payload: dict, ack: dict) -> tuple[str, int] | None:
     return None if ack.get("again") else ("chat", 1)  # a retried request_id is not a new line
 
@@ -309,30 +271,5 @@ def _voted(payload: dict, ack: dict) -> tuple[str, int] | None:
     return ("votes", 1) if ack.get("counted") else None
 
 
-def register(app: web.Application, services: Any) -> AnalyticsFeed:
-    """Call after every part registered its commands (the counted ones must exist)."""
-    feed = AnalyticsFeed(services)
-    hub = services.hub
-    hub.on_join(feed.on_join)
-    hub.on_leave(feed.on_leave)
-    feed.watch_command("chat.send", _chat_sent)
-    feed.watch_command("react", _reacted)
-    feed.watch_command("hearts", _hearts)
-    feed.watch_command("poll.vote", _voted)
-    hub.stockwatch.listeners.append(feed.on_stock_event)
-    hub.command("proof.names", roles=HOST)(feed.set_names)
-    app.router.add_get("/api/broadcasts/{broadcast}/analytics", feed.http_report)
-    app.router.add_get("/studio/report/{broadcast}", report_page)
-    services.parts["analytics"] = feed
-    app["analytics"] = feed
-
-    async def _start(_app: web.Application) -> None:
-        await feed.start()
-
-    async def _stop(_app: web.Application) -> None:
-        await feed.stop()
-
-    app.on_startup.append(_start)
-    app.on_cleanup.insert(0, _stop)
-    return feed
-
+COUNTED: dict[str, Callable[[dict, dict], tuple[str, int] | None]] = {
+    "chat.send": _chat_sent, "react": _reacted, "hearts": _hearts, "poll.vote": _voted}

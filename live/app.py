@@ -12,27 +12,38 @@ import socketio
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from live import (
-    analytics_feed,
-    assets,
-    chat_events,
-    checkout_api,
-    compactor,
-    headers,
-    health,
-    idempotent,
-    media,
-    metrics,
-    orders_export,
-    pages,
-    replay,
-)
+from live import assets, headers, health, metrics, node, pages
 from live.config import Config
 from live.errors import error_middleware
 from live.fanout import Bounds, FanoutServer
 from live.redis_gate import RedisGate
-from live.services import Services
+from live.rest import analytics as rest_analytics
+from live.rest import auctions as rest_auctions
+from live.rest import broadcasts as rest_broadcasts
+from live.rest import checkout as rest_checkout
+from live.rest import giveaways as rest_giveaways
+from live.rest import media as rest_media
+from live.rest import orders_export as rest_orders_export
+from live.rest import privacy as rest_privacy
+from live.sockets import analytics as sockets_analytics
+from live.sockets import auctions as sockets_auctions
+from live.sockets import broadcast as sockets_broadcast
+from live.sockets import chat as sockets_chat
+from live.sockets import checkout as sockets_checkout
+from live.sockets import giveaways as sockets_giveaways
+from live.sockets import media as sockets_media
+from live.sockets import polls as sockets_polls
+from live.sockets import replay as sockets_replay
+from live.sockets import sales as sockets_sales
 from live.store import connect
+
+# Every feature's socket handlers, registered in this order: analytics counts the acks of commands
+# registered before it, and the replay's pin log wraps product.pin / product.unpin.
+SOCKETS = (sockets_broadcast, sockets_polls, sockets_sales, sockets_media, sockets_chat, sockets_checkout,
+           sockets_auctions, sockets_giveaways, sockets_analytics, sockets_replay)
+# Every feature's HTTP handlers.
+REST = (rest_broadcasts, rest_media, rest_checkout, rest_privacy, rest_auctions, rest_giveaways,
+        rest_orders_export, rest_analytics)
 
 log = logging.getLogger("hawker")
 
@@ -82,30 +93,33 @@ def create_app(config: Config) -> web.Application:
     )
     sio.attach(app, socketio_path="socket.io")
     app["sio"] = sio
-    services = Services(config=config, redis=app["redis"], sio=sio)
-    app["services"] = services
     # server.py awaits these on SIGTERM/SIGINT, in order, after the port stopped accepting.
     app["shutdown_hooks"] = [functools.partial(_tell_sockets_to_reconnect, sio)]
 
     headers.setup(app)
     health.setup(app)
     assets.setup(app)
-    idempotent.setup(app)
     pages.setup(app)
-    from live.hub import cmd_auctions, cmd_giveaways
-    from live.hub.setup import setup as hub_setup
+    the_node = node.build(config, app["redis"], sio)
+    app[node.NODE] = the_node
+    for sockets in SOCKETS:
+        sockets.register(the_node)
+    for rest in REST:
+        rest.register(app, the_node)
 
-    services.hub = hub_setup(app, services)  # before parts that register hub commands
-    media.setup(app, services)
-    chat_events.register(services.hub, services)
-    checkout_api.register(app, services)
-    cmd_auctions.register(app, services)  # live auctions (auctions/)
-    cmd_giveaways.register(app, services)  # giveaways with a verifiable draw
-    orders_export.setup(app)  # GET /api/broadcasts/{bc}/orders.csv (host)
-    compactor.setup(app, services)  # compacts finished sales (HAWKER_SALE_COMPACT_AFTER_S)
-    analytics_feed.register(app, services)  # last: it counts the acks of commands registered above
-    replay.register(app, services)  # the replay's pin log wraps product.pin / product.unpin too
+    async def _start(_app: web.Application) -> None:
+        await the_node.start()
 
+    async def _stop(_app: web.Application) -> None:
+        await the_node.stop()
+
+    async def _close_media(_app: web.Application) -> None:
+        await the_node.close_media()
+
+    app.on_startup.append(_start)
+    app.on_shutdown.append(_close_media)
+    app.on_cleanup.insert(0, _stop)  # before the Redis client closes (_close)
+    app["shutdown_hooks"].append(the_node.hub.disconnect_all)
     app.on_startup.append(_start_background)
     app.on_cleanup.append(_close)
     return app
@@ -121,7 +135,7 @@ async def _tell_sockets_to_reconnect(sio: socketio.AsyncServer) -> None:
     for sid, _eio_sid in list(sio.manager.get_participants("/", None)):
         try:
             await sio.disconnect(sid)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - one dead socket must not keep the others open
             log.debug("disconnect %s failed", sid, exc_info=True)
 
 

@@ -8,19 +8,14 @@ from dataclasses import dataclass
 import jwt
 from aiohttp import web
 
-from live.errors import ApiError
+from domain import Code, DomainError
 
 ROLES = ("host", "moderator", "viewer")
 ADMIN_BROADCAST = "*"  # a token for every broadcast (an operator's / merchant's admin token)
 
 
-class AuthError(Exception):
-    """A token that cannot be used; `code` is machine-readable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class AuthError(DomainError):
+    """A token that cannot be used (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED: 401)."""
 
 
 @dataclass(frozen=True)
@@ -52,22 +47,22 @@ def mint(secret: str, *, sub: str, role: str, broadcast: str, name: str | None =
 
 def verify(secret: str, token: str | None) -> Claims:
     if not token:
-        raise AuthError("TOKEN_MISSING", "a bearer token is required")
+        raise AuthError(Code.TOKEN_MISSING, "a bearer token is required")
     try:
         data = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["sub", "exp"]})
     except jwt.ExpiredSignatureError:
-        raise AuthError("TOKEN_EXPIRED", "the token has expired") from None
+        raise AuthError(Code.TOKEN_EXPIRED, "the token has expired") from None
     except jwt.InvalidSignatureError:
-        raise AuthError("TOKEN_INVALID", "the token signature does not match") from None
+        raise AuthError(Code.TOKEN_INVALID, "the token signature does not match") from None
     except jwt.PyJWTError as exc:
-        raise AuthError("TOKEN_INVALID", f"the token is not valid: {exc}") from None
+        raise AuthError(Code.TOKEN_INVALID, f"the token is not valid: {exc}") from None
     role = data.get("role")
     broadcast = data.get("bc") or data.get("broadcast")
     sub = data.get("sub")
     if role not in ROLES:
-        raise AuthError("TOKEN_INVALID", "the token has no valid role")
+        raise AuthError(Code.TOKEN_INVALID, "the token has no valid role")
     if not isinstance(broadcast, str) or not broadcast or not isinstance(sub, str) or not sub:
-        raise AuthError("TOKEN_INVALID", "the token names no broadcast or subject")
+        raise AuthError(Code.TOKEN_INVALID, "the token names no broadcast or subject")
     given = data.get("name")
     name = given if isinstance(given, str) else sub
     return Claims(sub=sub, role=role, broadcast=broadcast, name=name[:64], exp=int(data["exp"]))
@@ -82,12 +77,9 @@ def bearer(request: web.Request) -> str | None:
 
 def require(request: web.Request, roles: Iterable[str] = ROLES, broadcast: str | None = None) -> Claims:
     """Authenticate an HTTP request; raise 401 (no/bad token) or 403 (wrong role or broadcast)."""
-    try:
-        claims = verify(request.app["config"].secret, bearer(request))
-    except AuthError as exc:
-        raise ApiError(401, exc.code, exc.message) from None
+    claims = verify(request.app["config"].secret, bearer(request))  # AuthError: 401 by its code
     if claims.role not in tuple(roles):
-        raise ApiError(403, "FORBIDDEN", f"role {claims.role!r} may not do this")
+        raise DomainError(Code.FORBIDDEN, f"role {claims.role!r} may not do this")
     if broadcast is not None and not claims.allows(broadcast):
-        raise ApiError(403, "FORBIDDEN", "the token is for another broadcast")
+        raise DomainError(Code.FORBIDDEN, "the token is for another broadcast")
     return claims

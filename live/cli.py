@@ -8,91 +8,10 @@ from dataclasses import fields
 
 from live.config import Config
 
-# Config field -> flag help. Every Config field has a flag here (a test checks it), and the
-# README's settings table is generated from this (settings_markdown; a test keeps them equal).
-_FLAG_HELP = {
-    "host": "address to listen on",
-    "port": "port to listen on",
-    "redis_url": "Redis URL (redis://host:port/db)",
-    "secret": "HS256 secret for tokens (required outside demo mode)",
-    "public_url": "URL viewers reach this server at (for printed links)",
-    "workers": "processes sharing the port (SO_REUSEPORT)",
-    "demo": "demo mode: allows the default secret (`hawker demo` sets it)",
-    "data_dir": "folder for the embedded Redis, media and other state",
-    "tick_ms": "fan-out tick in milliseconds",
-    "max_message_bytes": "largest Socket.IO message accepted",
-    "max_request_bytes": "largest HTTP request body accepted (else 413)",
-    "redis_timeout_s": "Redis connect/command timeout in seconds (commands retry 3 times on connection errors)",
-    "log_level": "debug, info, warning, error",
-    "ice_servers": "comma-separated STUN/TURN URLs handed to browsers and aiortc",
-    "webrtc_viewer_cap": "WebRTC viewers per process before the player is sent to HLS",
-    "media_dir": "folder for HLS segments (default: DATA_DIR/media)",
-    "shutdown_grace_s": "seconds a graceful shutdown waits for each step (hooks, in-flight requests)",
-    "chat_max_len": "longest chat message in characters",
-    "chat_rate": "chat messages per second per user (token bucket refill, all nodes)",
-    "chat_burst": "chat token bucket size per user",
-    "chat_link_mode": "chat links: block, allow (CHAT_ALLOWED_DOMAINS only) or open",
-    "chat_allowed_domains": "comma-separated domains chat may link to in allow mode",
-    "chat_blocked_words": "comma-separated extra blocked chat words",
-    "chat_overload_rate": "inbound chat messages/s per broadcast above which viewers get a sample",
-    "chat_overload_k": "chat messages per tick a viewer gets while sampled",
-    "chat_dup_window_s": "seconds in which the same chat text from one user is refused",
-    "chat_word_lists": "bundled blocked-word lists to use (comma-separated: en,ko; empty for none)",
-    "chat_history_cap": "chat messages kept per broadcast (replay timeline)",
-    "chat_join_history": "chat messages in the join snapshot",
-    "chat_retention_s": "seconds chat is kept after a broadcast ends",
-    "webhook_max_attempts": "merchant webhook deliveries before a dead letter",
-    "webhook_base_delay_s": "first webhook retry delay in seconds (doubles each attempt)",
-    "payment_provider": "payment provider, required by serve: sandbox (offline test cards, orders say livemode=false) "
-                        "or package.module:factory (see docs/checkout.md); demo uses sandbox",
-    "fanout_queue_kb": "data queued per slow socket (KiB) before ticks are dropped; twice that closes it",
-    "fanout_stall_s": "seconds a socket may stay backed up before it is closed as a slow consumer",
-    "fanout_close_grace_s": "seconds a slow socket gets to read its close frame before the connection is cut",
-    "redis_max_connections": "Redis connections per process (one bounded pool; a burst waits for a free one)",
-    "redis_wait_ms": "ms a Redis call waits for a free pooled connection before the command answers BUSY",
-    "command_deadline_ms": "ms a socket command may take before it is answered BUSY (retry with the same request_id)",
-    "join_deadline_ms": "ms a join snapshot may take (failed parts retried) before it is sent with `partial`",
-    "fanout_max_writes_per_s": "tick frames a process hands to its sockets per second at most: past it the tick period stretches beyond tick_ms (10,000 sockets at 50,000: 200 ms); 0: no limit",
-    "join_max_inflight": "joins a process has admitted and not yet sent their snapshot, at most; a connect past it waits up to 5 s for a slot, then is refused BUSY with retry_after (0: no bound)",
-    "snapshot_cache_ms": "ms a join-snapshot value that is the same for the whole broadcast (broadcast, media, sale records, chat state) is reused; concurrent joins always share one fetch (0: no reuse after it)",
-    "webhook_allow_private": "let webhooks reach loopback/private/link-local addresses (local development and tests only)",
-    "webhook_http_hosts": "comma-separated webhook hosts allowed over plain http (development); all others need https",
-    "metrics_token": "if set, /metrics requires `Authorization: Bearer <token>` (it shows revenue and broadcast ids)",
-    "metrics_port": "if set, /metrics is served only on this separate port (on METRICS_HOST), not the public one",
-    "metrics_host": "address the separate metrics port listens on",
-    "embed_origins": "comma-separated origins allowed to frame the player and hand it a token (demo default: any)",
-    "webrtc_sessions_per_user": "WebRTC viewer sessions one user may hold per broadcast; a new one replaces the oldest",
-    "webrtc_offer_rate": "WebRTC viewer offers per second per user (token bucket refill; 0 = no limit)",
-    "webrtc_offer_burst": "WebRTC viewer offer bucket size per user",
-    "webrtc_offer_ip_rate": "WebRTC viewer offers per second per client address (0 = no limit; behind a proxy all share one)",
-    "webrtc_offer_ip_burst": "WebRTC viewer offer bucket size per client address",
-    "webrtc_connect_timeout_s": "seconds a viewer's peer connection may take to connect before its slot is freed",
-    "media_stall_s": "seconds without RTP from the host before media.state says stalled",
-    "media_stall_grace_s": "seconds a stalled publish is held for the host to come back before it ends",
-    "media_edge_listen": ("HOST:PORT of this process's internal listener for edge pulls "
-                          "(port 0: any free port per process; empty: no cascade)"),
-    "media_edge_advertise": "host other processes/nodes use to reach the internal listener (default: the listen host)",
-    "media_edge_linger_s": "seconds an edge keeps its pull from the origin after its last WebRTC viewer left",
-    "media_keyframe_warn_s": "keyframes further apart than this (H.264 ingest) -> media.state warning KEYFRAME_INTERVAL_LONG",
-    "media_bitrate_warn_kbps": "host video above this bitrate (5 s average) -> media.state warning BITRATE_HIGH",
-    "pii_retention_days": "days buyers' contact data stays on orders (then removed; totals stay for the audit)",
-    "dead_letter_retention_days": "days a dead-letter webhook delivery (with its body) is kept",
-    "sale_compact_after_s": "seconds after a closed sale's last stock change before it is compacted to its "
-                            "audit summary and SOLD reservations (0: never compact)",
-    "order_retention_days": "days an order is kept in Redis after it was made (0: for ever); the merchant "
-                            "keeps them from webhooks and the CSV export",
-    "analytics_flush_ms": "ms between a node's analytics flushes (one Redis pipeline each; counting adds no round trip per event)",
-    "analytics_ttl_days": "days a broadcast's analytics are kept after their last change",
-    "auction_bid_rate": "auction bids (and max bids) per second per user per auction, on Redis's clock (RATE_LIMITED past it)",
-    "auction_bid_burst": "auction bids a user may send at once before the rate applies",
-    "auction_hold_s": "seconds an auction winner (or the runner-up of an unpaid win) has to pay the hold",
-    "redis_mode": "standalone; cluster (REDIS_URL names any node of a Redis Cluster); sentinel (REDIS_URL is "
-                  "redis+sentinel://host:port[,host:port...]/<master name>[/db]: follows the master after a "
-                  "failover) (docs/scaling.md)",
-    "redis_replicas_ack": "replicas that must confirm a stock or payment change before it is acknowledged "
-                          "(WAIT; 0: off); none in time answers UNAVAILABLE, safe to retry (docs/scaling.md)",
-    "redis_replicas_ack_timeout_ms": "how long a change waits for its replica confirmations (WAIT timeout)",
-}
+# Config field -> flag help, from the field itself (live/config.py `setting`): every Config field has
+# a flag (a test checks it), and the README's settings table is generated from the same text
+# (settings_markdown; a test keeps them equal).
+_FLAG_HELP = {f.name: f.metadata.get("help", "") for f in fields(Config) if f.name != "extra"}
 
 
 def flag_name(field_name: str) -> str:

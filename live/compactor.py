@@ -6,9 +6,6 @@ is atomic and idempotent. 0 disables it."""
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-from aiohttp import web
 
 from inventory import Inventory
 from inventory.compaction import backfill
@@ -35,26 +32,8 @@ class Compactor:
             log.info("compacted %d finished sale(s)", len(done))
         return len(done)
 
-    def start(self) -> None:
+    async def start(self) -> None:
         self._loop.start()
 
     async def stop(self) -> None:
         await self._loop.stop()
-
-
-def setup(app: web.Application, services: Any) -> Compactor | None:
-    grace = services.config.sale_compact_after_s
-    if grace <= 0:
-        return None
-    comp = Compactor(services.hub.sales.inv, grace)
-    services.parts["compactor"] = comp
-
-    async def _start(_app: web.Application) -> None:
-        comp.start()
-
-    async def _stop(_app: web.Application) -> None:
-        await comp.stop()
-
-    app.on_startup.append(_start)
-    app.on_cleanup.insert(0, _stop)
-    return comp

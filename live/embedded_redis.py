@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 from live.redis_version import RedisTooOld, ServerVersion, of_binary
+from redislayer.server import free_port, spawn, stop_server, wait_ready
 
 
 def embedded_binary() -> str | None:
@@ -45,12 +44,6 @@ def find_binary(prefer: str = "system") -> str:
     raise RuntimeError("no usable redis-server: " + "; ".join(found))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class EmbeddedRedis:
     """Start/stop one redis-server on loopback with AOF in `data_dir`."""
 
@@ -67,33 +60,17 @@ class EmbeddedRedis:
     def start(self, timeout: float = 15.0) -> EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.binary = self.binary or find_binary()
-        args = [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir.resolve()),
-            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
-            "--loglevel", "warning", "--logfile", str((self.data_dir / "redis.log").resolve()),
-        ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)  # Ctrl-C reaches us, not redis: we stop it
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}; see {self.data_dir}/redis.log")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("redis-server did not answer in time")
+        self.proc = spawn(self.binary, self.port, self.data_dir, [
+            "--appendonly", "yes", "--appendfsync", "everysec",
+            "--logfile", str((self.data_dir / "redis.log").resolve())],
+            new_session=True)  # Ctrl-C reaches us, not redis: we stop it
+        try:
+            wait_ready(self.proc, self.port, timeout)
+        except RuntimeError as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}; see {self.data_dir}/redis.log") from None
+        return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_server(self.proc)
         self.proc = None

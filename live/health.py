@@ -13,10 +13,11 @@ import os
 
 from aiohttp import web
 
+from domain import Code, DomainError
 from live import metrics
 from live.auth import bearer
 from live.config import Config
-from live.errors import ApiError, error_middleware, error_response, json_response
+from live.errors import error_middleware, error_response, json_response
 
 log = logging.getLogger("hawker.health")
 INTERNAL = "metrics_internal"  # app key: True on the separate metrics listener's app
@@ -35,9 +36,9 @@ async def readyz(request: web.Request) -> web.Response:
         if gate is not None and gate.state == "waiting":
             await asyncio.wait_for(gate.check(), timeout=1.0)
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
-        return error_response(503, "REDIS_UNAVAILABLE", f"redis is not reachable: {type(exc).__name__}")
+        return error_response(DomainError(Code.REDIS_UNAVAILABLE, f"redis is not reachable: {type(exc).__name__}"))
     if gate is not None and gate.state == "refused":
-        return error_response(503, "REDIS_TOO_OLD", str(gate.error))
+        return error_response(DomainError(Code.REDIS_TOO_OLD, str(gate.error)))
     return json_response({"status": "ready"})
 
 
@@ -48,11 +49,11 @@ def _config(app: web.Application) -> Config:
 async def metrics_view(request: web.Request) -> web.Response:
     config = _config(request.app)
     if config.metrics_port and not request.app.get(INTERNAL):
-        raise ApiError(404, "NOT_FOUND", "not found")  # served on the internal metrics port only
+        raise DomainError(Code.NOT_FOUND, "not found")  # served on the internal metrics port only
     if config.metrics_token:
         given = (bearer(request) or "").encode()
         if not hmac.compare_digest(given, config.metrics_token.encode()):
-            raise ApiError(401, "UNAUTHORIZED", "/metrics requires Authorization: Bearer <HAWKER_METRICS_TOKEN>")
+            raise DomainError(Code.UNAUTHORIZED, "/metrics requires Authorization: Bearer <HAWKER_METRICS_TOKEN>")
     body, ctype = metrics.render()
     return web.Response(body=body, headers={"Content-Type": ctype, "Cache-Control": "no-store"})
 

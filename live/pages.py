@@ -13,19 +13,23 @@ from pathlib import Path
 
 from aiohttp import web
 
+from domain import Code, DomainError
+from domain.validate import ID_RE, check_id
 from live.auth import mint
-from live.errors import ApiError
 from live.headers import STUDIO_FRAME_ANCESTORS, embed_origins, player_frame_ancestors
 
 PAGES_DIR = Path(__file__).resolve().parent / "static" / "pages"
-_BROADCAST_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_BROADCAST_RE = ID_RE  # the one id rule
 GUEST_TTL_S = 12 * 3600
+_INCLUDE = re.compile(r"^<!--#include ([a-z-]+\.html)-->\n", re.M)  # a part the pages share (pages/parts/)
 
 
 def _page(name: str, frame_ancestors: str, **values: object) -> web.Response:
-    """Read the page (every time: cheap, and edits show without a restart) and fill `{{key}}`
+    """Read the page (every time: cheap, and edits show without a restart), put in the parts it
+    includes (`<!--#include part.html-->` lines, from pages/parts/) and fill `{{key}}`
     placeholders with JSON-in-HTML-safe values. `frame_ancestors` says who may frame it."""
-    text = (PAGES_DIR / name).read_text("utf-8")
+    text = _INCLUDE.sub(lambda m: (PAGES_DIR / "parts" / m.group(1)).read_text("utf-8"),
+                        (PAGES_DIR / name).read_text("utf-8"))
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", html.escape(json.dumps(value), quote=True))
     return web.Response(text=text, content_type="text/html", charset="utf-8",
@@ -42,7 +46,7 @@ async def studio(request: web.Request) -> web.Response:
 async def watch(request: web.Request) -> web.Response:
     bc = request.match_info["broadcast"]
     if not _BROADCAST_RE.match(bc):
-        raise ApiError(404, "NOT_FOUND", "no such broadcast")
+        raise DomainError(Code.NOT_FOUND, "no such broadcast")
     config = request.app["config"]
     return _page("watch.html", player_frame_ancestors(config), broadcast=bc, demo=bool(config.demo),
                  embed_origins=embed_origins(config))
@@ -53,10 +57,9 @@ async def guest_token(request: web.Request) -> web.Response:
     with the shared secret (see docs/embedding.md) and this endpoint answers 404."""
     config = request.app["config"]
     if not config.demo:
-        raise ApiError(404, "NOT_FOUND", "guest tokens exist only in demo mode")
+        raise DomainError(Code.NOT_FOUND, "guest tokens exist only in demo mode")
     bc = request.query.get("broadcast", "")
-    if not _BROADCAST_RE.match(bc):
-        raise ApiError(422, "VALIDATION", "broadcast must be 1-64 of A-Z a-z 0-9 - _", field="broadcast")
+    check_id(bc, "broadcast")
     sub = "guest-" + secrets.token_hex(6)
     token = mint(config.secret, sub=sub, role="viewer", broadcast=bc, name="Guest " + sub[-4:], ttl=GUEST_TTL_S)
     return web.json_response({"token": token, "user": sub, "expires_in": GUEST_TTL_S})

@@ -1,6 +1,6 @@
 """The process's one Redis client: the shared bounded layer (redislayer) with this node's settings.
 
-`create_app` calls `connect()` once and hands the client to every part (`Services.redis`); parts
+`create_app` calls `connect()` once and hands the client to every part (`Node.redis`); parts
 share its pool instead of opening their own, so a process holds at most `max_connections` sockets
 to Redis, and a burst waits for a free one (bounded by `wait_s`, then BUSY) instead of failing.
 Script calls on hot paths go through `redislayer.AutoPipeline` (inventory, chat); other scripts

@@ -21,12 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing as mp
 import os
 import random
 import sys
 import time
-import urllib.request
 import uuid
 from typing import Any
 
@@ -34,6 +32,8 @@ import aiohttp
 
 from loadtest.lightclient import LightClient, mint
 from loadtest.localstack import LocalStack
+from loadtest.measure import cpu_seconds, http_json, pct
+from loadtest.procs import receive, start_clients
 
 START_PRICE = 100
 RETRYABLE = ("BUSY", "UNAVAILABLE", "RATE_LIMITED", "FLOOD")
@@ -89,7 +89,7 @@ async def _bidders(url: str, secret: str, broadcast: str, auction_id: str, first
                     event = "auction.bid"
                 try:
                     ack = await c.call(event, payload, 30)
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - a bid that got no answer is counted, not fatal
                     ack = {"ok": False, "error": {"code": "NO_ANSWER"}}
                 dt = time.perf_counter() - t0
                 latencies.append(dt * 1000)
@@ -165,33 +165,6 @@ def replay(accepted: list[tuple[int, str, str, int, int, int]], table: list[list
 
 # ---- the parent ------------------------------------------------------------------------------------
 
-def _cpu_s(pid: int | None) -> float:
-    """CPU seconds (user + system) a local process has used, from /proc (Linux), else 0."""
-    if pid is None:
-        return 0.0
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            parts = f.read().rsplit(")", 1)[1].split()
-        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
-def _http(method: str, url: str, token: str, body: Any = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read() or b"null")
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
-
-
 async def _host(url: str, token: str, event: str, payload: dict[str, Any]) -> dict[str, Any]:
     async with aiohttp.ClientSession() as session:
         c = await LightClient.connect(session, url, token, "json")
@@ -200,38 +173,26 @@ async def _host(url: str, token: str, event: str, payload: dict[str, Any]) -> di
         await c.close()
     if not ack.get("ok"):
         raise RuntimeError(f"{event} refused: {ack}")
-    return ack  # type: ignore[no-any-return]
+    answer: dict[str, Any] = ack
+    return answer
 
 
 def run(url: str, secret: str, bidders: int, seconds: int, processes: int, rate: float,
         proxy_every: int, server_pid: int | None = None, redis_pid: int | None = None) -> dict[str, Any]:
     broadcast = f"auction{bidders}-{uuid.uuid4().hex[:6]}"
     host = mint(secret, sub="auction-host", role="host", broadcast=broadcast)
-    _http("POST", url + "/api/broadcasts", host, {"id": broadcast, "title": "Auction bench", "products": [
+    http_json("POST", url + "/api/broadcasts", host, {"id": broadcast, "title": "Auction bench", "products": [
         {"id": "p1", "title": "Vintage camera", "price": 99000, "currency": "KRW"}]})
     created = asyncio.run(_host(url, host, "auction.create", {
         "product_id": "p1", "start_price": START_PRICE, "duration_s": seconds, "sudden_death": True,
         "request_id": uuid.uuid4().hex}))["auction"]
     auction_id, table = created["auction_id"], created["increments"]
-    ctx = mp.get_context("spawn")
-    shares = [bidders // processes + (1 if i < bidders % processes else 0) for i in range(processes)]
-    pipes, procs, first, connected = [], [], 0, 0
-    for share in shares:
-        parent, child = ctx.Pipe()
-        p = ctx.Process(target=_client_process, args=(url, secret, broadcast, auction_id, first, share, rate,
-                                                      proxy_every, child), daemon=True)
-        p.start()
-        pipes.append(parent)
-        procs.append(p)
-        first += share
-    for pipe in pipes:
-        kind, value = pipe.recv()
-        if kind == "error":
-            raise RuntimeError(f"client process failed: {value}")
-        connected += value
+    pipes, procs, connected = start_clients(
+        _client_process, lambda first, count: (url, secret, broadcast, auction_id, first, count, rate, proxy_every),
+        bidders, processes)
     started = asyncio.run(_host(url, host, "auction.start", {"auction_id": auction_id}))["auction"]
-    t0, server0, redis0 = time.monotonic(), _cpu_s(server_pid), _cpu_s(redis_pid)
-    clients0 = sum(_cpu_s(p.pid) for p in procs)
+    t0, server0, redis0 = time.monotonic(), cpu_seconds(server_pid), cpu_seconds(redis_pid)
+    clients0 = sum(cpu_seconds(p.pid) for p in procs)
     for pipe in pipes:
         pipe.send("go")
     accepted: list[tuple[int, str, str, int, int, int]] = []
@@ -242,26 +203,24 @@ def run(url: str, secret: str, bidders: int, seconds: int, processes: int, rate:
     won_count = 0
     time.sleep(max(0.0, started["ends_at"] - started["started_at"]) / 1000)  # the bidding (sudden death)
     wall = max(0.001, time.monotonic() - t0)
-    server_cpu, redis_cpu = _cpu_s(server_pid) - server0, _cpu_s(redis_pid) - redis0
+    server_cpu, redis_cpu = cpu_seconds(server_pid) - server0, cpu_seconds(redis_pid) - redis0
     cpu = {"server_cpu_pct": round(100 * server_cpu / wall, 1) if server_pid else -1.0,
            "redis_cpu_pct": round(100 * redis_cpu / wall, 1) if redis_pid else -1.0,
-           "clients_cpu_pct": round(100 * (sum(_cpu_s(p.pid) for p in procs) - clients0) / wall, 1)}
+           "clients_cpu_pct": round(100 * (sum(cpu_seconds(p.pid) for p in procs) - clients0) / wall, 1)}
     for pipe in pipes:
-        kind, value = pipe.recv()
-        if kind == "error":
-            raise RuntimeError(f"client process failed: {value}")
-        accepted += [tuple(x) for x in value["accepted"]]  # type: ignore[misc]
+        value = receive(pipe)
+        accepted += [tuple(x) for x in value["accepted"]]  # type: ignore[misc]  # JSON arrays from the pipe, in the tuple's order
         latencies += value["latencies"]
         for k, n in value["codes"].items():
             codes[k] = codes.get(k, 0) + n
-        holds += [tuple(h) for h in value["holds"]]  # type: ignore[misc]
+        holds += [tuple(h) for h in value["holds"]]  # type: ignore[misc]  # JSON arrays from the pipe, in the tuple's order
         won += value["won"]
         won_count += value["won_count"]
     for p in procs:
         p.join(10)
     ends_at = started["ends_at"]
     winner, price, wrong = replay(accepted, table, START_PRICE)
-    audit = _http("GET", f"{url}/api/auctions/{auction_id}/audit",
+    audit = http_json("GET", f"{url}/api/auctions/{auction_id}/audit",
                   mint(secret, sub="auditor", role="viewer", broadcast=broadcast))
     late = sum(1 for a in accepted if a[4] >= ends_at)
     ats = sorted(a[4] for a in accepted)
@@ -272,7 +231,7 @@ def run(url: str, secret: str, bidders: int, seconds: int, processes: int, rate:
     return {
         "bidders": bidders, "connected": connected, "seconds": seconds, "rate_per_bidder": rate,
         "accepted": len(accepted), "bids_per_s": round(len(accepted) / window_s, 1),
-        "p50_ms": round(_pct(latencies, 0.50), 1), "p99_ms": round(_pct(latencies, 0.99), 1),
+        "p50_ms": round(pct(latencies, 0.50), 1), "p99_ms": round(pct(latencies, 0.99), 1),
         "max_ms": round(max(latencies, default=0.0), 1), "codes": codes, "price": price,
         "winner_ok": bool(hold_ok and won_ok and audit_ok and wrong == 0), "acks_disagreeing": wrong,
         "holds": len(holds), "won_heard_by": won_count, "audit_ok": audit["audit"]["ok"],

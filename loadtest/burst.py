@@ -21,9 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing as mp
-import os
-import random
 import sys
 import time
 import urllib.error
@@ -34,114 +31,12 @@ from typing import Any
 
 import aiohttp
 
+from loadtest.burst_clients import RETRYABLE, client_process
 from loadtest.lightclient import LightClient, mint
 from loadtest.localstack import LocalStack
+from loadtest.measure import ProcSampler, http_json, pct
+from loadtest.procs import receive, start_clients
 from loadtest.promtext import histogram_quantile, parse_metrics
-
-RETRYABLE = ("BUSY", "UNAVAILABLE")
-
-
-# ---- one client process -------------------------------------------------------------------------
-
-@dataclass
-class BuyerResult:
-    first: str = "NONE"  # the first answer's code
-    final: str = "NONE"  # the answer after retries
-    ms_from_open: float = 0.0  # final answer, server clock, minus opens_at
-    retries: int = 0
-    partial_snapshot: bool = False
-    connected: bool = False
-    early: int = 0  # NOT_OPEN answers (sent before opens_at by the synced clock's error), retried
-    generator_cpu_pct: float = 0.0  # this client process's CPU during the burst
-
-
-async def _buyers(url: str, secret: str, broadcast: str, first_index: int, count: int, conn_limit: int,
-                  ctl: Any) -> list[BuyerResult]:
-    results = [BuyerResult() for _ in range(count)]
-    clients: list[LightClient | None] = [None] * count
-    sem = asyncio.Semaphore(conn_limit)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
-    # limit=0: aiohttp's default connector caps a session at 100 connections (websockets too)
-    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
-
-        async def join(i: int) -> None:
-            n = first_index + i
-            codec = "msgpack" if n % 2 == 0 else "json"
-            async with sem:
-                for attempt in range(5):
-                    try:
-                        tok = mint(secret, sub=f"buyer{n}", role="viewer", broadcast=broadcast)
-                        c = await LightClient.connect(session, url, tok, codec)
-                        snap = await asyncio.wait_for(c.snapshot, 30)
-                        results[i].partial_snapshot = bool(snap.get("partial"))
-                        clients[i] = c
-                        results[i].connected = True
-                        return
-                    except Exception:  # noqa: BLE001 - refused while the server is busy: try again
-                        await asyncio.sleep(0.2 * (attempt + 1) + random.random() * 0.3)
-
-        await asyncio.gather(*(join(i) for i in range(count)))
-        # clocks are synced once everyone has joined: samples taken in the join storm carry its
-        # queueing delay (the best of 5 round trips, as the player does)
-        sync_sem = asyncio.Semaphore(50)
-
-        async def sync(c: LightClient) -> None:
-            async with sync_sem:
-                await c.sync_clock(5)
-
-        await asyncio.gather(*(sync(c) for c in clients if c is not None))
-        ctl.send(("ready", sum(r.connected for r in results)))
-        sale_id, opens_at = ctl.recv()
-        ref = next((c for c in clients if c is not None), None)
-        if ref is not None:  # CPU is measured from the opening instant on
-            await asyncio.sleep(max(0.0, (opens_at - ref.server_now_ms()) / 1000))
-        cpu0 = time.process_time()
-        wall0 = time.monotonic()
-
-        async def buy(i: int) -> None:
-            c = clients[i]
-            if c is None:
-                return
-            r = results[i]
-            delay = (opens_at - c.server_now_ms()) / 1000
-            if delay > 0:
-                await asyncio.sleep(delay)
-            request_id = uuid.uuid4().hex
-            for attempt in range(20):
-                try:
-                    ack = await c.call("sale.reserve", {"sale_id": sale_id, "qty": 1, "request_id": request_id}, 60)
-                    code = "OK" if ack.get("ok") else ack["error"]["code"]
-                except Exception:  # noqa: BLE001
-                    code, ack = "NO_ANSWER", {}
-                if attempt == 0:
-                    r.first = code
-                r.final = code
-                r.ms_from_open = c.server_now_ms() - opens_at
-                if code == "NOT_OPEN" and attempt < 5:  # our clock ran a little ahead of the server's
-                    r.early += 1
-                    await asyncio.sleep(0.02)
-                    continue
-                if code not in RETRYABLE:
-                    return
-                r.retries += 1
-                wait = (ack.get("error", {}).get("retry_after") or 250) * (2 ** min(attempt, 4))
-                await asyncio.sleep((wait + random.random() * wait) / 1000)
-
-        await asyncio.gather(*(buy(i) for i in range(count)))
-        cpu_pct = 100.0 * (time.process_time() - cpu0) / max(1e-6, time.monotonic() - wall0)
-        await asyncio.gather(*(c.close() for c in clients if c is not None))
-    for r in results:
-        r.generator_cpu_pct = cpu_pct
-    return results
-
-
-def _client_process(url: str, secret: str, broadcast: str, first: int, count: int, conn_limit: int, ctl: Any) -> None:
-    try:
-        results = asyncio.run(_buyers(url, secret, broadcast, first, count, conn_limit, ctl))
-        ctl.send(("done", [r.__dict__ for r in results]))
-    except BaseException as exc:  # noqa: BLE001 - tell the parent instead of hanging it
-        ctl.send(("error", repr(exc)))
-
 
 # ---- the parent ------------------------------------------------------------------------------------
 
@@ -177,62 +72,11 @@ class RunReport:
         return self.final.get("INTERNAL", 0) + self.first.get("INTERNAL", 0)
 
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
-
-
-def _http(method: str, url: str, token: str, body: Any = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read() or b"null")
-
-
 def _metrics(url: str, token: str | None) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     req = urllib.request.Request(url + "/metrics", headers=headers)
     with urllib.request.urlopen(req, timeout=30) as resp:
         return parse_metrics(resp.read().decode())
-
-
-class _ProcSampler:
-    """CPU time and RSS of one local process from /proc (Linux), or nothing."""
-
-    def __init__(self, pid: int | None) -> None:
-        self.pid = pid
-        self.t0 = time.monotonic()
-        self.cpu0 = self._cpu()
-        self.rss_max = 0.0
-
-    def _cpu(self) -> float:
-        if self.pid is None:
-            return 0.0
-        try:
-            with open(f"/proc/{self.pid}/stat") as f:
-                parts = f.read().rsplit(")", 1)[1].split()
-            return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            return 0.0
-
-    def rss_mb(self) -> float:
-        if self.pid is None:
-            return 0.0
-        try:
-            with open(f"/proc/{self.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        self.rss_max = max(self.rss_max, int(line.split()[1]) / 1024)
-        except OSError:
-            pass
-        return self.rss_max
-
-    def cpu_pct(self) -> float:
-        dt = time.monotonic() - self.t0
-        return 100.0 * (self._cpu() - self.cpu0) / dt if dt > 0 else 0.0
 
 
 def _readyz(url: str) -> int:
@@ -250,25 +94,11 @@ def run_one(url: str, secret: str, buyers: int, units: int, processes: int, serv
             outage_s: float = 0.0) -> RunReport:
     broadcast = f"burst{buyers}-{uuid.uuid4().hex[:6]}"
     host = mint(secret, sub="burst-host", role="host", broadcast=broadcast)
-    _http("POST", url + "/api/broadcasts", host, {"id": broadcast, "title": f"Burst {buyers}", "products": [
+    http_json("POST", url + "/api/broadcasts", host, {"id": broadcast, "title": f"Burst {buyers}", "products": [
         {"id": "p1", "title": "Limited sneaker", "price": 99000, "currency": "KRW"}]})
     report = RunReport(buyers, units, outage_s=outage_s)
-    ctx = mp.get_context("spawn")
-    shares = [buyers // processes + (1 if i < buyers % processes else 0) for i in range(processes)]
-    pipes, procs, first = [], [], 0
-    for share in shares:
-        parent, child = ctx.Pipe()
-        p = ctx.Process(target=_client_process, args=(url, secret, broadcast, first, share, 200, child), daemon=True)
-        p.start()
-        pipes.append(parent)
-        procs.append(p)
-        first += share
-    for pipe in pipes:
-        kind, value = pipe.recv()
-        if kind == "error":
-            raise RuntimeError(f"client process failed: {value}")
-        report.connected += value
-
+    pipes, procs, report.connected = start_clients(
+        client_process, lambda first, count: (url, secret, broadcast, first, count, 200), buyers, processes)
     async def schedule() -> tuple[str, int]:
         async with aiohttp.ClientSession() as session:
             c = await LightClient.connect(session, url, host, "json")
@@ -288,7 +118,7 @@ def run_one(url: str, secret: str, buyers: int, units: int, processes: int, serv
     for pipe in pipes:
         pipe.send((sale_id, opens_at))
     time.sleep(max(0.0, opens_at / 1000 - time.time()))  # one machine: the server's clock is ours
-    sampler = _ProcSampler(server_pid)
+    sampler = ProcSampler(server_pid)
     if outage_s > 0 and stack is not None:  # Redis goes away just after the sale opened
         time.sleep(0.05)
         stack.stop_redis()
@@ -304,10 +134,7 @@ def run_one(url: str, secret: str, buyers: int, units: int, processes: int, serv
     for pipe in pipes:
         while not pipe.poll(0.5):
             sampler.rss_mb()
-        kind, value = pipe.recv()
-        if kind == "error":
-            raise RuntimeError(f"client process failed: {value}")
-        results += value
+        results += receive(pipe)
     report.server_cpu_pct = round(sampler.cpu_pct(), 1)
     report.server_rss_mb = round(sampler.rss_mb(), 1)
     for p in procs:
@@ -323,9 +150,9 @@ def run_one(url: str, secret: str, buyers: int, units: int, processes: int, serv
     report.generator_cpu_pct_max = round(max((r["generator_cpu_pct"] for r in results), default=0.0), 1)
     report.partial_snapshots = sum(r["partial_snapshot"] for r in results)
     lat = [r["ms_from_open"] for r in answered if r["final"] != "NONE"]
-    report.p50_ms, report.p99_ms = round(_pct(lat, 0.50), 1), round(_pct(lat, 0.99), 1)
+    report.p50_ms, report.p99_ms = round(pct(lat, 0.50), 1), round(pct(lat, 0.99), 1)
     report.max_ms = round(max(lat, default=0.0), 1)
-    audit = _http("GET", url + f"/api/sales/{sale_id}/audit", host)
+    audit = http_json("GET", url + f"/api/sales/{sale_id}/audit", host)
     levels = audit["levels"]
     sold_or_held = levels["held"] + levels["sold"]
     report.oversold = max(0, sold_or_held - units) + max(0, report.holds - units)
@@ -390,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if stack is not None:
             stack.start()
-        url = args.url or stack.url  # type: ignore[union-attr]
-        secret = args.secret or stack.secret  # type: ignore[union-attr]
+        url = args.url or stack.url  # type: ignore[union-attr]  # stack is set whenever --url is not
+        secret = args.secret or stack.secret  # type: ignore[union-attr]  # stack is set whenever --url is not
         for n in counts:
             r = run_one(url, secret, n, args.units, max(1, args.processes), None if stack is None else stack.pid,
                         args.metrics_token, stack=stack, outage_s=args.redis_outage_s)

@@ -11,19 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from loadtest.client import error_code
+
 RETRYABLE = frozenset({"BUSY", "UNAVAILABLE", "TIMEOUT"})
 FINAL_STOP = frozenset({"LIMIT_REACHED", "CLOSED", "SALE_NOT_FOUND", "FORBIDDEN", "VALIDATION"})
-
-
-def ack_code(ack: Any) -> str:
-    """OK, the server's error code, or a client-side label."""
-    if isinstance(ack, dict):
-        if ack.get("ok"):
-            return "OK"
-        err = ack.get("error")
-        if isinstance(err, dict) and err.get("code"):
-            return str(err["code"])
-    return "BAD_ACK"
 
 
 @dataclass
@@ -63,7 +54,7 @@ def reserve(call: Callable[[str, dict[str, Any], float], Any], sale_id: str, qty
         t0 = time.perf_counter()
         try:
             ack = call("sale.reserve", payload, timeout_s)
-            code = ack_code(ack)
+            code = error_code(ack)
         except Exception as exc:  # noqa: BLE001 - a lost ack is a result, retried like BUSY
             ack, code = None, "TIMEOUT" if "imeout" in type(exc).__name__ else f"CLIENT_{type(exc).__name__}"
         out.attempts.append(Attempt(code, rid, (time.perf_counter() - t0) * 1000))

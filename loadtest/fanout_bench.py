@@ -25,20 +25,15 @@ import json
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from typing import Any
 
+from loadtest.localstack import free_port
+
 MODES = ("hub", "stock", "raw")
 ROOM = "bench"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cpu() -> float:
@@ -221,8 +216,9 @@ def _spawn(args: list[str]) -> subprocess.Popen:
 
 def _wait_line(p: subprocess.Popen, want: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
+    assert p.stdout is not None  # started with stdout=PIPE
     while time.monotonic() < deadline:
-        line = p.stdout.readline()  # type: ignore[union-attr]
+        line = p.stdout.readline()
         if not line:
             raise RuntimeError(f"process exited before {want!r}")
         if line.startswith(want) or (want == "{" and line.startswith("{")):
@@ -236,7 +232,7 @@ def run(clients: int, seconds: float, rate: float, procs: int, size: int) -> dic
     redis_bin = shutil.which("redis-server")
     if not redis_bin:
         raise SystemExit("redis-server is needed (the engine publishes its ticks to Redis)")
-    rport, port = _free_port(), _free_port()
+    rport, port = free_port(), free_port()
     redis = subprocess.Popen([redis_bin, "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                              stdout=subprocess.DEVNULL)
     server = _spawn(["--serve", str(port), "--redis", f"redis://127.0.0.1:{rport}/0"])
@@ -255,8 +251,9 @@ def run(clients: int, seconds: float, rate: float, procs: int, size: int) -> dic
                 ph = json.loads(resp.read())
             received, lat = 0, []
             for cp in cps:
-                cp.stdin.write("STOP\n")  # type: ignore[union-attr]
-                cp.stdin.flush()  # type: ignore[union-attr]
+                assert cp.stdin is not None  # started with stdin=PIPE
+                cp.stdin.write("STOP\n")
+                cp.stdin.flush()
                 r = json.loads(_wait_line(cp, "{", 60))
                 received += r["received"]
                 lat += r["lat"]

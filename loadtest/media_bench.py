@@ -44,105 +44,9 @@ import tempfile
 import time
 from typing import Any
 
-SECRET = "media-bench-secret-0123456789abcdef"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _token(role: str, broadcast: str, sub: str) -> str:
-    from loadtest.lightclient import mint
-
-    return mint(SECRET, sub=sub, role=role, broadcast=broadcast)
-
-
-# ---- viewer worker process -------------------------------------------------------------------
-
-
-def _light_receive(connection: Any, counter: list[int]) -> None:
-    """Count this viewer's video frames straight from the ICE connection (a bench worker only):
-    SRTP packets are looked at in their clear RTP header (marker bit on the video payload type)
-    and dropped, so the viewer costs no decryption, queueing or decoding. DTLS, RTCP and STUN
-    still go through aiortc/aioice as usual."""
-    passthrough = connection.data_received
-
-    def data_received(data: bytes, component: int) -> None:
-        if len(data) > 12 and 127 < data[0] < 192 and not 192 <= data[1] <= 223:
-            counter[2] += 1
-            if (data[1] & 0x7F) == counter[0] and data[1] & 0x80:
-                counter[1] += 1
-            return
-        passthrough(data, component)
-
-    connection.data_received = data_received
-
-
-async def _worker_main(conn: Any, base_url: str, broadcast: str, batch: int) -> None:
-    import aiohttp
-    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-
-    viewers: list[dict[str, Any]] = []
-    loop = asyncio.get_running_loop()
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))  # spread over workers
-
-    async def one(idx: int) -> None:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        pc.addTransceiver("video", direction="recvonly")
-        pc.addTransceiver("audio", direction="recvonly")
-        await pc.setLocalDescription(await pc.createOffer())
-        token = _token("viewer", broadcast, f"bench-{os.getpid()}-{idx}")
-        try:
-            async with session.post(f"{base_url}/whep/{broadcast}", data=pc.localDescription.sdp.encode(),
-                                    headers={"Content-Type": "application/sdp",
-                                             "Authorization": f"Bearer {token}"}) as resp:
-                body = await resp.text()
-                role = resp.headers.get("X-Hawker-Media-Role", "origin")
-                if resp.status != 201:
-                    await pc.close()
-                    viewers.append({"ok": False, "status": resp.status, "body": body[:200],
-                                    "hls": '"USE_HLS"' in body})
-                    return
-        except aiohttp.ClientError as exc:
-            await pc.close()
-            viewers.append({"ok": False, "status": 0, "body": repr(exc)})
-            return
-        video_pt = next(int(line.split()[3]) for line in body.splitlines() if line.startswith("m=video"))
-        counter = [video_pt, 0, 0]
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
-        # after setRemoteDescription the bundled transport is final: count on its ICE connection
-        _light_receive(pc.getTransceivers()[0].receiver.transport.transport._connection, counter)
-        viewers.append({"ok": True, "pc": pc, "counter": counter, "role": role})
-
-    while True:
-        cmd = await loop.run_in_executor(None, conn.recv)
-        if cmd[0] == "add":
-            n = cmd[1]
-            start = len(viewers)
-            for i in range(0, n, batch):
-                await asyncio.gather(*(one(start + j) for j in range(i, min(n, i + batch))))
-            conn.send({"added": n, "failed": [v["status"] for v in viewers[start:] if not v["ok"]],
-                       "hls": sum(1 for v in viewers[start:] if not v["ok"] and v.get("hls"))})
-        elif cmd[0] == "stats":
-            conn.send({
-                "frames": [v["counter"][1] for v in viewers if v["ok"]],
-                "roles": [v["role"] for v in viewers if v["ok"]],
-                "connected": sum(1 for v in viewers if v["ok"] and v["pc"].connectionState == "connected"),
-                "time": time.monotonic(),
-            })
-        elif cmd[0] == "stop":
-            await asyncio.gather(*(v["pc"].close() for v in viewers if v["ok"]), return_exceptions=True)
-            await session.close()
-            conn.send("stopped")
-            return
-
-
-def _worker(conn: Any, base_url: str, broadcast: str, batch: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    asyncio.run(_worker_main(conn, base_url, broadcast, batch))
-
+from loadtest.localstack import free_port
+from loadtest.media_bench_figures import fps_summary, ingest_bytes, ingest_lost, p99_ms, per_process
+from loadtest.media_bench_worker import SECRET, mint_token, worker
 
 # ---- orchestration ---------------------------------------------------------------------------
 
@@ -151,7 +55,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.tmp = tempfile.mkdtemp(prefix="hawker-media-bench-")
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.workers: list[tuple[Any, Any]] = []
@@ -161,7 +65,7 @@ class Bench:
         print(msg, file=sys.stderr if self.args.json else sys.stdout, flush=True)
 
     def start_redis(self) -> None:
-        redis_port = _free_port()
+        redis_port = free_port()
         redis_bin = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.procs.append(subprocess.Popen(
             [redis_bin, "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", self.tmp],
@@ -193,19 +97,14 @@ class Bench:
         raise RuntimeError("the server did not start within 60 s")
 
     def stop_server(self, server: subprocess.Popen[bytes]) -> None:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        _terminate(server, 20)
         self.procs.remove(server)
 
     def start_workers(self) -> None:
         ctx = mp.get_context("spawn")
         for _ in range(self.args.workers):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, self.base, "bench", self.args.batch), daemon=True)
+            proc = ctx.Process(target=worker, args=(child, self.base, "bench", self.args.batch), daemon=True)
             proc.start()
             self.workers.append((proc, parent))
 
@@ -263,7 +162,7 @@ class Bench:
         results: dict[str, Any] = {"forward": forward, "steps": [], "loadavg_start": os.getloadavg()}
         try:
             async with aiohttp.ClientSession() as http:
-                pub = Publisher(self.base, "bench", _token("host", "bench", "bench-host"), width=640, height=360,
+                pub = Publisher(self.base, "bench", mint_token("host", "bench", "bench-host"), width=640, height=360,
                                 fps=30, noise=self.args.noise, audio=True, video_codec="VP8")
                 await pub.start(http)
                 await asyncio.sleep(3)
@@ -291,7 +190,7 @@ class Bench:
                     step["cpu_pct_per_viewer"] = round((step["server_cpu_pct"] - base["server_cpu_pct"])
                                                        / max(1, step["receiving"]), 3)
                     if self.args.server_workers > 1:
-                        step.update(_per_process(step, base, origin_pid))
+                        step.update(per_process(step, base, origin_pid))
                     results["steps"].append(step)
                     self.log(self.describe(target, step, failed))
                     if step["fps_mean"] < self.args.stop_below:
@@ -339,9 +238,9 @@ class Bench:
         psutil.cpu_percent()
         cpu0 = {p.pid: sum(p.cpu_times()[:2]) for p in {sproc, *procs}}
         pub0 = pub.video_track._count if pub.video_track else 0
-        bytes0 = await _ingest_bytes(pub)
+        bytes0 = await ingest_bytes(pub)
         in0, lag0 = await self.server_metrics()
-        lost0 = await _ingest_lost(pub)
+        lost0 = await ingest_lost(pub)
         t0 = time.monotonic()
         await asyncio.sleep(window)
         after = await self.ask_all(("stats",))
@@ -350,9 +249,9 @@ class Bench:
         machine = psutil.cpu_percent()
         elapsed = time.monotonic() - t0
         pub1 = pub.video_track._count if pub.video_track else 0
-        bytes1 = await _ingest_bytes(pub)
+        bytes1 = await ingest_bytes(pub)
         in1, lag1 = await self.server_metrics()
-        lost1 = await _ingest_lost(pub)
+        lost1 = await ingest_lost(pub)
         fps: list[float] = []
         by_role: dict[str, list[float]] = {}
         connected = 0
@@ -367,7 +266,7 @@ class Bench:
         return {
             "server_cpu_pct": round(100 * sum(cpu1[p] - cpu0[p] for p in cpu1) / elapsed, 1),
             "process_cpu_pct": {p.pid: round(100 * (cpu1[p.pid] - cpu0[p.pid]) / elapsed, 1) for p in procs},
-            "fps_by_role": {role: _fps_summary(rates) for role, rates in by_role.items()},
+            "fps_by_role": {role: fps_summary(rates) for role, rates in by_role.items()},
             "viewer_procs_cpu_pct": round(100 * (wcpu1 - wcpu0) / elapsed, 1),
             "machine_busy_pct": machine,
             "connected": connected,
@@ -378,7 +277,7 @@ class Bench:
             "publisher_fps": round((pub1 - pub0) / elapsed, 2),
             "server_ingest_fps": round((in1 - in0) / elapsed, 2),
             "ingest_packets_lost": lost1 - lost0,
-            "loop_lag_p99_ms": _p99_ms(lag0, lag1),
+            "loop_lag_p99_ms": p99_ms(lag0, lag1),
             "ingest_kbps": round((bytes1 - bytes0) * 8 / elapsed / 1000, 1),
         }
 
@@ -402,73 +301,18 @@ class Bench:
     def cleanup(self) -> None:
         self.stop_workers()
         for p in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            _terminate(p, 10)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _fps_summary(rates: list[float]) -> dict[str, Any]:
-    rates = sorted(rates)
-    return {"viewers": len(rates), "fps_mean": round(statistics.fmean(rates), 2) if rates else 0.0,
-            "fps_p10": round(rates[len(rates) // 10], 2) if rates else 0.0}
-
-
-def _per_process(step: dict[str, Any], base: dict[str, Any], origin_pid: int) -> dict[str, Any]:
-    """Per server process: its viewers (by the role that answered them), its CPU above its own
-    baseline, CPU per viewer and fps; the edges' CPU per viewer over the origin's."""
-    processes = []
-    for pid, cpu in step["process_cpu_pct"].items():
-        role = "origin" if pid == origin_pid else "edge"
-        fps = step["fps_by_role"].get(role, {"viewers": 0, "fps_mean": 0.0, "fps_p10": 0.0})
-        edges = max(1, len(step["process_cpu_pct"]) - 1)
-        viewers = fps["viewers"] if role == "origin" else round(fps["viewers"] / edges)
-        extra = cpu - base["process_cpu_pct"].get(pid, 0.0)
-        processes.append({"pid": pid, "role": role, "viewers": viewers, "cpu_pct": cpu,
-                          "cpu_pct_per_viewer": round(extra / viewers, 3) if viewers else None,
-                          "fps_mean": fps["fps_mean"], "fps_p10": fps["fps_p10"]})
-    origin = [p for p in processes if p["role"] == "origin"]
-    edge = [p for p in processes if p["role"] == "edge"]
-    o = origin[0]["cpu_pct_per_viewer"] if origin else None
-    edge_extra = sum(p["cpu_pct"] - base["process_cpu_pct"].get(p["pid"], 0.0) for p in edge)
-    edge_viewers = step["fps_by_role"].get("edge", {}).get("viewers", 0)
-    e = round(edge_extra / edge_viewers, 3) if edge_viewers else None
-    return {"processes": processes, "origin_cpu_per_viewer": o, "edge_cpu_per_viewer": e,
-            "edge_over_origin_cpu_per_viewer": round(e / o, 2) if e and o else None}
-
-
-def _p99_ms(before: dict[float, float], after: dict[float, float]) -> float | None:
-    """99th percentile of the loop lag in the window, as the upper bound of its histogram bucket."""
-    delta = {le: after.get(le, 0.0) - before.get(le, 0.0) for le in after}
-    total = delta.get(float("inf"), 0.0)
-    if total <= 0:
-        return None
-    for le in sorted(delta):
-        if delta[le] >= 0.99 * total:
-            return None if le == float("inf") else round(le * 1000, 1)
-    return None
-
-
-async def _ingest_lost(pub: Any) -> int:
-    """Video packets the server reported lost in its receiver reports (RTCP RR) to the host."""
-    for sender in pub.pc.getSenders():
-        if sender.track is not None and sender.track.kind == "video":
-            stats = await sender.getStats()
-            return sum(getattr(s, "packetsLost", 0) or 0 for s in stats.values() if s.type == "remote-inbound-rtp")
-    return 0
-
-
-async def _ingest_bytes(pub: Any) -> int:
-    """Bytes the synthetic host has sent (its video sender's stats)."""
-    total = 0
-    for sender in pub.pc.getSenders():
-        if sender.track is not None and sender.track.kind == "video":
-            stats = await sender.getStats()
-            total += sum(getattr(s, "bytesSent", 0) or 0 for s in stats.values() if s.type == "outbound-rtp")
-    return total
+def _terminate(proc: subprocess.Popen[bytes], wait_s: float) -> None:
+    """SIGTERM (a server finalizes its replays), SIGKILL after `wait_s`."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def main(argv: list[str] | None = None) -> int:

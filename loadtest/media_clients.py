@@ -126,6 +126,11 @@ class Publisher:
         if self.audio:
             self.pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
         await _wait_gathered(self.pc)
+        await self.offer(session)
+
+    async def offer(self, session: aiohttp.ClientSession) -> None:
+        """POST the local offer to WHIP and apply the answer; keeps the session's Location."""
+        assert self.pc is not None
         status, headers, body = await post_sdp(
             session, f"{self.base_url}/whip/{self.broadcast}", self.pc.localDescription.sdp, self.token)
         if status != 201:

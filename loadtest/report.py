@@ -182,14 +182,11 @@ def _charts(run: RunData, paths: dict[str, Path]) -> None:
         pts = [((s.at_ms - t0) / 1000, s.value_ms) for s in run.samples if s.kind == kind]
         if pts:
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=4, alpha=0.5, color=color, label=kind)
-    ax.set_xlabel("seconds since first sample")
-    ax.set_ylabel("latency (ms)")
-    ax.set_title("Client-side latency over time (as the load generator measured it)")
+    _labels(ax, "seconds since first sample", "latency (ms)",
+            "Client-side latency over time (as the load generator measured it)")
     if ax.has_data():
         ax.legend(loc="upper right", markerscale=3)
-    fig.tight_layout()
-    fig.savefig(paths["latency_png"])
-    plt.close(fig)
+    _save(plt, fig, paths["latency_png"])
 
     fig, ax = plt.subplots(figsize=(9, 4.5), dpi=100)
     if run.stock:
@@ -199,12 +196,8 @@ def _charts(run: RunData, paths: dict[str, Path]) -> None:
         ax.step(xs, [p[2] for p in run.stock], where="post", label="held")
         ax.step(xs, [p[3] for p in run.stock], where="post", label="sold")
         ax.legend(loc="center right")
-    ax.set_xlabel("seconds since the sale opened (server clock)")
-    ax.set_ylabel("units")
-    ax.set_title("Stock over time")
-    fig.tight_layout()
-    fig.savefig(paths["stock_png"])
-    plt.close(fig)
+    _labels(ax, "seconds since the sale opened (server clock)", "units", "Stock over time")
+    _save(plt, fig, paths["stock_png"])
 
     fig, ax = plt.subplots(figsize=(9, 4.5), dpi=100)
     if run.server_timeline:
@@ -213,18 +206,15 @@ def _charts(run: RunData, paths: dict[str, Path]) -> None:
             line = [(row[0] - e0, float(v)) for row in run.server_timeline if (v := row[i]) is not None]
             if line:
                 ax.plot([p[0] for p in line], [p[1] for p in line], marker="o", ms=3, color=color, label=label)
-    ax.set_xlabel("seconds since the first scrape")
-    ax.set_ylabel("ms (server's own histograms, per scrape interval)")
-    ax.set_title("Server-side latency (Hawker's /metrics)")
+    _labels(ax, "seconds since the first scrape", "ms (server's own histograms, per scrape interval)",
+            "Server-side latency (Hawker's /metrics)")
     if ax.has_data():
         ax.legend(loc="upper right")
     if run.resources:
         ax2 = ax.twinx()
         ax2.plot([r[0] for r in run.resources], [r[1] for r in run.resources], color="tab:blue", alpha=0.4, lw=1)
         ax2.set_ylabel("server CPU % (blue)")
-    fig.tight_layout()
-    fig.savefig(paths["server_png"])
-    plt.close(fig)
+    _save(plt, fig, paths["server_png"])
 
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 5.5), dpi=100, sharex=True)
     g0 = min((g.at_ms for g in run.generator), default=0)
@@ -241,8 +231,19 @@ def _charts(run: RunData, paths: dict[str, Path]) -> None:
     a1.set_title("Load generator processes (red: saturation limits)")
     if a1.has_data():
         a1.legend(loc="upper right", fontsize=7)
+    _save(plt, fig, paths["generator_png"])
+
+
+def _labels(ax: Any, x: str, y: str, title: str) -> None:
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title)
+
+
+def _save(plt: Any, fig: Any, path: Path) -> None:
+    """Write one chart and free it (a run draws several; pyplot keeps figures until closed)."""
     fig.tight_layout()
-    fig.savefig(paths["generator_png"])
+    fig.savefig(path)
     plt.close(fig)
 
 

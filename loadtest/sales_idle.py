@@ -20,9 +20,9 @@ import uuid
 
 import aiohttp
 
-from loadtest.burst import _ProcSampler
 from loadtest.lightclient import LightClient, mint
 from loadtest.localstack import LocalStack
+from loadtest.measure import ProcSampler
 
 
 def _create_broadcast(url: str, token: str, broadcast: str) -> None:
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_add_sold_out_sales(stack.url, stack.secret, broadcast, count - made))
                 made = count
             time.sleep(2.0)  # let the sold-out announcements and the first sweep pass
-            sampler = _ProcSampler(stack.pid)
+            sampler = ProcSampler(stack.pid)
             time.sleep(args.seconds)
             rows.append({"sales": count, "idle_cpu_pct": round(sampler.cpu_pct(), 2),
                          "rss_mb": round(sampler.rss_mb(), 1)})

@@ -149,7 +149,7 @@ class BoundedCluster(RedisCluster):
         async def gated(*args: Any, **kwargs: Any) -> Any:
             return await self._through_gate(lambda: execute(*args, **kwargs))
 
-        pipe.execute = gated  # type: ignore[method-assign]
+        pipe.execute = gated  # type: ignore[method-assign]  # every pipeline goes through the gate too
         return pipe
 
 
@@ -204,12 +204,12 @@ def connect(url: str, *, timeout_s: float = 5.0, max_connections: int = 64, wait
     retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=RETRIES)
     if mode == "cluster":
         # node pools above the gate: room for the auto-pipelines' batches and the pub/sub connections
-        cluster: BoundedCluster = BoundedCluster.from_url(  # type: ignore[assignment]
+        cluster: BoundedCluster = BoundedCluster.from_url(  # type: ignore[assignment]  # from_url is typed as returning RedisCluster, not the subclass
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, max_connections=2 * max_connections + 64,
             retry=retry, retry_on_error=[RedisConnectionError, RedisTimeoutError])
         cluster.timer, cluster.wait_s, cluster.max_commands = timer, wait_s, max_connections
         cluster.replicas_ack, cluster.ack_timeout_ms = replicas_ack, ack_timeout_ms
-        return cluster  # type: ignore[return-value]
+        return cluster  # type: ignore[return-value]  # a cluster client where the signature says TimedRedis: callers use the commands both have
     if mode == "sentinel":
         sentinels, master, db, password = parse_sentinel_url(url)
         manager = Sentinel(sentinels, socket_timeout=min(timeout_s, 1.0), socket_connect_timeout=min(timeout_s, 1.0))

@@ -20,11 +20,13 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-BUSY = "BUSY"
-UNAVAILABLE = "UNAVAILABLE"
+from domain import TABLE, Code
 
-# What a client should wait before retrying, in ms (it adds its own jitter).
-RETRY_AFTER_MS = {BUSY: 250, UNAVAILABLE: 1000}
+BUSY = Code.BUSY
+UNAVAILABLE = Code.UNAVAILABLE
+
+# What a client should wait before retrying, in ms (it adds its own jitter): domain's one table.
+RETRY_AFTER_MS = {code: TABLE[code].retry_after_ms or 0 for code in (BUSY, UNAVAILABLE)}
 
 
 class ReplicaAckTimeout(RedisError):
@@ -35,7 +37,7 @@ class ReplicaAckTimeout(RedisError):
 
 @dataclass(frozen=True)
 class Overload:
-    code: str  # BUSY or UNAVAILABLE
+    code: Code  # BUSY or UNAVAILABLE
     retry_after_ms: int
     message: str
 
@@ -48,7 +50,7 @@ _MESSAGES = {
 
 def overload_code(exc: BaseException) -> Overload | None:
     """BUSY / UNAVAILABLE for a store failure, None for anything else."""
-    code: str | None = None
+    code: Code | None = None
     if isinstance(exc, (RedisTimeoutError, asyncio.TimeoutError, TryAgainError, AskError)):  # AskError: + MOVED
         code = BUSY
     elif isinstance(exc, (RedisConnectionError, ReadOnlyError, MasterDownError, ClusterDownError,

@@ -16,7 +16,9 @@ from typing import Any, cast
 import orjson
 import redis.asyncio as aioredis
 
-from shop import validate as v
+from domain import Code, DomainError
+from domain import validate as v
+from shop.keys import key
 
 STATES = ("scheduled", "live", "ended")
 LIST_KEY = "hub:broadcasts"
@@ -24,21 +26,11 @@ EXISTS_CACHE_S = 5.0
 
 
 def bc_key(broadcast_id: str) -> str:
-    return f"hub:{{{broadcast_id}}}:bc"
+    return key(broadcast_id, "bc")
 
 
 def products_key(broadcast_id: str) -> str:
-    return f"hub:{{{broadcast_id}}}:products"
-
-
-class StoreError(Exception):
-    """A refused store operation; `code` is machine-readable (NOT_FOUND, BROADCAST_EXISTS, BAD_STATE...)."""
-
-    def __init__(self, code: str, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
+    return key(broadcast_id, "products")
 
 
 @dataclass
@@ -193,13 +185,13 @@ class BroadcastStore:
 
     async def create(self, broadcast_id: str, *, title: str, host: str, scheduled_start: int | None = None,
                      products: Iterable[Product] = ()) -> Broadcast:
-        """Create, or raise StoreError BROADCAST_EXISTS."""
+        """Create, or refuse with BROADCAST_EXISTS."""
         plist = [p.to_dict() for p in products]
         fields = {"title": title, "host": host, "scheduled_start": "" if scheduled_start is None else scheduled_start}
         created = int(await self._create(keys=[bc_key(broadcast_id), products_key(broadcast_id)],
                                          args=[broadcast_id, orjson.dumps(fields), orjson.dumps(plist) if plist else b"[]"]))
         if not created:
-            raise StoreError("BROADCAST_EXISTS", f"broadcast {broadcast_id!r} already exists")
+            raise DomainError(Code.BROADCAST_EXISTS, f"broadcast {broadcast_id!r} already exists")
         # the listing is another slot: written after the broadcast (a lost write leaves it unlisted,
         # never a listed id without a broadcast)
         await self._r.zadd(LIST_KEY, {broadcast_id: created})
@@ -212,13 +204,13 @@ class BroadcastStore:
         items = [p if isinstance(p, Product) else parse_product(p) for p in products]
         try:
             await self.create(broadcast_id, title=title, host=host, scheduled_start=scheduled_start, products=items)
-        except StoreError as exc:
+        except DomainError as exc:
             if exc.code != "BROADCAST_EXISTS":
                 raise
             for p in items:
                 try:
                     await self.add_product(broadcast_id, p)
-                except StoreError as e2:
+                except DomainError as e2:
                     if e2.code != "PRODUCT_EXISTS":
                         raise
         return await self.require(broadcast_id)
@@ -242,7 +234,7 @@ class BroadcastStore:
     async def require(self, broadcast_id: str) -> Broadcast:
         bc = await self.get(broadcast_id)
         if bc is None:
-            raise StoreError("NOT_FOUND", f"no broadcast {broadcast_id!r}")
+            raise DomainError(Code.NOT_FOUND, f"no broadcast {broadcast_id!r}")
         return bc
 
     async def exists(self, broadcast_id: str) -> bool:
@@ -280,7 +272,7 @@ class BroadcastStore:
         if scheduled_start is not ...:
             args += ["scheduled_start", "" if scheduled_start is None else scheduled_start]
         if args and not await self._update(keys=[bc_key(broadcast_id)], args=args):
-            raise StoreError("NOT_FOUND", f"no broadcast {broadcast_id!r}")
+            raise DomainError(Code.NOT_FOUND, f"no broadcast {broadcast_id!r}")
         return await self.require(broadcast_id)
 
     async def add_product(self, broadcast_id: str, product: Product) -> Product:
@@ -288,14 +280,14 @@ class BroadcastStore:
         bc = await self.require(broadcast_id)
         added = bc.product(product.id)
         if added is None:  # removed again before it was read back
-            raise StoreError("PRODUCT_NOT_FOUND", f"no product {product.id!r}")
+            raise DomainError(Code.PRODUCT_NOT_FOUND, f"no product {product.id!r}")
         return added
 
     async def edit_product(self, broadcast_id: str, product_id: str, data: Mapping[str, Any]) -> Product:
         bc = await self.require(broadcast_id)
         current = bc.product(product_id)
         if current is None:
-            raise StoreError("PRODUCT_NOT_FOUND", f"no product {product_id!r} in broadcast {broadcast_id!r}")
+            raise DomainError(Code.PRODUCT_NOT_FOUND, f"no product {product_id!r} in broadcast {broadcast_id!r}")
         updated = patch_product(current, data)
         await self._put(broadcast_id, updated, "edit")
         return updated
@@ -304,29 +296,29 @@ class BroadcastStore:
         res = (await self._put_product(keys=[bc_key(broadcast_id), products_key(broadcast_id)],
                                        args=[product.id, orjson.dumps(product.to_dict()), mode])).decode()
         if res == "NOT_FOUND":
-            raise StoreError("NOT_FOUND", f"no broadcast {broadcast_id!r}")
+            raise DomainError(Code.NOT_FOUND, f"no broadcast {broadcast_id!r}")
         if res == "PRODUCT_EXISTS":
-            raise StoreError("PRODUCT_EXISTS", f"product {product.id!r} already exists")
+            raise DomainError(Code.PRODUCT_EXISTS, f"product {product.id!r} already exists")
         if res == "PRODUCT_NOT_FOUND":
-            raise StoreError("PRODUCT_NOT_FOUND", f"no product {product.id!r}")
+            raise DomainError(Code.PRODUCT_NOT_FOUND, f"no product {product.id!r}")
 
     async def transition(self, broadcast_id: str, to: str, allowed_from: Iterable[str]) -> int:
         """Move the state forward; returns the server time of the move or raises BAD_STATE / NOT_FOUND."""
         code, detail = await self._transition(keys=[bc_key(broadcast_id)], args=[to, *allowed_from])
         code, detail = code.decode(), detail.decode()
         if code == "NOT_FOUND":
-            raise StoreError("NOT_FOUND", f"no broadcast {broadcast_id!r}")
+            raise DomainError(Code.NOT_FOUND, f"no broadcast {broadcast_id!r}")
         if code == "BAD_STATE":
-            raise StoreError("BAD_STATE", f"the broadcast is {detail}", state=detail)
+            raise DomainError(Code.BAD_STATE, f"the broadcast is {detail}", state=detail)
         return int(detail)
 
     async def pin(self, broadcast_id: str, product_id: str | None) -> None:
         res = (await self._pin(keys=[bc_key(broadcast_id), products_key(broadcast_id)], args=[product_id or ""])).decode()
         if res == "NOT_FOUND":
-            raise StoreError("NOT_FOUND", f"no broadcast {broadcast_id!r}")
+            raise DomainError(Code.NOT_FOUND, f"no broadcast {broadcast_id!r}")
         if res == "BAD_STATE":
-            raise StoreError("BAD_STATE", "the broadcast has ended", state="ended")
+            raise DomainError(Code.BAD_STATE, "the broadcast has ended", state="ended")
         if res == "PRODUCT_NOT_FOUND":
-            raise StoreError("PRODUCT_NOT_FOUND", f"no product {product_id!r}")
+            raise DomainError(Code.PRODUCT_NOT_FOUND, f"no product {product_id!r}")
 
 

@@ -30,11 +30,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from domain import Code, DomainError
+from shop.keys import key as _k
+from shop.keys import text as _s
+
 TTL_S = 30 * 24 * 3600  # a drawn giveaway stays verifiable for 30 days
-
-
-def _s(x: bytes | str) -> str:
-    return x.decode() if isinstance(x, bytes) else x
 
 
 def commitment(seed: str) -> str:
@@ -69,18 +69,6 @@ def verify(record: dict[str, Any]) -> list[str]:
     if winner != record.get("winner_entry"):
         problems.append(f"the formula gives {winner}, the record says {record.get('winner_entry')}")
     return problems
-
-
-def _k(bc: str, *parts: str) -> str:
-    return ":".join([f"hub:{{{bc}}}", *parts])
-
-
-class GiveawayError(Exception):
-    def __init__(self, code: str, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
 
 
 @dataclass
@@ -183,7 +171,7 @@ class GiveawayStore:
                                args=[gid, title, keyword or "", int(must_watch), seed, commitment(seed),
                                      _k(broadcast, "ga", ""), TTL_S])
         if res[0] == b"GIVEAWAY_ACTIVE":
-            raise GiveawayError("GIVEAWAY_ACTIVE", "draw or cancel the open giveaway first", giveaway_id=res[1].decode())
+            raise DomainError(Code.GIVEAWAY_ACTIVE, "draw or cancel the open giveaway first", giveaway_id=res[1].decode())
         got = await self.get(broadcast, gid)
         assert got is not None
         return got
@@ -213,7 +201,7 @@ class GiveawayStore:
                                 args=[entry_of(gid, user), user, TTL_S])
         code = res[0].decode()
         if code != "OK":
-            raise GiveawayError(code, "the giveaway is closed" if code == "GIVEAWAY_CLOSED" else f"no giveaway {gid!r}")
+            raise DomainError(Code(code), "the giveaway is closed" if code == "GIVEAWAY_CLOSED" else f"no giveaway {gid!r}")
         return bool(res[1]), int(res[2])
 
     async def entered(self, broadcast: str, gid: str, user: str) -> bool:
@@ -229,7 +217,7 @@ class GiveawayStore:
             assert got is not None
             return code, got
         if code != "OK":
-            raise GiveawayError(code, "the giveaway is closed" if code == "GIVEAWAY_CLOSED" else f"no giveaway {gid!r}")
+            raise DomainError(Code(code), "the giveaway is closed" if code == "GIVEAWAY_CLOSED" else f"no giveaway {gid!r}")
         seed, flat = res[1].decode(), res[2]
         users = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
         entries = sorted(e for e, u in users.items() if eligible_users is None or u in eligible_users)

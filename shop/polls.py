@@ -21,20 +21,11 @@ from typing import Any, cast
 import orjson
 import redis.asyncio as aioredis
 
+from domain import Code, DomainError
+from shop.keys import key as _k
+
 POLL_TTL_S = 7 * 24 * 3600  # closed polls are kept a week
 DIRTY_KEY = "hub:polls:dirty"  # "bc|poll" whose tallies changed since they were last published
-
-
-def _k(bc: str, *parts: str) -> str:
-    return ":".join([f"hub:{{{bc}}}", *parts])
-
-
-class PollError(Exception):
-    def __init__(self, code: str, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
 
 
 @dataclass
@@ -131,7 +122,7 @@ class PollStore:
                                  args=[poll_id, question, orjson.dumps(options), len(options), duration_ms, POLL_TTL_S,
                                        _k(broadcast, "poll", ""), "" if correct is None else correct])
         if res[0] == b"POLL_ACTIVE":
-            raise PollError("POLL_ACTIVE", "close the active poll first", poll_id=res[1].decode())
+            raise DomainError(Code.POLL_ACTIVE, "close the active poll first", poll_id=res[1].decode())
         poll = await self.get(broadcast, poll_id)
         assert poll is not None
         return poll
@@ -171,11 +162,11 @@ class PollStore:
         if code == "OK" and int(res[1]):  # counted: mark the tally dirty (another slot on a cluster)
             await self._r.sadd(DIRTY_KEY, f"{broadcast}|{poll_id}")
         if code == "POLL_NOT_FOUND":
-            raise PollError(code, f"no poll {poll_id!r}")
+            raise DomainError(Code.POLL_NOT_FOUND, f"no poll {poll_id!r}")
         if code == "POLL_CLOSED":
-            raise PollError(code, "the poll is closed")
+            raise DomainError(Code.POLL_CLOSED, "the poll is closed")
         if code == "BAD_OPTION":
-            raise PollError("VALIDATION", "option is out of range", field="option")
+            raise DomainError(Code.VALIDATION, "option is out of range", field="option")
         return bool(res[1]), int(res[2]), orjson.loads(res[3])
 
     async def take_dirty(self, limit: int = 200) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from shop.keys import key
 from shop.polls import POLL_TTL_S, Poll
 
 TOP = 10
@@ -23,11 +24,11 @@ SCALE = 10**9
 
 
 def _k(bc: str, *parts: str) -> str:
-    return ":".join([f"hub:{{{bc}}}", "quiz", *parts])
+    return key(bc, "quiz", *parts)
 
 
 def _pk(bc: str, poll_id: str, part: str) -> str:
-    return f"hub:{{{bc}}}:poll:{poll_id}:{part}"
+    return key(bc, "poll", poll_id, part)
 
 
 _FINISH = """

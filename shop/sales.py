@@ -25,14 +25,12 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
+from shop.keys import key
+from shop.keys import text as _s
+
 WATCH_KEY = "hub:sales:watch"
 WATCH_AFTER_CLOSE_MS = 15 * 60 * 1000  # holds made before the close may still be paid or expire
 FOREVER = 2**52
-
-
-def _s(x: bytes | str) -> str:
-    """A Redis reply as text (the client answers bytes; redis-py's types allow str too)."""
-    return x.decode() if isinstance(x, bytes) else x
 
 
 def sale_key(sale_id: str) -> str:
@@ -40,7 +38,7 @@ def sale_key(sale_id: str) -> str:
 
 
 def bc_sales_key(broadcast: str) -> str:
-    return f"hub:{{{broadcast}}}:sales"
+    return key(broadcast, "sales")
 
 
 def new_sale_id(broadcast: str, user: str, request_id: str | None) -> str:
@@ -123,6 +121,18 @@ if ARGV[2] == '1' and s[2] ~= '' and now < tonumber(s[2]) then return {'NOT_YET'
 redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_at', now, 'close_reason', ARGV[1])
 return {'OK', now}
 """
+
+
+def selling_now(sales: list[Sale], now_ms: int) -> Sale | None:
+    """The sale that is selling at `now_ms` (opened, not closed, not past its end): the latest to
+    open, if several. Comment-to-buy orders go to it."""
+    best = None
+    for sale in sales:
+        if sale.state == "closed" or sale.opens_at > now_ms or (sale.closes_at and sale.closes_at <= now_ms):
+            continue
+        if best is None or sale.opens_at >= best.opens_at:
+            best = sale
+    return best
 
 
 class SaleStore:

@@ -1,13 +1,16 @@
 """Shared fixtures: a real redis-server for the session, a clean database per test."""
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 
-from tests.redis_proc import RedisClusterProcess, RedisProcess, RedisSentinelProcess, redis_test_mode
+from live.config import Config
+from tests.redis_proc import RedisClusterProcess, RedisProcess, RedisSentinelProcess, free_port, redis_test_mode
 
 CLUSTER = redis_test_mode() == "cluster"
 SENTINEL = redis_test_mode() == "sentinel"
@@ -23,7 +26,7 @@ def redis_proc() -> Iterator[RedisProcess]:
         proc = RedisSentinelProcess(replicas=1).start()
     else:
         proc = RedisProcess().start()
-    yield proc  # type: ignore[misc]
+    yield proc
     proc.cleanup()
 
 
@@ -51,12 +54,6 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 # --- running servers ---------------------------------------------------------------------------
 
-import dataclasses  # noqa: E402
-
-from aiohttp import web  # noqa: E402
-
-from live.config import Config  # noqa: E402
-from tests.redis_proc import free_port  # noqa: E402
 
 TEST_SECRET = "test-secret-for-hawker-tests-0123456789"
 
@@ -75,7 +72,7 @@ class RunningServer:
 
 
 @pytest.fixture
-def config(redis_url: str, redis_proc) -> Config:  # type: ignore[no-untyped-def]
+def config(redis_url: str, redis_proc) -> Config:
     """A node's settings; under HAWKER_TEST_REDIS=sentinel it reaches Redis through the sentinels
     and waits for the replica on every stock or payment change."""
     if SENTINEL:
@@ -86,14 +83,14 @@ def config(redis_url: str, redis_proc) -> Config:  # type: ignore[no-untyped-def
 
 
 @pytest.fixture
-async def make_server(config: Config, redis) -> AsyncIterator:  # type: ignore[no-untyped-def]
+async def make_server(config: Config, redis) -> AsyncIterator:
     """Factory: `await make_server(**config_changes)` starts a node; all are stopped after the test.
     Two calls give two nodes that meet in the same Redis."""
     from live.app import create_app
 
     started: list[RunningServer] = []
 
-    async def start(**changes) -> RunningServer:  # type: ignore[no-untyped-def]
+    async def start(**changes) -> RunningServer:
         cfg = config.with_(port=free_port(), **changes)
         app = create_app(cfg)
         runner = web.AppRunner(app, shutdown_timeout=1.0)
@@ -109,16 +106,16 @@ async def make_server(config: Config, redis) -> AsyncIterator:  # type: ignore[n
 
 
 @pytest.fixture
-async def server(make_server) -> RunningServer:  # type: ignore[no-untyped-def]
+async def server(make_server) -> RunningServer:
     return await make_server()
 
 
 @pytest.fixture
-def token():  # type: ignore[no-untyped-def]
+def token():
     """`token(role, broadcast, sub)` -> a JWT signed with the test secret."""
     from live.auth import mint
 
-    def make(role: str = "viewer", broadcast: str = "b1", sub: str = "u1", **kw) -> str:  # type: ignore[no-untyped-def]
+    def make(role: str = "viewer", broadcast: str = "b1", sub: str = "u1", **kw) -> str:
         return mint(TEST_SECRET, sub=sub, role=role, broadcast=broadcast, **kw)
 
     return make

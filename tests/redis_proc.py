@@ -1,21 +1,23 @@
 """A real redis-server process for tests and benchmarks: free port, temp folder, clean stop."""
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from redislayer.server import free_port, spawn, stop_server, wait_ready
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+__all__ = ["RedisClusterProcess", "RedisProcess", "RedisSentinelProcess", "client_for", "find_redis_server",
+           "free_port", "monitored", "redis_test_mode"]
 
 
 def find_redis_server() -> str:
@@ -56,33 +58,13 @@ class RedisProcess:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisProcess:
-        args = [
-            self.binary or find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.dir), "--save", "", "--appendonly", "yes",
-            "--appendfsync", self.appendfsync, "--daemonize", "no",
-            "--maxclients", "20000", "--loglevel", "warning", *self.extra_args,
-        ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
+        self.proc = spawn(self.binary or find_redis_server(), self.port, self.dir, [
+            "--appendonly", "yes", "--appendfsync", self.appendfsync, "--maxclients", "20000", *self.extra_args])
+        wait_ready(self.proc, self.port)
+        return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_server(self.proc, wait_s=5)
         self.proc = None
 
     def kill(self) -> None:
@@ -254,7 +236,7 @@ class RedisSentinelProcess:
         import redis
 
         try:
-            with redis.Redis(port=self.master.port) as m:  # type: ignore[union-attr]
+            with redis.Redis(port=self.master.port) as m:
                 info = m.info("replication")
                 online = [k for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)
                           and v.get("state") == "online"]
@@ -318,3 +300,30 @@ def client_for(url: str, **kw: Any) -> Any:
     import redis.asyncio as aioredis
 
     return aioredis.Redis.from_url(url, **kw)
+
+
+@asynccontextmanager
+async def monitored(url: str) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every command the server at `url` runs while the block runs (MONITOR, as redis-py parses
+    each line: "command", "client_type", ...). The list fills as commands arrive; MONITOR is on
+    before the block starts."""
+    import redis.asyncio as aioredis
+
+    seen: list[dict[str, Any]] = []
+    client = aioredis.Redis.from_url(url)
+    ready = asyncio.Event()
+
+    async def watch() -> None:
+        async with client.monitor() as m:
+            ready.set()
+            async for cmd in m.listen():
+                seen.append(cmd)
+
+    task = asyncio.ensure_future(watch())
+    try:
+        await ready.wait()
+        await asyncio.sleep(0.2)
+        yield seen
+    finally:
+        task.cancel()
+        await client.aclose()

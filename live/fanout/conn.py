@@ -257,7 +257,7 @@ class Conn:
                     continue
                 self.wake.clear()
                 if backlog and not self.closing:
-                    if time.monotonic() - self.stalled_since > self.bounds.stall_s:  # type: ignore[operator]
+                    if time.monotonic() - self.stalled_since > self.bounds.stall_s:  # type: ignore[operator]  # stalled_since is set whenever backlog is
                         self.kill(f"no progress for {self.bounds.stall_s:g} s")
                         continue
                     handle = loop.call_later(0.02, self.wake.set)  # poll for the transport to drain
@@ -276,7 +276,7 @@ class Conn:
             if self.ws is not None and self.close_reason is None:
                 try:
                     await self.ws.close()
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - the socket may be gone already; the writer ends either way
                     pass
 
     # ---- closing ------------------------------------------------------------------------------
@@ -315,11 +315,11 @@ class Conn:
             loop.call_later(self.bounds.close_grace_s, tr.abort)
         try:
             await self.sock.close(wait=False, abort=True, reason=self.close_reason)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a failed close is logged; the transport is aborted after the grace anyway
             log.debug("close of %s failed", self.eio_sid, exc_info=True)
         self.wake.set()
         if self.ws is not None:
             try:
                 await self.ws.close(code=code, message=(self.close_reason or "").encode()[:120])
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - the socket may be gone already: closing is best effort
                 pass

@@ -1,5 +1,6 @@
 """The fan-out engine of one node: broadcast membership, per-broadcast ticks, Redis pub/sub between
-nodes, viewer counts. See docs/architecture.md "Hub and fan-out: the engine".
+nodes, viewer counts. See docs/architecture.md "Hub and fan-out: the engine". The Redis side
+(outbox, subscriptions, shared viewer counts) is relay.py.
 
 Per tick (default 100 ms) and broadcast, this node
   1. publishes its own input (chat, hearts summed, levels latest-wins) as ONE message on the
@@ -26,45 +27,17 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import msgpack
 import redis.asyncio as aioredis
 
 from live.fanout import metrics
 from live.fanout.conn import Conn
 from live.fanout.frames import CODECS, Encoded
-from redislayer.shardpubsub import ShardedSubscriber, channel, spublish_many
+from live.fanout.relay import VIEWERS, Batch, Relay, bc_channel
+from redislayer.shardpubsub import ShardedSubscriber
 
 log = logging.getLogger("hawker.fanout")
 
-CHANNEL = "hub:fan:bc:"  # + "{<broadcast>}": a sharded channel in the broadcast's slot
-VIEWERS = "hub:fan:viewers:"
 VIEWERS_EVERY_MS = 1000  # a tick that would carry only a changed viewer count: at most this often
-NODE_CHANNEL = "hub:fan:node:"  # + "{<node id>}"
-
-
-def bc_channel(broadcast: str) -> str:
-    """The broadcast's sharded channel (hash tag = the broadcast id)."""
-    return channel(CHANNEL, broadcast)
-
-
-class _Batch:
-    __slots__ = ("chat", "hearts", "levels")
-
-    def __init__(self) -> None:
-        self.chat: list[Any] = []
-        self.hearts = 0
-        self.levels: dict[str, Any] = {}
-
-    def merge(self, chat: list[Any] | None, hearts: int | None, levels: dict[str, Any] | None) -> None:
-        if chat:
-            self.chat.extend(chat)
-        if hearts:
-            self.hearts += hearts
-        if levels:
-            self.levels.update(levels)
-
-    def empty(self) -> bool:
-        return not (self.chat or self.hearts or self.levels)
 
 
 class _Room:
@@ -95,7 +68,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Fanout:
+class Fanout(Relay):
     """See live/fanout/__init__.py for the interface."""
 
     def __init__(self, sio: Any, redis: aioredis.Redis, *, node_id: str, tick_ms: int = 100,
@@ -119,8 +92,8 @@ class Fanout:
         self.max_outbox = max_outbox
         self._members: dict[str, _Member] = {}
         self._rooms: dict[str, _Room] = {}
-        self._pending: dict[str, _Batch] = {}   # this node's input since the last tick
-        self._inbound: dict[str, _Batch] = {}   # other nodes' batches since the last tick
+        self._pending: dict[str, Batch] = {}   # this node's input since the last tick
+        self._inbound: dict[str, Batch] = {}   # other nodes' batches since the last tick
         self._totals: dict[str, tuple[int, int]] = {}  # broadcast -> (total, our count at the time)
         self._gone: set[str] = set()            # broadcasts we left: remove our viewer field
         self._outbox: deque[tuple[str, bytes, str]] = deque()
@@ -151,7 +124,7 @@ class Fanout:
         for t in self._tasks:
             try:
                 await t
-            except BaseException:  # noqa: BLE001
+            except BaseException:  # noqa: BLE001 - a task's end (cancelled or failed) must not stop the others' shutdown
                 pass
         self._tasks = []
         try:
@@ -159,12 +132,12 @@ class Fanout:
             for bc in list(self._rooms) + list(self._gone):
                 pipe.hdel(VIEWERS + bc, self.node_id)
             await pipe.execute()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - Redis away at shutdown: the counts expire by themselves
             log.debug("viewer cleanup failed", exc_info=True)
         if self._pubsub is not None:
             try:
                 await self._pubsub.aclose()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - closing a dead subscription must not fail shutdown
                 pass
 
     def set_chat_sampler(self, sampler: Any) -> None:
@@ -200,7 +173,7 @@ class Fanout:
                 try:
                     await self._pubsub.subscribe(bc_channel(broadcast))
                     self._unsubscribed.discard(broadcast)
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - Redis away: the join stands, the ticker retries
                     log.warning("fan-out: subscribing to %s failed; retrying each tick", broadcast)
                     self._unsubscribed.add(broadcast)
 
@@ -229,7 +202,7 @@ class Fanout:
                 if self._pubsub is not None and m.broadcast not in self._rooms:
                     try:
                         await self._pubsub.unsubscribe(bc_channel(m.broadcast))
-                    except Exception:  # noqa: BLE001
+                    except Exception:  # noqa: BLE001 - Redis away: the leave stands, nothing is delivered to it
                         log.warning("fan-out: unsubscribing from %s failed", m.broadcast)
 
     def inbound_pending(self, broadcast: str) -> bool:
@@ -243,10 +216,10 @@ class Fanout:
 
     # ---- input --------------------------------------------------------------------------------
 
-    def _batch(self, broadcast: str) -> _Batch:
+    def _batch(self, broadcast: str) -> Batch:
         b = self._pending.get(broadcast)
         if b is None:
-            b = self._pending[broadcast] = _Batch()
+            b = self._pending[broadcast] = Batch()
         return b
 
     def chat(self, broadcast: str, message: dict) -> None:
@@ -298,7 +271,7 @@ class Fanout:
             m.conn.push(enc.frame(m.key[0]), False)
         metrics.DELIVERIES.labels("user").inc(len(sids))
 
-    def _deliver_tick(self, broadcast: str, room: _Room, batch: _Batch | None, now: int) -> int:
+    def _deliver_tick(self, broadcast: str, room: _Room, batch: Batch | None, now: int) -> int:
         viewers = self.viewer_count(broadcast)
         if batch is None or batch.empty():
             # a changed count alone goes at most every viewers_every_ms: while thousands join, the
@@ -306,7 +279,7 @@ class Fanout:
             # CPU of a join ramp (on the server and on every client)
             if viewers == room.last_viewers or now - room.viewers_at < self.viewers_every_ms:
                 return 0
-            batch = batch or _Batch()
+            batch = batch or Batch()
         room.last_viewers = viewers
         room.viewers_at = now
         base: dict[str, Any] = {"ts": now}
@@ -355,7 +328,7 @@ class Fanout:
                 await self._refresh_viewers()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - one failed tick must not stop the ticker
                 log.warning("fan-out tick failed", exc_info=True)
 
     def tick(self) -> int:
@@ -384,7 +357,7 @@ class Fanout:
                 if batch is None:
                     batch = remote
                 else:  # other nodes' chat first (older), ours after; levels: ours are newer
-                    merged = _Batch()
+                    merged = Batch()
                     merged.merge(remote.chat, remote.hearts, remote.levels)
                     merged.merge(batch.chat, batch.hearts, batch.levels)
                     batch = merged
@@ -406,118 +379,3 @@ class Fanout:
             period = max(period, len(self._members) / self.max_writes_per_s)
         metrics.TICK_PERIOD.set(period)
         return period
-
-    async def _refresh_viewers(self) -> None:
-        if not self._rooms and not self._gone:
-            return
-        now = self.clock()
-        names = list(self._rooms)
-        counts = [self._rooms[bc].count for bc in names]
-        pipe = self.redis.pipeline(transaction=False)
-        for bc in self._gone:
-            pipe.hdel(VIEWERS + bc, self.node_id)
-        gone = len(self._gone)
-        self._gone = set()
-        for bc, c in zip(names, counts):
-            key = VIEWERS + bc
-            pipe.hset(key, self.node_id, f"{c}:{now}")
-            pipe.pexpire(key, self.viewers_ttl_ms * 2)
-            pipe.hgetall(key)
-        res = await pipe.execute()
-        stale_pipe = None
-        for i, (bc, c) in enumerate(zip(names, counts)):
-            fields = res[gone + 3 * i + 2] or {}
-            total = 0
-            for node, raw in fields.items():
-                try:
-                    cnt, at = raw.split(b":")
-                    if now - int(at) <= self.viewers_ttl_ms:
-                        total += int(cnt)
-                        continue
-                except ValueError:
-                    pass
-                stale_pipe = stale_pipe or self.redis.pipeline(transaction=False)
-                stale_pipe.hdel(VIEWERS + bc, node)
-            self._totals[bc] = (total, c)
-        for bc in list(self._totals):
-            if bc not in self._rooms:
-                del self._totals[bc]
-        if stale_pipe is not None:
-            await stale_pipe.execute()
-
-    # ---- Redis --------------------------------------------------------------------------------
-
-    def _publish(self, broadcast: str, msg: dict[str, Any], kind: str) -> None:
-        if len(self._outbox) >= self.max_outbox:
-            log.warning("fan-out outbox full: dropping a %s message for %s", kind, broadcast)
-            return
-        self._outbox.append((bc_channel(broadcast), msgpack.packb(msg), kind))
-        self._out_wake.set()
-
-    async def _publisher(self) -> None:
-        """One task, one pipeline per wake-up: this node's messages reach Redis in order."""
-        while self._running:
-            await self._out_wake.wait()
-            self._out_wake.clear()
-            while self._outbox:
-                items: list[tuple[str, bytes, str]] = []
-                while self._outbox and len(items) < 500:
-                    items.append(self._outbox.popleft())
-                try:
-                    await spublish_many(self.redis, [(ch, data) for ch, data, _kind in items])
-                    for _ch, _d, kind in items:
-                        metrics.PUBLISHED.labels(kind).inc()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001
-                    log.warning("fan-out publish failed (%d messages lost)", len(items), exc_info=True)
-                    await asyncio.sleep(0.5)
-
-    async def _subscribe_node(self) -> bool:
-        """The node's own channel, always subscribed so listen() never idles out. Redis may be away
-        when the node starts: then the node still starts (/readyz says 503) and _listen retries."""
-        try:
-            await self._pubsub.subscribe(channel(NODE_CHANNEL, self.node_id))
-            self._node_subscribed = True
-        except Exception:  # noqa: BLE001
-            log.warning("fan-out: Redis unavailable; subscribing when it is back")
-            self._node_subscribed = False
-        return self._node_subscribed
-
-    async def _listen(self) -> None:
-        while self._running:
-            if not self._node_subscribed and not await self._subscribe_node():
-                await asyncio.sleep(0.5)
-                continue
-            try:
-                msg = await self._pubsub.get_message(timeout=1.0)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001
-                log.warning("fan-out subscription failed; retrying", exc_info=True)
-                await asyncio.sleep(0.5)
-                continue
-            if msg is None:
-                continue
-            try:
-                self._on_message(*msg)
-            except Exception:  # noqa: BLE001
-                log.warning("bad fan-out message", exc_info=True)
-
-    def _on_message(self, ch: str, data: bytes) -> None:
-        if not (ch.startswith(CHANNEL + "{") and ch.endswith("}")):
-            return
-        bc = ch[len(CHANNEL) + 1:-1]
-        m = msgpack.unpackb(data)
-        if m.get("n") == self.node_id or bc not in self._rooms:
-            return
-        kind = m.get("k")
-        if kind == "t":
-            b = self._inbound.get(bc)
-            if b is None:
-                b = self._inbound[bc] = _Batch()
-            b.merge(m.get("c"), m.get("h"), m.get("l"))
-        elif kind == "u":
-            self._deliver_event(bc, m["e"], m.get("d"))
-        elif kind == "p":
-            self._deliver_user(bc, m["u"], m["e"], m.get("d"))

@@ -121,7 +121,7 @@ def _loose_address(data: bytes) -> tuple[int | None, str]:
     keys, strings left as bytes so bad UTF-8 does not matter) still finds them."""
     try:
         obj = msgpack.unpackb(data, strict_map_key=False, raw=True)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - bytes that even a lax decode refuses: no ack id to answer
         return None, "/"
     if not isinstance(obj, dict):
         return None, "/"

@@ -34,6 +34,7 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 from socketio.msgpack_packet import MsgPackPacket
 
+from domain import Code, DomainError
 from live.fanout import metrics
 from live.fanout.conn import Bounds, Conn
 from live.fanout.frames import CODECS, JSON, MSGPACK, Encoded
@@ -87,7 +88,7 @@ async def serve_websocket(server: Any, sock: Any, ws: WebSocketResponse) -> None
         sock.connected = True
         sock.upgraded = True
     conn.ws = ws
-    transport = ws._writer.transport if ws._writer is not None else None  # noqa: SLF001
+    transport = ws._writer.transport if ws._writer is not None else None  # noqa: SLF001 - aiohttp keeps the writer's transport private; we write frames to it directly
     if transport is None:
         return
     conn.attach(transport)
@@ -116,7 +117,7 @@ async def serve_websocket(server: Any, sock: Any, ws: WebSocketResponse) -> None
         sock.queue.put_nowait(None)
         try:
             await asyncio.wait_for(conn.writer, timeout=2)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a writer that will not finish in time is cancelled
             conn.writer.cancel()
         await sock.close(wait=False, abort=True, reason=conn.close_reason or server.reason.TRANSPORT_CLOSE)
 
@@ -155,7 +156,7 @@ class FanoutServer(socketio.AsyncServer):
         self.eio.conns = self.conns
         self.eio.bad_frame = self.bad_frame  # serve_websocket's Engine.IO errors
         self.eio._log_error_once = _log_client_error
-        self.eio._async = dict(self.eio._async, websocket=DirectWebSocket)  # noqa: SLF001
+        self.eio._async = dict(self.eio._async, websocket=DirectWebSocket)  # noqa: SLF001 - python-engineio has no public hook for its websocket class
 
     def conn(self, sid: str, namespace: str = "/") -> Conn | None:
         """The Conn of a Socket.IO sid."""
@@ -226,7 +227,7 @@ class FanoutServer(socketio.AsyncServer):
         if sid is None or not self.manager.is_connected(sid, namespace):
             return  # as stock python-socketio: events before CONNECT are ignored
         self.bad_frame(self.conns.get(eio_sid), why, kind="bad_event")
-        await self._refuse(eio_sid, sid, namespace, id, "BAD_EVENT", why)
+        await self._refuse(eio_sid, sid, namespace, id, Code.BAD_EVENT, why)
 
     def _event_problem(self, namespace: str, data: Any) -> str | None:
         if not isinstance(data, list) or not data:
@@ -246,7 +247,7 @@ class FanoutServer(socketio.AsyncServer):
             self.bad_frame(conn, bad.why)
             return
         self.bad_frame(conn, bad.why, close=False)
-        await self._refuse(eio_sid, sid, bad.namespace, bad.ack_id, "BAD_PACKET", bad.why)
+        await self._refuse(eio_sid, sid, bad.namespace, bad.ack_id, Code.BAD_PACKET, bad.why)
 
     def bad_frame(self, conn: Conn | None, why: str, *, kind: str = "malformed", close: bool = True) -> None:
         """Count a refused frame, warn once per socket (no traceback, no client data) and, unless it
@@ -260,16 +261,14 @@ class FanoutServer(socketio.AsyncServer):
         if close and kind == "malformed":
             conn.protocol_error(why)
 
-    async def _refuse(self, eio_sid: str, sid: str, namespace: str, id: int | None, code: str, message: str) -> None:
+    async def _refuse(self, eio_sid: str, sid: str, namespace: str, id: int | None, code: Code, message: str) -> None:
         wait_ms = self.charge(sid) if self.charge is not None else 0
         if id is None:
             return
-        if wait_ms:
-            error: dict[str, Any] = {"code": "FLOOD", "message": "too many events; slow down", "retry_after": wait_ms}
-        else:
-            error = {"code": code, "message": message}
+        refusal = (DomainError(Code.FLOOD, "too many events; slow down", retry_after=wait_ms) if wait_ms
+                   else DomainError(code, message))
         await self._send_packet(eio_sid, self.packet_class(sio_packet.ACK, namespace=namespace, id=id,
-                                                          data=[{"ok": False, "error": error}]))
+                                                          data=[{"ok": False, "error": refusal.body()}]))
 
     # ---- sending ------------------------------------------------------------------------------
 

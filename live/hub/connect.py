@@ -12,24 +12,17 @@ from urllib.parse import parse_qs
 
 from socketio.exceptions import ConnectionRefusedError
 
+from domain import Code, DomainError
+from domain.validate import ID_RULE, is_id
 from live.auth import ADMIN_BROADCAST, AuthError, Claims, verify
 
 
-class Refused(Exception):
+class Refused(DomainError):
     """Why a connection was refused; `refusal()` is what python-socketio sends in CONNECT_ERROR."""
 
-    def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
-
     def refusal(self) -> ConnectionRefusedError:
-        # error_args = {"message": message, "data": {"code", "message"}}: socket.io-client's err.data
-        data: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.retry_after is not None:
-            data["retry_after"] = self.retry_after
-        return ConnectionRefusedError(self.message, data)
+        # error_args = {"message": message, "data": {"code", "message", ...}}: socket.io-client's err.data
+        return ConnectionRefusedError(self.message, self.body())
 
 
 @dataclass(frozen=True)
@@ -46,23 +39,23 @@ def _query(environ: Mapping[str, Any]) -> dict[str, str]:
 def authenticate(secret: str, environ: Mapping[str, Any], auth: Any) -> Identity:
     """Check the token and decide the broadcast, or raise Refused."""
     if auth is not None and not isinstance(auth, dict):
-        raise Refused("BAD_AUTH", "auth must be an object like {\"token\": \"...\"}")
+        raise Refused(Code.BAD_AUTH, "auth must be an object like {\"token\": \"...\"}")
     auth = auth or {}
     query = _query(environ)
     token = auth.get("token") if "token" in auth else query.get("token")
     if token is not None and not isinstance(token, str):
-        raise Refused("TOKEN_INVALID", "token must be a string")
+        raise Refused(Code.TOKEN_INVALID, "token must be a string")
     try:
         claims = verify(secret, token)
-    except AuthError as exc:
+    except AuthError as exc:  # the same code, as a connection refusal
         raise Refused(exc.code, exc.message) from None
     wanted = auth.get("broadcast", query.get("broadcast"))
-    if wanted is not None and (not isinstance(wanted, str) or not wanted or len(wanted) > 64):
-        raise Refused("BAD_AUTH", "broadcast must be a non-empty string")
+    if wanted is not None and not is_id(wanted):
+        raise Refused(Code.BAD_AUTH, f"broadcast must be {ID_RULE}")
     if claims.broadcast == ADMIN_BROADCAST:
         if not wanted:
-            raise Refused("BROADCAST_REQUIRED", "a '*' token must name the broadcast to join")
+            raise Refused(Code.BROADCAST_REQUIRED, "a '*' token must name the broadcast to join")
         return Identity(claims, wanted)
     if wanted and wanted != claims.broadcast:
-        raise Refused("FORBIDDEN", "the token is for another broadcast")
+        raise Refused(Code.FORBIDDEN, "the token is for another broadcast")
     return Identity(claims, claims.broadcast)

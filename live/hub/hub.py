@@ -10,22 +10,18 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis.asyncio as aioredis
-import socketio
 
+from domain import Code
+from live.fanout import Fanout, FanoutServer
 from live.hub import metrics
 from live.hub.clock import ServerClock
 from live.hub.connect import Refused, authenticate
 from live.hub.registry import Caller, Handler, Registry, SnapshotPart
 from redislayer import batched, overload_code
 from shop.broadcasts import BroadcastStore
-
-if TYPE_CHECKING:  # they import the hub: names only
-    from live.hub.cmd_sales import Sales
-    from live.hub.scheduler import Scheduler
-    from live.hub.stockwatch import StockWatch
 
 log = logging.getLogger("hawker.hub")
 
@@ -35,12 +31,7 @@ JOIN_RETRY_AFTER_MS = 500  # retry_after of a connect refused for too many joins
 
 
 class Hub:
-    # Parts live.hub.setup adds once their commands are registered (absent on a hub built without them).
-    sales: Sales
-    stockwatch: StockWatch
-    timers: Scheduler
-
-    def __init__(self, *, sio: socketio.AsyncServer, redis: aioredis.Redis, fanout: Any, secret: str,
+    def __init__(self, *, sio: FanoutServer, redis: aioredis.Redis, fanout: Fanout, secret: str,
                  registry: Registry | None = None, node_id: str | None = None, max_joining: int = 0) -> None:
         self.sio = sio
         self.redis = redis
@@ -64,8 +55,7 @@ class Hub:
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
         sio.on("*", self._on_event)
-        if hasattr(sio, "charge"):  # FanoutServer: refused frames count toward the flood limit
-            sio.charge = self.registry.charge
+        sio.charge = self.registry.charge  # refused frames count toward the flood limit
 
     # ---- what other parts use ------------------------------------------------------------------
 
@@ -179,12 +169,12 @@ class Hub:
                 over = overload_code(exc)
                 if over is None:
                     log.exception("connect: broadcast lookup failed")
-                    raise Refused("INTERNAL", "internal error") from None
+                    raise Refused(Code.INTERNAL, "internal error") from None
                 log.warning("connect: broadcast lookup failed: %s", type(exc).__name__)
                 metrics.OVERLOAD_ANSWERS.labels(over.code, "connect").inc()
                 raise Refused(over.code, over.message) from None
             if not found:
-                raise Refused("BROADCAST_NOT_FOUND", f"no broadcast {ident.broadcast!r}")
+                raise Refused(Code.BROADCAST_NOT_FOUND, f"no broadcast {ident.broadcast!r}")
             await self._admit()
         except Refused as exc:
             metrics.HUB_CONNECTS.labels(exc.code).inc()
@@ -219,7 +209,7 @@ class Hub:
         except TimeoutError:
             self.joining -= 1
             metrics.OVERLOAD_ANSWERS.labels("BUSY", "connect").inc()
-            raise Refused("BUSY", "too many joins in progress; retry", retry_after=JOIN_RETRY_AFTER_MS) from None
+            raise Refused(Code.BUSY, "too many joins in progress; retry", retry_after=JOIN_RETRY_AFTER_MS) from None
 
     def _joined(self, _task: asyncio.Task | None) -> None:
         self.joining -= 1

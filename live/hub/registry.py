@@ -2,11 +2,13 @@
 
 Other parts plug in by name, without touching sockets:
 
-    def register(hub: Hub, services: Services) -> None:
+    def register(node: Node) -> None:  # a module of live/sockets/
+        hub = node.hub
+
         @hub.command("chat.send", roles=("host", "moderator", "viewer"))
         async def send(caller: Caller, payload: dict) -> dict:
             if not payload.get("text"):
-                raise HubError("VALIDATION", "text is required", field="text")
+                raise DomainError(Code.VALIDATION, "text is required", field="text")
             return {"id": "..."}            # ack: {"ok": true, "id": "..."}
 
         @hub.snapshot_part("chat")
@@ -17,9 +19,10 @@ The dispatcher guarantees, for every event: the caller is an authenticated socke
 broadcast (`caller.broadcast`, never anything the client sends); the payload is a JSON object
 (missing -> `{}`) no larger than the command's `max_bytes`; the caller's role is allowed
 (`FORBIDDEN` otherwise); the socket is within its rate (`FLOOD`, with `retry_after` ms); unknown
-events are answered `UNKNOWN_EVENT`; a handler's `HubError` becomes an error ack with its code
-and details; a command that outlives its deadline, or whose store is slow, is answered `BUSY`, one
-whose store cannot be reached `UNAVAILABLE` (both with `retry_after` ms, safe to retry with the same
+events are answered `UNKNOWN_EVENT`; a handler's `DomainError` (domain/errors.py: every refusal
+of every part is one) becomes an error ack with its code and details, here and nowhere else; a
+command that outlives its deadline, or whose store is slow, is answered `BUSY`, one whose store
+cannot be reached `UNAVAILABLE` (both with `retry_after` ms, safe to retry with the same
 `request_id`); any other exception is a bug: logged and answered `INTERNAL`. A handler's dict
 return value is merged into `{"ok": true, ...}`. Nothing here knows about a specific command.
 
@@ -40,6 +43,7 @@ from typing import Any
 
 import orjson
 
+from domain import Code, DomainError
 from live.auth import ROLES
 from live.hub import metrics
 from redislayer import batched, overload_code
@@ -67,21 +71,15 @@ class Caller:
         return self.role in STAFF
 
 
-class HubError(Exception):
-    """Raise from a handler to refuse: the client gets `{"ok": false, "error": {code, message, **details}}`."""
-
-    def __init__(self, code: str, message: str = "", **details: Any) -> None:
-        super().__init__(message or code)
-        self.code = code
-        self.message = message or code.replace("_", " ").lower()
-        self.details = details
-
-    def ack(self) -> dict[str, Any]:
-        return error_ack(self.code, self.message, **self.details)
+def refusal_ack(err: DomainError) -> dict[str, Any]:
+    """THE translation of a refusal to a Socket.IO ack: `{"ok": false, "error": {code, message, **details}}`,
+    `retry_after` (ms) from domain's one table for BUSY / UNAVAILABLE."""
+    return {"ok": False, "error": err.body()}
 
 
-def error_ack(code: str, message: str, **details: Any) -> dict[str, Any]:
-    return {"ok": False, "error": {"code": code, "message": message, **details}}
+def error_ack(code: Code, message: str = "", **details: Any) -> dict[str, Any]:
+    """A refusal the dispatcher answers itself (no handler ran), in the same shape."""
+    return refusal_ack(DomainError(code, message, **details))
 
 
 Handler = Callable[[Caller, dict], Awaitable[dict | None]]
@@ -253,39 +251,39 @@ class Registry:
 
     async def _run(self, caller: Caller | None, event: Any, cmd: Command | None, args: tuple) -> dict[str, Any]:
         if caller is None:
-            return error_ack("NOT_JOINED", "this socket has not joined a broadcast")
+            return error_ack(Code.NOT_JOINED, "this socket has not joined a broadcast")
         if caller.exp and time.time() >= caller.exp:
-            return error_ack("TOKEN_EXPIRED", "the token has expired; reconnect with a fresh one")
+            return error_ack(Code.TOKEN_EXPIRED, "the token has expired; reconnect with a fresh one")
         wait_ms = self._take(caller.sid, cmd.cost if cmd else 1.0)
         if wait_ms:
-            return error_ack("FLOOD", "too many events; slow down", retry_after=wait_ms)
+            return error_ack(Code.FLOOD, "too many events; slow down", retry_after=wait_ms)
         if cmd is None:
-            return error_ack("UNKNOWN_EVENT", f"unknown event {str(event)[:64]!r}")
+            return error_ack(Code.UNKNOWN_EVENT, f"unknown event {str(event)[:64]!r}")
         if len(args) > 1:
-            return error_ack("BAD_PAYLOAD", "send one JSON object as the event's only argument")
+            return error_ack(Code.BAD_PAYLOAD, "send one JSON object as the event's only argument")
         payload = args[0] if args else {}
         if payload is None:
             payload = {}
         if not isinstance(payload, dict):
-            return error_ack("BAD_PAYLOAD", "the payload must be a JSON object")
+            return error_ack(Code.BAD_PAYLOAD, "the payload must be a JSON object")
         try:
             size = len(orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS))
         except (TypeError, orjson.JSONEncodeError):
-            return error_ack("BAD_PAYLOAD", "the payload is not plain JSON")
+            return error_ack(Code.BAD_PAYLOAD, "the payload is not plain JSON")
         if size > cmd.max_bytes:
-            return error_ack("PAYLOAD_TOO_LARGE", f"payload larger than {cmd.max_bytes} bytes", max_bytes=cmd.max_bytes)
+            return error_ack(Code.PAYLOAD_TOO_LARGE, f"payload larger than {cmd.max_bytes} bytes", max_bytes=cmd.max_bytes)
         if caller.role not in cmd.roles:
-            return error_ack("FORBIDDEN", f"role {caller.role!r} may not send {cmd.event!r}")
+            return error_ack(Code.FORBIDDEN, f"role {caller.role!r} may not send {cmd.event!r}")
         try:
             async with asyncio.timeout(cmd.timeout_s):  # no extra task per event (wait_for makes one)
                 result = await cmd.handler(caller, payload)
-        except HubError as exc:
-            return exc.ack()
+        except DomainError as exc:  # a refusal: nothing changed, the code says why
+            return refusal_ack(exc)
         except Exception as exc:  # noqa: BLE001 - the one place a handler's failure becomes an ack
             over = overload_code(exc)
             if over is None:
                 log.exception("hub command %s failed", cmd.event)
-                return error_ack("INTERNAL", "internal error")
+                return error_ack(Code.INTERNAL, "internal error")
             log.warning("hub command %s answered %s: %s", cmd.event, over.code, type(exc).__name__)
             metrics.OVERLOAD_ANSWERS.labels(over.code, "command").inc()
             return error_ack(over.code, over.message, retry_after=over.retry_after_ms)
@@ -293,7 +291,7 @@ class Registry:
             return {"ok": True}
         if not isinstance(result, dict):
             log.error("hub command %s returned %s, not a dict", cmd.event, type(result).__name__)
-            return error_ack("INTERNAL", "internal error")
+            return error_ack(Code.INTERNAL, "internal error")
         return {"ok": True, **result}
 
     async def snapshot(self, caller: Caller) -> dict[str, Any]:

@@ -104,7 +104,7 @@ class Scheduler:
         self._armed.pop(member, None)
         try:
             await self._r.zrem(TIMERS_KEY, member)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a timer left in Redis fires again; every timed action is once-only
             log.warning("could not remove timer %s", member, exc_info=True)
 
     async def poll(self) -> None:

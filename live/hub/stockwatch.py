@@ -30,9 +30,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from inventory import Inventory, StockLevels, changed_channel
-from live.hub.cmd_sales import Sales, levels_dict, reservation_dict
+from inventory import Inventory, StockEvent, StockLevels, changed_channel
 from live.periodic import Periodic
+from live.sockets.sales import Sales, levels_dict, reservation_dict
 from redislayer import overload_code
 from redislayer.shardpubsub import ShardedSubscriber
 from shop.sales import WATCH_KEY
@@ -84,7 +84,7 @@ class StockWatch:
         self._next_due: dict[str, int] = {}  # sale -> when its next hold falls due (server ms)
         self.sales_read = 0  # sales whose events were read (tests and the benchmark look)
         # Other parts (checkout's webhooks) see every stock event once per watcher: fn(broadcast, event).
-        self.listeners: list[Callable[[str, Any], Awaitable[None]]] = []
+        self.listeners: list[Callable[[str, StockEvent], Awaitable[None]]] = []  # checkout webhooks, analytics
 
     async def start(self) -> None:
         self._loop.start()
@@ -169,7 +169,7 @@ class StockWatch:
         if ps is not None:
             try:
                 await ps.aclose()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - closing a broken connection may fail; it is dropped either way
                 log.debug("stock watcher: pubsub close failed", exc_info=True)
 
     async def _drain(self, limit: int = 10_000) -> set[str]:

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from aiortc import RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from live.media.frames import EncodedFrame, SharedPacker
+from live.media.frames import EncodedFrame, KeyframeWait, SharedPacker
 
 _ENCODER_ATTR = "_RTCRtpSender__encoder"
 
 
-class ForwardTrack(MediaStreamTrack):
+class ForwardTrack(KeyframeWait, MediaStreamTrack):
     """A MediaStreamTrack whose recv() returns the host's encoded frames (never av.Frames)."""
 
     def __init__(self, kind: str, max_queue: int, want_keyframe: Callable[[], None]) -> None:
@@ -27,7 +27,7 @@ class ForwardTrack(MediaStreamTrack):
         self._max = max_queue
         self._waiter: asyncio.Future[None] | None = None
         self._want_keyframe = want_keyframe
-        self.waiting_for_keyframe = kind == "video"
+        self.waiting = kind == "video"
         self.sent = 0
         self.dropped = 0
         self.overflows = 0
@@ -36,18 +36,15 @@ class ForwardTrack(MediaStreamTrack):
         """Called by the stream for every host frame; O(1), never awaits."""
         if self.readyState != "live":
             return
-        if self.waiting_for_keyframe:
-            if not frame.keyframe:
-                self.dropped += 1
-                return
-            self.waiting_for_keyframe = False
+        if self.waiting and not self._resumes_at(frame):
+            return
         if len(self._queue) >= self._max:
             self.overflows += 1
             self.dropped += len(self._queue) + 1
             self._queue.clear()
             if self.kind == "video":
-                self.waiting_for_keyframe = not frame.keyframe
-                if self.waiting_for_keyframe:
+                self.waiting = not frame.keyframe
+                if self.waiting:
                     self._want_keyframe()
                     return
         self._queue.append(frame)
@@ -58,7 +55,7 @@ class ForwardTrack(MediaStreamTrack):
     def wait_for_keyframe(self) -> None:
         """Drop what is queued and start again at the next keyframe (a new publish took over)."""
         self._queue.clear()
-        self.waiting_for_keyframe = self.kind == "video"
+        self.waiting = self.kind == "video"
 
     async def recv(self) -> EncodedFrame:  # type: ignore[override]  # forwards encoded frames, not aiortc's Frame/Packet
         while not self._queue:

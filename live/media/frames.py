@@ -113,3 +113,20 @@ class SharedPacker:
 
     def encode(self, frame: object, force_keyframe: bool = False) -> tuple[list[bytes], int]:
         raise TypeError("the forwarding sender never encodes")
+
+
+class KeyframeWait:
+    """Frames for a receiver that must start or restart on a keyframe (a new viewer, one that fell
+    behind, the HLS encoder after an overflow): while `waiting`, frames are dropped (counted in
+    `dropped`) until the next keyframe. A subclass sets both attributes."""
+
+    waiting: bool
+    dropped: int
+
+    def _resumes_at(self, frame: EncodedFrame) -> bool:
+        """While waiting: whether `frame` ends the wait (a keyframe); else it is counted dropped."""
+        if frame.keyframe:
+            self.waiting = False
+            return True
+        self.dropped += 1
+        return False

@@ -21,12 +21,14 @@ import re
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import av
 
-from live.media.frames import AUDIO_CLOCK, VIDEO_CLOCK, EncodedFrame
+from domain.validate import ID_RE
+from live.media.frames import AUDIO_CLOCK, VIDEO_CLOCK, EncodedFrame, KeyframeWait
 from live.media.stream import Stream
 
 log = logging.getLogger("hawker.media.hls")
@@ -38,7 +40,7 @@ QUEUE_FRAMES = 600  # ~10 s of video + audio; past it we drop to the next keyfra
 # `attach()`'s `YYYYMMDDTHHMMSS-<6 hex>`, files are one plain name with a media suffix.
 RUN_RE = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{6}$")
 FILE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\.(ts|m4s|mp4|m3u8)$")
-BROADCAST_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+BROADCAST_RE = ID_RE  # the one id rule
 
 
 class HlsService:
@@ -110,23 +112,24 @@ class HlsService:
             await asyncio.to_thread(run.thread.join, timeout)
 
 
-class HlsRun:
+@dataclass(eq=False)
+class HlsRun(KeyframeWait):
     """One publish's HLS output, produced by a worker thread."""
 
-    def __init__(self, stream: Stream, directory: Path, run_id: str, segment_s: float, bitrate: int,
-                 loop: asyncio.AbstractEventLoop) -> None:
-        self.stream = stream
-        self.dir = directory
-        self.run_id = run_id
-        self.segment_s = segment_s
-        self.bitrate = bitrate
-        self.loop = loop
+    stream: Stream
+    dir: Path
+    run_id: str
+    segment_s: float
+    bitrate: int
+    loop: asyncio.AbstractEventLoop
+    frames_written: int = 0
+    dropped: int = 0
+    error: str | None = None
+
+    def __post_init__(self) -> None:
         self.queue: queue.Queue[EncodedFrame | None] = queue.Queue(maxsize=QUEUE_FRAMES)
-        self.thread = threading.Thread(target=self._run, name=f"hls-{stream.broadcast}", daemon=True)
-        self._skip_to_key = False
-        self.frames_written = 0
-        self.dropped = 0
-        self.error: str | None = None
+        self.thread = threading.Thread(target=self._run, name=f"hls-{self.stream.broadcast}", daemon=True)
+        self.waiting = False  # after a full queue: the video resumes at a keyframe
 
     def start(self) -> None:
         self.thread.start()
@@ -134,17 +137,14 @@ class HlsRun:
     # ---- event-loop side ---------------------------------------------------------------------
 
     def feed(self, frame: EncodedFrame) -> None:
-        if frame.kind == "video" and self._skip_to_key:
-            if not frame.keyframe:
-                self.dropped += 1
-                return
-            self._skip_to_key = False
+        if frame.kind == "video" and self.waiting and not self._resumes_at(frame):
+            return
         try:
             self.queue.put_nowait(frame)
         except queue.Full:
             self.dropped += 1
             if frame.kind == "video":
-                self._skip_to_key = True
+                self.waiting = True
                 self.stream.keyframes.request()
 
     def finish(self) -> None:
@@ -270,12 +270,8 @@ class _Writer:
         if self.remux:
             self._mux_video_packet(frame, pts)
             return
-        packet = av.Packet(frame.data)
-        packet.pts = pts
-        packet.time_base = VIDEO_TB
-        try:
-            decoded = self.vdecoder.decode(packet)
-        except av.FFmpegError:
+        decoded = _decode(self.vdecoder, frame.data, pts, VIDEO_TB)
+        if decoded is None:
             self.run._ask_keyframe()
             return
         for vf in decoded:
@@ -316,12 +312,8 @@ class _Writer:
         pts = self._pts(frame, AUDIO_CLOCK)
         if pts < 0 or pts <= self.last_pts.get("audio", -1):
             return
-        packet = av.Packet(frame.data)
-        packet.pts = pts
-        packet.time_base = AUDIO_TB
-        try:
-            decoded = self.adecoder.decode(packet)
-        except av.FFmpegError:
+        decoded = _decode(self.adecoder, frame.data, pts, AUDIO_TB)
+        if decoded is None:
             return
         for af in decoded:
             af.pts = pts
@@ -340,7 +332,7 @@ class _Writer:
             if self.astream is not None:
                 for packet in self.astream.encode(None):
                     self.out.mux(packet)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a failing encoder flush must not stop finalizing the replay
             log.exception("flushing HLS encoders failed")
         finally:
             self.out.close()
@@ -364,3 +356,14 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _decode(decoder: Any, data: bytes, pts: int, time_base: Any) -> list[Any] | None:
+    """The frames `decoder` makes of one encoded frame at `pts`; None when it cannot decode it."""
+    packet = av.Packet(data)
+    packet.pts = pts
+    packet.time_base = time_base
+    try:
+        return list(decoder.decode(packet))
+    except av.FFmpegError:
+        return None

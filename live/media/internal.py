@@ -22,7 +22,8 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from live.errors import ApiError, error_response
+from domain import Code, DomainError
+from live.errors import error_response
 
 log = logging.getLogger("hawker.media.internal")
 
@@ -46,21 +47,21 @@ def mint_edge_token(secret: str, node: str, broadcast: str, ttl: int = TTL_S) ->
 
 
 def verify_edge_token(secret: str, token: str | None, broadcast: str) -> str:
-    """The puller's node id; `ApiError` 401 (missing/invalid/expired) or 403 (wrong role/broadcast)."""
+    """The puller's node id; refused 401 (missing/invalid/expired) or 403 (wrong role/broadcast)."""
     if not token:
-        raise ApiError(401, "TOKEN_MISSING", "an internal edge token is required")
+        raise DomainError(Code.TOKEN_MISSING, "an internal edge token is required")
     try:
         data = jwt.decode(token, _key(secret), algorithms=["HS256"], audience=AUDIENCE,
                           options={"require": ["sub", "exp", "aud"]})
     except jwt.ExpiredSignatureError:
-        raise ApiError(401, "TOKEN_EXPIRED", "the internal token has expired") from None
+        raise DomainError(Code.TOKEN_EXPIRED, "the internal token has expired") from None
     except jwt.PyJWTError:
-        raise ApiError(401, "TOKEN_INVALID", "not an internal edge token") from None
+        raise DomainError(Code.TOKEN_INVALID, "not an internal edge token") from None
     node = data.get("node")
     if data.get("role") != ROLE or not isinstance(node, str) or not node:
-        raise ApiError(403, "FORBIDDEN", "only Hawker processes may pull a broadcast")
+        raise DomainError(Code.FORBIDDEN, "only Hawker processes may pull a broadcast")
     if data.get("bc") != broadcast:
-        raise ApiError(403, "FORBIDDEN", "the internal token is for another broadcast")
+        raise DomainError(Code.FORBIDDEN, "the internal token is for another broadcast")
     return node
 
 
@@ -78,15 +79,15 @@ def build_app(media: Any, secret: str) -> web.Application:
             broadcast = check_broadcast(request.match_info["broadcast"])
             node = verify_edge_token(secret, _bearer(request), broadcast)
             if request.content_type != "application/sdp":
-                raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "expected Content-Type: application/sdp")
+                raise DomainError(Code.UNSUPPORTED_MEDIA_TYPE, "expected Content-Type: application/sdp")
             raw = await request.read()
             try:
                 sdp = raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise ApiError(400, "INVALID_SDP", "the SDP offer is not UTF-8") from None
+                raise DomainError(Code.INVALID_SDP, "the SDP offer is not UTF-8") from None
             answer = await media.play(broadcast, sdp, f"edge:{node}", via="edge")
-        except ApiError as exc:
-            return error_response(exc.status, exc.code, exc.message, **exc.details)
+        except DomainError as exc:
+            return error_response(exc)
         resp = web.Response(status=201, body=answer.sdp.encode(), content_type="application/sdp")
         resp.headers["Location"] = f"/internal/media/{broadcast}/pull/{answer.session_id}"
         return resp
@@ -97,10 +98,10 @@ def build_app(media: Any, secret: str) -> web.Application:
             node = verify_edge_token(secret, _bearer(request), broadcast)
             session = media.viewers.get(request.match_info["session"])
             if session is None or session.via != "edge" or session.sub != f"edge:{node}":
-                raise ApiError(404, "SESSION_NOT_FOUND", "no such edge pull")
+                raise DomainError(Code.SESSION_NOT_FOUND, "no such edge pull")
             await media.end_play(broadcast, session.id)
-        except ApiError as exc:
-            return error_response(exc.status, exc.code, exc.message, **exc.details)
+        except DomainError as exc:
+            return error_response(exc)
         return web.Response(status=200)
 
     async def end_publish(request: web.Request) -> web.StreamResponse:
@@ -110,9 +111,9 @@ def build_app(media: Any, secret: str) -> web.Application:
             broadcast = check_broadcast(request.match_info["broadcast"])
             verify_edge_token(secret, _bearer(request), broadcast)
             if not await media.end_publish(broadcast, request.match_info["session"]):
-                raise ApiError(404, "SESSION_NOT_FOUND", "no such publish session")
-        except ApiError as exc:
-            return error_response(exc.status, exc.code, exc.message, **exc.details)
+                raise DomainError(Code.SESSION_NOT_FOUND, "no such publish session")
+        except DomainError as exc:
+            return error_response(exc)
         return web.Response(status=200)
 
     app = web.Application(client_max_size=64 * 1024)

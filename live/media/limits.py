@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from live.errors import ApiError
+from domain import Code, DomainError
 
 MAX_KEYS = 50_000  # buckets kept per limiter; the least recently used go first (a full bucket is no loss)
 
@@ -63,5 +63,5 @@ class OfferLimits:
         if address:
             wait = max(wait, self.address.take(address))
         if wait > 0:
-            raise ApiError(429, "RATE_LIMITED", "too many WebRTC offers; wait and retry",
-                           retry_after=max(1, math.ceil(wait * 1000)))
+            raise DomainError(Code.RATE_LIMITED, "too many WebRTC offers; wait and retry",
+                              retry_after=max(1, math.ceil(wait * 1000)))

@@ -37,7 +37,7 @@ from aiortc.utils import random32
 from pylibsrtp._binding import ffi, lib  # aiortc's own SRTP binding (installed with aiortc)
 
 from live.media import metrics
-from live.media.frames import MAX_SEGMENTS, EncodedFrame
+from live.media.frames import MAX_SEGMENTS, EncodedFrame, KeyframeWait
 
 log = logging.getLogger("hawker.media.rtpout")
 
@@ -55,7 +55,7 @@ _GSO = {"ok": hasattr(socket.socket, "sendmsg")}  # turned off for the process a
 _GSO_REFUSED = {errno.EINVAL, errno.ENOPROTOOPT, errno.EIO, errno.EOPNOTSUPP, errno.EMSGSIZE}
 
 
-class RtpOutput:
+class RtpOutput(KeyframeWait):
     """Sends the shared RTP payloads of one kind (video or audio) to one viewer."""
 
     __slots__ = ("kind", "sender", "dtls", "ice", "ssrc", "pt", "seq", "ts_origin", "ext", "b0",
@@ -96,11 +96,8 @@ class RtpOutput:
         if not self.b0 and not self._configure():
             self.dropped += 1
             return
-        if self.waiting:
-            if not frame.keyframe:
-                self.dropped += 1
-                return
-            self.waiting = False
+        if self.waiting and not self._resumes_at(frame):
+            return
         pair = self.ice._nominated.get(1)
         srtp = self.dtls._tx_srtp
         if pair is None or srtp is None:
@@ -120,7 +117,7 @@ class RtpOutput:
             return
         addr = pair.remote_addr
         # asyncio's fast path, minus checks: its private fields (not in typeshed)
-        sock = transport._sock if not transport._buffer else None  # type: ignore[attr-defined]
+        sock = transport._sock if not transport._buffer else None  # type: ignore[attr-defined]  # asyncio's private fields, not in typeshed
         payloads = frame.payloads()
         if self.batch and sock is not None:
             self._send_batched(frame, payloads, srtp, sock, transport, addr, ntp)
@@ -163,7 +160,7 @@ class RtpOutput:
                       transport: object, addr: tuple[str, int], ntp: int) -> None:
         """One GSO `sendmsg` per run of the frame's packets: each packet is built and protected in
         place in the arena, the slots are contiguous, the kernel cuts them back into datagrams."""
-        session, len_p, srtp_protect, arena, view = srtp._srtp[0], self.len_p, lib.srtp_protect, _ARENA, _ARENA_VIEW  # type: ignore[attr-defined]
+        session, len_p, srtp_protect, arena, view = srtp._srtp[0], self.len_p, lib.srtp_protect, _ARENA, _ARENA_VIEW  # type: ignore[attr-defined]  # aiortc's private SRTP session
         history, head, ext, pt, ssrc = self.history, self.b0, self.ext, self.pt, self.ssrc
         hl = 12 + len(ext)
         last = len(payloads) - 1
@@ -200,7 +197,7 @@ class RtpOutput:
                 self.batches += 1
             except (BlockingIOError, InterruptedError):
                 for o in range(0, total, seg):  # the socket is full: asyncio queues them one by one
-                    transport.sendto(bytes(view[o:min(o + seg, total)]), addr)  # type: ignore[attr-defined]
+                    transport.sendto(bytes(view[o:min(o + seg, total)]), addr)  # type: ignore[attr-defined]  # typeshed's transport type lacks sendto; asyncio's has it
             except OSError as exc:
                 if exc.errno in _GSO_REFUSED:
                     _GSO["ok"] = False  # this kernel/route has no UDP GSO: per-packet sends from now on
@@ -223,7 +220,7 @@ class RtpOutput:
                 sock.sendto(packet, addr)
             except (BlockingIOError, InterruptedError):
                 transport.sendto(bytes(packet), addr)  # type: ignore[attr-defined]  # queued by asyncio
-                sock = None  # type: ignore[assignment]
+                sock = None  # type: ignore[assignment]  # no fast path for the rest of this frame
             except OSError:
                 pass  # ICMP errors etc.
 

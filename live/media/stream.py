@@ -47,7 +47,7 @@ class KeyframeRequester:
         self.sent += 1
         try:
             self._send()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a failed keyframe request must not break the frame path that asked
             log.exception("sending a keyframe request failed")
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from tests.hub.conftest import Client, bc, clients, wait_for  # noqa: F401 - fix
 
 
 @pytest.fixture
-def config(config):  # type: ignore[no-untyped-def]
+def config(config):
     return config.with_(analytics_flush_ms=100)
 
 
@@ -38,7 +38,7 @@ async def pay(url: str, tok: str, sale: str, rid: str, key: str) -> dict:
             return body["order"]
 
 
-async def figures(url: str, tok: str, done) -> dict:  # type: ignore[no-untyped-def]
+async def figures(url: str, tok: str, done) -> dict:
     """The report once `done(report)` holds (flushes are asynchronous)."""
     latest: dict = {}
 
@@ -58,7 +58,7 @@ async def figures(url: str, tok: str, done) -> dict:  # type: ignore[no-untyped-
     return latest["rep"]
 
 
-async def test_two_nodes_count_one_show_exactly_and_it_survives_a_restart(bc, make_server, clients, token):  # noqa: F811
+async def test_two_nodes_count_one_show_exactly_and_it_survives_a_restart(bc, make_server, clients, token):  # noqa: F811 - the fixture imported above
     a, b = await make_server(), await make_server()
     host = await clients(a.url, token("host", "b1", "h1"))
     poll = (await host.call("poll.create", {"question": "Next?", "options": ["hat", "shirt"]}))["poll"]["id"]
@@ -122,7 +122,7 @@ async def test_two_nodes_count_one_show_exactly_and_it_survives_a_restart(bc, ma
     assert kept["revenue"] == {"KRW": 3 * 12900} and kept["avg_watch_s"] is not None and kept["viewer_seconds"] > 0
 
 
-async def test_only_the_broadcasts_host_or_an_operator_reads_it(bc, server, token):  # noqa: F811
+async def test_only_the_broadcasts_host_or_an_operator_reads_it(bc, server, token):  # noqa: F811 - the fixture imported above
     status, body, _ = await api(server.url, None)
     assert status == 401 and body["error"]["code"] == "TOKEN_MISSING"
     status, body, _ = await api(server.url, "not-a-token")
@@ -141,7 +141,7 @@ async def test_only_the_broadcasts_host_or_an_operator_reads_it(bc, server, toke
     assert status == 422 and body["error"]["code"] == "VALIDATION" and body["error"]["field"] == "format"
 
 
-async def test_csv_download(bc, server, clients, token):  # noqa: F811
+async def test_csv_download(bc, server, clients, token):  # noqa: F811 - the fixture imported above
     v = await clients(server.url, token("viewer", "b1", "v1"))
     await v.snapshot()
     assert (await v.call("chat.send", {"text": "hello"}))["ok"]
@@ -157,7 +157,7 @@ async def test_csv_download(bc, server, clients, token):  # noqa: F811
     assert any(r[0] <= now_minute for r in rows[1:])
 
 
-async def test_counting_adds_no_redis_command_per_event(bc, make_server, clients, token, redis):  # noqa: F811
+async def test_counting_adds_no_redis_command_per_event(bc, make_server, clients, token, redis):  # noqa: F811 - the fixture imported above
     """30 hearts (within the socket's burst) are counted with a few HINCRBYs (one pipeline per
     flush), not one per event."""
     srv = await make_server(analytics_flush_ms=2000)

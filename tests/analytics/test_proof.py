@@ -11,7 +11,7 @@ from tests.hub.conftest import bc, clients, wait_for  # noqa: F401 - fixtures
 
 
 @pytest.fixture
-def config(config):  # type: ignore[no-untyped-def]
+def config(config):
     return config.with_(analytics_flush_ms=100)
 
 
@@ -22,7 +22,7 @@ def test_shown_name_is_a_first_name_or_masked():
     assert len(shown_name("A" * 40 + " B") or "") == 12
 
 
-async def _buy(url: str, viewer, token, user: str, sale: str, name: str) -> None:  # type: ignore[no-untyped-def]
+async def _buy(url: str, viewer, token, user: str, sale: str, name: str) -> None:
     r = await viewer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": f"r-{user}"})
     assert r["ok"], r
     async with aiohttp.ClientSession() as http:
@@ -32,7 +32,7 @@ async def _buy(url: str, viewer, token, user: str, sale: str, name: str) -> None
             assert resp.status == 201
 
 
-async def test_purchase_becomes_a_proof_level_and_the_host_can_hide_names(bc, make_server, clients, token):  # noqa: F811
+async def test_purchase_becomes_a_proof_level_and_the_host_can_hide_names(bc, make_server, clients, token):  # noqa: F811 - the fixture imported above
     a, b = await make_server(), await make_server()
     host = await clients(a.url, token("host", "b1", "h1"))
     sale = (await host.call("sale.schedule", {"product_id": "p1", "units": 5, "limit": 1}))["sale"]["id"]

@@ -14,12 +14,12 @@ _ids = itertools.count(1)
 
 
 @pytest.fixture
-def inv(redis) -> Inventory:  # type: ignore[no-untyped-def]
+def inv(redis) -> Inventory:
     return Inventory(redis, payment_grace_s=60, max_extend_s=30)
 
 
 @pytest.fixture
-def auc(redis, inv: Inventory) -> Auctions:  # type: ignore[no-untyped-def]
+def auc(redis, inv: Inventory) -> Auctions:
     return Auctions(redis, inv, bid_rate=1000, bid_burst=1000, hold_s=10)
 
 
@@ -35,7 +35,7 @@ def make_auction(auc: Auctions) -> Callable[..., Awaitable[Auction]]:
         a = await auc.create(spec)
         if start:
             await auc.start(a.id)
-            a = await auc.get(a.id)  # type: ignore[assignment]
+            a = await auc.get(a.id)
         return a
 
     return make

@@ -89,7 +89,7 @@ class AuctionMachine(RuleBasedStateMachine):
 
     url = ""
 
-    def run(self, coro):  # type: ignore[no-untyped-def]
+    def run(self, coro):
         return self.loop.run_until_complete(coro)
 
     def teardown(self) -> None:

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import socketio
 
 from chat import Actor, Chat, ChatPolicy
 from tests.redis_proc import client_for
+from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests of this folder
 
 HOST = Actor("host1", "Host", "host")
 MOD = Actor("mod1", "Mo", "moderator")
@@ -16,11 +19,11 @@ BOB = Actor("bob", "Bob", "viewer")
 
 
 @pytest.fixture
-async def make_chat(redis, redis_url: str) -> AsyncIterator[Callable[..., Chat]]:  # type: ignore[no-untyped-def]
+async def make_chat(redis, redis_url: str) -> AsyncIterator[Callable[..., Chat]]:
     """`make_chat(**policy)` -> a Chat on its own connection (two calls = two nodes)."""
     clients: list[aioredis.Redis] = []
 
-    def make(**policy) -> Chat:  # type: ignore[no-untyped-def]
+    def make(**policy) -> Chat:
         client = client_for(redis_url)  # a RedisCluster under HAWKER_TEST_REDIS=cluster
         clients.append(client)
         base = {"rate_per_s": 1000.0, "burst": 1000}
@@ -33,21 +36,14 @@ async def make_chat(redis, redis_url: str) -> AsyncIterator[Callable[..., Chat]]
 
 
 @pytest.fixture
-def chat(make_chat) -> Chat:  # type: ignore[no-untyped-def]
+def chat(make_chat) -> Chat:
     return make_chat()
 
 
 # --- hub clients ---------------------------------------------------------------------------------
 
-from typing import Any  # noqa: E402
-
-import socketio  # noqa: E402
-
-from tests.waiting import wait_for  # noqa: E402, F401 - re-exported for the tests of this folder
 
 PRODUCTS = [{"id": "p1", "title": "Linen shirt", "price": 12900, "currency": "KRW"}]
-
-
 
 
 class Client:
@@ -106,7 +102,7 @@ async def clients() -> AsyncIterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-async def bc(redis) -> str:  # type: ignore[no-untyped-def]
+async def bc(redis) -> str:
     """Broadcast "b1" hosted by "h1" with one product."""
     from shop.broadcasts import BroadcastStore
 

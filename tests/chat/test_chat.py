@@ -27,17 +27,17 @@ from tests.chat.conftest import ALICE, BOB, HOST, MOD
 BC = "b1"
 
 
-async def refused(coro) -> ChatRefused:  # type: ignore[no-untyped-def]
+async def refused(coro) -> ChatRefused:
     with pytest.raises(ChatRefused) as exc:
         await coro
     return exc.value
 
 
-async def stream_len(redis) -> int:  # type: ignore[no-untyped-def]
+async def stream_len(redis) -> int:
     return await redis.xlen(ChatKeys(BC).stream)
 
 
-async def test_send_stores_a_message_with_server_time(chat, redis) -> None:  # type: ignore[no-untyped-def]
+async def test_send_stores_a_message_with_server_time(chat, redis) -> None:
     sec, usec = await redis.time()
     sent = await chat.send(BC, ALICE, "  hello\x00 world  ")
     m = sent.message
@@ -50,38 +50,38 @@ async def test_send_stores_a_message_with_server_time(chat, redis) -> None:  # t
     assert (await chat.send(BC, HOST, "welcome")).message.to_wire()["badge"] == "host"
 
 
-async def test_html_payload_is_stored_and_read_back_verbatim(chat) -> None:  # type: ignore[no-untyped-def]
+async def test_html_payload_is_stored_and_read_back_verbatim(chat) -> None:
     payload = '<script>alert("x")</script><img src=x onerror=alert(1)> &lt;b&gt;'
     sent = await chat.send(BC, ALICE, payload)
     assert sent.message.text == payload
     assert (await chat.recent(BC))[-1].text == payload
 
 
-async def test_content_refusals_change_nothing(chat, redis) -> None:  # type: ignore[no-untyped-def]
+async def test_content_refusals_change_nothing(chat, redis) -> None:
     assert (await refused(chat.send(BC, ALICE, " \n\t "))).code == EMPTY
     assert (await refused(chat.send(BC, ALICE, "x" * 301))).code == TOO_LONG
     assert (await refused(chat.send(BC, ALICE, "you f u c k"))).code == BLOCKED_WORD
     assert (await refused(chat.send(BC, HOST, "ＦＵＣＫ"))).code == BLOCKED_WORD
     err = await refused(chat.send(BC, ALICE, "cheap at bit.ly/x"))
-    assert err.code == LINK_NOT_ALLOWED and err.to_error()["domain"] == "bit.ly"
+    assert err.code == LINK_NOT_ALLOWED and err.body()["domain"] == "bit.ly"
     assert (await refused(chat.send(BC, ALICE, "hi", kind="shout"))).code == VALIDATION
     assert await stream_len(redis) == 0
     await chat.send(BC, HOST, "our shop: https://shop.example/item")  # staff may post links
 
 
-async def test_max_len_is_configurable(make_chat) -> None:  # type: ignore[no-untyped-def]
+async def test_max_len_is_configurable(make_chat) -> None:
     chat = make_chat(max_len=10)
     await chat.send(BC, ALICE, "0123456789")
     assert (await refused(chat.send(BC, ALICE, "0123456789a"))).code == TOO_LONG
 
 
-async def test_link_allow_list(make_chat) -> None:  # type: ignore[no-untyped-def]
+async def test_link_allow_list(make_chat) -> None:
     chat = make_chat(link_mode="allow", allowed_domains=("shop.example",))
     await chat.send(BC, ALICE, "see https://shop.example/p/1")
     assert (await refused(chat.send(BC, ALICE, "see https://evil.example.com"))).code == LINK_NOT_ALLOWED
 
 
-async def test_duplicates_are_suppressed_per_user(chat, redis) -> None:  # type: ignore[no-untyped-def]
+async def test_duplicates_are_suppressed_per_user(chat, redis) -> None:
     await chat.send(BC, ALICE, "Great deal!")
     err = await refused(chat.send(BC, ALICE, "great   DEAL"))
     assert err.code == DUPLICATE and err.retry_after > 0
@@ -93,20 +93,20 @@ async def test_duplicates_are_suppressed_per_user(chat, redis) -> None:  # type:
     assert await stream_len(redis) == 5
 
 
-async def test_rate_limit_token_bucket_with_retry_after(make_chat, redis) -> None:  # type: ignore[no-untyped-def]
+async def test_rate_limit_token_bucket_with_retry_after(make_chat, redis) -> None:
     chat = make_chat(rate_per_s=5.0, burst=3, dup_window_s=0)
     for i in range(3):
         await chat.send(BC, ALICE, f"m{i}")
     err = await refused(chat.send(BC, ALICE, "m3"))
     assert err.code == RATE_LIMITED and 0 < err.retry_after <= 200
-    assert err.to_error()["retry_after"] == err.retry_after
+    assert err.body()["retry_after"] == err.retry_after
     assert await stream_len(redis) == 3
     await chat.send(BC, BOB, "bob has his own bucket")
     await asyncio.sleep(err.retry_after / 1000 + 0.05)
     await chat.send(BC, ALICE, "m3")  # a token refilled
 
 
-async def test_rate_limit_is_shared_by_nodes(make_chat) -> None:  # type: ignore[no-untyped-def]
+async def test_rate_limit_is_shared_by_nodes(make_chat) -> None:
     node_a = make_chat(rate_per_s=0.01, burst=4, dup_window_s=0)
     node_b = make_chat(rate_per_s=0.01, burst=4, dup_window_s=0)
     for i in range(4):
@@ -115,14 +115,14 @@ async def test_rate_limit_is_shared_by_nodes(make_chat) -> None:  # type: ignore
     assert (await refused(node_b.send(BC, ALICE, "y"))).code == RATE_LIMITED
 
 
-async def test_staff_get_a_larger_bucket(make_chat) -> None:  # type: ignore[no-untyped-def]
+async def test_staff_get_a_larger_bucket(make_chat) -> None:
     chat = make_chat(rate_per_s=0.01, burst=2, staff_factor=5, dup_window_s=0)
     for i in range(10):
         await chat.send(BC, MOD, f"m{i}")
     assert (await refused(chat.send(BC, MOD, "x"))).code == RATE_LIMITED
 
 
-async def test_slow_mode(chat, redis) -> None:  # type: ignore[no-untyped-def]
+async def test_slow_mode(chat, redis) -> None:
     assert (await refused(chat.set_slow_mode(BC, ALICE, 5))).code == FORBIDDEN
     assert (await refused(chat.set_slow_mode(BC, HOST, -1))).code == VALIDATION
     await chat.set_slow_mode(BC, HOST, 30)
@@ -137,7 +137,7 @@ async def test_slow_mode(chat, redis) -> None:  # type: ignore[no-untyped-def]
     await chat.send(BC, ALICE, "second")
 
 
-async def test_slow_mode_expires(chat) -> None:  # type: ignore[no-untyped-def]
+async def test_slow_mode_expires(chat) -> None:
     await chat.set_slow_mode(BC, MOD, 1)
     await chat.send(BC, ALICE, "one")
     err = await refused(chat.send(BC, ALICE, "two"))
@@ -146,7 +146,7 @@ async def test_slow_mode_expires(chat) -> None:  # type: ignore[no-untyped-def]
     await chat.send(BC, ALICE, "two")
 
 
-async def test_timeout_mutes_then_lifts(chat) -> None:  # type: ignore[no-untyped-def]
+async def test_timeout_mutes_then_lifts(chat) -> None:
     assert (await refused(chat.timeout(BC, ALICE, "bob", 60))).code == FORBIDDEN
     assert (await refused(chat.timeout(BC, MOD, "bob", "60"))).code == VALIDATION
     assert (await refused(chat.timeout(BC, MOD, "mod1", 60))).code == VALIDATION
@@ -159,7 +159,7 @@ async def test_timeout_mutes_then_lifts(chat) -> None:  # type: ignore[no-untype
     await chat.send(BC, BOB, "let me talk")
 
 
-async def test_short_timeout_runs_out(chat) -> None:  # type: ignore[no-untyped-def]
+async def test_short_timeout_runs_out(chat) -> None:
     await chat.timeout(BC, HOST, "bob", 1)
     err = await refused(chat.send(BC, BOB, "hi"))
     assert err.code == MUTED
@@ -167,26 +167,26 @@ async def test_short_timeout_runs_out(chat) -> None:  # type: ignore[no-untyped-
     await chat.send(BC, BOB, "hi")
 
 
-async def test_ban_persists_across_nodes_until_unban(make_chat) -> None:  # type: ignore[no-untyped-def]
+async def test_ban_persists_across_nodes_until_unban(make_chat) -> None:
     a, b = make_chat(), make_chat()
     assert (await refused(a.ban(BC, ALICE, "bob"))).code == FORBIDDEN
     await a.ban(BC, MOD, "bob")
     for node in (a, b):
         err = await refused(node.send(BC, BOB, "hello?"))
-        assert err.code == BANNED and "retry_after" not in err.to_error()
+        assert err.code == BANNED and "retry_after" not in err.body()
     assert await b.is_banned(BC, "bob") and await b.bans(BC) == {"bob": "mod1"}
     await b.send("other-broadcast", BOB, "a ban is per broadcast")
     assert await b.unban(BC, HOST, "bob")
     await a.send(BC, BOB, "hello?")
 
 
-async def test_ban_and_timeout_do_not_silence_staff(chat) -> None:  # type: ignore[no-untyped-def]
+async def test_ban_and_timeout_do_not_silence_staff(chat) -> None:
     await chat.ban(BC, HOST, "mod1")
     await chat.timeout(BC, HOST, "mod1", 60)
     await chat.send(BC, MOD, "still here")
 
 
-async def test_delete_hides_from_viewers_flags_for_staff(chat) -> None:  # type: ignore[no-untyped-def]
+async def test_delete_hides_from_viewers_flags_for_staff(chat) -> None:
     keep = (await chat.send(BC, ALICE, "nice")).message
     bad = (await chat.send(BC, BOB, "spam spam")).message
     assert (await refused(chat.delete(BC, ALICE, bad.id))).code == FORBIDDEN
@@ -203,7 +203,7 @@ async def test_delete_hides_from_viewers_flags_for_staff(chat) -> None:  # type:
     assert (await refused(chat.delete(BC, MOD, "<bad>"))).code == VALIDATION
 
 
-async def test_recent_fills_past_removed_messages(chat) -> None:  # type: ignore[no-untyped-def]
+async def test_recent_fills_past_removed_messages(chat) -> None:
     ids = [(await chat.send(BC, ALICE, f"msg {i}")).message.id for i in range(30)]
     for mid in ids[-15:]:
         await chat.delete(BC, MOD, mid)
@@ -212,7 +212,7 @@ async def test_recent_fills_past_removed_messages(chat) -> None:  # type: ignore
     assert len(await chat.recent(BC, 10, staff=True)) == 10
 
 
-async def test_pin_and_unpin(chat) -> None:  # type: ignore[no-untyped-def]
+async def test_pin_and_unpin(chat) -> None:
     m1 = (await chat.send(BC, ALICE, "look at this")).message
     m2 = (await chat.send(BC, BOB, "what size?"), )[0].message
     assert (await refused(chat.pin(BC, ALICE, m1.id))).code == FORBIDDEN
@@ -229,7 +229,7 @@ async def test_pin_and_unpin(chat) -> None:  # type: ignore[no-untyped-def]
     assert (await chat.state(BC)).pinned is None
 
 
-async def test_questions_answered_by_host(chat) -> None:  # type: ignore[no-untyped-def]
+async def test_questions_answered_by_host(chat) -> None:
     q = (await chat.send(BC, ALICE, "Does it come in blue?", kind="question")).message
     c = (await chat.send(BC, BOB, "love it")).message
     assert q.kind == "question"
@@ -244,7 +244,7 @@ async def test_questions_answered_by_host(chat) -> None:  # type: ignore[no-unty
     assert (await chat.state(BC)).pinned.kind == "question"
 
 
-async def test_comment_buy_orders_only_when_enabled(chat) -> None:  # type: ignore[no-untyped-def]
+async def test_comment_buy_orders_only_when_enabled(chat) -> None:
     assert (await chat.send(BC, ALICE, "buy 2")).order is None
     assert (await refused(chat.set_comment_buy(BC, MOD, True))).code == FORBIDDEN
     assert (await refused(chat.set_comment_buy(BC, HOST, "yes"))).code == VALIDATION
@@ -258,7 +258,7 @@ async def test_comment_buy_orders_only_when_enabled(chat) -> None:  # type: igno
     assert (await chat.state(BC)).comment_buy
 
 
-async def test_system_messages_and_snapshot(chat) -> None:  # type: ignore[no-untyped-def]
+async def test_system_messages_and_snapshot(chat) -> None:
     await chat.send(BC, ALICE, "hi")
     bad = (await chat.send(BC, BOB, "bad")).message
     await chat.delete(BC, MOD, bad.id)
@@ -271,7 +271,7 @@ async def test_system_messages_and_snapshot(chat) -> None:  # type: ignore[no-un
     assert set(viewer) >= {"messages", "slow_mode", "pinned", "comment_buy", "reactions"}
 
 
-async def test_history_is_capped_and_closed_with_retention(make_chat, redis) -> None:  # type: ignore[no-untyped-def]
+async def test_history_is_capped_and_closed_with_retention(make_chat, redis) -> None:
     chat = make_chat(history_cap=50, dup_window_s=0, retention_s=3600)
     for i in range(400):
         await chat.send(BC, Actor(f"u{i}", "U", "viewer"), f"m{i}")
@@ -281,7 +281,7 @@ async def test_history_is_capped_and_closed_with_retention(make_chat, redis) -> 
     assert 0 < await redis.ttl(ChatKeys(BC).stream) <= 3600
 
 
-async def test_reactions_are_totals_from_all_nodes(redis) -> None:  # type: ignore[no-untyped-def]
+async def test_reactions_are_totals_from_all_nodes(redis) -> None:
     a, b = ReactionTally(per_user_per_s=3), ReactionTally()
     for _ in range(3):
         a.add(BC, "alice", "heart", 5_000)
@@ -305,7 +305,7 @@ async def test_message_from_wire_round_trip() -> None:
     assert m.sort_key == (1700000000000, 3)
 
 
-async def test_request_id_makes_send_idempotent(make_chat, redis) -> None:  # type: ignore[no-untyped-def]
+async def test_request_id_makes_send_idempotent(make_chat, redis) -> None:
     chat = make_chat(rate_per_s=0.01, burst=1)
     await chat.set_comment_buy(BC, HOST, True)
     first = await chat.send(BC, ALICE, "buy 2", request_id="r-1")
@@ -317,7 +317,7 @@ async def test_request_id_makes_send_idempotent(make_chat, redis) -> None:  # ty
     assert (await refused(chat.send(BC, ALICE, "x", request_id="bad id!"))).code == VALIDATION
 
 
-async def test_token_bucket_is_atomic_under_concurrency_on_two_nodes(make_chat, redis) -> None:  # type: ignore[no-untyped-def]
+async def test_token_bucket_is_atomic_under_concurrency_on_two_nodes(make_chat, redis) -> None:
     a = make_chat(rate_per_s=0.001, burst=7, dup_window_s=0)
     b = make_chat(rate_per_s=0.001, burst=7, dup_window_s=0)
     results = await asyncio.gather(*((a if i % 2 else b).send(BC, ALICE, f"m{i}") for i in range(40)),
@@ -328,7 +328,7 @@ async def test_token_bucket_is_atomic_under_concurrency_on_two_nodes(make_chat, 
     assert await stream_len(redis) == 7
 
 
-async def test_rate_limited_sender_is_refused_locally_until_retry_after(make_chat, redis) -> None:  # type: ignore[no-untyped-def]
+async def test_rate_limited_sender_is_refused_locally_until_retry_after(make_chat, redis) -> None:
     chat = make_chat(rate_per_s=0.01, burst=1, dup_window_s=0)
     await chat.send(BC, ALICE, "one")
     first = await refused(chat.send(BC, ALICE, "two"))

@@ -14,7 +14,7 @@ def err(ack: dict) -> dict:
     return ack["error"]
 
 
-async def test_message_reaches_viewers_on_both_nodes_as_inert_text(make_server, clients, token, bc) -> None:  # type: ignore[no-untyped-def]
+async def test_message_reaches_viewers_on_both_nodes_as_inert_text(make_server, clients, token, bc) -> None:
     a, b = await make_server(), await make_server()
     alice = await clients(a.url, token("viewer", bc, "alice", name="Alice"))
     bob = await clients(b.url, token("viewer", bc, "bob"))
@@ -28,7 +28,7 @@ async def test_message_reaches_viewers_on_both_nodes_as_inert_text(make_server, 
     assert late.snapshot["chat"] == [ack["message"]]
 
 
-async def test_refusal_codes_come_back_in_the_ack(make_server, clients, token, bc) -> None:  # type: ignore[no-untyped-def]
+async def test_refusal_codes_come_back_in_the_ack(make_server, clients, token, bc) -> None:
     s = await make_server(chat_max_len=20)
     alice = await clients(s.url, token("viewer", bc, "alice"))
     assert err(await alice.call("chat.send", {"text": "   "}))["code"] == "EMPTY"
@@ -49,7 +49,7 @@ async def test_refusal_codes_come_back_in_the_ack(make_server, clients, token, b
     assert len(alice.chat_lines()) <= 1
 
 
-async def test_rate_limit_holds_across_nodes(make_server, clients, token, bc) -> None:  # type: ignore[no-untyped-def]
+async def test_rate_limit_holds_across_nodes(make_server, clients, token, bc) -> None:
     a, b = await make_server(chat_rate=0.05, chat_burst=3), await make_server(chat_rate=0.05, chat_burst=3)
     on_a = await clients(a.url, token("viewer", bc, "alice"))
     on_b = await clients(b.url, token("viewer", bc, "alice"))  # the same user, a second tab on the other node
@@ -62,7 +62,7 @@ async def test_rate_limit_holds_across_nodes(make_server, clients, token, bc) ->
     assert (await other.call("chat.send", {"text": "bob is fine"}))["ok"]
 
 
-async def test_slow_mode_set_by_host(make_server, clients, token, bc) -> None:  # type: ignore[no-untyped-def]
+async def test_slow_mode_set_by_host(make_server, clients, token, bc) -> None:
     s = await make_server()
     host = await clients(s.url, token("host", bc, "h1"))
     alice = await clients(s.url, token("viewer", bc, "alice"))
@@ -77,7 +77,7 @@ async def test_slow_mode_set_by_host(make_server, clients, token, bc) -> None:  
     assert err(await host.call("chat.slowmode", {"seconds": -3}))["code"] == "VALIDATION"
 
 
-async def test_timeout_and_ban_survive_reconnect_to_another_node(make_server, clients, token, bc) -> None:  # type: ignore[no-untyped-def]
+async def test_timeout_and_ban_survive_reconnect_to_another_node(make_server, clients, token, bc) -> None:
     a, b = await make_server(), await make_server()
     mod = await clients(a.url, token("moderator", bc, "m1"))
     bob = await clients(b.url, token("viewer", bc, "bob"))
@@ -98,7 +98,7 @@ async def test_timeout_and_ban_survive_reconnect_to_another_node(make_server, cl
     assert (await bob2.call("chat.send", {"text": "I'm back"}))["ok"]
 
 
-async def test_deletion_reaches_viewers_on_both_nodes(make_server, clients, token, bc) -> None:  # type: ignore[no-untyped-def]
+async def test_deletion_reaches_viewers_on_both_nodes(make_server, clients, token, bc) -> None:
     a, b = await make_server(), await make_server()
     mod = await clients(a.url, token("moderator", bc, "m1"))
     va = await clients(a.url, token("viewer", bc, "alice"))
@@ -118,7 +118,7 @@ async def test_deletion_reaches_viewers_on_both_nodes(make_server, clients, toke
     assert err(await mod.call("chat.delete", {"message_id": "drop table"}))["code"] == "VALIDATION"
 
 
-async def test_pin_question_answer_and_history(make_server, clients, token, bc) -> None:  # type: ignore[no-untyped-def]
+async def test_pin_question_answer_and_history(make_server, clients, token, bc) -> None:
     a, b = await make_server(), await make_server()
     host = await clients(a.url, token("host", bc, "h1"))
     alice = await clients(b.url, token("viewer", bc, "alice"))
@@ -144,7 +144,7 @@ async def test_pin_question_answer_and_history(make_server, clients, token, bc) 
     await wait_for(lambda: any(p["message"] is None for p in alice.of("chat.pinned")), what="unpin")
 
 
-async def test_reactions_are_totals_in_the_tick(make_server, clients, token, bc) -> None:  # type: ignore[no-untyped-def]
+async def test_reactions_are_totals_in_the_tick(make_server, clients, token, bc) -> None:
     a, b = await make_server(), await make_server()
     alice = await clients(a.url, token("viewer", bc, "alice"))
     bob = await clients(b.url, token("viewer", bc, "bob"))
@@ -158,13 +158,13 @@ async def test_reactions_are_totals_in_the_tick(make_server, clients, token, bc)
     assert not any(e.startswith("react") for e, _ in alice.events)  # never one event per reaction
 
 
-async def _open_sale(host, units: int = 10, limit: int = 2) -> str:  # type: ignore[no-untyped-def]
+async def _open_sale(host, units: int = 10, limit: int = 2) -> str:
     ack = await host.call("sale.schedule", {"product_id": "p1", "units": units, "limit": limit, "request_id": "s1"})
     assert ack["ok"], ack
     return ack["sale"]["id"]
 
 
-async def test_comment_to_buy_reserves_once_per_message_within_limit(make_server, clients, token, bc, redis) -> None:  # type: ignore[no-untyped-def]
+async def test_comment_to_buy_reserves_once_per_message_within_limit(make_server, clients, token, bc, redis) -> None:
     a, b = await make_server(), await make_server()
     host = await clients(a.url, token("host", bc, "h1"))
     alice = await clients(b.url, token("viewer", bc, "alice"))
@@ -195,7 +195,7 @@ async def test_comment_to_buy_reserves_once_per_message_within_limit(make_server
     assert 'hawker_chat_orders_total{code="OK"}' in text and 'hawker_chat_orders_total{code="LIMIT_REACHED"}' in text
 
 
-async def test_comment_to_buy_without_an_open_sale(make_server, clients, token, bc) -> None:  # type: ignore[no-untyped-def]
+async def test_comment_to_buy_without_an_open_sale(make_server, clients, token, bc) -> None:
     s = await make_server()
     host = await clients(s.url, token("host", bc, "h1"))
     alice = await clients(s.url, token("viewer", bc, "alice"))
@@ -205,7 +205,7 @@ async def test_comment_to_buy_without_an_open_sale(make_server, clients, token, 
     assert ack["ok"] and ack["order"]["ok"] is False and ack["order"]["error"]["code"] == "NO_OPEN_SALE"
 
 
-async def test_broadcast_end_starts_the_chat_retention(make_server, clients, token, bc, redis) -> None:  # type: ignore[no-untyped-def]
+async def test_broadcast_end_starts_the_chat_retention(make_server, clients, token, bc, redis) -> None:
     s = await make_server(chat_retention_s=600)
     host = await clients(s.url, token("host", bc, "h1"))
     assert (await host.call("chat.send", {"text": "thanks for watching"}))["ok"]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from chat.overload import ChatSampler, OverloadPolicy, RateMeter, sample
-from live.chat_events import _attach_sampler
 from tests.chat.conftest import wait_for
 
 
@@ -43,17 +42,7 @@ def test_sampler_switches_on_above_the_rate_only() -> None:
     assert s.for_viewers("b2", busy, 2_000_000) == busy  # per broadcast
 
 
-def test_attach_sampler_to_an_engine_that_takes_one() -> None:
-    class Engine:
-        chat_sampler = None
-
-    e = Engine()
-    s = ChatSampler(OverloadPolicy())
-    assert _attach_sampler(e, s) and e.chat_sampler is s
-    assert not _attach_sampler(object(), s)
-
-
-def staff_view(c) -> list[str]:  # type: ignore[no-untyped-def]
+def staff_view(c) -> list[str]:
     """What a host/moderator page shows: tick lines plus `chat.staff` lines, merged by id."""
     lines = {m["id"]: m for m in c.chat_lines()}
     for extra in c.of("chat.staff"):
@@ -61,7 +50,7 @@ def staff_view(c) -> list[str]:  # type: ignore[no-untyped-def]
     return sorted(lines, key=lambda i: tuple(int(x) for x in i.split("-")))
 
 
-async def test_viewers_sampled_while_staff_get_everything(make_server, clients, token, bc) -> None:  # type: ignore[no-untyped-def]
+async def test_viewers_sampled_while_staff_get_everything(make_server, clients, token, bc) -> None:
     a = await make_server(chat_overload_rate=2.0, chat_overload_k=2, chat_rate=1000.0, chat_burst=1000)
     b = await make_server(chat_overload_rate=2.0, chat_overload_k=2, chat_rate=1000.0, chat_burst=1000)
     host = await clients(a.url, token("host", bc, "h1"))
@@ -77,13 +66,7 @@ async def test_viewers_sampled_while_staff_get_everything(make_server, clients, 
                 assert ack["ok"], ack
                 sent.append(ack["message"]["id"])
 
-    def overloaded(node) -> bool:  # type: ignore[no-untyped-def]
-        """The source-side relay flips a tick after the rate is seen; an engine samples by itself."""
-        relay = node.app["services"].parts["chat_events"].relay
-        return relay.overloaded(bc) if relay is not None else True
-
     await burst("warm-up", 5)
-    await wait_for(lambda: overloaded(a) and overloaded(b), what="both nodes see the overload")
     await burst("flood", 15)
     announcement = (await host.call("chat.send", {"text": "Sale starts now!"}))["message"]["id"]
     sent.append(announcement)

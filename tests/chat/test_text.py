@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chat.commentbuy import BuyIntent, parse_buy
 from chat.errors import EMPTY, TOO_LONG, VALIDATION, ChatRefused
@@ -10,7 +12,7 @@ from chat.text import clean
 from chat.words import WordFilter, default_words
 
 
-def code_of(fn, *args) -> str:  # type: ignore[no-untyped-def]
+def code_of(fn, *args) -> str:
     with pytest.raises(ChatRefused) as exc:
         fn(*args)
     return exc.value.code
@@ -92,10 +94,6 @@ def test_comment_to_buy_parses_orders(text: str, qty: int) -> None:
 @pytest.mark.parametrize("text", ["buy 0", "buy 50", "I would buy this", "buy it", "buy 2 please", "sold out?", "hello"])
 def test_comment_to_buy_ignores_chat(text: str) -> None:
     assert parse_buy(text) is None
-
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=300, deadline=None)

@@ -5,8 +5,9 @@ import uuid
 
 import pytest
 
-from checkout import Checkout, Ledger, PayRequest, SandboxProvider
+from checkout import Checkout, CheckoutError, Ledger, PayRequest, SandboxProvider
 from inventory import Inventory, LotSpec
+from tests.checkout.hooks import Receiver, Recorder, served
 
 OK_CARD = {"number": "4242 4242 4242 4242", "exp": "12/39", "cvc": "123"}
 DECLINE_CARD = {"number": "4000000000000002", "exp": "12/39", "cvc": "123"}
@@ -53,3 +54,28 @@ def hold(inv):
 
 def pay_request(lot_id: str, rid: str, user: str = "alice", card=OK_CARD, contact=CONTACT) -> PayRequest:
     return PayRequest(user=user, broadcast="b1", sale_id=lot_id, reservation_id=rid, card=card, contact=contact)
+
+
+async def pay_after_the_grace(redis, provider, make_lot, hold) -> tuple[Checkout, str, str, CheckoutError]:
+    """A payment whose charge outlives the hold and its 1 s payment grace (`provider` is slow):
+    the checkout, lot, reservation and the CheckoutError pay raised."""
+    co = Checkout(redis, Inventory(redis, payment_grace_s=1), provider)
+    lot = await make_lot(hold_s=1)
+    rid = await hold(lot)
+    with pytest.raises(CheckoutError) as e:
+        await co.pay(pay_request(lot, rid))
+    return co, lot, rid, e.value
+
+
+@pytest.fixture
+async def receiver():
+    """A verifying merchant endpoint (tests/checkout/hooks.py) served for the test."""
+    async with served(Receiver()) as rec:
+        yield rec
+
+
+@pytest.fixture
+async def recorder():
+    """A merchant endpoint that keeps raw requests (tests/checkout/hooks.py) served for the test."""
+    async with served(Recorder()) as rec:
+        yield rec

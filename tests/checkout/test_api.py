@@ -10,18 +10,20 @@ import pytest
 
 from shop.broadcasts import BroadcastStore
 from tests.checkout.conftest import CONTACT, DECLINE_CARD, OK_CARD
+from tests.checkout.hooks import SECRET
 from tests.hub.conftest import PRODUCTS, Client, clients  # noqa: F401 - fixture
+from tests.waiting import wait_for as wait_until
 
 
 @pytest.fixture
-def config(config):  # type: ignore[no-untyped-def]
+def config(config):
     """These tests' merchant receivers listen on loopback over plain http: a development server's
     settings (HAWKER_WEBHOOK_ALLOW_PRIVATE=1, HAWKER_WEBHOOK_HTTP_HOSTS=127.0.0.1)."""
     return config.with_(webhook_allow_private=True, webhook_http_hosts="127.0.0.1")
 
 
 @pytest.fixture
-async def shop(redis, server, token, clients):  # noqa: F811
+async def shop(redis, server, token, clients):  # noqa: F811 - the fixture imported above
     """A running node, broadcast b1 with an open sale of 2 units (limit 1), a host socket."""
     await BroadcastStore(redis).ensure("b1", title="Drop", host="h1", products=PRODUCTS)
     host = await clients(server.url, token("host", "b1", "h1"))
@@ -30,7 +32,7 @@ async def shop(redis, server, token, clients):  # noqa: F811
     return {"server": server, "sale": ack["sale"]["id"], "host": host}
 
 
-async def hold_for(shop, clients, token, user: str) -> str:  # noqa: F811
+async def hold_for(shop, clients, token, user: str) -> str:  # noqa: F811 - the fixture imported above
     viewer = await clients(shop["server"].url, token("viewer", "b1", user))
     ack = await viewer.call("sale.reserve", {"sale_id": shop["sale"], "qty": 1, "request_id": f"req-{user}"})
     assert ack["ok"], ack
@@ -56,7 +58,7 @@ def body(sale: str, rid: str, card=OK_CARD) -> dict:
     return {"sale_id": sale, "reservation_id": rid, "card": card, "contact": CONTACT}
 
 
-async def test_rest_checkout_and_orders(shop, clients, token):  # noqa: F811
+async def test_rest_checkout_and_orders(shop, clients, token):  # noqa: F811 - the fixture imported above
     url, sale = shop["server"].url, shop["sale"]
     rid = await hold_for(shop, clients, token, "alice")
     status, data = await post(url, token("viewer", "b1", "alice"), body(sale, rid))
@@ -77,7 +79,7 @@ async def test_rest_checkout_and_orders(shop, clients, token):  # noqa: F811
     assert 'hawker_revenue_minor_units_total{currency="KRW"}' in text
 
 
-async def test_idempotency_key_semantics(shop, clients, token):  # noqa: F811
+async def test_idempotency_key_semantics(shop, clients, token):  # noqa: F811 - the fixture imported above
     url, sale = shop["server"].url, shop["sale"]
     rid = await hold_for(shop, clients, token, "alice")
     tok = token("viewer", "b1", "alice")
@@ -103,7 +105,7 @@ async def test_idempotency_key_semantics(shop, clients, token):  # noqa: F811
     assert orders["count"] == 1
 
 
-async def test_missing_key_and_bad_bodies(shop, clients, token):  # noqa: F811
+async def test_missing_key_and_bad_bodies(shop, clients, token):  # noqa: F811 - the fixture imported above
     url, sale = shop["server"].url, shop["sale"]
     rid = await hold_for(shop, clients, token, "alice")
     tok = token("viewer", "b1", "alice")
@@ -135,7 +137,7 @@ async def test_missing_key_and_bad_bodies(shop, clients, token):  # noqa: F811
     assert [(r["id"], r["state"]) for r in audit["reservations"]] == [(rid, "HELD")]
 
 
-async def test_socket_checkout_pay_and_decline(shop, clients, token):  # noqa: F811
+async def test_socket_checkout_pay_and_decline(shop, clients, token):  # noqa: F811 - the fixture imported above
     sale = shop["sale"]
     viewer = await clients(shop["server"].url, token("viewer", "b1", "carol"))
     ack = await viewer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": "r1"})
@@ -152,7 +154,7 @@ async def test_socket_checkout_pay_and_decline(shop, clients, token):  # noqa: F
     assert bad["ok"] is False and bad["error"]["code"] == "VALIDATION"
 
 
-async def test_audit_endpoint(shop, clients, token):  # noqa: F811
+async def test_audit_endpoint(shop, clients, token):  # noqa: F811 - the fixture imported above
     url, sale = shop["server"].url, shop["sale"]
     rid = await hold_for(shop, clients, token, "alice")
     await post(url, token("viewer", "b1", "alice"), body(sale, rid))
@@ -168,83 +170,53 @@ async def test_audit_endpoint(shop, clients, token):  # noqa: F811
     assert audit["inventory_audit"]["ok"] is True and audit["server_time"] > 0
 
 
-async def test_webhooks_through_the_app(shop, clients, token, redis):  # noqa: F811
+async def test_webhooks_through_the_app(shop, clients, token, redis, receiver):  # noqa: F811 - the fixture imported above
     """Register over REST; a paid order, a sell-out and an expired hold each reach the merchant, signed."""
-    from aiohttp import web
-
-    from tests.checkout.test_webhooks import SECRET, Receiver
-    from tests.redis_proc import free_port
-
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hooks", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    rec = receiver
     url, sale, host_tok = shop["server"].url, shop["sale"], token("host", "b1", "h1")
-    try:
-        async with aiohttp.ClientSession() as http:
-            async with http.post(url + "/api/webhooks", json={"url": f"http://127.0.0.1:{port}/hooks", "secret": SECRET},
-                                 headers={"Authorization": f"Bearer {host_tok}"}) as r:
-                assert r.status == 201, await r.text()
-            async with http.post(url + "/api/webhooks", json={"url": "nope", "secret": SECRET},
-                                 headers={"Authorization": f"Bearer {host_tok}"}) as r:
-                assert r.status == 422 and (await r.json())["error"]["code"] == "VALIDATION"
-            async with http.post(url + "/api/webhooks", json={"url": "http://x.test/", "secret": SECRET},
-                                 headers={"Authorization": f"Bearer {token('viewer', 'b1', 'v')}"}) as r:
-                assert r.status == 403
-        rid = await hold_for(shop, clients, token, "alice")
-        status, paid = await post(url, token("viewer", "b1", "alice"), body(sale, rid))
-        assert status == 201
-        await hold_for(shop, clients, token, "bob")  # the last unit: sold out
-        deadline = asyncio.get_running_loop().time() + 30
-        while {e["type"] for e in rec.accepted} < {"order.created", "sale.soldout"}:
-            assert asyncio.get_running_loop().time() < deadline, rec.accepted
-            await asyncio.sleep(0.1)
-    finally:
-        await runner.cleanup()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url + "/api/webhooks", json={"url": rec.url, "secret": SECRET},
+                             headers={"Authorization": f"Bearer {host_tok}"}) as r:
+            assert r.status == 201, await r.text()
+        async with http.post(url + "/api/webhooks", json={"url": "nope", "secret": SECRET},
+                             headers={"Authorization": f"Bearer {host_tok}"}) as r:
+            assert r.status == 422 and (await r.json())["error"]["code"] == "VALIDATION"
+        async with http.post(url + "/api/webhooks", json={"url": "http://x.test/", "secret": SECRET},
+                             headers={"Authorization": f"Bearer {token('viewer', 'b1', 'v')}"}) as r:
+            assert r.status == 403
+    rid = await hold_for(shop, clients, token, "alice")
+    status, paid = await post(url, token("viewer", "b1", "alice"), body(sale, rid))
+    assert status == 201
+    await hold_for(shop, clients, token, "bob")  # the last unit: sold out
+    await wait_until(lambda: {e["type"] for e in rec.accepted} >= {"order.created", "sale.soldout"},
+                     what=f"order.created and sale.soldout, got {rec.accepted}")
     created = [e for e in rec.accepted if e["type"] == "order.created"]
     assert created[0]["data"]["order"]["id"] == paid["order"]["id"]
     assert [e["type"] for e in rec.accepted].count("sale.soldout") == 1
     assert rec.bad_signatures == 0
 
 
-async def test_an_expired_hold_reaches_the_merchant_once(shop, clients, token):  # noqa: F811
+async def test_an_expired_hold_reaches_the_merchant_once(shop, clients, token, receiver):  # noqa: F811 - the fixture imported above
     """A hold nobody pays for expires (on the hub's stock watcher) and becomes reservation.expired."""
-    from aiohttp import web
-
-    from tests.checkout.test_webhooks import SECRET, Receiver, wait_until
-    from tests.redis_proc import free_port
-
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hooks", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    rec = receiver
     url, host_tok = shop["server"].url, token("host", "b1", "h1")
-    try:
-        async with aiohttp.ClientSession() as http:
-            async with http.post(url + "/api/webhooks", headers={"Authorization": f"Bearer {host_tok}"}, json={
-                    "url": f"http://127.0.0.1:{port}/hooks", "secret": SECRET, "events": ["reservation.expired"]}) as r:
-                assert r.status == 201, await r.text()
-        ack = await shop["host"].call("sale.schedule", {"product_id": "p2", "units": 1, "limit": 1, "hold_s": 10})
-        assert ack["ok"], ack
-        sale = ack["sale"]["id"]
-        viewer = await clients(url, token("viewer", "b1", "dave"))
-        held = await viewer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": "d1"})
-        assert held["ok"], held
-        await wait_until(lambda: len(rec.accepted) >= 1, timeout=60)
-    finally:
-        await runner.cleanup()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url + "/api/webhooks", headers={"Authorization": f"Bearer {host_tok}"}, json={
+                "url": rec.url, "secret": SECRET, "events": ["reservation.expired"]}) as r:
+            assert r.status == 201, await r.text()
+    ack = await shop["host"].call("sale.schedule", {"product_id": "p2", "units": 1, "limit": 1, "hold_s": 10})
+    assert ack["ok"], ack
+    sale = ack["sale"]["id"]
+    viewer = await clients(url, token("viewer", "b1", "dave"))
+    held = await viewer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": "d1"})
+    assert held["ok"], held
+    await wait_until(lambda: len(rec.accepted) >= 1, timeout=60)
     (event,) = rec.accepted
     assert event["type"] == "reservation.expired" and event["id"] == f"reservation.expired:{sale}:{held['reservation']['id']}"
     assert event["data"]["user"] == "dave" and event["data"]["qty"] == 1 and rec.bad_signatures == 0
 
 
-async def test_host_refund_of_a_paid_order(shop, clients, token):  # noqa: F811
+async def test_host_refund_of_a_paid_order(shop, clients, token):  # noqa: F811 - the fixture imported above
     url, sale = shop["server"].url, shop["sale"]
     rid = await hold_for(shop, clients, token, "alice")
     status, data = await post(url, token("viewer", "b1", "alice"), body(sale, rid))
@@ -262,7 +234,7 @@ async def test_host_refund_of_a_paid_order(shop, clients, token):  # noqa: F811
     assert (await get(url, f"/api/orders/{oid}", token("viewer", "b1", "alice")))[1]["order"]["state"] == "PAID"
     status, done = await refund(token("host", "b1", "h1"), "r2")
     assert status == 200 and done["order"]["state"] == "REFUNDED"
-    provider = shop["server"].app["services"].parts["checkout"].provider
+    provider = shop["server"].app["node"].checkout.provider
     assert (await provider.status(f"{sale}:{rid}:1")).status.value == "refunded"
     status, again = await refund(token("host", "b1", "h1"), "r3")  # a second refund changes nothing
     assert status == 200 and again["order"]["updated_at"] == done["order"]["updated_at"]

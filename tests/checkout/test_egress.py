@@ -10,8 +10,9 @@ from aiohttp import web
 
 from checkout import WebhookError, Webhooks
 from checkout.egress import DELIVERY_FAILED, DESTINATION_REFUSED, EgressPolicy, EgressRefused, classify
-from tests.checkout.test_webhooks import SECRET, Receiver, wait_until
+from tests.checkout.hooks import SECRET, Receiver, serve
 from tests.redis_proc import free_port
+from tests.waiting import wait_for as wait_until
 
 PUBLIC_V4 = "93.184.216.34"
 PUBLIC_V6 = "2606:4700:4700::1111"
@@ -43,7 +44,7 @@ def test_classifier_lets_public_addresses_through(address: str) -> None:
     assert classify(address) is None
 
 
-def fixed(table: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+def fixed(table: dict[str, list[str]]):
     """A resolver the test controls: host -> addresses (change the dict to play DNS rebinding)."""
     calls: list[str] = []
 
@@ -53,7 +54,7 @@ def fixed(table: dict[str, list[str]]):  # type: ignore[no-untyped-def]
             raise OSError("no such host")
         return list(table[host])
 
-    lookup.calls = calls  # type: ignore[attr-defined]
+    lookup.calls = calls
     return lookup
 
 
@@ -100,18 +101,6 @@ async def test_registration_refuses_internal_endpoints_with_a_clear_code(redis) 
     assert await wh.endpoints("b1") == []
 
 
-async def start_receiver(rec: Receiver, extra=None) -> tuple[web.AppRunner, int]:  # type: ignore[no-untyped-def]
-    app = web.Application()
-    app.router.add_post("/hooks", rec.handle)
-    if extra:
-        extra(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, port
-
-
 async def dead_letter(wh: Webhooks, timeout: float = 30.0) -> dict:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -126,7 +115,7 @@ async def test_rebinding_at_delivery_is_refused_and_nothing_reaches_the_internal
     """Registered while the name pointed at a public address; at delivery it points at loopback
     (where a real receiver listens): the delivery is refused, the receiver hears nothing."""
     rec = Receiver()
-    runner, port = await start_receiver(rec)
+    runner, port = await serve(rec)
     dns = {"hooks.shop.example": [PUBLIC_V4]}
     policy = EgressPolicy.from_settings(False, "hooks.shop.example", lookup=fixed(dns))
     wh = Webhooks(redis, consumer="n1", policy=policy, max_attempts=2, base_delay_s=0.05, max_delay_s=0.1, poll_ms=50)
@@ -143,14 +132,14 @@ async def test_rebinding_at_delivery_is_refused_and_nothing_reaches_the_internal
         await runner.cleanup()
     assert rec.attempts == 0
     assert dead["error"] == DESTINATION_REFUSED and dead["attempt"] == 2
-    assert policy.lookup.calls.count("hooks.shop.example") >= 3  # registration + every delivery  # type: ignore[attr-defined]
+    assert policy.lookup.calls.count("hooks.shop.example") >= 3  # registration + every delivery
 
 
 async def test_delivery_connects_to_the_checked_address_not_a_second_lookup(redis) -> None:
     """The name exists only in the policy's resolver: if aiohttp looked it up again (system DNS),
     the delivery would fail. It arrives, so the connection went to the address the policy checked."""
     rec = Receiver()
-    runner, port = await start_receiver(rec)
+    runner, port = await serve(rec)
     policy = EgressPolicy.from_settings(True, "hooks.invalid", lookup=fixed({"hooks.invalid": ["127.0.0.1"]}))
     wh = Webhooks(redis, consumer="n1", policy=policy, poll_ms=50)
     try:
@@ -187,7 +176,7 @@ async def test_redirects_are_not_followed_and_errors_are_generic(redis) -> None:
         app.router.add_post("/redirect", redirect)
         app.router.add_post("/chatty", chatty)
 
-    runner, port = await start_receiver(rec, routes)
+    runner, port = await serve(rec, routes)
     closed = free_port()
     policy = EgressPolicy.from_settings(True, "127.0.0.1")
     wh = Webhooks(redis, consumer="n1", policy=policy, max_attempts=1, poll_ms=50)

@@ -7,7 +7,7 @@ import pytest
 
 from checkout import ChargeStatus, Checkout, CheckoutError, Ledger, OrderState, PaymentTimeout, SandboxProvider
 from inventory import Inventory, ReservationState
-from tests.checkout.conftest import DECLINE_CARD, OK_CARD, TIMEOUT_CARD, pay_request
+from tests.checkout.conftest import DECLINE_CARD, OK_CARD, TIMEOUT_CARD, pay_after_the_grace, pay_request
 
 
 async def test_happy_path_makes_one_paid_order(checkout, inv, provider, make_lot, hold):
@@ -66,12 +66,12 @@ class LostRequestProvider(SandboxProvider):
     """The first charge times out before the provider recorded anything; it lands late, after the
     checkout already asked for its status - the worst case a real provider can produce."""
 
-    def __init__(self, redis) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, redis) -> None:
         super().__init__(redis)
         self.keys: list[str] = []
         self.late: dict | None = None
 
-    async def charge(self, **kw):  # type: ignore[override]
+    async def charge(self, **kw):
         self.keys.append(kw["key"])
         if self.late is None:
             self.late = kw
@@ -136,7 +136,7 @@ async def test_two_buyers_racing_for_the_last_unit_make_one_order(checkout, inv,
 class SlowProvider(SandboxProvider):
     """A provider that takes longer to charge than the hold lasts."""
 
-    async def charge(self, **kw):  # type: ignore[override]
+    async def charge(self, **kw):
         await asyncio.sleep(2.5)
         return await super().charge(**kw)
 
@@ -154,20 +154,15 @@ async def test_a_hold_cannot_expire_during_payment(redis, make_lot, hold):
 
 async def test_charged_but_the_hold_ran_out_is_refunded(redis, make_lot, hold):
     """A charge slower than the payment grace: confirm is refused, so the charge is refunded at once."""
-    inv = Inventory(redis, payment_grace_s=1)
     provider = SlowProvider(redis)
-    co = Checkout(redis, inv, provider)
-    lot = await make_lot(hold_s=1)
-    rid = await hold(lot)
-    with pytest.raises(CheckoutError) as e:
-        await co.pay(pay_request(lot, rid))
-    assert (e.value.status, e.value.code) == (409, "PAYMENT_REFUNDED")
-    assert e.value.order is not None and e.value.order.state == OrderState.REFUNDED
+    co, lot, rid, err = await pay_after_the_grace(redis, provider, make_lot, hold)
+    assert (err.status, err.code) == (409, "PAYMENT_REFUNDED")
+    assert err.order is not None and err.order.state == OrderState.REFUNDED
     charge = await provider.status(f"{lot}:{rid}:1")
     assert charge is not None and charge.status == ChargeStatus.REFUNDED
     assert [o.state for o in await co.ledger.of_lot(lot)] == [OrderState.REFUNDED]
-    await inv.expire_due(lot)
-    assert (await inv.snapshot(lot)).sold == 0 and (await inv.audit(lot)).ok
+    await co.inv.expire_due(lot)
+    assert (await co.inv.snapshot(lot)).sold == 0 and (await co.inv.audit(lot)).ok
     assert await co.recover(older_than_ms=0) == 0  # nothing half-way for recovery
 
 
@@ -178,7 +173,7 @@ class Crash(Exception):
 class CrashingCheckout(Checkout):
     """Dies right after the provider charged, before confirming (a node killed mid-payment)."""
 
-    async def _settle(self, *a, **kw):  # type: ignore[override]
+    async def _settle(self, *a, **kw):
         raise Crash()
 
 
@@ -207,7 +202,7 @@ async def test_crash_between_charge_and_confirm_is_refunded_by_recovery(redis, m
 
 async def test_crash_before_any_charge_is_aborted_by_recovery(redis, inv, make_lot, hold):
     class CrashBeforeCharge(SandboxProvider):
-        async def charge(self, **kw):  # type: ignore[override]
+        async def charge(self, **kw):
             raise Crash()
 
     lot = await make_lot()

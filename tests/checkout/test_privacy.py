@@ -10,10 +10,11 @@ import aiohttp
 from checkout.webhooks import DEAD
 from shop.broadcasts import BroadcastStore
 from tests.checkout.conftest import CONTACT
+from tests.checkout.hooks import SECRET
 from tests.checkout.test_api import config, get  # noqa: F401 - config: loopback receivers allowed
 from tests.checkout.test_trust_api import buy, open_sale
-from tests.checkout.test_webhooks import SECRET, receiver, wait_until  # noqa: F401 - fixture
 from tests.hub.conftest import PRODUCTS, clients  # noqa: F401 - fixture
+from tests.waiting import wait_for as wait_until
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -24,11 +25,11 @@ async def call(method: str, url: str, tok: str) -> tuple[int, dict]:
             return r.status, await r.json()
 
 
-async def test_contact_data_expires_after_the_retention_totals_stay(redis, server, token, clients):  # noqa: F811
+async def test_contact_data_expires_after_the_retention_totals_stay(redis, server, token, clients):  # noqa: F811 - the fixture imported above
     await BroadcastStore(redis).ensure("b1", title="b1", host="h1", products=PRODUCTS)
     sale = await open_sale(server.url, clients, token, "b1", "h1")
     order = await buy(server.url, clients, token, "b1", sale, "alice", "k1")
-    privacy = server.app["services"].parts["privacy"]
+    privacy = server.app["node"].privacy
     now = await privacy.inv.server_time_ms()
     assert await privacy.retention_round(now_ms=now + 89 * DAY_MS) == (0, 0)  # default: 90 days
     host = token("host", "b1", "h1")
@@ -41,11 +42,11 @@ async def test_contact_data_expires_after_the_retention_totals_stay(redis, serve
     assert audit["inventory_audit"]["ok"] and [o["id"] for o in audit["orders"]] == [order["id"]]
 
 
-async def test_dead_letters_expire(redis, make_server, receiver):  # type: ignore[no-untyped-def]  # noqa: F811 - the fixture
+async def test_dead_letters_expire(redis, make_server, receiver):
     """A delivery that failed for good keeps its body (order contact data): it goes after the retention."""
     srv = await make_server(webhook_max_attempts=1)
     receiver.down = True
-    hooks = srv.app["services"].parts["checkout"].webhooks
+    hooks = srv.app["node"].checkout.webhooks
     await hooks.register("b9", receiver.url, SECRET)
     await hooks.emit("sale.soldout", "b9", {"sale_id": "s1"}, event_id="e1")
     for _ in range(300):
@@ -53,7 +54,7 @@ async def test_dead_letters_expire(redis, make_server, receiver):  # type: ignor
             break
         await asyncio.sleep(0.05)
     assert len(await hooks.dead_letters("b9")) == 1
-    privacy = srv.app["services"].parts["privacy"]
+    privacy = srv.app["node"].privacy
     now = await privacy.inv.server_time_ms()
     assert await privacy.retention_round(now_ms=now + 29 * DAY_MS) == (0, 0)  # default: 30 days
     assert len(await hooks.dead_letters("b9")) == 1
@@ -61,7 +62,7 @@ async def test_dead_letters_expire(redis, make_server, receiver):  # type: ignor
     assert await hooks.dead_letters("b9") == [] and await redis.hlen(DEAD) == 0
 
 
-async def test_operator_exports_and_erases_one_person(redis, server, token, clients, receiver):  # noqa: F811
+async def test_operator_exports_and_erases_one_person(redis, server, token, clients, receiver):  # noqa: F811 - the fixture imported above
     url = server.url
     for bc, host in (("b1", "h1"), ("b2", "h2")):
         await BroadcastStore(redis).ensure(bc, title=bc, host=host, products=PRODUCTS)
@@ -76,7 +77,7 @@ async def test_operator_exports_and_erases_one_person(redis, server, token, clie
     waiting = await clients(url, token("viewer", "b1", "alice"))
     held = await waiting.call("sale.reserve", {"sale_id": s1, "request_id": "hold-2"})  # a live hold too
     assert held["ok"], held
-    api = server.app["services"].parts["checkout"]
+    api = server.app["node"].checkout
     await api.webhooks.register("b1", receiver.url, SECRET, ["user.erased"])
 
     operator = token("host", "*", "ops")

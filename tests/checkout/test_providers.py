@@ -14,24 +14,24 @@ class RecordingProvider(SandboxProvider):
 
     name = "recording"
 
-    def __init__(self, redis) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, redis) -> None:
         super().__init__(redis)
         self.asked: list[tuple[str, int, str]] = []
 
-    async def charge(self, *, key, amount, currency, card):  # type: ignore[override, no-untyped-def]
+    async def charge(self, *, key, amount, currency, card):
         self.asked.append((key, amount, currency))
         return await super().charge(key=key, amount=amount, currency=currency, card=card)
 
 
-def make(redis):  # type: ignore[no-untyped-def]
+def make(redis):
     return RecordingProvider(redis)
 
 
-def not_a_provider(redis):  # type: ignore[no-untyped-def]
+def not_a_provider(redis):
     return object()
 
 
-def test_load_provider_specs(redis) -> None:  # type: ignore[no-untyped-def]
+def test_load_provider_specs(redis) -> None:
     assert isinstance(load_provider("sandbox", redis), SandboxProvider)
     assert isinstance(load_provider(f"{__name__}:make", redis), RecordingProvider)
     with pytest.raises(ValueError):
@@ -43,15 +43,15 @@ def test_load_provider_specs(redis) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-async def server(make_server):  # type: ignore[no-untyped-def]
+async def server(make_server):
     """The node of `shop`, configured with the recording provider."""
     return await make_server(payment_provider=f"{__name__}:make")
 
 
-async def test_a_configured_provider_takes_the_payments(shop, clients, token) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_a_configured_provider_takes_the_payments(shop, clients, token) -> None:  # noqa: F811 - the fixture imported above
     rid = await hold_for(shop, clients, token, "alice")
     status, data = await post(shop["server"].url, token("viewer", "b1", "alice"), body(shop["sale"], rid))
     assert status == 201 and data["order"]["state"] == "PAID"
-    provider = shop["server"].app["services"].parts["checkout"].provider
+    provider = shop["server"].app["node"].checkout.provider
     assert isinstance(provider, RecordingProvider)
     assert provider.asked == [(f"{shop['sale']}:{rid}:1", 12900, "KRW")]

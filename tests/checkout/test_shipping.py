@@ -2,18 +2,15 @@
 out by country (Korean addresses included); the order and its webhook carry it."""
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import pytest
-from aiohttp import web
 
 from checkout.shipping import ShippingInvalid, validate_shipping
 from shop.broadcasts import BroadcastStore
 from tests.checkout.conftest import CONTACT, OK_CARD
-from tests.checkout.test_webhooks import SECRET, Receiver
+from tests.checkout.hooks import SECRET
 from tests.hub.conftest import clients  # noqa: F401 - fixture
-from tests.redis_proc import free_port
+from tests.waiting import wait_for as wait_until
 
 KR = {"name": "김지우", "phone": "010-1234-5678", "country": "KR", "postal_code": "06236",
       "line1": "서울특별시 강남구 테헤란로 152", "line2": "강남파이낸스센터 20층"}
@@ -22,11 +19,11 @@ US = {"name": "Jiwoo Park", "phone": "+1 415 555 0100", "country": "us", "line1"
 
 
 @pytest.fixture
-def config(config):  # type: ignore[no-untyped-def]
+def config(config):
     return config.with_(webhook_allow_private=True, webhook_http_hosts="127.0.0.1")
 
 
-def _field(data, required=True) -> str:  # type: ignore[no-untyped-def]
+def _field(data, required=True) -> str:
     with pytest.raises(ShippingInvalid) as exc:
         validate_shipping(data, required=required)
     return exc.value.field
@@ -55,59 +52,49 @@ def test_country_rules():
     assert _field({k: v for k, v in other.items() if k != "city"}) == "shipping.city"
 
 
-async def test_a_shipped_product_needs_an_address_and_the_order_and_webhook_carry_it(redis, server, clients, token):  # noqa: F811
+async def test_a_shipped_product_needs_an_address_and_the_order_and_webhook_carry_it(
+        redis, server, clients, token, receiver):  # noqa: F811 - clients: the fixture imported above
     await BroadcastStore(redis).ensure("b1", title="Drop", host="h1", products=[
         {"id": "shirt", "title": "Linen shirt", "price": 12900, "currency": "KRW", "ships": True},
         {"id": "ebook", "title": "Style e-book", "price": 5000, "currency": "KRW"}])
     host = await clients(server.url, token("host", "b1", "h1"))
     shirt = (await host.call("sale.schedule", {"product_id": "shirt", "units": 3, "limit": 1}))["sale"]["id"]
     ebook = (await host.call("sale.schedule", {"product_id": "ebook", "units": 3, "limit": 1}))["sale"]["id"]
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hooks", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    rec = receiver
     vtok = token("viewer", "b1", "jiwoo")
     viewer = await clients(server.url, vtok)
-    try:
-        async with aiohttp.ClientSession() as http:
-            async with http.post(server.url + "/api/webhooks", json={"url": f"http://127.0.0.1:{port}/hooks", "secret": SECRET},
-                                 headers={"Authorization": f"Bearer {token('host', 'b1', 'h1')}"}) as r:
-                assert r.status == 201
+    async with aiohttp.ClientSession() as http:
+        async with http.post(server.url + "/api/webhooks", json={"url": rec.url, "secret": SECRET},
+                             headers={"Authorization": f"Bearer {token('host', 'b1', 'h1')}"}) as r:
+            assert r.status == 201
 
-            async def pay(sale: str, rid: str, key: str, **extra) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
-                async with http.post(server.url + "/api/checkout", headers={"Authorization": f"Bearer {vtok}", "Idempotency-Key": key},
-                                     json={"sale_id": sale, "reservation_id": rid, "card": OK_CARD, "contact": CONTACT, **extra}) as r:
-                    return r.status, await r.json()
+        async def pay(sale: str, rid: str, key: str, **extra) -> tuple[int, dict]:
+            async with http.post(server.url + "/api/checkout", headers={"Authorization": f"Bearer {vtok}", "Idempotency-Key": key},
+                                 json={"sale_id": sale, "reservation_id": rid, "card": OK_CARD, "contact": CONTACT, **extra}) as r:
+                return r.status, await r.json()
 
-            rid = (await viewer.call("sale.reserve", {"sale_id": shirt, "request_id": "r1"}))["reservation"]["id"]
-            status, body = await pay(shirt, rid, "k1")
-            assert status == 422 and body["error"]["code"] == "VALIDATION" and body["error"]["field"] == "shipping"
-            status, body = await pay(shirt, rid, "k2", shipping={**KR, "postal_code": "1234"})
-            assert status == 422 and body["error"]["field"] == "shipping.postal_code"
-            audit = await (await http.get(f"{server.url}/api/sales/{shirt}/audit",
-                                          headers={"Authorization": f"Bearer {token('host', 'b1', 'h1')}"})).json()
-            assert audit["orders"] == [] and audit["reservations"][0]["state"] == "HELD"  # nothing changed
-            status, body = await pay(shirt, rid, "k3", shipping=KR)
-            assert status == 201, body
-            assert body["order"]["shipping"] == KR
-            # over the socket too, and a product that does not ship needs none
-            rid2 = (await viewer.call("sale.reserve", {"sale_id": ebook, "request_id": "r2"}))["reservation"]["id"]
-            ack = await viewer.call("checkout.pay", {"sale_id": ebook, "reservation_id": rid2, "card": OK_CARD, "contact": CONTACT})
-            assert ack["ok"], ack
-            assert ack["order"]["shipping"] == {}
-            host_auth = {"Authorization": f"Bearer {token('host', 'b1', 'h1')}"}
-            async with http.get(server.url + "/api/orders?broadcast=b1", headers=host_auth) as r:
-                orders = {o["sale_id"]: o for o in (await r.json())["orders"]}
-            assert orders[shirt]["shipping"]["line1"] == KR["line1"]
-        deadline = asyncio.get_running_loop().time() + 30
-        while len([e for e in rec.accepted if e["type"] == "order.created"]) < 2:
-            assert asyncio.get_running_loop().time() < deadline, rec.accepted
-            await asyncio.sleep(0.1)
-    finally:
-        await runner.cleanup()
+        rid = (await viewer.call("sale.reserve", {"sale_id": shirt, "request_id": "r1"}))["reservation"]["id"]
+        status, body = await pay(shirt, rid, "k1")
+        assert status == 422 and body["error"]["code"] == "VALIDATION" and body["error"]["field"] == "shipping"
+        status, body = await pay(shirt, rid, "k2", shipping={**KR, "postal_code": "1234"})
+        assert status == 422 and body["error"]["field"] == "shipping.postal_code"
+        audit = await (await http.get(f"{server.url}/api/sales/{shirt}/audit",
+                                      headers={"Authorization": f"Bearer {token('host', 'b1', 'h1')}"})).json()
+        assert audit["orders"] == [] and audit["reservations"][0]["state"] == "HELD"  # nothing changed
+        status, body = await pay(shirt, rid, "k3", shipping=KR)
+        assert status == 201, body
+        assert body["order"]["shipping"] == KR
+        # over the socket too, and a product that does not ship needs none
+        rid2 = (await viewer.call("sale.reserve", {"sale_id": ebook, "request_id": "r2"}))["reservation"]["id"]
+        ack = await viewer.call("checkout.pay", {"sale_id": ebook, "reservation_id": rid2, "card": OK_CARD, "contact": CONTACT})
+        assert ack["ok"], ack
+        assert ack["order"]["shipping"] == {}
+        host_auth = {"Authorization": f"Bearer {token('host', 'b1', 'h1')}"}
+        async with http.get(server.url + "/api/orders?broadcast=b1", headers=host_auth) as r:
+            orders = {o["sale_id"]: o for o in (await r.json())["orders"]}
+        assert orders[shirt]["shipping"]["line1"] == KR["line1"]
+    await wait_until(lambda: len([e for e in rec.accepted if e["type"] == "order.created"]) >= 2,
+                     what=f"two order.created, got {rec.accepted}")
     hooked = {e["data"]["order"]["sale_id"]: e["data"]["order"] for e in rec.accepted if e["type"] == "order.created"}
     assert hooked[shirt]["shipping"] == KR and hooked[ebook]["shipping"] == {}
     assert rec.bad_signatures == 0

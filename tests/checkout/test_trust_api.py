@@ -21,14 +21,14 @@ from tests.foundation.procs import REPO
 from tests.hub.conftest import PRODUCTS, clients  # noqa: F401 - fixture
 
 
-async def open_sale(url: str, clients, token, bc: str, host: str) -> str:  # type: ignore[no-untyped-def]  # noqa: F811
+async def open_sale(url: str, clients, token, bc: str, host: str) -> str:  # noqa: F811 - the fixture imported above
     sock = await clients(url, token("host", bc, host))
     ack = await sock.call("sale.schedule", {"product_id": "p1", "units": 5, "limit": 2, "hold_s": 60})
     assert ack["ok"], ack
     return ack["sale"]["id"]
 
 
-async def buy(url: str, clients, token, bc: str, sale: str, user: str, key: str) -> dict:  # type: ignore[no-untyped-def]  # noqa: F811
+async def buy(url: str, clients, token, bc: str, sale: str, user: str, key: str) -> dict:  # noqa: F811 - the fixture imported above
     viewer = await clients(url, token("viewer", bc, user))
     held = await viewer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": key})
     assert held["ok"], held
@@ -46,7 +46,7 @@ async def refund(url: str, tok: str, oid: str, key: str) -> tuple[int, dict]:
 
 
 @pytest.fixture
-async def two_shows(redis, server, token, clients):  # type: ignore[no-untyped-def]  # noqa: F811
+async def two_shows(redis, server, token, clients):  # noqa: F811 - the fixture imported above
     """Broadcasts b1 (host h1) and b2 (host h2), each with an open sale; "x" is b1's host in
     another's show: x buys in b2 with a viewer token of b2."""
     for bc, host in (("b1", "h1"), ("b2", "h2")):
@@ -57,7 +57,7 @@ async def two_shows(redis, server, token, clients):  # type: ignore[no-untyped-d
     return {"url": url, "s1": s1, "s2": s2, "server": server}
 
 
-async def test_a_host_token_cannot_touch_the_same_persons_order_in_another_broadcast(two_shows, clients, token):  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_a_host_token_cannot_touch_the_same_persons_order_in_another_broadcast(two_shows, clients, token):  # noqa: F811 - the fixture imported above
     url = two_shows["url"]
     order = await buy(url, clients, token, "b2", two_shows["s2"], "x", "k-b2")
     host_a = token("host", "b1", "x")  # the same person, host of b1
@@ -73,7 +73,7 @@ async def test_a_host_token_cannot_touch_the_same_persons_order_in_another_broad
     assert status == 200 and done["order"]["state"] == "REFUNDED"
 
 
-async def test_a_viewer_token_lists_only_its_broadcasts_orders(two_shows, clients, token):  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_a_viewer_token_lists_only_its_broadcasts_orders(two_shows, clients, token):  # noqa: F811 - the fixture imported above
     url = two_shows["url"]
     o1 = await buy(url, clients, token, "b1", two_shows["s1"], "alice", "k1")
     o2 = await buy(url, clients, token, "b2", two_shows["s2"], "alice", "k2")
@@ -86,7 +86,7 @@ async def test_a_viewer_token_lists_only_its_broadcasts_orders(two_shows, client
     assert status == 200 and {o["id"] for o in both["orders"]} == {o1["id"], o2["id"]}
 
 
-async def test_moderators_see_no_contact_data_hosts_do(two_shows, clients, token):  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_moderators_see_no_contact_data_hosts_do(two_shows, clients, token):  # noqa: F811 - the fixture imported above
     url = two_shows["url"]
     order = await buy(url, clients, token, "b1", two_shows["s1"], "alice", "k1")
     mod = token("moderator", "b1", "mod1")
@@ -106,11 +106,11 @@ class NoRefunds(SandboxProvider):
         return False
 
 
-def make_no_refunds(redis):  # type: ignore[no-untyped-def]
+def make_no_refunds(redis):
     return NoRefunds(redis)
 
 
-async def test_a_refund_the_provider_refuses_is_answered_refund_failed(redis, make_server, token, clients):  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_a_refund_the_provider_refuses_is_answered_refund_failed(redis, make_server, token, clients):  # noqa: F811 - the fixture imported above
     srv = await make_server(payment_provider=f"{__name__}:make_no_refunds")
     await BroadcastStore(redis).ensure("b1", title="b1", host="h1", products=PRODUCTS)
     sale = await open_sale(srv.url, clients, token, "b1", "h1")
@@ -124,7 +124,7 @@ async def test_a_refund_the_provider_refuses_is_answered_refund_failed(redis, ma
     assert listed["paid"] == 0
 
 
-async def test_sandbox_outside_demo_warns_and_everything_says_livemode_false(make_server, redis, token, clients, caplog):  # type: ignore[no-untyped-def]  # noqa: F811
+async def test_sandbox_outside_demo_warns_and_everything_says_livemode_false(make_server, redis, token, clients, caplog):  # noqa: F811 - the fixture imported above
     with caplog.at_level(logging.WARNING, logger="hawker.checkout"):
         srv = await make_server()  # payment_provider="sandbox", demo off
     assert any("test mode" in r.getMessage() for r in caplog.records if r.name == "hawker.checkout")
@@ -139,7 +139,7 @@ async def test_sandbox_outside_demo_warns_and_everything_says_livemode_false(mak
     assert snap["checkout"]["livemode"] is False
 
 
-async def test_demo_mode_uses_the_sandbox_without_a_warning(make_server, caplog):  # type: ignore[no-untyped-def]
+async def test_demo_mode_uses_the_sandbox_without_a_warning(make_server, caplog):
     with caplog.at_level(logging.WARNING, logger="hawker.checkout"):
         await make_server(demo=True)
     assert not [r for r in caplog.records if r.name == "hawker.checkout" and "test mode" in r.getMessage()]

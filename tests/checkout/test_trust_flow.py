@@ -13,11 +13,11 @@ from checkout.egress import EgressPolicy
 from checkout.payments import load_provider
 from checkout.webhooks import STREAM
 from inventory import Inventory, ReservationState
-from tests.checkout.conftest import DECLINE_CARD, pay_request
+from tests.checkout.conftest import DECLINE_CARD, pay_after_the_grace, pay_request
 from tests.checkout.test_egress import fixed
 
 
-async def test_declines_cannot_pin_a_hold_and_the_fourth_attempt_is_refused(redis, make_lot, hold) -> None:  # type: ignore[no-untyped-def]
+async def test_declines_cannot_pin_a_hold_and_the_fourth_attempt_is_refused(redis, make_lot, hold) -> None:
     inv = Inventory(redis, payment_grace_s=120)
     co = Checkout(redis, inv, SandboxProvider(redis))
     lot = await make_lot(hold_s=10)
@@ -37,12 +37,12 @@ async def test_declines_cannot_pin_a_hold_and_the_fourth_attempt_is_refused(redi
 
 
 class SlowProvider(SandboxProvider):
-    async def charge(self, **kw):  # type: ignore[override, no-untyped-def]
+    async def charge(self, **kw):
         await asyncio.sleep(1.0)
         return await super().charge(**kw)
 
 
-async def test_a_sale_cancelled_during_the_charge_is_refunded(redis, inv, make_lot, hold) -> None:  # type: ignore[no-untyped-def]
+async def test_a_sale_cancelled_during_the_charge_is_refunded(redis, inv, make_lot, hold) -> None:
     provider = SlowProvider(redis)
     co = Checkout(redis, inv, provider)
     lot = await make_lot(total=2)
@@ -61,7 +61,7 @@ async def test_a_sale_cancelled_during_the_charge_is_refunded(redis, inv, make_l
     assert (levels.sold, levels.held, levels.available) == (0, 0, 2) and (await inv.audit(lot)).ok
 
 
-async def test_a_cancelled_sale_refuses_payment_before_charging(redis, inv, provider, checkout, make_lot, hold) -> None:  # type: ignore[no-untyped-def]
+async def test_a_cancelled_sale_refuses_payment_before_charging(redis, inv, provider, checkout, make_lot, hold) -> None:
     lot = await make_lot()
     rid = await hold(lot)
     await inv.cancel(lot)
@@ -74,7 +74,7 @@ async def test_a_cancelled_sale_refuses_payment_before_charging(redis, inv, prov
 class RefundTrouble(SandboxProvider):
     """A provider whose refunds fail (False, or an exception) until `fixed`."""
 
-    def __init__(self, redis, raise_error: bool = False) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, redis, raise_error: bool = False) -> None:
         super().__init__(redis)
         self.fixed = False
         self.raise_error = raise_error
@@ -90,7 +90,7 @@ class RefundTrouble(SandboxProvider):
 
 
 @pytest.mark.parametrize("raise_error", [False, True])
-async def test_a_failed_merchant_refund_is_recorded_and_retried(redis, inv, make_lot, hold, raise_error) -> None:  # type: ignore[no-untyped-def]
+async def test_a_failed_merchant_refund_is_recorded_and_retried(redis, inv, make_lot, hold, raise_error) -> None:
     provider = RefundTrouble(redis, raise_error)
     co = Checkout(redis, inv, provider, ledger=Ledger(redis))
     lot = await make_lot()
@@ -109,23 +109,18 @@ async def test_a_failed_merchant_refund_is_recorded_and_retried(redis, inv, make
     assert await co.recover(older_than_ms=0) == 0 and provider.refunds_asked == asked  # nothing left to retry
 
 
-async def test_charged_unconfirmed_and_the_refund_failed(redis, make_lot, hold) -> None:  # type: ignore[no-untyped-def]
+async def test_charged_unconfirmed_and_the_refund_failed(redis, make_lot, hold) -> None:
     """The charged-but-not-confirmed path: a failed refund is REFUND_FAILED, not REFUNDED."""
 
     class SlowAndNoRefund(RefundTrouble):
-        async def charge(self, **kw):  # type: ignore[override, no-untyped-def]
+        async def charge(self, **kw):
             await asyncio.sleep(2.2)
             return await super().charge(**kw)
 
-    inv = Inventory(redis, payment_grace_s=1)
     provider = SlowAndNoRefund(redis)
-    co = Checkout(redis, inv, provider)
-    lot = await make_lot(hold_s=1)
-    rid = await hold(lot)
-    with pytest.raises(CheckoutError) as e:
-        await co.pay(pay_request(lot, rid))
-    assert (e.value.status, e.value.code) == (502, "REFUND_FAILED")
-    assert e.value.order is not None and e.value.order.state == OrderState.REFUND_FAILED
+    co, lot, rid, err = await pay_after_the_grace(redis, provider, make_lot, hold)
+    assert (err.status, err.code) == (502, "REFUND_FAILED")
+    assert err.order is not None and err.order.state == OrderState.REFUND_FAILED
     with pytest.raises(CheckoutError) as again:  # the buyer asking again hears the same
         await co.pay(pay_request(lot, rid))
     assert again.value.code == "REFUND_FAILED"
@@ -135,7 +130,7 @@ async def test_charged_unconfirmed_and_the_refund_failed(redis, make_lot, hold) 
     assert (await provider.status(f"{lot}:{rid}:1")).status == ChargeStatus.REFUNDED
 
 
-async def test_orders_and_webhooks_carry_livemode(redis, inv, make_lot, hold) -> None:  # type: ignore[no-untyped-def]
+async def test_orders_and_webhooks_carry_livemode(redis, inv, make_lot, hold) -> None:
     class LiveProvider(SandboxProvider):
         name = "live-test-double"
         livemode = True
@@ -157,7 +152,7 @@ async def test_orders_and_webhooks_carry_livemode(redis, inv, make_lot, hold) ->
     assert (await live.pay(pay_request(lot, await hold(lot, "bob"), user="bob"))).livemode is True
 
 
-def test_no_provider_is_no_default(redis) -> None:  # type: ignore[no-untyped-def]
+def test_no_provider_is_no_default(redis) -> None:
     from live.config import Config
 
     assert Config().payment_provider == ""  # test payments are never the default

@@ -2,66 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
-import orjson
 import pytest
-from aiohttp import web
 
-from checkout import Webhooks, verify
+from checkout import Webhooks
 from checkout.egress import EgressPolicy
 from checkout.webhooks import GROUP, STREAM
-from tests.redis_proc import free_port
-
-SECRET = "whsec_0123456789abcdef"
-
-
-class Receiver:
-    """The merchant's endpoint: answers 503 while `down`, records what it accepted."""
-
-    def __init__(self) -> None:
-        self.down = False
-        self.accepted: list[dict] = []
-        self.attempts = 0
-        self.bad_signatures = 0
-        self.seen_ids: set[str] = set()  # event ids on every attempt, failed ones included
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.attempts += 1
-        body = await request.read()
-        self.seen_ids.add(request.headers.get("Hawker-Event-Id", ""))
-        if not verify(SECRET, body, request.headers.get("Hawker-Signature", "")):
-            self.bad_signatures += 1
-            return web.Response(status=400)
-        if self.down:
-            return web.Response(status=503)
-        event = orjson.loads(body)
-        assert request.headers["Hawker-Event-Id"] == event["id"]
-        self.accepted.append(event)
-        return web.Response(status=204)
-
-
-@pytest.fixture
-async def receiver():
-    rec = Receiver()
-    app = web.Application()
-    app.router.add_post("/hooks", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    rec.url = f"http://127.0.0.1:{port}/hooks"  # type: ignore[attr-defined]
-    yield rec
-    await runner.cleanup()
-
-
-async def wait_until(cond, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.05)
-
+from tests.checkout.hooks import SECRET
+from tests.waiting import wait_for as wait_until
 
 # The receiver is on loopback over plain http: what HAWKER_WEBHOOK_ALLOW_PRIVATE=1 and
 # HAWKER_WEBHOOK_HTTP_HOSTS=127.0.0.1 allow on a development server (tests/checkout/test_egress.py
@@ -69,7 +17,7 @@ async def wait_until(cond, timeout: float = 30.0) -> None:  # type: ignore[no-un
 DEV_POLICY = EgressPolicy.from_settings(allow_private=True, http_hosts="127.0.0.1")
 
 
-def hooks(redis, name: str, **kw) -> Webhooks:  # type: ignore[no-untyped-def]
+def hooks(redis, name: str, **kw) -> Webhooks:
     kw.setdefault("policy", DEV_POLICY)
     return Webhooks(redis, consumer=name, base_delay_s=0.1, max_delay_s=0.5, poll_ms=50, **kw)
 

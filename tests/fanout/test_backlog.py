@@ -13,7 +13,7 @@ from tests.fanout.conftest import fanout_of, wait_for
 from tests.rawsock import Raw
 
 
-def _held(conn) -> int:  # type: ignore[no-untyped-def]
+def _held(conn) -> int:
     """Bytes this process holds for the socket: its transport's buffer, queued data and control packets."""
     tr = conn.transport
     ctrl = getattr(conn.sock.queue, "bytes", 0)
@@ -57,7 +57,7 @@ async def test_replies_to_a_socket_that_never_reads_are_bounded_and_it_is_closed
         assert code == SLOW_CLOSE_CODE and "reply backlog" in reason
 
 
-async def _chat_flood(fan, bc: str, stop: asyncio.Event) -> None:  # type: ignore[no-untyped-def]
+async def _chat_flood(fan, bc: str, stop: asyncio.Event) -> None:
     """A heavy chat: 20 lines of 1.5 KB every 50 ms (about 600 KB/s to every viewer)."""
     n = 0
     while not stop.is_set():

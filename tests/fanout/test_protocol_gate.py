@@ -34,7 +34,7 @@ def _warnings(caplog: pytest.LogCaptureFixture, eio_sid: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and eio_sid in r.getMessage()]
 
 
-async def _joined(session: aiohttp.ClientSession, server, token, codec: str, user: str = "u1") -> Raw:  # type: ignore[no-untyped-def]
+async def _joined(session: aiohttp.ClientSession, server, token, codec: str, user: str = "u1") -> Raw:
     raw = (await Raw.connect(session, server.url, token("viewer", "b1", user), codec=codec)).start()
     await wait_for(lambda: any(e == "snapshot" for e, _ in raw.events), what="snapshot")
     return raw
@@ -63,7 +63,7 @@ async def test_event_names_that_are_not_strings_are_answered_bad_event(server, b
 @pytest.mark.parametrize("codec", CODECS)
 async def test_reserved_event_names_never_reach_internal_handlers(server, bc, token, caplog, codec) -> None:
     caplog.set_level(logging.INFO)
-    hub = server.app["hub"]
+    hub = server.app["node"].hub
     fan = fanout_of(server)
     async with aiohttp.ClientSession() as session:
         raw = await _joined(session, server, token, codec)
@@ -153,7 +153,7 @@ async def test_frames_that_cannot_be_answered_close_the_socket_with_a_protocol_e
         raw = await _joined(session, server, token, "msgpack" if kind == "binary" else "json")
         other = await _joined(session, server, token, "json", "u2")
         await wait_for(lambda: fan.members(bc) == 2, what="joined")
-        await (raw.text(frame) if kind == "text" else raw.binary(frame))  # type: ignore[arg-type]
+        await (raw.text(frame) if kind == "text" else raw.binary(frame))
         code, reason = await raw.wait_closed(timeout=15)
         assert code == PROTOCOL_CLOSE_CODE and reason.startswith("protocol error: "), (code, reason)
         await wait_for(lambda: fan.members(bc) == 1, what="the socket left the broadcast")

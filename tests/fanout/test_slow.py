@@ -13,7 +13,7 @@ from loadtest.fanout_raw import raw_connect
 from tests.fanout.conftest import fanout_of, wait_for
 
 
-async def _flood(fan, bc: str, stop: asyncio.Event, *, lines: int, size: int) -> int:  # type: ignore[no-untyped-def]
+async def _flood(fan, bc: str, stop: asyncio.Event, *, lines: int, size: int) -> int:
     """Chat lines for every tick until stopped; returns how many were sent."""
     sent = 0
     while not stop.is_set():

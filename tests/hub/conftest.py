@@ -77,13 +77,23 @@ async def clients() -> AsyncIterator[Callable[..., Any]]:
         if c.sio.connected:
             try:  # bounded: a teardown must never hang the suite
                 await asyncio.wait_for(c.sio.disconnect(), 10)
-            except (TimeoutError, Exception):  # noqa: BLE001
+            except (TimeoutError, Exception):  # noqa: BLE001 - a teardown must never fail the test it follows
                 pass
 
 
 @pytest.fixture
-async def bc(redis) -> str:  # type: ignore[no-untyped-def]
+async def bc(redis) -> str:
     """Broadcast "b1" hosted by "h1" with two products."""
     await BroadcastStore(redis).ensure("b1", title="Summer drop", host="h1", products=PRODUCTS)
     await BroadcastStore(redis).ensure("b2", title="Other show", host="h2", products=PRODUCTS[:1])
     return "b1"
+
+
+async def host_and_viewers(server: Any, clients: Callable[..., Any], token: Callable[..., str], n: int = 2
+                           ) -> tuple[Any, list[Any]]:
+    """Broadcast b1's host and `n` viewers (v0, v1, ...), each with its join snapshot received."""
+    host = await clients(server.url, token("host", "b1", "h1", name="Host"))
+    viewers = [await clients(server.url, token("viewer", "b1", f"v{i}", name=f"Viewer{i}")) for i in range(n)]
+    for c in (host, *viewers):
+        await c.snapshot()
+    return host, viewers

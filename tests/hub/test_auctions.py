@@ -8,22 +8,14 @@ import asyncio
 import aiohttp
 
 from tests.conftest import CLUSTER
-from tests.hub.conftest import wait_for
+from tests.hub.conftest import host_and_viewers, wait_for
 
 CARD = {"number": "4242 4242 4242 4242", "exp": "12/39", "cvc": "123"}
 CONTACT = {"name": "Kim Minji", "email": "minji@example.test"}
 
 
-async def _host_and_viewers(server, clients, token, n=2):  # type: ignore[no-untyped-def]
-    host = await clients(server.url, token("host", "b1", "h1", name="Host"))
-    viewers = [await clients(server.url, token("viewer", "b1", f"v{i}", name=f"Viewer{i}")) for i in range(n)]
-    for c in (host, *viewers):
-        await c.snapshot()
-    return host, viewers
-
-
 async def test_two_viewers_bid_and_the_outbid_one_hears_it(bc, server, clients, token):
-    host, (ann, ben) = await _host_and_viewers(server, clients, token)
+    host, (ann, ben) = await host_and_viewers(server, clients, token, 2)
     created = await host.call("auction.create", {"product_id": "p1", "start_price": 1000, "duration_s": 60,
                                                  "request_id": "c1"})
     assert created["ok"], created
@@ -51,7 +43,7 @@ async def test_two_viewers_bid_and_the_outbid_one_hears_it(bc, server, clients, 
 
 
 async def test_who_may_do_what(bc, server, clients, token):
-    host, (ann,) = await _host_and_viewers(server, clients, token, n=1)
+    host, (ann,) = await host_and_viewers(server, clients, token, n=1)
     other_host = await clients(server.url, token("host", "b2", "h2"))
     await other_host.snapshot()
     mod = await clients(server.url, token("moderator", "b1", "m1"))
@@ -82,7 +74,7 @@ async def test_who_may_do_what(bc, server, clients, token):
 
 
 async def test_a_late_bid_moves_the_end_and_the_winner_pays(bc, server, clients, token):
-    host, (ann, ben) = await _host_and_viewers(server, clients, token)
+    host, (ann, ben) = await host_and_viewers(server, clients, token, 2)
     aid = (await host.call("auction.create", {"product_id": "p1", "start_price": 1000, "duration_s": 5,
                                               "counter_s": 4}))["auction"]["auction_id"]
     started = await host.call("auction.start", {"auction_id": aid})
@@ -123,7 +115,7 @@ async def test_a_late_bid_moves_the_end_and_the_winner_pays(bc, server, clients,
 
 async def test_an_unpaid_win_goes_to_the_runner_up(bc, make_server, clients, token):
     server = await make_server(auction_hold_s=10)
-    host, (ann, ben) = await _host_and_viewers(server, clients, token)
+    host, (ann, ben) = await host_and_viewers(server, clients, token, 2)
     aid = (await host.call("auction.create", {"product_id": "p1", "start_price": 1000, "duration_s": 5,
                                               "counter_s": 0}))["auction"]["auction_id"]
     await host.call("auction.start", {"auction_id": aid})
@@ -147,7 +139,7 @@ async def test_an_unpaid_win_goes_to_the_runner_up(bc, make_server, clients, tok
 
 async def test_a_slow_redis_answers_busy_and_the_retry_counts_once(bc, make_server, clients, token, redis):
     server = await make_server(command_deadline_ms=300)
-    host, (ann,) = await _host_and_viewers(server, clients, token, n=1)
+    host, (ann,) = await host_and_viewers(server, clients, token, n=1)
     aid = (await host.call("auction.create", {"product_id": "p1", "duration_s": 60}))["auction"]["auction_id"]
     await host.call("auction.start", {"auction_id": aid})
     await ann.call("auction.bid", {"auction_id": aid, "next": True, "request_id": "warm"})  # owner cached
@@ -188,7 +180,7 @@ async def test_two_nodes_close_once_and_levels_reach_both(bc, make_server, clien
 async def test_the_audit_shows_problems_naming_bidders_to_staff_only(bc, server, clients, token, redis):
     from auctions import keys_for
 
-    host, (ann, _ben) = await _host_and_viewers(server, clients, token)
+    host, (ann, _ben) = await host_and_viewers(server, clients, token, 2)
     aid = (await host.call("auction.create", {"product_id": "p1", "duration_s": 60}))["auction"]["auction_id"]
     await host.call("auction.start", {"auction_id": aid})
     await ann.call("auction.bid", {"auction_id": aid, "next": True, "request_id": "a"})

@@ -10,12 +10,12 @@ import socketio
 from tests.conftest import TEST_SECRET
 
 
-async def refusal(url: str, auth=None, query: str = "") -> dict:  # type: ignore[no-untyped-def]
+async def refusal(url: str, auth=None, query: str = "") -> dict:
     c = socketio.AsyncClient(reconnection=False)
     seen: dict = {}
 
     @c.on("connect_error")
-    async def _err(data):  # type: ignore[no-untyped-def]
+    async def _err(data):
         seen.update(data)
 
     with pytest.raises(socketio.exceptions.ConnectionError):
@@ -74,5 +74,5 @@ async def test_star_token_must_name_a_broadcast(server, bc, clients, token):
 
 async def test_auth_must_be_an_object(server, bc, token):
     # python-socketio sends any JSON value as auth; a string is not {"token": ...}
-    err = await refusal(server.url, token("viewer", "b1", "u1"))  # type: ignore[arg-type]
+    err = await refusal(server.url, token("viewer", "b1", "u1"))
     assert err["code"] == "BAD_AUTH"

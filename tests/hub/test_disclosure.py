@@ -16,7 +16,7 @@ from tests.hub.conftest import PRODUCTS, clients  # noqa: F401 - fixture
 
 
 @pytest.fixture
-async def world(redis, server, token, clients):  # noqa: F811
+async def world(redis, server, token, clients):  # noqa: F811 - the fixture imported above
     """Broadcast b1 with a sale, a paid order, a webhook; broadcast b2 exists too (another host)."""
     store = BroadcastStore(redis)
     await store.ensure("b1", title="Drop", host="h1", products=PRODUCTS)

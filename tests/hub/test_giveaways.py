@@ -10,7 +10,7 @@ import sys
 import aiohttp
 
 from shop.giveaways import draw_index, entry_of, verify
-from tests.hub.conftest import wait_for
+from tests.hub.conftest import host_and_viewers, wait_for
 
 
 def test_the_formula_is_the_documented_one():
@@ -27,16 +27,8 @@ def test_the_formula_is_the_documented_one():
     assert verify({**record, "entries": entries[::-1]}) or entries == entries[::-1]
 
 
-async def _staff_and_viewers(server, clients, token, n=3):  # type: ignore[no-untyped-def]
-    host = await clients(server.url, token("host", "b1", "h1", name="Host"))
-    viewers = [await clients(server.url, token("viewer", "b1", f"v{i}", name=f"Viewer{i}")) for i in range(n)]
-    for c in (host, *viewers):
-        await c.snapshot()
-    return host, viewers
-
-
 async def test_a_giveaway_drawn_and_verified_with_the_cli(bc, server, clients, token, tmp_path):
-    host, (ann, ben, cat) = await _staff_and_viewers(server, clients, token)
+    host, (ann, ben, cat) = await host_and_viewers(server, clients, token, 3)
     opened = await host.call("giveaway.open", {"title": "Free hat", "keyword": "#hat"})
     assert opened["ok"], opened
     g = opened["giveaway"]
@@ -91,7 +83,7 @@ async def _cli(*args: str) -> tuple[int, str]:
     return proc.returncode or 0, out.decode()
 
 
-async def _won(c) -> bool:  # type: ignore[no-untyped-def]
+async def _won(c) -> bool:
     try:
         await wait_for(lambda: c.of("giveaway.won"), timeout=2, what="giveaway.won")
         return True
@@ -100,7 +92,7 @@ async def _won(c) -> bool:  # type: ignore[no-untyped-def]
 
 
 async def test_must_be_watching_leaves_out_who_left(bc, server, clients, token, redis):
-    host, (ann, ben) = await _staff_and_viewers(server, clients, token, n=2)
+    host, (ann, ben) = await host_and_viewers(server, clients, token, n=2)
     gid = (await host.call("giveaway.open", {"title": "Watchers only", "must_watch": True}))["giveaway"]["giveaway_id"]
     assert (await ann.call("giveaway.enter", {"giveaway_id": gid}))["entered"]
     assert (await ben.call("giveaway.enter", {"giveaway_id": gid}))["entered"]
@@ -117,7 +109,7 @@ async def test_must_be_watching_leaves_out_who_left(bc, server, clients, token, 
 
 
 async def test_bad_giveaway_input_is_refused(bc, server, clients, token):
-    host, (ann,) = await _staff_and_viewers(server, clients, token, n=1)
+    host, (ann,) = await host_and_viewers(server, clients, token, n=1)
     for bad in ({}, {"title": ""}, {"title": "x", "keyword": "two words"}, {"title": "x", "must_watch": "yes"},
                 {"title": "x", "extra": 1}):
         r = await host.call("giveaway.open", bad)

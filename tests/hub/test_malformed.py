@@ -37,14 +37,14 @@ async def test_wrong_shapes_unknown_events_and_oversized_payloads(server, bc, cl
 
 
 async def test_handler_crash_is_an_internal_error_ack(server, bc, clients, token):
-    hub = server.app["hub"]
+    hub = server.app["node"].hub
 
     @hub.command("test.boom")
-    async def boom(caller, payload):  # type: ignore[no-untyped-def]
+    async def boom(caller, payload):
         raise RuntimeError("bug")
 
     @hub.command("test.not_a_dict")
-    async def wrong(caller, payload):  # type: ignore[no-untyped-def]
+    async def wrong(caller, payload):
         return ["not", "a", "dict"]
 
     try:

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.hub.conftest import wait_for
+from tests.hub.conftest import host_and_viewers, wait_for
 
 
-async def _people(server, clients, token, n=3):  # type: ignore[no-untyped-def]
-    host = await clients(server.url, token("host", "b1", "h1", name="Host"))
-    viewers = [await clients(server.url, token("viewer", "b1", f"v{i}", name=f"Viewer{i}")) for i in range(n)]
-    for c in (host, *viewers):
-        await c.snapshot()
-    return host, viewers
-
-
-async def _quiz(host, question, correct):  # type: ignore[no-untyped-def]
+async def _quiz(host, question, correct):
     ack = await host.call("poll.create", {"question": question, "options": ["red", "blue", "green"],
                                           "correct": correct, "duration_s": 60})
     assert ack["ok"], ack
@@ -24,7 +16,7 @@ async def _quiz(host, question, correct):  # type: ignore[no-untyped-def]
 
 
 async def test_correct_answers_are_ranked_by_server_receive_time(bc, server, clients, token):
-    host, (v0, v1, v2) = await _people(server, clients, token)
+    host, (v0, v1, v2) = await host_and_viewers(server, clients, token, 3)
     pid = await _quiz(host, "Sky?", 1)
     opened = (await wait_for(lambda: v0.of("poll.opened"), what="poll.opened"))[0]
     assert opened["correct"] is None
@@ -56,7 +48,7 @@ async def test_correct_answers_are_ranked_by_server_receive_time(bc, server, cli
 
 
 async def test_a_plain_poll_is_no_quiz_and_a_bad_answer_is_refused(bc, server, clients, token):
-    host, (v0,) = await _people(server, clients, token, n=1)
+    host, (v0,) = await host_and_viewers(server, clients, token, n=1)
     bad = await host.call("poll.create", {"question": "Q", "options": ["a", "b"], "correct": 2})
     assert bad["error"]["code"] == "VALIDATION" and bad["error"]["field"] == "correct"
     ack = await host.call("poll.create", {"question": "Q", "options": ["a", "b"]})

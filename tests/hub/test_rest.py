@@ -9,7 +9,7 @@ from tests.hub.conftest import PRODUCTS, wait_for
 
 
 @pytest.fixture
-async def http():  # type: ignore[no-untyped-def]
+async def http():
     async with aiohttp.ClientSession() as s:
         yield s
 

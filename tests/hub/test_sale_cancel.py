@@ -65,7 +65,7 @@ async def test_no_soldout_webhook_for_a_cancelled_sale_read_late(server, bc, cli
     sale = (await host.call("sale.schedule", {"product_id": "p1", "units": 1, "limit": 1, "hold_s": 60}))["sale"]["id"]
     assert (await alice.call("sale.reserve", {"sale_id": sale, "request_id": "a1"}))["ok"]
     assert (await host.call("sale.cancel", {"sale_id": sale}))["ok"]
-    api = server.app["services"].parts["checkout"]
+    api = server.app["node"].checkout
     marker = f"{{webhooks}}:emitted:sale.soldout:{sale}"
     await redis.delete(marker)  # as if the watcher had not reached the sell-out before the cancel
     events = await api.sales.inv.read_events(sale)
@@ -83,7 +83,7 @@ async def test_cancelling_a_closed_sale_changes_nothing(server, bc, clients, tok
     held = await alice.call("sale.reserve", {"sale_id": sale, "request_id": "a1"})
     assert held["ok"], held
     await wait_for(lambda: host.of("sale.closed"), timeout=30, what="sale.closed at its end")
-    api = server.app["services"].parts["checkout"]
+    api = server.app["node"].checkout
     before = await api.sales.inv.get_reservation(sale, held["reservation"]["id"])
     refused = await host.call("sale.cancel", {"sale_id": sale})
     assert refused["ok"] is False and refused["error"]["code"] == "SALE_CLOSED"

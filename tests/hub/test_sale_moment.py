@@ -19,7 +19,7 @@ from shop.broadcasts import BroadcastStore
 from shop.sales import _SOLDOUT
 from tests.conftest import CLUSTER
 from tests.hub.conftest import PRODUCTS
-from tests.redis_proc import RedisProcess
+from tests.redis_proc import RedisProcess, monitored
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -115,7 +115,7 @@ async def test_500_buyers_on_a_pool_of_4_connections_all_get_a_real_answer(make_
         assert "INTERNAL" not in firsts and "INTERNAL" not in finals
         assert finals.count("OK") == 50
         assert finals.count("SOLD_OUT") == 450
-        audit = await node.app["hub"].sales.inv.audit(sale)
+        audit = await node.app["node"].sales.inv.audit(sale)
         assert audit.ok and audit.levels.held == 50 and audit.levels.available == 0
         await asyncio.gather(*(b.close() for b in buyers), host.close())
     text = "\n".join(r.getMessage() for r in server_errors)
@@ -159,7 +159,7 @@ async def test_redis_stopped_mid_sale_answers_unavailable_then_holds_are_intact(
                 assert r.status == 200
             finals = [await _reserve_until_answered(b, sale) for b in buyers[3:]]  # request_id "during" again is fine
             assert [f for _, f in finals].count("OK") == 2  # 5 units: 3 held before + 2 now
-            audit = await node.app["hub"].sales.inv.audit(sale)
+            audit = await node.app["node"].sales.inv.audit(sale)
             assert audit.ok and audit.levels.held == 5
             for b, rid in zip(buyers[:3], held):  # the early holds survived the outage
                 ack = await b.call("snapshot", {})
@@ -192,7 +192,7 @@ async def test_a_slow_redis_at_join_gives_a_partial_snapshot_that_names_its_part
                 paused.set()
                 await admin.execute_command("CLIENT", "PAUSE", 1500, "ALL")
 
-        node.app["hub"].on_join(pause_redis)
+        node.app["node"].hub.on_join(pause_redis)
         again = await _light(session, node.url, token("viewer", "b1", "alice"), "json")
         snap = again.snapshot.result()
         assert "sales" in snap["partial"] and snap["retry_after"] > 0
@@ -217,27 +217,13 @@ async def test_refused_buyers_make_no_sold_out_claim(make_server, redis, redis_u
         host = await _light(session, node.url, token("host", "b1", "h1"), "json")
         sale = await _sale(host, units=2)
         buyers = [await _light(session, node.url, token("viewer", "b1", f"u{i}"), "json") for i in range(30)]
-        seen: list[bytes] = []
-        monitor_client = aioredis.Redis.from_url(redis_url)
-        ready = asyncio.Event()
-
-        async def watch() -> None:
-            async with monitor_client.monitor() as m:
-                ready.set()
-                async for cmd in m.listen():
-                    seen.append(cmd["command"].encode())
-
-        task = asyncio.ensure_future(watch())
-        await ready.wait()
-        await asyncio.sleep(0.2)
-        answers = await asyncio.gather(*(_reserve_until_answered(b, sale) for b in buyers))
-        assert sorted(f for _, f in answers).count("OK") == 2
-        await wait_for(lambda: host.events and any(e == "sale.soldout" for e, _ in host.events) or None,
-                       what="sale.soldout")
-        await asyncio.sleep(0.3)
-        task.cancel()
-        await monitor_client.aclose()
-        claims = [c for c in seen if sha in c]
+        async with monitored(redis_url) as seen:
+            answers = await asyncio.gather(*(_reserve_until_answered(b, sale) for b in buyers))
+            assert sorted(f for _, f in answers).count("OK") == 2
+            await wait_for(lambda: host.events and any(e == "sale.soldout" for e, _ in host.events) or None,
+                           what="sale.soldout")
+            await asyncio.sleep(0.3)
+        claims = [c for c in seen if sha in c["command"].encode()]
         assert 1 <= len(claims) <= 2, f"{len(claims)} sold-out claims for 28 refused buyers"
         assert [e for e, _ in host.events].count("sale.soldout") == 1
         await asyncio.gather(*(b.close() for b in buyers), host.close())
@@ -248,7 +234,7 @@ async def test_the_stock_watcher_reads_only_sales_that_changed(make_server, redi
     (the old watcher read every watched sale every tick, forever)."""
     await BroadcastStore(redis).ensure("b1", title="Drop", host="h1", products=PRODUCTS)
     node = await make_server(tick_ms=50)
-    watch = node.app["hub"].stockwatch
+    watch = node.app["node"].stockwatch
     async with aiohttp.ClientSession() as session:
         host = await _light(session, node.url, token("host", "b1", "h1"), "json")
         buyer = await _light(session, node.url, token("viewer", "b1", "u1"), "json")
@@ -322,7 +308,7 @@ async def test_a_command_past_its_deadline_is_busy_and_its_retry_gets_the_first_
         await asyncio.sleep(1.2)
         again = await buyer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": "slow"})
         assert again["ok"], again
-        audit = await node.app["hub"].sales.inv.audit(sale)
+        audit = await node.app["node"].sales.inv.audit(sale)
         assert audit.ok and audit.levels.held == 1  # one hold, not two
         await admin.aclose()
         await asyncio.gather(buyer.close(), host.close())
@@ -340,7 +326,7 @@ async def test_a_stock_change_outside_the_hub_wakes_the_watcher_at_once(make_ser
         host = await _light(session, node.url, token("host", "b1", "h1"), "json")
         viewer = await _light(session, node.url, token("viewer", "b1", "v1"), "json")
         sale = await _sale(host, units=3)
-        watch = node.app["hub"].stockwatch
+        watch = node.app["node"].stockwatch
         await wait_for(lambda: sale in watch._subscribed, what="the watcher subscribed to the sale's wake")
         ack = await viewer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": "r"})
         assert ack["ok"], ack

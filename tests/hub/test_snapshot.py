@@ -53,10 +53,10 @@ async def test_snapshot_contents_and_reconnect(server, bc, clients, token, redis
 
 
 async def test_snapshot_part_failure_does_not_block_join(server, bc, clients, token):
-    hub = server.app["hub"]
+    hub = server.app["node"].hub
 
     @hub.snapshot_part("broken")
-    async def broken(caller):  # type: ignore[no-untyped-def]
+    async def broken(caller):
         raise RuntimeError("boom")
 
     try:

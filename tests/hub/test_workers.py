@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-async def two_workers(redis_url, bc):  # type: ignore[no-untyped-def]
+async def two_workers(redis_url, bc):
     port = free_port()
     env = {**os.environ, "HAWKER_SECRET": TEST_SECRET, "HAWKER_REDIS_URL": redis_url, "HAWKER_PORT": str(port),
            "HAWKER_WORKERS": "2", "HAWKER_TICK_MS": "100", "HAWKER_LOG_LEVEL": "warning",

@@ -13,7 +13,7 @@ _ids = itertools.count(1)
 
 
 @pytest.fixture
-def inv(redis) -> Inventory:  # type: ignore[no-untyped-def]
+def inv(redis) -> Inventory:
     return Inventory(redis, payment_grace_s=60, max_extend_s=30)
 
 

@@ -10,7 +10,7 @@ from inventory import Inventory, LotState, Refusal, ReservationState, keys_for
 from inventory.compaction import COMPACT_INDEX, backfill
 
 
-async def lot_bytes(redis, lot_id: str) -> int:  # type: ignore[no-untyped-def]
+async def lot_bytes(redis, lot_id: str) -> int:
     """MEMORY USAGE of every key of the lot (0 for a missing key)."""
     total = 0
     for key in keys_for(lot_id):
@@ -18,7 +18,7 @@ async def lot_bytes(redis, lot_id: str) -> int:  # type: ignore[no-untyped-def]
     return total
 
 
-async def busy_sale(inv: Inventory, make_lot, users: int = 40):  # type: ignore[no-untyped-def]
+async def busy_sale(inv: Inventory, make_lot, users: int = 40):
     """A lot of 10 units that went through what a flash sale does: most holds released or expired,
     a waitlist, a few paid."""
     lot = await make_lot(total=10, per_user_limit=2, hold_s=60)
@@ -71,7 +71,7 @@ async def test_compaction_keeps_the_audit_and_sold_reservations_and_frees_memory
     again = await inv.compact(lot.lot_id, grace_s=0)
     assert (again.code, again.at_ms) == ("COMPACTED", res.at_ms)
     assert await lot_bytes(redis, lot.lot_id) == after
-    assert (await inv.get_lot(lot.lot_id)).state == LotState.CLOSED  # type: ignore[union-attr]
+    assert (await inv.get_lot(lot.lot_id)).state == LotState.CLOSED
 
 
 async def test_not_compacted_while_open_holding_or_in_grace(inv, make_lot, redis):

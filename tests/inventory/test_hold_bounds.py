@@ -9,7 +9,7 @@ import asyncio
 from inventory import Inventory, Refusal, ReservationState, StockLevels
 
 
-async def test_declines_never_move_the_hold_and_attempts_are_capped(redis, make_lot) -> None:  # type: ignore[no-untyped-def]
+async def test_declines_never_move_the_hold_and_attempts_are_capped(redis, make_lot) -> None:
     inv = Inventory(redis, payment_grace_s=120)  # the production grace
     lot = await make_lot(3, hold_s=10)
     held = (await inv.reserve(lot.lot_id, "alice", 1, "r")).reservation
@@ -17,10 +17,10 @@ async def test_declines_never_move_the_hold_and_attempts_are_capped(redis, make_
     own = held.expires_at_ms
     for attempt in range(1, 4):
         paying = await inv.begin_payment(lot.lot_id, held.id, "alice")
-        assert paying.ok and paying.reservation.payment_attempts == attempt  # type: ignore[union-attr]
-        assert paying.reservation.expires_at_ms <= own + 120_000  # type: ignore[union-attr]  # the cap
+        assert paying.ok and paying.reservation.payment_attempts == attempt
+        assert paying.reservation.expires_at_ms <= own + 120_000  # the cap
         aborted = await inv.abort_payment(lot.lot_id, held.id)
-        assert aborted.ok and aborted.reservation.expires_at_ms == own, (attempt, aborted)  # type: ignore[union-attr]
+        assert aborted.ok and aborted.reservation.expires_at_ms == own, (attempt, aborted)
     before = await inv.get_reservation(lot.lot_id, held.id)
     fourth = await inv.begin_payment(lot.lot_id, held.id, "alice")
     assert fourth.code is Refusal.TOO_MANY_ATTEMPTS
@@ -29,7 +29,7 @@ async def test_declines_never_move_the_hold_and_attempts_are_capped(redis, make_
     assert (await inv.audit(lot.lot_id)).ok
 
 
-async def test_an_abort_after_the_holds_own_end_expires_it(redis, make_lot) -> None:  # type: ignore[no-untyped-def]
+async def test_an_abort_after_the_holds_own_end_expires_it(redis, make_lot) -> None:
     inv = Inventory(redis, payment_grace_s=30)
     lot = await make_lot(2, hold_s=1)
     held = (await inv.reserve(lot.lot_id, "alice", 1, "r")).reservation
@@ -37,12 +37,12 @@ async def test_an_abort_after_the_holds_own_end_expires_it(redis, make_lot) -> N
     assert (await inv.begin_payment(lot.lot_id, held.id, "alice")).ok
     await asyncio.sleep(1.2)  # the hold's own second is over while the card is being declined
     aborted = await inv.abort_payment(lot.lot_id, held.id)
-    assert aborted.code is Refusal.EXPIRED and aborted.reservation.state is ReservationState.EXPIRED  # type: ignore[union-attr]
+    assert aborted.code is Refusal.EXPIRED and aborted.reservation.state is ReservationState.EXPIRED
     assert aborted.levels == StockLevels(2, 2, 0, 0, 0)
     assert (await inv.audit(lot.lot_id)).ok
 
 
-async def test_cancel_frees_holds_empties_the_waitlist_and_refuses_payment(inv: Inventory, make_lot) -> None:  # type: ignore[no-untyped-def]
+async def test_cancel_frees_holds_empties_the_waitlist_and_refuses_payment(inv: Inventory, make_lot) -> None:
     lot = await make_lot(3, per_user_limit=2)
     sold = (await inv.reserve(lot.lot_id, "ann", 1, "a")).reservation
     paying = (await inv.reserve(lot.lot_id, "ben", 1, "b")).reservation
@@ -73,7 +73,7 @@ async def test_cancel_frees_holds_empties_the_waitlist_and_refuses_payment(inv: 
     assert audit.ok, audit.problems
 
 
-async def test_forget_user_renames_keeps_the_audit_and_forgets_requests(inv: Inventory, make_lot) -> None:  # type: ignore[no-untyped-def]
+async def test_forget_user_renames_keeps_the_audit_and_forgets_requests(inv: Inventory, make_lot) -> None:
     """Erasure (issue 13 row 9) at the lot: the person's reservations name a pseudonym, counts stay."""
     lot = await make_lot(2, per_user_limit=2)
     first = (await inv.reserve(lot.lot_id, "alice", 1, "a1")).reservation

@@ -11,6 +11,7 @@ from redis.crc import key_slot
 from inventory import Inventory, Refusal, StockLevels, changed_channel, keys_for
 from inventory.lua import PRELUDE, SCRIPTS, source
 from tests.conftest import CLUSTER
+from tests.redis_proc import monitored
 
 KEY_VARS = {"KM", "KR", "KX", "KU", "KH", "KQ", "KW", "KWU", "KE"}
 KEYLESS = {"TIME"}
@@ -44,48 +45,32 @@ def test_scripts_only_touch_the_keys_they_are_given() -> None:
 
 
 @pytest.mark.skipif(CLUSTER, reason="MONITOR sees one node of a cluster; the slot check runs on one server")
-async def test_keys_touched_at_run_time_are_one_slot(inv: Inventory, make_lot, redis_url) -> None:  # type: ignore[no-untyped-def]
+async def test_keys_touched_at_run_time_are_one_slot(inv: Inventory, make_lot, redis_url) -> None:
     """MONITOR every command the scripts run during a full scenario on two lots: the commands of
     one script run (a contiguous run of 'lua' entries) all name keys of one lot, in one slot."""
-    import redis.asyncio as aioredis
+    async with monitored(redis_url) as seen:
+        lots = [await make_lot(1, per_user_limit=1, hold_s=60), await make_lot(2, per_user_limit=2)]
+        for lot in lots:
+            a = (await inv.reserve(lot.lot_id, "alice", 1, "r")).reservation
+            await inv.reserve(lot.lot_id, "zed", lot.total, "r")
+            await inv.join_waitlist(lot.lot_id, "bob", 1)
+            await inv.extend(lot.lot_id, a.id, "alice")
+            await inv.begin_payment(lot.lot_id, a.id, "alice")
+            await inv.abort_payment(lot.lot_id, a.id)
+            await inv.release(lot.lot_id, a.id, "alice")
+            await inv.adjust_total(lot.lot_id, lot.total + 1)
+            await inv.expire_due(lot.lot_id)
+            await inv.snapshot(lot.lot_id)
+            await inv.audit(lot.lot_id)
+            await inv.holds_of(lot.lot_id, "bob")
+            await inv.close(lot.lot_id)
+        await inv.redis.ping()
 
-    seen: list[dict] = []
-    mon_client = aioredis.Redis.from_url(redis_url)
-    ready = asyncio.Event()
+        async def got_all() -> bool:
+            return any("PING" in c["command"] for c in seen[-5:])
 
-    async def watch() -> None:
-        async with mon_client.monitor() as m:
-            ready.set()
-            async for cmd in m.listen():
-                seen.append(cmd)
-
-    watcher = asyncio.create_task(watch())
-    await ready.wait()
-    await asyncio.sleep(0.2)
-    lots = [await make_lot(1, per_user_limit=1, hold_s=60), await make_lot(2, per_user_limit=2)]
-    for lot in lots:
-        a = (await inv.reserve(lot.lot_id, "alice", 1, "r")).reservation
-        await inv.reserve(lot.lot_id, "zed", lot.total, "r")
-        await inv.join_waitlist(lot.lot_id, "bob", 1)
-        await inv.extend(lot.lot_id, a.id, "alice")  # type: ignore[union-attr]
-        await inv.begin_payment(lot.lot_id, a.id, "alice")  # type: ignore[union-attr]
-        await inv.abort_payment(lot.lot_id, a.id)  # type: ignore[union-attr]
-        await inv.release(lot.lot_id, a.id, "alice")  # type: ignore[union-attr]
-        await inv.adjust_total(lot.lot_id, lot.total + 1)
-        await inv.expire_due(lot.lot_id)
-        await inv.snapshot(lot.lot_id)
-        await inv.audit(lot.lot_id)
-        await inv.holds_of(lot.lot_id, "bob")
-        await inv.close(lot.lot_id)
-    await inv.redis.ping()
-
-    async def got_all() -> bool:
-        return any("PING" in c["command"] for c in seen[-5:])
-
-    from .conftest import wait_until
-    await wait_until(got_all)
-    watcher.cancel()
-    await mon_client.aclose()
+        from .conftest import wait_until
+        await wait_until(got_all)
     runs: list[list[str]] = []
     previous_lua = False
     for c in seen:
@@ -103,7 +88,7 @@ async def test_keys_touched_at_run_time_are_one_slot(inv: Inventory, make_lot, r
         assert len({key_slot(k.encode()) for k in keys}) == 1, run
 
 
-async def test_a_stock_change_wakes_the_lots_sharded_channel_only(inv: Inventory, make_lot, redis) -> None:  # type: ignore[no-untyped-def]
+async def test_a_stock_change_wakes_the_lots_sharded_channel_only(inv: Inventory, make_lot, redis) -> None:
     """The watcher's wake is SPUBLISHed on the lot's own channel (its slot on a cluster): a
     subscriber of that lot hears the lot id, a subscriber of another lot hears nothing."""
     from redislayer.shardpubsub import ShardedSubscriber
@@ -122,7 +107,7 @@ async def test_a_stock_change_wakes_the_lots_sharded_channel_only(inv: Inventory
         await on_b.aclose()
 
 
-async def test_calls_in_one_tick_share_one_round_trip(inv: Inventory, make_lot) -> None:  # type: ignore[no-untyped-def]
+async def test_calls_in_one_tick_share_one_round_trip(inv: Inventory, make_lot) -> None:
     lot = await make_lot(300, per_user_limit=1)
     await inv.load_scripts()
     p = inv.pipeline
@@ -135,11 +120,11 @@ async def test_calls_in_one_tick_share_one_round_trip(inv: Inventory, make_lot) 
     more = await asyncio.gather(*(inv.reserve(lot.lot_id, f"v{i}", 1, "r") for i in range(200)))
     assert all(r.ok for r in more)
     assert (p.flushes - flushes, p.batches - batches) == (1, -(-200 // p.max_batch))
-    ids = {r.reservation.id for r in results + more}  # type: ignore[union-attr]
+    ids = {r.reservation.id for r in results + more}
     assert len(ids) == p.max_batch + 200
 
 
-async def test_one_tick_is_one_round_trip_per_master(inv: Inventory, make_lot, redis) -> None:  # type: ignore[no-untyped-def]
+async def test_one_tick_is_one_round_trip_per_master(inv: Inventory, make_lot, redis) -> None:
     """Reserves on lots spread over a cluster's masters, made in one tick, travel as one pipeline
     per master (one on a standalone server)."""
     lots = [await make_lot(10, per_user_limit=1) for _ in range(12)]
@@ -157,18 +142,18 @@ async def test_one_tick_is_one_round_trip_per_master(inv: Inventory, make_lot, r
     assert p.batches - batches == len(masters)
 
 
-async def test_noscript_is_recovered_in_a_batch(inv: Inventory, make_lot, redis) -> None:  # type: ignore[no-untyped-def]
+async def test_noscript_is_recovered_in_a_batch(inv: Inventory, make_lot, redis) -> None:
     lot = await make_lot(50, per_user_limit=1)
     await redis.script_flush()
     results = await asyncio.gather(*(inv.reserve(lot.lot_id, f"u{i}", 1, "r") for i in range(60)))
     assert sum(r.ok for r in results) == 50
     assert await inv.snapshot(lot.lot_id) == StockLevels(50, 0, 50, 0, 0)
     await redis.script_flush()
-    assert (await inv.release(lot.lot_id, results[0].reservation.id, "u0")).ok  # type: ignore[union-attr]
+    assert (await inv.release(lot.lot_id, results[0].reservation.id, "u0")).ok
 
 
 @pytest.mark.skipif(CLUSTER, reason="the pooled fast path is for a plain client; a cluster client pipelines per node")
-async def test_a_small_connection_pool_waits_instead_of_failing(make_lot, redis_url) -> None:  # type: ignore[no-untyped-def]
+async def test_a_small_connection_pool_waits_instead_of_failing(make_lot, redis_url) -> None:
     import redis.asyncio as aioredis
 
     client = aioredis.Redis.from_url(redis_url, max_connections=2)
@@ -180,7 +165,7 @@ async def test_a_small_connection_pool_waits_instead_of_failing(make_lot, redis_
     await client.aclose()
 
 
-async def test_clients_without_a_pool_use_redis_py_pipelines(inv: Inventory, make_lot, redis) -> None:  # type: ignore[no-untyped-def]
+async def test_clients_without_a_pool_use_redis_py_pipelines(inv: Inventory, make_lot, redis) -> None:
     """The fallback path (e.g. RedisCluster, which has no single connection pool)."""
     inv.pipeline._pool = None
     lot = await make_lot(10, per_user_limit=1)

@@ -20,7 +20,7 @@ LIMIT = 2
 USERS = 1_500
 
 
-def _spike_worker(url: str, lot_id: str, worker: int, n: int, barrier, out) -> None:  # type: ignore[no-untyped-def]
+def _spike_worker(url: str, lot_id: str, worker: int, n: int, barrier, out) -> None:
     async def main() -> list[tuple[str, int, str, str]]:
         client = client_for(url, max_connections=32)
         inv = Inventory(client)
@@ -32,8 +32,8 @@ def _spike_worker(url: str, lot_id: str, worker: int, n: int, barrier, out) -> N
         async def attempt(i: int, user: str, qty: int) -> tuple[str, int, str, str]:
             res = await inv.reserve(lot_id, user, qty, f"w{worker}-{i}")
             if res.ok:
-                return user, res.reservation.qty, "ok", res.reservation.id  # type: ignore[union-attr]
-            return user, qty, res.code.value, ""  # type: ignore[union-attr]
+                return user, res.reservation.qty, "ok", res.reservation.id
+            return user, qty, res.code.value, ""
 
         answers = await asyncio.gather(*(attempt(i, u, q) for i, (u, q) in enumerate(plan)))
         await client.aclose()
@@ -42,7 +42,7 @@ def _spike_worker(url: str, lot_id: str, worker: int, n: int, barrier, out) -> N
     out.put(asyncio.run(main()))
 
 
-def _get_result(out, procs):  # type: ignore[no-untyped-def]
+def _get_result(out, procs):
     """Next worker's answers; fail at once if a worker died instead of waiting for ever."""
     import queue
 
@@ -109,12 +109,12 @@ async def test_hold_survives_a_crash_with_aof_always() -> None:
         kept = await inv.get_reservation("dur", r.id)
         assert kept == r  # same hold, same expiry, still HELD
         assert await inv.snapshot("dur") == StockLevels(3, 1, 2, 0, 0)
-        assert (await inv.reserve("dur", "alice", 2, "click")).reservation.id == r.id  # type: ignore[union-attr]
+        assert (await inv.reserve("dur", "alice", 2, "click")).reservation.id == r.id
         assert (await inv.begin_payment("dur", r.id, "alice")).ok
 
         proc.restart(crash=True)  # and again between begin_payment and confirm
         inv = fresh()
-        assert (await inv.get_reservation("dur", r.id)).state is ReservationState.PAYING  # type: ignore[union-attr]
+        assert (await inv.get_reservation("dur", r.id)).state is ReservationState.PAYING
         sold = await inv.confirm("dur", r.id, "order-1")
         assert sold.ok and sold.levels == StockLevels(3, 1, 0, 2, 0)
         audit = await inv.audit("dur")
@@ -139,7 +139,7 @@ async def test_same_client_carries_on_after_a_restart() -> None:
         proc.restart(crash=True)
         again = await asyncio.gather(*(inv.reserve("rs", "alice", 1, r) for r in ("a", "b", "c")))
         assert [r.ok for r in again] == [True, True, True]
-        assert again[0].reservation.id == first.reservation.id  # type: ignore[union-attr]
+        assert again[0].reservation.id == first.reservation.id
         assert inv.pipeline.retries >= 1
         assert await inv.snapshot("rs") == StockLevels(5, 2, 3, 0, 0)
         assert (await inv.audit("rs")).ok

@@ -10,152 +10,32 @@ and the invariant (available + held + sold == total, nobody above the limit) mus
 """
 from __future__ import annotations
 
-import asyncio
-import itertools
 import time
-from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from inventory import Inventory, LotSpec, Refusal, StockLevels
-from tests.redis_proc import client_for
-
-MARGIN_MS = 400
-HOLD_S = 1
-GRACE_S = 2
-MAX_EXTEND_S = 1
-MAX_ATTEMPTS = 2  # payment attempts per hold (small, so the limit is reached in a run)
-USERS = ["ann", "ben", "cat", "dan"]
-REQUESTS = ["q0", "q1", "q2"]
-_lot_ids = itertools.count()
-
-
-@dataclass
-class MRes:
-    user: str
-    qty: int
-    state: str
-    expires: int
-    order: str = ""
-    extended: bool = False
-    own: int = 0  # the hold's own expiry (without a payment lock)
-    attempts: int = 0
-
-
-@dataclass
-class Model:
-    total: int
-    limit: int
-    state: str = "OPEN"
-    available: int = 0
-    held: int = 0
-    sold: int = 0
-    seq: int = 0
-    res: dict[str, MRes] = field(default_factory=dict)
-    req: dict[tuple[str, str], str] = field(default_factory=dict)
-    user_units: dict[str, int] = field(default_factory=dict)
-    waitlist: list[tuple[str, int]] = field(default_factory=list)
-
-    def levels(self) -> StockLevels:
-        return StockLevels(self.total, self.available, self.held, self.sold, len(self.waitlist))
-
-    def live(self) -> list[tuple[str, MRes]]:
-        return [(rid, r) for rid, r in self.res.items() if r.state in ("HELD", "PAYING")]
-
-    # --- the Lua rules, in Python ---
-    def free(self, r: MRes, state: str) -> None:
-        r.state = state
-        self.held -= r.qty
-        self.available += r.qty
-        self.user_units[r.user] -= r.qty
-
-    def hold(self, user: str, qty: int, now: int) -> str:
-        self.seq += 1
-        rid = f"r{self.seq}"
-        self.res[rid] = MRes(user, qty, "HELD", now + HOLD_S * 1000, own=now + HOLD_S * 1000)
-        self.user_units[user] = self.user_units.get(user, 0) + qty
-        self.available -= qty
-        self.held += qty
-        return rid
-
-    def serve(self, now: int) -> list[str]:
-        granted = []
-        if self.state != "OPEN":
-            return granted
-        while self.available > 0 and self.waitlist:
-            user, want = self.waitlist.pop(0)
-            q = min(want, self.available, self.limit - self.user_units.get(user, 0))
-            if q > 0:
-                granted.append(self.hold(user, q, now))
-        return granted
-
-    def expire_due(self, t0: int) -> int:
-        due = sorted(((r.expires, rid) for rid, r in self.live() if r.expires <= t0))
-        for _, rid in due:
-            self.free(self.res[rid], "EXPIRED")
-        if due:
-            self.serve(t0)
-        return len(due)
-
-    def settle(self, rid: str, t0: int) -> None:
-        r = self.res[rid]
-        if r.state in ("HELD", "PAYING") and r.expires <= t0:
-            self.free(r, "EXPIRED")
-            self.serve(t0)
+from inventory import LotSpec, Refusal
+from tests.inventory.stateful_model import (
+    GRACE_S,
+    HOLD_S,
+    MARGIN_MS,
+    MAX_ATTEMPTS,
+    MAX_EXTEND_S,
+    REQUESTS,
+    USERS,
+    MachineBase,
+    Model,
+    fresh_ids,
+)
 
 
 def test_inventory_matches_model(redis_url: str) -> None:
-    class InventoryMachine(RuleBasedStateMachine):
-        def __init__(self) -> None:
-            super().__init__()
-            self.loop = asyncio.new_event_loop()
-            self.client = client_for(redis_url)
-            self.inv = Inventory(self.client, payment_grace_s=GRACE_S, max_extend_s=MAX_EXTEND_S,
-                                 max_payment_attempts=MAX_ATTEMPTS)
-            self.steps = 0
-            self.lot_id = f"sm{next(_lot_ids)}-{time.monotonic_ns()}"
-            self.model: Model | None = None
-            self.t0 = 0
+    url = redis_url
 
-        def run(self, coro):  # type: ignore[no-untyped-def]
-            return self.loop.run_until_complete(coro)
-
-        def teardown(self) -> None:
-            self.run(self.client.aclose())
-            self.loop.close()
-
-        def now(self) -> int:
-            return self.run(self.inv.server_time_ms())
-
-        def safe_time(self) -> int:
-            """Server time t0 such that no live reservation is due within (t0, t0 + MARGIN]."""
-            assert self.model is not None
-            while True:
-                t0 = self.now()
-                self.steps += 1
-                # a PAYING hold's own expiry counts too: abort_payment puts it back (or expires it)
-                edges = [r.expires for _, r in self.model.live()] + [r.own for _, r in self.model.live()]
-                soon = [e for e in edges if t0 < e <= t0 + MARGIN_MS]
-                if not soon:
-                    self.t0 = t0
-                    return t0
-                time.sleep((max(soon) - t0 + 5) / 1000)
-
-        def check_new(self, got, rid: str, t0: int) -> None:  # type: ignore[no-untyped-def]
-            """A hold the model just created: take Redis's exact expiry after bounding it."""
-            assert self.model is not None
-            m = self.model.res[rid]
-            assert got.id == rid and got.user == m.user and got.qty == m.qty
-            assert t0 + HOLD_S * 1000 <= got.expires_at_ms <= t0 + MARGIN_MS + HOLD_S * 1000
-            m.expires = m.own = got.expires_at_ms
-
-        def sync_grants(self, granted: list[str], t0: int) -> None:
-            for rid in granted:
-                got = self.run(self.inv.get_reservation(self.lot_id, rid))
-                assert got is not None and got.from_waitlist
-                self.check_new(got, rid, t0)
+    class InventoryMachine(MachineBase):
+        redis_url = url
 
         @initialize(total=st.integers(1, 4), limit=st.integers(1, 3))
         def create(self, total: int, limit: int) -> None:
@@ -164,27 +44,9 @@ def test_inventory_matches_model(redis_url: str) -> None:
             self.run(self.inv.open(self.lot_id))
             self.model = Model(total=total, limit=limit, available=total)
 
-        def pick(self, data: st.DataObject, prefer: str = "HELD") -> str:
-            """Mostly a reservation in the state the op wants, sometimes any, rarely an unknown id."""
-            assert self.model is not None
-            roll = data.draw(st.integers(0, 9))
-            fitting = [rid for rid, r in self.model.res.items() if r.state == prefer]
-            if fitting and roll < 7:
-                return data.draw(st.sampled_from(fitting))
-            if not self.model.res or roll == 9:
-                return "r999"
-            return data.draw(st.sampled_from(list(self.model.res)))
-
-        def owner(self, rid: str, data: st.DataObject) -> str:
-            assert self.model is not None
-            if rid in self.model.res and data.draw(st.integers(0, 5)) > 0:
-                return self.model.res[rid].user
-            return data.draw(st.sampled_from(USERS))
-
         @rule(user=st.sampled_from(USERS), qty=st.integers(1, 3), req=st.sampled_from(REQUESTS))
         def reserve(self, user: str, qty: int, req: str) -> None:
-            m = self.model
-            assert m is not None
+            m = self.m
             t0 = self.safe_time()
             got = self.run(self.inv.reserve(self.lot_id, user, qty, req))
             granted_before = m.seq
@@ -215,18 +77,17 @@ def test_inventory_matches_model(redis_url: str) -> None:
             """Every user reserves one unit (fresh request ids): usually sells the lot out, so
             the waitlist and freed-units rules get their turn."""
             for user in USERS:
-                self.reserve(user, 1, f"fill{next(_lot_ids)}")
+                self.reserve(user, 1, f"fill{next(fresh_ids)}")
 
         @rule(user=st.sampled_from(USERS), qty=st.integers(1, 2), req=st.sampled_from(REQUESTS))
         def reserve_more(self, user: str, qty: int, req: str) -> None:
             """Same as reserve: a second rule so reserving is drawn more often."""
             self.reserve(user, qty, req)
 
-        def on_reservation(self, name: str, rid: str, who: str | None, call):  # type: ignore[no-untyped-def]
+        def on_reservation(self, name: str, rid: str, who: str | None, call):
             """Common part of ops on one reservation: unknown, owner, lazy expiry; returns the
             reservation when the op proper should be modelled, else None (result checked here)."""
-            m = self.model
-            assert m is not None
+            m = self.m
             t0 = self.safe_time()
             got = self.run(call)
             if rid not in m.res:
@@ -248,8 +109,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
             got, r, t0 = self.on_reservation("release", rid, who, self.inv.release(self.lot_id, rid, who))
             if r is None:
                 return
-            m = self.model
-            assert m is not None
+            m = self.m
             before = m.seq
             if r.state == "RELEASED":
                 assert got.ok
@@ -332,8 +192,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
             got, r, _ = self.on_reservation("confirm", rid, None, self.inv.confirm(self.lot_id, rid, order))
             if r is None:
                 return
-            m = self.model
-            assert m is not None
+            m = self.m
             if r.state == "SOLD":
                 assert got.ok if r.order == order else got.code is Refusal.NOT_PAYING
             elif m.state == "CANCELLED":
@@ -365,8 +224,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
         @rule()
         def slow_decline(self) -> None:
             """A decline that comes back after the hold's own expiry: the abort must expire it."""
-            m = self.model
-            assert m is not None
+            m = self.m
             target, rid = min((r.own, rid) for rid, r in m.res.items() if r.state == "PAYING")
             while self.now() <= target:
                 time.sleep(0.05)
@@ -376,8 +234,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
             got, r, t0 = self.on_reservation("abort", rid, None, self.inv.abort_payment(self.lot_id, rid))
             if r is None:
                 return
-            m = self.model
-            assert m is not None
+            m = self.m
             before = m.seq
             if r.state == "HELD":
                 assert got.ok
@@ -396,8 +253,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
 
         @rule()
         def expire_due(self) -> None:
-            m = self.model
-            assert m is not None
+            m = self.m
             t0 = self.safe_time()
             before = m.seq
             n = self.run(self.inv.expire_due(self.lot_id))
@@ -408,16 +264,14 @@ def test_inventory_matches_model(redis_url: str) -> None:
         @rule()
         def let_time_pass(self) -> None:
             """Sleep until the earliest live reservation is past due (at most about 2 s)."""
-            m = self.model
-            assert m is not None
+            m = self.m
             target = min(r.expires for _, r in m.live())
             while self.now() <= target:
                 time.sleep(0.05)
 
         @rule(user=st.sampled_from(USERS), qty=st.integers(1, 3))
         def join_waitlist(self, user: str, qty: int) -> None:
-            m = self.model
-            assert m is not None
+            m = self.m
             t0 = self.safe_time()
             before = m.seq
             got = self.run(self.inv.join_waitlist(self.lot_id, user, qty))
@@ -445,15 +299,14 @@ def test_inventory_matches_model(redis_url: str) -> None:
 
         @rule(delta=st.integers(-3, 3))
         def adjust_total(self, delta: int) -> None:
-            m = self.model
-            assert m is not None
+            m = self.m
             t0 = self.safe_time()
             new = max(0, m.total + delta)
             before = m.seq
             try:
                 lot = self.run(self.inv.adjust_total(self.lot_id, new))
             except Exception as exc:  # InventoryError
-                assert new < m.held + m.sold and exc.code is Refusal.BELOW_COMMITTED  # type: ignore[attr-defined]
+                assert new < m.held + m.sold and exc.code is Refusal.BELOW_COMMITTED
                 return
             assert new >= m.held + m.sold
             m.total, m.available = new, new - m.held - m.sold
@@ -464,8 +317,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
         @precondition(lambda self: self.model is not None and self.model.state != "CANCELLED")
         @rule()
         def toggle_open(self) -> None:
-            m = self.model
-            assert m is not None
+            m = self.m
             t0 = self.safe_time()
             before = m.seq
             if m.state == "OPEN":
@@ -482,8 +334,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
         def cancel(self) -> None:
             """Late in a run (cancelling ends the lot's story): live holds are freed, the waitlist
             emptied; payments are refused from then on (checked by begin_payment / confirm)."""
-            m = self.model
-            assert m is not None
+            m = self.m
             self.safe_time()
             lot = self.run(self.inv.cancel(self.lot_id))
             for _, r in m.live():
@@ -494,6 +345,7 @@ def test_inventory_matches_model(redis_url: str) -> None:
 
         @invariant()
         def agrees(self) -> None:
+            self.t0_mono = None  # reads after the step: they do not depend on the time
             m = self.model
             if m is None:
                 return

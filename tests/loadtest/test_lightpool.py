@@ -29,7 +29,7 @@ def _reports(pool: LightPool, into: list[Report]) -> None:
             fn(*args)
 
 
-def _wait(pool: LightPool, got: list[Report], cond, timeout: float = 30.0) -> None:  # noqa: ANN001
+def _wait(pool: LightPool, got: list[Report], cond, timeout: float = 30.0) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         _reports(pool, got)

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from PIL import Image
 
-from inventory.core import keys_for
+from inventory import keys_for
 from loadtest import audit
 from loadtest.spike import fetch_audit
 from shop.broadcasts import BroadcastStore
@@ -79,7 +79,7 @@ def test_a_throttled_generator_is_marked_saturated(tmp_path: Path):
     assert "SATURATED" in proc.stderr
 
 
-async def test_audit_catches_a_forged_order_and_an_over_limit_hold(redis, server, token, clients):  # noqa: F811
+async def test_audit_catches_a_forged_order_and_an_over_limit_hold(redis, server, token, clients):  # noqa: F811 - the fixture imported above
     await BroadcastStore(redis).ensure("b1", title="Drop", host="h1", products=PRODUCTS)
     host = await clients(server.url, token("host", "b1", "h1"))
     sale = (await host.call("sale.schedule", {"product_id": "p1", "units": 5, "limit": 2, "hold_s": 60}))["sale"]["id"]

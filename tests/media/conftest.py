@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from loadtest.media_clients import lan_ip
-from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests of this folder
+from loadtest.media_clients import Publisher, Viewer, lan_ip
+from tests.waiting import wait_for
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +25,15 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def media_server(make_server, media_ip, tmp_path):  # type: ignore[no-untyped-def]
+async def media_server(make_server, media_ip, tmp_path):
     return await make_server(media_dir=str(tmp_path / "media"))
 
 
+async def watching(url: str, http: aiohttp.ClientSession, token, sub: str, frames: int, what: str):
+    """Broadcast b1 published at `url` and one viewer (`sub`) that has received `frames` video frames."""
+    pub = Publisher(url, "b1", token("host", "b1"))
+    await pub.start(http)
+    viewer = Viewer(url, "b1", token("viewer", "b1", sub))
+    assert await viewer.start(http), viewer.error
+    await wait_for(lambda: len(viewer.sizes) >= frames, 60, what)
+    return pub, viewer

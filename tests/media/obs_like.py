@@ -1,5 +1,5 @@
-"""An OBS-like WHIP publisher built from aiortc and PyAV only (none of Hawker's code): H.264 from
-libx264 with the encoder settings we choose (B-frames, keyframe interval) and Opus audio.
+"""An OBS-like WHIP publisher built from aiortc and PyAV (none of the server's code; the WHIP calls are the
+load test's publisher's): H.264 from libx264 with the encoder settings we choose (B-frames, keyframe interval) and Opus audio.
 
 aiortc's own H.264 encoder is x264 with `tune=zerolatency` (no B-frames, keyframes on request).
 OBS's defaults are not: so this track encodes with libx264 itself and hands aiortc the encoded
@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import aiohttp
 import av
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
+
+from loadtest.media_clients import Publisher
 
 TB = fractions.Fraction(1, 90000)
 
@@ -57,7 +59,7 @@ class X264PacketTrack(MediaStreamTrack):
         self._count += 1
         return frame
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:
         while not self._pending:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -75,14 +77,11 @@ class X264PacketTrack(MediaStreamTrack):
 
 
 @dataclass
-class ObsLikePublisher:
-    base_url: str
-    broadcast: str
-    token: str
+class ObsLikePublisher(Publisher):
+    """The load test's WHIP publisher (its offer and stop) with an x264 track of chosen settings."""
+
     bframes: int = 0
     keyint: int = 30
-    pc: RTCPeerConnection | None = None
-    location: str | None = None
     track: X264PacketTrack | None = None
 
     async def start(self, session: aiohttp.ClientSession) -> None:
@@ -94,22 +93,4 @@ class ObsLikePublisher:
         video.setCodecPreferences(h264)
         self.pc.addTransceiver(AudioStreamTrack(), direction="sendonly")  # aiortc sends it as Opus
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {self.token}"}
-        async with session.post(f"{self.base_url}/whip/{self.broadcast}", data=self.pc.localDescription.sdp.encode(),
-                                headers=headers) as resp:
-            body = await resp.text()
-            if resp.status != 201:
-                raise RuntimeError(f"WHIP publish failed: {resp.status} {body}")
-            self.location = resp.headers["Location"]
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
-
-    async def stop(self, session: aiohttp.ClientSession) -> int:
-        status = 0
-        if self.location:
-            async with session.delete(self.base_url + self.location,
-                                      headers={"Authorization": f"Bearer {self.token}"}) as resp:
-                status = resp.status
-            self.location = None
-        if self.pc is not None:
-            await self.pc.close()
-        return status
+        await self.offer(session)

@@ -77,7 +77,7 @@ async () => {
 
 
 @pytest.fixture
-async def browser(media_ip):  # type: ignore[no-untyped-def]
+async def browser(media_ip):
     if not os.path.exists(CHROMIUM):
         pytest.skip("no Chromium at " + CHROMIUM)
     from playwright.async_api import async_playwright
@@ -90,7 +90,7 @@ async def browser(media_ip):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("codec", ["VP8", "H264"])
 async def test_chromium_publishes_over_whip_and_another_tab_plays_over_whep(browser, media_server, token, codec):
-    media = media_server.app["media"]
+    media = media_server.app["node"].media
     studio = await browser.new_page()
     await studio.goto(media_server.url + "/healthz")  # a secure (loopback) origin for getUserMedia
     res = await studio.evaluate(PUBLISH_JS, [media_server.url + "/whip/b1", token("host", "b1"), codec])

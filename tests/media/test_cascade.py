@@ -22,15 +22,26 @@ from tests.redis_proc import free_port
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 
-async def _origin_and_edge(make_server, tmp_path, **edge_config):  # type: ignore[no-untyped-def]
+async def _origin_and_edge(make_server, tmp_path, **edge_config):
     shared = str(tmp_path / "shared-media")
     origin = await make_server(media_dir=shared)
     edge = await make_server(media_dir=shared, **edge_config)
     return origin, edge
 
 
-def _edge_sessions(server) -> list:  # type: ignore[no-untyped-def]
-    return [v for v in server.app["media"].viewers.values() if v.via == "edge"]
+async def _watching_on_the_edge(make_server, http, token, tmp_path, frames=5):
+    """An origin publishing b1 and one viewer on the edge process, `frames` video frames received."""
+    origin, edge = await _origin_and_edge(make_server, tmp_path)
+    pub = Publisher(origin.url, "b1", token("host", "b1", "h1"))
+    await pub.start(http)
+    viewer = Viewer(edge.url, "b1", token("viewer", "b1", "v1"))
+    assert await viewer.start(http), viewer.error
+    await wait_for(lambda: len(viewer.sizes) >= frames, 60, "video on the edge")
+    return origin, edge, pub, viewer
+
+
+def _edge_sessions(server) -> list:
+    return [v for v in server.app["node"].media.viewers.values() if v.via == "edge"]
 
 
 async def test_a_viewer_on_the_non_publishing_process_gets_decodable_video_and_audio(make_server, http, token,
@@ -38,7 +49,7 @@ async def test_a_viewer_on_the_non_publishing_process_gets_decodable_video_and_a
     origin, edge = await _origin_and_edge(make_server, tmp_path)
     pub = Publisher(origin.url, "b1", token("host", "b1", "h1"), width=320, height=240)
     await pub.start(http)
-    await wait_for(lambda: origin.app["media"].publishers["b1"].stream.frames_in > 5, 60, "media on the origin")
+    await wait_for(lambda: origin.app["node"].media.publishers["b1"].stream.frames_in > 5, 60, "media on the origin")
 
     async with http.get(f"{edge.url}/api/media/b1") as resp:
         state = await resp.json()
@@ -52,10 +63,10 @@ async def test_a_viewer_on_the_non_publishing_process_gets_decodable_video_and_a
     for v in viewers:
         assert set(v.sizes) == {(320, 240)}
     # one pull per edge per broadcast, however many viewers the edge has
-    assert list(edge.app["media"].pulls) == ["b1"]
+    assert list(edge.app["node"].media.pulls) == ["b1"]
     assert len(_edge_sessions(origin)) == 1
-    assert origin.app["media"].viewer_count("b1") == 0  # the pull takes no viewer slot
-    assert edge.app["media"].viewer_count("b1") == 3
+    assert origin.app["node"].media.viewer_count("b1") == 0  # the pull takes no viewer slot
+    assert edge.app["node"].media.viewer_count("b1") == 3
 
     for v in viewers:
         await v.stop(http)
@@ -63,17 +74,12 @@ async def test_a_viewer_on_the_non_publishing_process_gets_decodable_video_and_a
 
 
 async def test_the_origin_ending_the_publish_ends_the_edge_viewers(make_server, http, token, tmp_path):
-    origin, edge = await _origin_and_edge(make_server, tmp_path)
-    pub = Publisher(origin.url, "b1", token("host", "b1", "h1"))
-    await pub.start(http)
-    viewer = Viewer(edge.url, "b1", token("viewer", "b1", "v1"))
-    assert await viewer.start(http), viewer.error
-    await wait_for(lambda: len(viewer.sizes) >= 5, 60, "video on the edge")
+    origin, edge, pub, viewer = await _watching_on_the_edge(make_server, http, token, tmp_path)
 
     assert await pub.stop(http) == 200
     await wait_for(viewer.ended.is_set, 30, "the edge viewer's tracks to end")
-    await wait_for(lambda: edge.app["media"].viewer_count("b1") == 0, 30, "the edge to close its viewer")
-    assert "b1" not in edge.app["media"].pulls
+    await wait_for(lambda: edge.app["node"].media.viewer_count("b1") == 0, 30, "the edge to close its viewer")
+    assert "b1" not in edge.app["node"].media.pulls
     status, _, body = await post_sdp(http, f"{edge.url}/whep/b1", await _offer("play"), token("viewer", "b1", "v2"))
     assert status == 404 and '"NOT_LIVE"' in body
     await viewer.stop()
@@ -89,10 +95,10 @@ async def test_an_edge_with_no_viewers_drops_its_pull_after_the_linger(make_serv
     assert len(_edge_sessions(origin)) == 1
 
     await viewer.stop(http)
-    assert "b1" in edge.app["media"].pulls  # lingers: a viewer reloading the page finds it open
-    await wait_for(lambda: "b1" not in edge.app["media"].pulls, 10, "the edge to drop its pull")
+    assert "b1" in edge.app["node"].media.pulls  # lingers: a viewer reloading the page finds it open
+    await wait_for(lambda: "b1" not in edge.app["node"].media.pulls, 10, "the edge to drop its pull")
     await wait_for(lambda: not _edge_sessions(origin), 10, "the origin to end the edge's session")
-    assert "b1" in origin.app["media"].publishers  # the publish itself goes on
+    assert "b1" in origin.app["node"].media.publishers  # the publish itself goes on
     assert await pub.stop(http) == 200
 
 
@@ -102,7 +108,7 @@ async def test_the_internal_pull_needs_an_internal_token_and_skips_viewer_limits
     refused at the internal listener, and an internal token is refused at the public doors. The
     pull is not counted against the per-address offer limit meant for viewers."""
     origin, edge = await _origin_and_edge(make_server, tmp_path, media_edge_linger_s=0.2)
-    media = origin.app["media"]
+    media = origin.app["node"].media
     media.offer_limits.address.rate, media.offer_limits.address.burst = 0.001, 1  # one viewer offer per address
     pub = Publisher(origin.url, "b1", token("host", "b1", "h1"))
     await pub.start(http)
@@ -130,7 +136,7 @@ async def test_the_internal_pull_needs_an_internal_token_and_skips_viewer_limits
         assert await viewer.start(http), viewer.error
         await wait_for(lambda v=viewer: len(v.sizes) >= 3, 60, "video on the edge")
         await viewer.stop(http)
-        await wait_for(lambda: "b1" not in edge.app["media"].pulls, 10, "the pull to be dropped")
+        await wait_for(lambda: "b1" not in edge.app["node"].media.pulls, 10, "the pull to be dropped")
     # ...and a viewer from that address still has its one offer
     direct = Viewer(origin.url, "b1", token("viewer", "b1", "direct"))
     assert await direct.start(http), direct.error
@@ -155,9 +161,9 @@ async def test_a_takeover_on_another_process_repoints_the_edge_viewers(make_serv
     second = Publisher(other.url, "b1", token("host", "b1", "h1"), width=160, height=120)
     await second.start(http)
     await wait_for(lambda: viewer.sizes.count((160, 120)) >= 10, 60, "the edge viewer to play the new origin")
-    assert session_id in edge.app["media"].viewers and not viewer.ended.is_set()
-    pull = edge.app["media"].pulls["b1"]
-    assert pull.node == other.app["media"].claims.node_id
+    assert session_id in edge.app["node"].media.viewers and not viewer.ended.is_set()
+    pull = edge.app["node"].media.pulls["b1"]
+    assert pull.node == other.app["node"].media.claims.node_id
     assert await second.stop(http) == 200
     await wait_for(viewer.ended.is_set, 30, "the viewer to end with the publish")
     await viewer.stop()
@@ -181,12 +187,12 @@ async def test_without_the_cascade_or_with_the_origin_unreachable_the_edge_answe
     await redis.set(key, orjson.dumps({**claim, "url": f"http://127.0.0.1:{free_port()}"}), px=15_000)
     status, _, body = await post_sdp(http, f"{third.url}/whep/b1", await _offer("play"), token("viewer", "b1", "v2"))
     assert status == 503 and '"USE_HLS"' in body and '"origin_unreachable"' in body
-    assert "b1" not in third.app["media"].pulls and third.app["media"].viewer_count() == 0
+    assert "b1" not in third.app["node"].media.pulls and third.app["node"].media.viewer_count() == 0
     await pub.stop(http)
 
 
 @pytest.fixture
-async def http() -> aiohttp.ClientSession:  # type: ignore[misc]
+async def http() -> aiohttp.ClientSession:
     async with aiohttp.ClientSession() as session:
         yield session
 
@@ -195,20 +201,15 @@ async def test_an_origin_that_dies_without_a_goodbye_ends_the_edge_viewers(make_
                                                                             redis):
     """A killed origin says nothing: its Redis claim stops being renewed and expires. The edge
     watches the claim and ends its viewers instead of leaving them on a frozen picture."""
-    origin, edge = await _origin_and_edge(make_server, tmp_path)
-    pub = Publisher(origin.url, "b1", token("host", "b1", "h1"))
-    await pub.start(http)
-    viewer = Viewer(edge.url, "b1", token("viewer", "b1", "v1"))
-    assert await viewer.start(http), viewer.error
-    await wait_for(lambda: len(viewer.sizes) >= 5, 60, "video on the edge")
+    origin, edge, pub, viewer = await _watching_on_the_edge(make_server, http, token, tmp_path)
 
-    claims = origin.app["media"].claims
+    claims = origin.app["node"].media.claims
     for task in claims._renewers.values():
         task.cancel()  # the origin process is gone: nobody renews its claim...
     await redis.delete("hawker:media:publisher:{b1}")  # ...and the TTL runs out
-    await wait_for(lambda: edge.app["media"].viewer_count("b1") == 0, 15, "the edge to end its viewers")
+    await wait_for(lambda: edge.app["node"].media.viewer_count("b1") == 0, 15, "the edge to end its viewers")
     await wait_for(viewer.ended.is_set, 15, "the viewer's tracks to end")
-    assert "b1" not in edge.app["media"].pulls
+    assert "b1" not in edge.app["node"].media.pulls
     await viewer.stop()
     await pub.stop(http)
 
@@ -261,18 +262,13 @@ async def test_a_whip_delete_that_reaches_another_process_ends_the_publish(make_
     """Workers share the port, so OBS's Stop streaming (DELETE on its Location) may reach a process
     that does not hold the publish. Before: 404 SESSION_NOT_FOUND and the show went on. Now that
     process forwards it to the origin (internal listener, internal token)."""
-    origin, edge = await _origin_and_edge(make_server, tmp_path)
-    pub = Publisher(origin.url, "b1", token("host", "b1", "h1"))
-    await pub.start(http)
-    viewer = Viewer(edge.url, "b1", token("viewer", "b1", "v1"))
-    assert await viewer.start(http), viewer.error
-    await wait_for(lambda: len(viewer.sizes) >= 3, 60, "video on the edge")
+    origin, edge, pub, viewer = await _watching_on_the_edge(make_server, http, token, tmp_path, frames=3)
     assert pub.location
     session = pub.location.rsplit("/", 1)[-1]
     # the internal door refuses anything but an internal token
-    internal = origin.app["media"].edge_url + f"/internal/media/b1/publish/{session}"
+    internal = origin.app["node"].media.edge_url + f"/internal/media/b1/publish/{session}"
     async with http.delete(internal, headers={"Authorization": f"Bearer {token('host', 'b1', 'h1')}"}) as resp:
-        assert resp.status == 401 and "b1" in origin.app["media"].publishers
+        assert resp.status == 401 and "b1" in origin.app["node"].media.publishers
     # a wrong session id through the other process is still 404
     async with http.delete(f"{edge.url}/whip/b1/not-a-session",
                            headers={"Authorization": f"Bearer {token('host', 'b1', 'h1')}"}) as resp:
@@ -280,7 +276,7 @@ async def test_a_whip_delete_that_reaches_another_process_ends_the_publish(make_
     async with http.delete(f"{edge.url}{pub.location}",
                            headers={"Authorization": f"Bearer {token('host', 'b1', 'h1')}"}) as resp:
         assert resp.status == 200
-    assert "b1" not in origin.app["media"].publishers
+    assert "b1" not in origin.app["node"].media.publishers
     await wait_for(viewer.ended.is_set, 30, "the edge viewer to end with the publish")
     await viewer.stop()
     pub.location = None

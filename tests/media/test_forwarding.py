@@ -4,19 +4,19 @@ from __future__ import annotations
 import pytest
 
 from loadtest.media_clients import Publisher, Viewer
-from tests.media.conftest import wait_for
+from tests.media.conftest import wait_for, watching
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 
-def _video_frames_sent(session) -> int:  # type: ignore[no-untyped-def]
+def _video_frames_sent(session) -> int:
     direct = sum(o.frames for o in session.outputs if o.kind == "video")
     return direct + (session.video.sent if session.video is not None else 0)
 
 
 @pytest.mark.parametrize("forward", ["direct", "direct-unbatched", "sender"])
 async def test_two_viewers_then_a_late_one_get_decodable_video_and_end_cleanly(media_server, http, token, forward):
-    media = media_server.app["media"]
+    media = media_server.app["node"].media
     media.forward = forward  # the fan-out loop (default) or aiortc's own sender per viewer
     pub = Publisher(media_server.url, "b1", token("host", "b1", "h1"), width=320, height=240, noise=0.2)
     await pub.start(http)
@@ -58,12 +58,8 @@ async def test_two_viewers_then_a_late_one_get_decodable_video_and_end_cleanly(m
 
 async def test_a_viewer_whose_socket_backs_up_skips_to_the_next_keyframe(media_server, http, token):
     """The per-viewer bound of the fan-out loop is the socket backlog: past it, drop to a keyframe."""
-    media = media_server.app["media"]
-    pub = Publisher(media_server.url, "b1", token("host", "b1"))
-    await pub.start(http)
-    viewer = Viewer(media_server.url, "b1", token("viewer", "b1", "slow"))
-    assert await viewer.start(http), viewer.error
-    await wait_for(lambda: len(viewer.sizes) >= 5, 60, "video before the backlog")
+    media = media_server.app["node"].media
+    pub, viewer = await watching(media_server.url, http, token, "slow", 5, "video before the backlog")
     session = next(s for s in media.viewers.values() if s.sub == "slow")
     output = next(o for o in session.outputs if o.kind == "video")
     transport = output.ice._nominated[1].protocol.transport

@@ -12,7 +12,7 @@ from tests.media.conftest import wait_for
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 
-async def _get(http, url):  # type: ignore[no-untyped-def]
+async def _get(http, url):
     async with http.get(url) as resp:
         return resp.status, dict(resp.headers), await resp.read()
 
@@ -34,7 +34,7 @@ def _decode(data: bytes) -> tuple[list[tuple[int, int]], int]:
 
 @pytest.mark.parametrize("codec", ["VP8", "H264"])
 async def test_hls_live_playlist_segments_decode_and_replay_remains(media_server, http, token, codec):
-    media = media_server.app["media"]
+    media = media_server.app["node"].media
     base = media_server.url
     status, _, _ = await _get(http, f"{base}/hls/b1/index.m3u8")
     assert status == 404

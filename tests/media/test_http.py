@@ -9,7 +9,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from loadtest.media_clients import Publisher, Viewer, post_sdp
-from tests.media.conftest import wait_for
+from tests.media.conftest import wait_for, watching
 
 pytestmark = pytest.mark.media
 
@@ -25,7 +25,7 @@ async def _offer(kind: str = "publish") -> str:
     return sdp
 
 
-async def _error(resp) -> str:  # type: ignore[no-untyped-def]
+async def _error(resp) -> str:
     assert resp.headers["Content-Type"].startswith("application/json")
     return (await resp.json())["error"]["code"]
 
@@ -51,11 +51,11 @@ async def test_whip_rejects_bad_requests_with_codes(media_server, http, token, m
     # a viewer's recvonly offer is not a publish
     status, _, body = await post_sdp(http, url, await _offer("play"), token("host", "b1"))
     assert status == 400 and '"INVALID_SDP"' in body
-    assert media_server.app["media"].publishers == {}
+    assert media_server.app["node"].media.publishers == {}
 
 
 async def test_second_publisher_conflicts_and_delete_needs_the_session(media_server, http, token, media_ip):
-    media = media_server.app["media"]
+    media = media_server.app["node"].media
     pub = Publisher(media_server.url, "b1", token("host", "b1"))
     await pub.start(http)
     assert pub.location and pub.location.startswith("/whip/b1/")
@@ -79,7 +79,7 @@ async def test_second_publisher_conflicts_and_delete_needs_the_session(media_ser
 
 async def test_whep_not_live_unsupported_and_over_cap(make_server, http, token, media_ip, tmp_path):
     server = await make_server(media_dir=str(tmp_path / "m"), webrtc_viewer_cap=1)
-    media = server.app["media"]
+    media = server.app["node"].media
     url = f"{server.url}/whep/b1"
     status, _, body = await post_sdp(http, url, await _offer("play"), token("viewer", "b1"))
     assert status == 404 and '"NOT_LIVE"' in body
@@ -129,7 +129,7 @@ async def test_preflight_and_ice_config(make_server, http, token, media_ip, tmp_
 
 
 async def test_a_publisher_that_never_connects_frees_the_broadcast(media_server, http, token, media_ip):
-    media = media_server.app["media"]
+    media = media_server.app["node"].media
     media.connect_timeout_s = 1.0
     status, headers, _ = await post_sdp(http, f"{media_server.url}/whip/b1", await _offer(), token("host", "b1"))
     assert status == 201 and headers["Location"].startswith("/whip/b1/")
@@ -141,12 +141,8 @@ async def test_a_publisher_that_never_connects_frees_the_broadcast(media_server,
 
 
 async def test_a_busy_fanout_sends_new_viewers_to_hls_below_the_cap(media_server, http, token, media_ip):
-    media = media_server.app["media"]
-    pub = Publisher(media_server.url, "b1", token("host", "b1"))
-    await pub.start(http)
-    first = Viewer(media_server.url, "b1", token("viewer", "b1", "v1"))
-    assert await first.start(http), first.error
-    await wait_for(lambda: len(first.sizes) >= 3, 60, "the first viewer's video")
+    media = media_server.app["node"].media
+    pub, first = await watching(media_server.url, http, token, "v1", 3, "the first viewer's video")
     await wait_for(lambda: media.load.fraction() > 0, 30, "a measured fan-out load")
     media.max_fanout_busy = 0.0  # any measured fan-out work counts as "busy"
     second = Viewer(media_server.url, "b1", token("viewer", "b1", "v2"))
@@ -176,7 +172,7 @@ async def test_a_second_process_refuses_a_second_publisher_and_sends_its_viewers
         state = await resp.json()
     assert state["live"] is True and state["mode"] == "hls" and state["elsewhere"] is True
     # the HLS files are shared: process b serves the playlist process a writes
-    await wait_for(lambda: b.app["media"].hls.has_playlist("b1"), 60, "the playlist, seen from process b")
+    await wait_for(lambda: b.app["node"].media.hls.has_playlist("b1"), 60, "the playlist, seen from process b")
 
     assert await pub.stop(http) == 200
     viewer = Viewer(b.url, "b1", token("viewer", "b1", "v2"))
@@ -191,7 +187,7 @@ async def test_one_viewer_cannot_take_every_webrtc_slot(make_server, http, token
     """Issue 13 row 7: with cap 3, one token's offers got 201, 201, 201 and the next viewer got
     503 USE_HLS. A user holds at most 2 sessions per broadcast; a third replaces the oldest."""
     server = await make_server(media_dir=str(tmp_path / "m"), webrtc_viewer_cap=3)
-    media = server.app["media"]
+    media = server.app["node"].media
     pub = Publisher(server.url, "b1", token("host", "b1", "h1"))
     await pub.start(http)
     hog = [Viewer(server.url, "b1", token("viewer", "b1", "hog")) for _ in range(3)]
@@ -239,7 +235,7 @@ async def test_an_unanswered_viewer_offer_frees_its_slot_within_the_connect_time
     """Issue 13 row 7: an offer whose peer never connects held a WebRTC slot for 30 s. Now the slot
     is free after `webrtc_connect_timeout_s` (10 s by default)."""
     server = await make_server(media_dir=str(tmp_path / "m"), webrtc_viewer_cap=1)
-    media = server.app["media"]
+    media = server.app["node"].media
     pub = Publisher(server.url, "b1", token("host", "b1", "h1"))
     await pub.start(http)
     status, _, _ = await post_sdp(http, f"{server.url}/whep/b1", await _offer("play"), token("viewer", "b1", "ghost"))
@@ -260,7 +256,7 @@ async def test_concurrent_offers_of_one_user_never_exceed_the_per_user_cap(make_
     """Offers racing each other: whatever the interleaving, the user ends with at most its cap of
     sessions, and an offer replaced mid-answer says SESSION_REPLACED (never a codec error or a 500)."""
     server = await make_server(media_dir=str(tmp_path / "m"), webrtc_sessions_per_user=1)
-    media = server.app["media"]
+    media = server.app["node"].media
     pub = Publisher(server.url, "b1", token("host", "b1", "h1"))
     await pub.start(http)
     offers = [await _offer("play") for _ in range(4)]

@@ -18,7 +18,7 @@ from tests.media.obs_like import ObsLikePublisher
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
 
-async def _state(http, server) -> dict:  # type: ignore[no-untyped-def]
+async def _state(http, server) -> dict:
     async with http.get(f"{server.url}/api/media/b1") as resp:
         return await resp.json()
 
@@ -34,7 +34,7 @@ async def test_b_frames_from_an_obs_like_publisher_warn_the_host_at_once(media_s
         warned = await wait_for(lambda: [d for d in studio.of("media.state") if "B_FRAMES" in d.get("warnings", [])],
                                 30, "media.state with the B_FRAMES warning")
         assert warned[0]["live"] is True and warned[0]["codec"] == "H264"
-        session = media_server.app["media"].publishers["b1"]
+        session = media_server.app["node"].media.publishers["b1"]
         assert session.ingest.reordered > 0 and session.stream.frames_in < 60  # within the first 2 s of video
         assert (await _state(http, media_server))["warnings"] == ["B_FRAMES"]
         assert pub.track is not None and pub.track.sent_pts != sorted(pub.track.sent_pts)  # it really sent B-frames
@@ -53,7 +53,7 @@ async def test_an_obs_like_publisher_without_b_frames_and_with_2s_keyframes_gets
                                                                                              token):
     pub = ObsLikePublisher(media_server.url, "b1", token("host", "b1", "h1"), bframes=0, keyint=60)
     await pub.start(http)
-    session = await wait_for(lambda: media_server.app["media"].publishers.get("b1"), 10, "the publish")
+    session = await wait_for(lambda: media_server.app["node"].media.publishers.get("b1"), 10, "the publish")
     await wait_for(lambda: session.stream.keyframes_in >= 3, 60, "three keyframes (4 s of video)")
     assert (await _state(http, media_server))["warnings"] == []
     assert session.ingest.reordered == 0
@@ -63,7 +63,7 @@ async def test_an_obs_like_publisher_without_b_frames_and_with_2s_keyframes_gets
 async def test_keyframes_more_than_4s_apart_warn_keyframe_interval_long(media_server, http, token):
     pub = ObsLikePublisher(media_server.url, "b1", token("host", "b1", "h1"), bframes=0, keyint=150)  # 5 s at 30 fps
     await pub.start(http)
-    session = await wait_for(lambda: media_server.app["media"].publishers.get("b1"), 10, "the publish")
+    session = await wait_for(lambda: media_server.app["node"].media.publishers.get("b1"), 10, "the publish")
     await wait_for(lambda: session.stream.frames_in > 30, 30, "video")
     assert (await _state(http, media_server))["warnings"] == []  # not yet: 4 s have not passed
     state = await wait_for(lambda: "KEYFRAME_INTERVAL_LONG" in session.ingest.warnings, 30, "the warning")
@@ -77,7 +77,7 @@ async def test_a_bitrate_over_the_setting_warns_bitrate_high(make_server, media_
     server = await make_server(media_dir=str(tmp_path / "media"), media_bitrate_warn_kbps=20)
     pub = Publisher(server.url, "b1", token("host", "b1", "h1"), noise=0.05)
     await pub.start(http)
-    session = await wait_for(lambda: server.app["media"].publishers.get("b1"), 10, "the publish")
+    session = await wait_for(lambda: server.app["node"].media.publishers.get("b1"), 10, "the publish")
     await wait_for(lambda: "BITRATE_HIGH" in session.ingest.warnings, 30, "the bitrate warning")
     assert (await _state(http, server))["warnings"] == ["BITRATE_HIGH"]  # VP8 from aiortc: no other warning
     assert await pub.stop(http) == 200

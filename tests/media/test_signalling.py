@@ -24,7 +24,7 @@ async def _viewer_offer() -> tuple[RTCPeerConnection, str]:
 
 
 async def test_webrtc_offer_over_the_socket_plays_and_media_state_is_urgent(media_server, http, token, redis):
-    media = media_server.app["media"]
+    media = media_server.app["node"].media
     await BroadcastStore(redis).ensure("b1", title="Show", host="h1")
     client = Client()
     await client.connect(media_server.url, token("viewer", "b1", "v1"))
@@ -53,7 +53,7 @@ async def test_webrtc_offer_over_the_socket_plays_and_media_state_is_urgent(medi
         frames = 0
 
         @pc.on("track")
-        def _on_track(track) -> None:  # type: ignore[no-untyped-def]
+        def _on_track(track) -> None:
             async def consume() -> None:
                 nonlocal frames
                 while True:
@@ -123,7 +123,7 @@ async def test_webrtc_offer_over_the_socket_shares_the_whep_rate_limit(media_ser
 async def test_the_per_user_session_cap_holds_across_sockets(media_server, http, token, redis):
     """Issue 13 row 7, socket door: three sockets of one user each offer; the user keeps 2 sessions
     (the oldest is replaced), so one user cannot hold a slot per socket."""
-    media = media_server.app["media"]
+    media = media_server.app["node"].media
     await BroadcastStore(redis).ensure("b1", title="Show", host="h1")
     pub = Publisher(media_server.url, "b1", token("host", "b1", "h1"))
     await pub.start(http)

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.media, pytest.mark.browser, pytest.mark.slow]
 VIDEO_TIME = "() => document.querySelector('#video').currentTime"
 
 
-async def _live_studio(browser, url: str, host: str):  # type: ignore[no-untyped-def]  # noqa: F811
+async def _live_studio(browser, url: str, host: str):  # noqa: F811 - the fixture imported above
     studio = await new_page(browser)
     await studio.goto(f"{url}/studio?token={host}")
     await studio.wait_for_selector("body[data-ready='1']")
@@ -22,19 +22,19 @@ async def _live_studio(browser, url: str, host: str):  # type: ignore[no-untyped
     return studio
 
 
-async def _advancing(page, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+async def _advancing(page, timeout: float = 60) -> None:
     t0 = await page.evaluate(VIDEO_TIME)
     await until(lambda: _after(page, t0 + 1.0), timeout=timeout, what="the viewer's video to advance")
 
 
-async def _after(page, t: float) -> bool:  # type: ignore[no-untyped-def]
+async def _after(page, t: float) -> bool:
     return await page.evaluate(VIDEO_TIME) > t
 
 
-async def test_a_studio_reload_takes_over_and_the_viewer_keeps_playing(make_server, browser, token, media_ip,  # noqa: F811
+async def test_a_studio_reload_takes_over_and_the_viewer_keeps_playing(make_server, browser, token, media_ip,  # noqa: F811 - the fixture imported above
                                                                        tmp_path) -> None:
     srv = await make_server(media_dir=str(tmp_path / "media"))
-    media = srv.app["media"]
+    media = srv.app["node"].media
     host = token("host", "b1", "h1")
     await create_broadcast(srv.url, host)
     studio = await _live_studio(browser, srv.url, host)
@@ -57,7 +57,7 @@ async def test_a_studio_reload_takes_over_and_the_viewer_keeps_playing(make_serv
 
 @pytest.mark.parametrize("locale,text", [("en-US", "The host's video is reconnecting…"),
                                          ("ko-KR", "호스트의 영상을 다시 연결하는 중…")])
-async def test_the_player_says_reconnecting_while_the_host_is_stalled(make_server, browser, token, media_ip,  # noqa: F811
+async def test_the_player_says_reconnecting_while_the_host_is_stalled(make_server, browser, token, media_ip,  # noqa: F811 - the fixture imported above
                                                                       tmp_path, locale, text) -> None:
     srv = await make_server(media_dir=str(tmp_path / "media"))
     host = token("host", "b1", "h1")

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.media, pytest.mark.browser, pytest.mark.slow]
 
 @pytest.mark.parametrize("locale,text", [("en-US", "Your encoder sends B-frames"),
                                          ("ko-KR", "인코더가 B-프레임을 보내고 있어")])
-async def test_the_studio_shows_the_b_frames_warning(make_server, browser, token, media_ip, tmp_path,  # noqa: F811
+async def test_the_studio_shows_the_b_frames_warning(make_server, browser, token, media_ip, tmp_path,  # noqa: F811 - the fixture imported above
                                                      locale, text) -> None:
     srv = await make_server(media_dir=str(tmp_path / "media"))
     host = token("host", "b1", "h1")
@@ -38,7 +38,7 @@ async def test_the_studio_shows_the_b_frames_warning(make_server, browser, token
     assert not studio.errors and not late.errors
 
 
-async def test_a_player_on_the_edge_process_plays_webrtc(make_server, browser, token, media_ip,  # noqa: F811
+async def test_a_player_on_the_edge_process_plays_webrtc(make_server, browser, token, media_ip,  # noqa: F811 - the fixture imported above
                                                          tmp_path) -> None:
     shared = str(tmp_path / "shared")
     origin = await make_server(media_dir=shared)
@@ -53,6 +53,6 @@ async def test_a_player_on_the_edge_process_plays_webrtc(make_server, browser, t
         await until(lambda: viewer.evaluate("() => document.body.dataset.video === 'webrtc'"), 60, "WebRTC playback")
         await until(lambda: viewer.evaluate("() => document.querySelector('#video').currentTime > 1"), 60,
                     "the edge's video to play")
-        assert "b1" in edge.app["media"].pulls and edge.app["media"].viewer_count("b1") == 1
+        assert "b1" in edge.app["node"].media.pulls and edge.app["node"].media.viewer_count("b1") == 1
         assert await obs.stop(http) == 200
     assert not viewer.errors

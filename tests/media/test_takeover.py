@@ -28,7 +28,7 @@ def _session_id(viewer: Viewer) -> str:
 async def test_the_same_host_takes_over_at_once_and_viewers_continue_on_the_new_publish(media_server, http, token,
                                                                                          forward):
     """Before: `POST /whip` from the reloaded studio answered 409 while the dead tab's session lived."""
-    media = media_server.app["media"]
+    media = media_server.app["node"].media
     media.forward = forward  # the fan-out loop (default) or aiortc's own sender per viewer
     first = Publisher(media_server.url, "b1", token("host", "b1", "h1"), width=320, height=240)
     await first.start(http)
@@ -62,7 +62,7 @@ async def test_the_same_host_takes_over_at_once_and_viewers_continue_on_the_new_
 async def test_a_host_whose_tab_dies_is_held_as_stalled_and_comes_back(media_server, http, token):
     """The studio tab dies (no DELETE): the broadcast is `stalled`, viewers keep their connection,
     and the host's next publish takes over within the grace period."""
-    media = media_server.app["media"]
+    media = media_server.app["node"].media
     first = Publisher(media_server.url, "b1", token("host", "b1", "h1"), width=320, height=240)
     await first.start(http)
     viewer = Viewer(media_server.url, "b1", token("viewer", "b1", "v1"))
@@ -86,7 +86,7 @@ async def test_a_host_whose_tab_dies_is_held_as_stalled_and_comes_back(media_ser
 async def test_no_media_for_stall_s_is_stalled_then_ended_after_the_grace(media_server, http, token, redis):
     """No RTP for `media_stall_s` -> `media.state` `stalled` (urgent, to every viewer's socket); media
     back -> `live`; stalled for `media_stall_grace_s` -> ended."""
-    media = media_server.app["media"]
+    media = media_server.app["node"].media
     media.stall_s, media.stall_grace_s = 1.0, 3.0  # Config.media_stall_s / media_stall_grace_s
     await BroadcastStore(redis).ensure("b1", title="Show", host="h1")
     watcher = Client()
@@ -103,11 +103,11 @@ async def test_no_media_for_stall_s_is_stalled_then_ended_after_the_grace(media_
         send = track.recv
         flowing = asyncio.Event()
 
-        async def paused():  # type: ignore[no-untyped-def]
+        async def paused():
             await flowing.wait()
             return await send()
 
-        track.recv = paused  # type: ignore[method-assign]  # the camera freezes; the connection lives
+        track.recv = paused  # the camera freezes; the connection lives
         stalled = await wait_for(lambda: [d for d in watcher.of("media.state") if d.get("state") == "stalled"], 15,
                                  "media.state stalled")
         assert stalled[0]["live"] is True and stalled[0]["stalled_until"] > time.time() * 1000
@@ -115,12 +115,12 @@ async def test_no_media_for_stall_s_is_stalled_then_ended_after_the_grace(media_
             assert (await resp.json())["state"] == "stalled"
 
         flowing.set()
-        track.recv = send  # type: ignore[method-assign]
+        track.recv = send
         await wait_for(lambda: watcher.of("media.state")[-1].get("state") == "live", 15, "media.state live again")
         assert media.publishers["b1"] is session
 
         flowing.clear()
-        track.recv = paused  # type: ignore[method-assign]
+        track.recv = paused
         await wait_for(lambda: session.stalled_at is not None, 15, "the second stall")
         started = time.monotonic()
         await wait_for(lambda: "b1" not in media.publishers, 15, "the stalled publish to end")
@@ -144,15 +144,15 @@ async def test_the_same_host_takes_over_from_another_process_and_another_host_is
     b = await make_server(media_dir=shared)
     first = Publisher(a.url, "b1", token("host", "b1", "h1"))
     await first.start(http)
-    await wait_for(lambda: "b1" in a.app["media"].publishers and a.app["media"].publishers["b1"].stream.frames_in > 5,
+    await wait_for(lambda: "b1" in a.app["node"].media.publishers and a.app["node"].media.publishers["b1"].stream.frames_in > 5,
                    60, "media on process a")
     status, _, body = await post_sdp(http, f"{b.url}/whip/b1", await _offer(), token("host", "b1", "h2"))
     assert status == 409 and '"PUBLISH_CONFLICT"' in body  # another host, another process
 
     second = Publisher(b.url, "b1", token("host", "b1", "h1"))
     await second.start(http)  # the same host on process b: 201 at once
-    assert "b1" in b.app["media"].publishers
-    await wait_for(lambda: "b1" not in a.app["media"].publishers, 15, "process a to end its copy")
+    assert "b1" in b.app["node"].media.publishers
+    await wait_for(lambda: "b1" not in a.app["node"].media.publishers, 15, "process a to end its copy")
     async with http.get(f"{a.url}/api/media/b1") as resp:
         state = await resp.json()
     assert state["live"] is True and state["elsewhere"] is True  # process a now points at b's publish

@@ -8,7 +8,7 @@ import fractions
 import av
 import pytest
 
-from live.errors import ApiError
+from domain import DomainError
 from live.media import ice
 from live.media.forward import ForwardTrack
 from live.media.frames import EncodedFrame, is_keyframe, packetize
@@ -71,13 +71,13 @@ async def test_viewer_queue_waits_for_a_keyframe_and_drops_to_the_next_one_on_ov
     asked: list[int] = []
     track = ForwardTrack("video", max_queue=3, want_keyframe=lambda: asked.append(1))
     track.push(_frame(False, 0))
-    assert track.waiting_for_keyframe and track.dropped == 1
+    assert track.waiting and track.dropped == 1
     track.push(_frame(True, 1))
     for ts in (2, 3):
         track.push(_frame(False, ts))
     assert [f.timestamp for f in track._queue] == [1, 2, 3]
     track.push(_frame(False, 4))  # overflow: everything queued goes, wait for a keyframe again
-    assert track.waiting_for_keyframe and len(track._queue) == 0 and asked == [1]
+    assert track.waiting and len(track._queue) == 0 and asked == [1]
     track.push(_frame(False, 5))
     track.push(_frame(True, 6))
     assert (await track.recv()).timestamp == 6
@@ -100,10 +100,10 @@ def test_ice_servers_parse_both_forms():
 
 
 def test_sdp_checks_name_what_is_wrong():
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(DomainError) as exc:
         check_offer("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", publishing=True)
     assert exc.value.code == "INVALID_SDP" and "ICE" in exc.value.message
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(DomainError) as exc:
         check_offer("x" * 70000, publishing=False)
     assert exc.value.status == 413
 
@@ -138,7 +138,7 @@ async def test_a_takeover_stream_continues_the_viewers_rtp_timeline():
 
     new.adopt(old)
     assert track in new.video_tracks and not old.video_tracks and asked == [1]  # a keyframe asked for at once
-    assert track.waiting_for_keyframe and not track._queue
+    assert track.waiting and not track._queue
     new.on_frame(frame(777_000, False, 100.533, pid=0))  # not a keyframe: dropped
     assert not track._queue
     new.on_frame(frame(780_000, True, 100.566, pid=1))

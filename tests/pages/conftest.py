@@ -21,6 +21,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
         "--disable-features=WebRtcHideLocalIpsWithMdns"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 PHONE = {"width": 390, "height": 844}
+CARD = {"number": "4242 4242 4242 4242", "exp": "12/39", "cvc": "123"}  # the sandbox's success card
 DESKTOP = {"width": 1366, "height": 900}
 
 PRODUCTS = [
@@ -56,8 +57,8 @@ async def new_page(browser: Any, viewport: dict[str, int] = DESKTOP, locale: str
     """A fresh context (own storage, so its own guest identity) and page; console errors are kept."""
     ctx = await browser.new_context(viewport=viewport, locale=locale, permissions=["camera", "microphone"])
     page = await ctx.new_page()
-    page.errors = []  # type: ignore[attr-defined]
-    page.logs = []  # type: ignore[attr-defined]
+    page.errors = []
+    page.logs = []
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     page.on("console", lambda m: page.logs.append(f"{m.type}: {m.text}"))
     page.set_default_timeout(30_000)
@@ -70,6 +71,57 @@ async def create_broadcast(url: str, host_token: str, bc: str = "b1") -> dict[st
                           headers={"Authorization": f"Bearer {host_token}"}) as r:
             assert r.status == 201, await r.text()
             return await r.json()
+
+
+async def open_studio(browser: Any, base: str, host_token: str, viewport: dict[str, int] = DESKTOP,
+                      locale: str = "en-US") -> Any:
+    """A fresh page on the host's studio, returned once the page says it is ready."""
+    page = await new_page(browser, viewport, locale)
+    await page.goto(f"{base}/studio#token={host_token}")
+    await page.wait_for_selector("body[data-ready='1']")
+    return page
+
+
+async def open_player(browser: Any, base: str, viewer_token: str, viewport: dict[str, int] = DESKTOP,
+                      locale: str = "en-US", broadcast: str = "b1") -> Any:
+    """A fresh page on the viewer's player of `broadcast`, returned once the page says it is ready."""
+    page = await new_page(browser, viewport, locale)
+    await page.goto(f"{base}/watch/{broadcast}#token={viewer_token}")
+    await page.wait_for_selector("body[data-ready='1']")
+    return page
+
+
+async def start_show(make_server: Callable[..., Any], token: Callable[..., str], **config: Any) -> tuple[Any, str]:
+    """A node (`config` changes its settings) with broadcast b1 of PRODUCTS, and its host's token."""
+    srv = await make_server(**config)
+    host = token("host", "b1", "h1")
+    await create_broadcast(srv.url, host)
+    return srv, host
+
+
+async def fill(page: Any, form: str, **fields: str) -> None:
+    """Type each value into the input or textarea of `form` named like its keyword."""
+    for name, value in fields.items():
+        await page.fill(f"{form} :is(input, textarea)[name={name}]", value)
+
+
+async def serve_merchant(box: dict[str, str]) -> tuple[Any, str]:
+    """A merchant page at /shop on its own origin (http://localhost:<port>, returned with the runner
+    to clean up); its HTML is box["html"], which may be set after the origin is known."""
+    from aiohttp import web
+
+    app = web.Application()
+
+    async def shop(_request: web.Request) -> web.Response:
+        return web.Response(text=box["html"], content_type="text/html")
+
+    app.router.add_get("/shop", shop)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "localhost", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    return runner, f"http://localhost:{port}"
 
 
 async def until(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:

@@ -12,10 +12,10 @@ import aiohttp
 from analytics import CSV_COLUMNS
 from tests.checkout.conftest import CONTACT, OK_CARD
 from tests.hub.conftest import Client
-from tests.pages.conftest import create_broadcast, new_page, shot, until
+from tests.pages.conftest import new_page, open_studio, shot, start_show, until
 
 
-async def _three_orders(url: str, token) -> tuple[list[Client], str]:  # type: ignore[no-untyped-def]
+async def _three_orders(url: str, token) -> tuple[list[Client], str]:
     """A sale of the tote (19 000 KRW), three viewers who each reserve one and pay: 57 000 KRW."""
     host = await Client().connect(url, token("host", "b1", "h1"))
     ack = await host.call("sale.schedule", {"product_id": "tote", "units": 5, "limit": 1, "hold_s": 60})
@@ -46,12 +46,8 @@ async def _close(clients: list[Client]) -> None:
 
 
 async def test_dashboard_counts_every_order_and_their_sum(make_server, browser, token) -> None:
-    srv = await make_server(analytics_flush_ms=200)
-    host = token("host", "b1", "h1")
-    await create_broadcast(srv.url, host)
-    studio = await new_page(browser)
-    await studio.goto(f"{srv.url}/studio#token={host}")
-    await studio.wait_for_selector("body[data-ready='1']")
+    srv, host = await start_show(make_server, token, analytics_flush_ms=200)
+    studio = await open_studio(browser, srv.url, host)
     made, _ = await _three_orders(srv.url, token)
     try:
         await until(lambda: _text_is(studio, "#d-orders", "3"), what="the dashboard to count 3 orders")
@@ -72,9 +68,7 @@ async def test_dashboard_counts_every_order_and_their_sum(make_server, browser, 
 
 
 async def test_report_page_charts_funnel_sales_and_csv(make_server, browser, token) -> None:
-    srv = await make_server(analytics_flush_ms=200)
-    host = token("host", "b1", "h1")
-    await create_broadcast(srv.url, host)
+    srv, host = await start_show(make_server, token, analytics_flush_ms=200)
     made, sale = await _three_orders(srv.url, token)
     try:
         async with aiohttp.ClientSession() as http:
@@ -121,9 +115,9 @@ async def test_report_page_charts_funnel_sales_and_csv(make_server, browser, tok
         await _close(made)
 
 
-async def _text_is(page, sel: str, want: str) -> bool:  # type: ignore[no-untyped-def]
+async def _text_is(page, sel: str, want: str) -> bool:
     return (await page.locator(sel).text_content() or "").strip() == want
 
 
-async def _text_has(page, sel: str, want: str) -> bool:  # type: ignore[no-untyped-def]
+async def _text_has(page, sel: str, want: str) -> bool:
     return want in (await page.locator(sel).text_content() or "")

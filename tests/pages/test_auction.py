@@ -7,39 +7,29 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from tests.pages.conftest import create_broadcast, new_page, shot, until
+from tests.pages.conftest import CARD, fill, open_player, open_studio, shot, start_show, until
 
 
-async def _text(loc) -> str:  # type: ignore[no-untyped-def]
+async def _text(loc) -> str:
     return (await loc.text_content()) or ""
 
 
-async def _studio(browser, srv, host):  # type: ignore[no-untyped-def]
-    studio = await new_page(browser)
-    await studio.goto(f"{srv.url}/studio#token={host}")
-    await studio.wait_for_selector("body[data-ready='1']")
-    return studio
+async def _studio(browser, srv, host):
+    return await open_studio(browser, srv.url, host)
 
 
-async def _viewer(browser, srv, token, sub, locale="en-US"):  # type: ignore[no-untyped-def]
-    page = await new_page(browser, locale=locale)
-    await page.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', sub, name=sub.capitalize() + 'x')}")
-    await page.wait_for_selector("body[data-ready='1']")
-    return page
+async def _viewer(browser, srv, token, sub, locale="en-US"):
+    return await open_player(browser, srv.url, token('viewer', 'b1', sub, name=sub.capitalize() + 'x'), locale=locale)
 
 
 async def test_two_viewers_bid_a_late_bid_resets_the_timer_and_the_winner_pays(make_server, browser, token) -> None:
-    srv = await make_server()
-    host = token("host", "b1", "h1")
-    await create_broadcast(srv.url, host)
+    srv, host = await start_show(make_server, token)
     studio = await _studio(browser, srv, host)
     a = await _viewer(browser, srv, token, "ann")
     b = await _viewer(browser, srv, token, "bob", locale="ko-KR")
 
     await studio.select_option("#auction-product", "tote")
-    await studio.fill("#auction-form input[name=start_price]", "1000")
-    await studio.fill("#auction-form input[name=duration_s]", "8")
-    await studio.fill("#auction-form input[name=counter_s]", "5")
+    await fill(studio, "#auction-form", start_price="1000", duration_s="8", counter_s="5")
     await studio.click("#auction-form button[type=submit]")
     await studio.click("#auctions li[data-state='scheduled'] button.start")
     for page in (a, b):
@@ -69,11 +59,7 @@ async def test_two_viewers_bid_a_late_bid_resets_the_timer_and_the_winner_pays(m
     await a.wait_for_selector("#auction[data-state='closed']")
     assert "Sold to" in await _text(a.locator("#auction-state"))
     assert await a.locator("#auction-pay").is_hidden()
-    await b.fill("#auction-pay input[name=name]", "Kim Minji")
-    await b.fill("#auction-pay input[name=email]", "minji@example.test")
-    await b.fill("#auction-pay input[name=number]", "4242 4242 4242 4242")
-    await b.fill("#auction-pay input[name=exp]", "12/39")
-    await b.fill("#auction-pay input[name=cvc]", "123")
+    await fill(b, "#auction-pay", name="Kim Minji", email="minji@example.test", **CARD)
     await b.click("#auction-pay-btn")
     await b.wait_for_selector("#auction-paid:not([hidden])")
     assert "o_" in await _text(b.locator("#auction-paid"))
@@ -84,20 +70,18 @@ async def test_two_viewers_bid_a_late_bid_resets_the_timer_and_the_winner_pays(m
         assert page.errors == [], page.errors
 
 
-async def _left_below(page, ms: int) -> bool:  # type: ignore[no-untyped-def]
+async def _left_below(page, ms: int) -> bool:
     left = await page.locator("#auction-timer").get_attribute("data-left-ms")
     return left is not None and 0 < int(left) < ms
 
 
-async def _ends_after(page, ends: int) -> bool:  # type: ignore[no-untyped-def]
+async def _ends_after(page, ends: int) -> bool:
     v = await page.locator("#auction-timer").get_attribute("data-ends-at")
     return v is not None and int(v) > ends
 
 
 async def test_a_giveaway_drawn_in_the_studio_is_verified_with_the_cli(make_server, browser, token) -> None:
-    srv = await make_server()
-    host = token("host", "b1", "h1")
-    await create_broadcast(srv.url, host)
+    srv, host = await start_show(make_server, token)
     studio = await _studio(browser, srv, host)
     viewers = [await _viewer(browser, srv, token, "ann"), await _viewer(browser, srv, token, "bob", locale="ko-KR")]
     await studio.fill("#giveaway-form input[name=title]", "Enamel mug")
@@ -133,19 +117,15 @@ async def test_a_giveaway_drawn_in_the_studio_is_verified_with_the_cli(make_serv
         assert page.errors == [], page.errors
 
 
-async def _has(loc, text: str) -> bool:  # type: ignore[no-untyped-def]
+async def _has(loc, text: str) -> bool:
     return text in ((await loc.text_content()) or "")
 
 
 async def test_a_quiz_reveals_its_answer_and_ranks_the_fastest(make_server, browser, token) -> None:
-    srv = await make_server()
-    host = token("host", "b1", "h1")
-    await create_broadcast(srv.url, host)
+    srv, host = await start_show(make_server, token)
     studio = await _studio(browser, srv, host)
     ann, bob = await _viewer(browser, srv, token, "ann"), await _viewer(browser, srv, token, "bob", locale="ko-KR")
-    await studio.fill("#quiz-form input[name=question]", "Which is a fruit?")
-    await studio.fill("#quiz-form textarea[name=options]", "Carrot\nApple\nLeek")
-    await studio.fill("#quiz-form input[name=correct]", "2")
+    await fill(studio, "#quiz-form", question="Which is a fruit?", options="Carrot\nApple\nLeek", correct="2")
     await studio.click("#quiz-form button[type=submit]")
     await studio.wait_for_selector("#poll-live:not([hidden])")
     for page in (ann, bob):

@@ -2,18 +2,14 @@
 host deletes disappears for the viewer, and a viewer's vote moves the host's bars."""
 from __future__ import annotations
 
-from tests.pages.conftest import create_broadcast, new_page, until
+from tests.pages.conftest import fill, new_page, open_player, open_studio, start_show, until
 
 
 async def test_chat_round_trip_and_host_delete(make_server, browser, token) -> None:
-    srv = await make_server()
-    host = token("host", "b1", "h1")
-    await create_broadcast(srv.url, host)
+    srv, host = await start_show(make_server, token)
     studio = await new_page(browser)
     await studio.goto(f"{srv.url}/studio#token={host}")
-    viewer = await new_page(browser)
-    await viewer.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', 'v1', name='Mina')}")
-    await viewer.wait_for_selector("body[data-ready='1']")
+    viewer = await open_player(browser, srv.url, token('viewer', 'b1', 'v1', name='Mina'))
     await studio.wait_for_selector("body[data-ready='1']")
 
     await viewer.fill("#chat-input", "is the tote waterproof?")
@@ -32,18 +28,11 @@ async def test_chat_round_trip_and_host_delete(make_server, browser, token) -> N
 
 
 async def test_poll_vote_moves_host_bars(make_server, browser, token) -> None:
-    srv = await make_server()
-    host = token("host", "b1", "h1")
-    await create_broadcast(srv.url, host)
-    studio = await new_page(browser)
-    await studio.goto(f"{srv.url}/studio#token={host}")
-    await studio.wait_for_selector("body[data-ready='1']")
-    viewer = await new_page(browser)
-    await viewer.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', 'v1')}")
-    await viewer.wait_for_selector("body[data-ready='1']")
+    srv, host = await start_show(make_server, token)
+    studio = await open_studio(browser, srv.url, host)
+    viewer = await open_player(browser, srv.url, token('viewer', 'b1', 'v1'))
 
-    await studio.fill("#poll-form input[name=question]", "Which colour next?")
-    await studio.fill("#poll-form textarea[name=options]", "Red\nBlue")
+    await fill(studio, "#poll-form", question="Which colour next?", options="Red\nBlue")
     await studio.click("#poll-form button[type=submit]")
     await studio.wait_for_selector("#poll-live:not([hidden])")
     blue_bar = studio.locator("#poll-bars [data-option='1']")
@@ -56,5 +45,5 @@ async def test_poll_vote_moves_host_bars(make_server, browser, token) -> None:
     assert await viewer.locator("#poll-options button[data-option='1']").get_attribute("aria-pressed") == "true"
 
 
-async def _eq(coro, want):  # type: ignore[no-untyped-def]
+async def _eq(coro, want):
     return (await coro) == want

@@ -2,25 +2,21 @@
 dashboard counts chat and hearts per minute."""
 from __future__ import annotations
 
-from tests.pages.conftest import create_broadcast, new_page, until
+from tests.pages.conftest import fill, new_page, open_studio, start_show, until
 
 
-async def _has(loc, text: str) -> bool:  # type: ignore[no-untyped-def]
+async def _has(loc, text: str) -> bool:
     return text in ((await loc.text_content()) or "")
 
 
-async def _send(page, text: str) -> None:  # type: ignore[no-untyped-def]
+async def _send(page, text: str) -> None:
     await page.fill("#chat-input", text)
     await page.press("#chat-input", "Enter")
 
 
 async def test_slow_mode_ban_and_comment_to_buy(make_server, browser, token) -> None:
-    srv = await make_server()
-    host = token("host", "b1", "h1")
-    await create_broadcast(srv.url, host)
-    studio = await new_page(browser)
-    await studio.goto(f"{srv.url}/studio#token={host}")
-    await studio.wait_for_selector("body[data-ready='1']")
+    srv, host = await start_show(make_server, token)
+    studio = await open_studio(browser, srv.url, host)
     troll = await new_page(browser)
     await troll.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', 'troll', name='Troll')}")
     buyer = await new_page(browser)
@@ -48,8 +44,7 @@ async def test_slow_mode_ban_and_comment_to_buy(make_server, browser, token) -> 
     # comment to buy: "buy" in chat reserves while a sale is selling
     await studio.check("#commentbuy")
     await studio.select_option("#sale-product", "mug")
-    await studio.fill("#sale-form input[name=units]", "3")
-    await studio.fill("#sale-form input[name=countdown]", "0")
+    await fill(studio, "#sale-form", units="3", countdown="0")
     await studio.click("#sale-form button[type=submit]")
     await buyer.wait_for_selector("#buy-card[data-sale-state='open']")
     await _send(buyer, "buy")

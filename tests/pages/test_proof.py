@@ -7,10 +7,10 @@ import aiohttp
 
 from tests.checkout.conftest import OK_CARD
 from tests.hub.conftest import Client
-from tests.pages.conftest import create_broadcast, new_page, shot, until
+from tests.pages.conftest import create_broadcast, open_player, shot, until
 
 
-async def _buy(url: str, token, user: str, sale: str, name: str, n: int) -> None:  # type: ignore[no-untyped-def]
+async def _buy(url: str, token, user: str, sale: str, name: str, n: int) -> None:
     c = await Client().connect(url, token("viewer", "b1", user))
     try:
         r = await c.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": f"r-{user}"})
@@ -25,7 +25,7 @@ async def _buy(url: str, token, user: str, sale: str, name: str, n: int) -> None
         await c.sio.disconnect()
 
 
-async def _text(page, sel: str) -> str:  # type: ignore[no-untyped-def]
+async def _text(page, sel: str) -> str:
     return (await page.locator(sel).text_content()) or ""
 
 
@@ -37,9 +37,7 @@ async def test_sold_count_ticker_and_stock_lines(make_server, browser, token) ->
     try:
         assert (await host.call("product.pin", {"product_id": "tote"}))["ok"]
         sale = (await host.call("sale.schedule", {"product_id": "tote", "units": 3, "limit": 1, "hold_s": 60}))["sale"]["id"]
-        page = await new_page(browser)
-        await page.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', 'watcher')}")
-        await page.wait_for_selector("body[data-ready='1']")
+        page = await open_player(browser, srv.url, token('viewer', 'b1', 'watcher'))
         await page.wait_for_selector("#buy-card[data-sale-state='open']")
 
         await _buy(srv.url, token, "buyer1", sale, "Jiwoo Park", 1)
@@ -79,5 +77,5 @@ async def test_sold_count_ticker_and_stock_lines(make_server, browser, token) ->
                 await c.sio.disconnect()
 
 
-async def _has(page, sel: str, want: str) -> bool:  # type: ignore[no-untyped-def]
+async def _has(page, sel: str, want: str) -> bool:
     return want in await _text(page, sel)

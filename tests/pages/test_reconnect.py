@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from live.app import create_app
-from tests.pages.conftest import create_broadcast, new_page
+from tests.pages.conftest import create_broadcast, new_page, open_player, open_studio
 
 
 async def test_player_reconnects_and_resumes_from_snapshot(make_server, browser, token) -> None:
@@ -17,9 +17,7 @@ async def test_player_reconnects_and_resumes_from_snapshot(make_server, browser,
     viewer = await new_page(browser)
     await viewer.goto(f"{node_a.url}/watch/b1#token={token('viewer', 'b1', 'v1')}")
     await viewer.wait_for_selector("#conn[data-state='online']")
-    studio = await new_page(browser)
-    await studio.goto(f"{node_b.url}/studio#token={host}")
-    await studio.wait_for_selector("body[data-ready='1']")
+    studio = await open_studio(browser, node_b.url, host)
 
     await node_a.stop()
     await viewer.wait_for_selector("#conn[data-state='offline']")
@@ -43,9 +41,7 @@ async def test_player_reconnects_and_resumes_from_snapshot(make_server, browser,
 async def test_player_controls_reachable_by_keyboard(make_server, browser, token) -> None:
     srv = await make_server()
     await create_broadcast(srv.url, token("host", "b1", "h1"))
-    viewer = await new_page(browser)
-    await viewer.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', 'v1')}")
-    await viewer.wait_for_selector("body[data-ready='1']")
+    viewer = await open_player(browser, srv.url, token('viewer', 'b1', 'v1'))
     reached = set()
     for _ in range(12):
         await viewer.keyboard.press("Tab")

@@ -15,7 +15,7 @@ import numpy as np
 
 from live.media.hls import finalize_playlist
 from tests.hub.conftest import Client
-from tests.pages.conftest import create_broadcast, new_page, shot, until
+from tests.pages.conftest import CARD, create_broadcast, fill, new_page, shot, until
 
 SECONDS = 10
 
@@ -54,11 +54,11 @@ def record(run_dir: Path, base_ms: int) -> None:
     (run_dir.parent / "current").write_text(run_dir.name)
 
 
-async def _chat_texts(page) -> list[str]:  # type: ignore[no-untyped-def]
+async def _chat_texts(page) -> list[str]:
     return [t.strip() for t in await page.locator("#chat-list li .text").all_text_contents()]
 
 
-async def _seek(page, t: float) -> None:  # type: ignore[no-untyped-def]
+async def _seek(page, t: float) -> None:
     await page.evaluate("""(t) => new Promise((res) => { const v = document.querySelector('#video');
         v.pause(); v.addEventListener('seeked', () => res(), { once: true }); v.currentTime = t; })""", t)
 
@@ -116,11 +116,7 @@ async def test_replay_chat_sync_chapters_and_buy(make_server, browser, token, tm
         await page.wait_for_selector("#buy:not([disabled])")  # left open for the replay
         await page.click("#buy")
         await page.wait_for_selector("#hold:not([hidden])")
-        await page.fill("#checkout input[name=name]", "Late Viewer")
-        await page.fill("#checkout input[name=email]", "late@example.test")
-        await page.fill("#checkout input[name=number]", "4242 4242 4242 4242")
-        await page.fill("#checkout input[name=exp]", "12/39")
-        await page.fill("#checkout input[name=cvc]", "123")
+        await fill(page, "#checkout", name="Late Viewer", email="late@example.test", **CARD)
         await page.click("#pay")
         await page.wait_for_selector("#confirmation:not([hidden])")
         assert not page.errors, page.errors
@@ -131,9 +127,9 @@ async def test_replay_chat_sync_chapters_and_buy(make_server, browser, token, tm
                 await c.sio.disconnect()
 
 
-async def _texts_are(page, want: list[str]) -> bool:  # type: ignore[no-untyped-def]
+async def _texts_are(page, want: list[str]) -> bool:
     return await _chat_texts(page) == want
 
 
-async def _has(page, sel: str, want: str) -> bool:  # type: ignore[no-untyped-def]
+async def _has(page, sel: str, want: str) -> bool:
     return want in ((await page.locator(sel).text_content()) or "")

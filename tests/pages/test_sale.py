@@ -7,34 +7,27 @@ import asyncio
 
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from tests.pages.conftest import create_broadcast, new_page, shot, until
+from tests.pages.conftest import CARD, fill, open_player, open_studio, shot, start_show, until
 
 
-async def _text(loc) -> str:  # type: ignore[no-untyped-def]
+async def _text(loc) -> str:
     return (await loc.text_content()) or ""
 
 
 async def test_one_unit_two_buyers_waitlist_reload_checkout(make_server, browser, token) -> None:
-    srv = await make_server()
-    host = token("host", "b1", "h1")
-    await create_broadcast(srv.url, host)
-    studio = await new_page(browser)
-    await studio.goto(f"{srv.url}/studio#token={host}")
-    await studio.wait_for_selector("body[data-ready='1']")
+    srv, host = await start_show(make_server, token)
+    studio = await open_studio(browser, srv.url, host)
     await studio.locator("#products li[data-product='tote'] button").click()  # pin
 
     viewers = []
     for sub in ("v1", "v2"):
-        page = await new_page(browser)
-        await page.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', sub)}")
-        await page.wait_for_selector("body[data-ready='1']")
+        page = await open_player(browser, srv.url, token('viewer', 'b1', sub))
         viewers.append(page)
     a, b = viewers
     await a.wait_for_selector("#buy-card:not([hidden])")  # pinned product card
 
     await studio.select_option("#sale-product", "tote")
-    await studio.fill("#sale-form input[name=units]", "1")
-    await studio.fill("#sale-form input[name=countdown]", "4")
+    await fill(studio, "#sale-form", units="1", countdown="4")
     await studio.click("#sale-form button[type=submit]")
     for page in viewers:
         await page.wait_for_selector("#buy-card[data-sale-state='countdown']")
@@ -44,7 +37,7 @@ async def test_one_unit_two_buyers_waitlist_reload_checkout(make_server, browser
     await asyncio.gather(*(p.wait_for_selector("#buy:not([disabled])") for p in viewers))
     await asyncio.gather(*(_press_buy(p) for p in viewers))
 
-    async def outcome(page) -> str:  # type: ignore[no-untyped-def]
+    async def outcome(page) -> str:
         if await page.locator("#hold:not([hidden])").count():
             return "hold"
         if await page.locator("#buy-card[data-sale-state='soldout']").count() and "Sold out" in await _text(page.locator("#card-state")):
@@ -69,11 +62,7 @@ async def test_one_unit_two_buyers_waitlist_reload_checkout(make_server, browser
     assert 0 < left_after <= left_before
     assert "Held for" in await _text(holder.locator("#hold-timer"))
 
-    await holder.fill("#checkout input[name=name]", "Kim Minji")
-    await holder.fill("#checkout input[name=email]", "minji@example.test")
-    await holder.fill("#checkout input[name=number]", "4242 4242 4242 4242")
-    await holder.fill("#checkout input[name=exp]", "12/39")
-    await holder.fill("#checkout input[name=cvc]", "123")
+    await fill(holder, "#checkout", name="Kim Minji", email="minji@example.test", **CARD)
     await holder.click("#pay")
     await holder.wait_for_selector("#confirmation:not([hidden])")
     assert "is confirmed" in await _text(holder.locator("#confirmation"))
@@ -87,7 +76,7 @@ async def test_one_unit_two_buyers_waitlist_reload_checkout(make_server, browser
         assert page.errors == []
 
 
-async def _press_buy(page) -> None:  # type: ignore[no-untyped-def]
+async def _press_buy(page) -> None:
     """Press Buy; a slower viewer may find it already gone (the other took the unit): that is the
     sold-out outcome the test then checks, not a failure to press."""
     try:
@@ -96,10 +85,10 @@ async def _press_buy(page) -> None:  # type: ignore[no-untyped-def]
         pass
 
 
-async def _both(x, y):  # type: ignore[no-untyped-def]
+async def _both(x, y):
     rx, ry = await x, await y
     return [rx, ry] if rx and ry else None
 
 
-async def _has(loc, text: str) -> bool:  # type: ignore[no-untyped-def]
+async def _has(loc, text: str) -> bool:
     return text in ((await loc.text_content()) or "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 
 from tests.hub.conftest import Client
-from tests.pages.conftest import new_page, shot, until
+from tests.pages.conftest import CARD, fill, new_page, open_player, shot, until
 
 
 async def test_korean_shipping_address_in_the_player(make_server, browser, token) -> None:
@@ -21,9 +21,7 @@ async def test_korean_shipping_address_in_the_player(make_server, browser, token
     try:
         assert (await host.call("product.pin", {"product_id": "tote"}))["ok"]
         sale = (await host.call("sale.schedule", {"product_id": "tote", "units": 2, "limit": 1}))["sale"]["id"]
-        page = await new_page(browser, locale="ko-KR")
-        await page.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', 'jiwoo')}")
-        await page.wait_for_selector("body[data-ready='1']")
+        page = await open_player(browser, srv.url, token('viewer', 'b1', 'jiwoo'), locale="ko-KR")
         await page.select_option("#lang", "ko")
         await page.wait_for_selector("#buy:not([disabled])")
         await page.click("#buy")
@@ -32,11 +30,7 @@ async def test_korean_shipping_address_in_the_player(make_server, browser, token
         assert await page.locator("#shipping select[name=ship_country]").input_value() == "KR"  # from the KRW price
         labels = await page.locator("#shipping label > span").all_text_contents()
         assert labels[:6] == ["국가", "받는 분", "휴대폰 번호", "우편번호", "도로명 주소", "상세 주소(동, 호수) (선택)"]
-        await page.fill("#checkout input[name=name]", "김지우")
-        await page.fill("#checkout input[name=email]", "jiwoo@example.test")
-        await page.fill("#checkout input[name=number]", "4242 4242 4242 4242")
-        await page.fill("#checkout input[name=exp]", "12/39")
-        await page.fill("#checkout input[name=cvc]", "123")
+        await fill(page, "#checkout", name="김지우", email="jiwoo@example.test", **CARD)
         await page.fill("input[name=ship_name]", "김지우")
         await page.fill("input[name=ship_phone]", "010-1234-5678")
         await page.fill("input[name=ship_postal_code]", "06236")

@@ -13,11 +13,11 @@ class LiveDouble(SandboxProvider):
     livemode = True
 
 
-def make_live(redis):  # type: ignore[no-untyped-def]
+def make_live(redis):
     return LiveDouble(redis)
 
 
-async def _open_player(srv, browser, token):  # type: ignore[no-untyped-def]
+async def _open_player(srv, browser, token):
     await create_broadcast(srv.url, token("host", "b1", "h1"))
     page = await new_page(browser)
     await page.goto(f"{srv.url}/watch/b1?token={token('viewer', 'b1', 'v1')}")
@@ -25,7 +25,7 @@ async def _open_player(srv, browser, token):  # type: ignore[no-untyped-def]
     return page
 
 
-async def test_sandbox_payments_show_a_test_mode_badge(make_server, browser, token) -> None:  # type: ignore[no-untyped-def]
+async def test_sandbox_payments_show_a_test_mode_badge(make_server, browser, token) -> None:
     srv = await make_server()  # the sandbox provider
     page = await _open_player(srv, browser, token)
     badge = page.locator("#test-mode")
@@ -37,7 +37,7 @@ async def test_sandbox_payments_show_a_test_mode_badge(make_server, browser, tok
     assert page.errors == []
 
 
-async def test_live_payments_show_no_badge(make_server, browser, token) -> None:  # type: ignore[no-untyped-def]
+async def test_live_payments_show_no_badge(make_server, browser, token) -> None:
     srv = await make_server(payment_provider=f"{__name__}:make_live")
     page = await _open_player(srv, browser, token)
     await page.wait_for_selector("body[data-livemode='1']")

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
-
-from tests.pages.conftest import create_broadcast, new_page
+from tests.pages.conftest import create_broadcast, new_page, serve_merchant, start_show
 
 
 def record_requests(page: Any) -> list[tuple[str, str]]:
@@ -18,9 +16,7 @@ def record_requests(page: Any) -> list[tuple[str, str]]:
 
 
 async def test_studio_and_player_links_keep_the_token_out_of_requests_and_referers(make_server, browser, token) -> None:
-    srv = await make_server()
-    host = token("host", "b1", "h1")
-    await create_broadcast(srv.url, host)
+    srv, host = await start_show(make_server, token)
     viewer_tok = token("viewer", "b1", "v1")
     for url, secret, ready in [(f"{srv.url}/studio#token={host}", host, "#studio:not([hidden])"),
                                (f"{srv.url}/watch/b1#token={viewer_tok}", viewer_tok, "body[data-ready='1']"),
@@ -39,22 +35,6 @@ async def test_studio_and_player_links_keep_the_token_out_of_requests_and_refere
         if "#token=" in url:
             assert all(secret not in u for u, _ in seen)  # the fragment never left the browser
         await page.context.close()
-
-
-async def _serve(box: dict[str, str]) -> tuple[web.AppRunner, str]:
-    """A merchant page on its own origin (localhost:<port>); its HTML is box["html"], set later."""
-    app = web.Application()
-
-    async def shop(_request: web.Request) -> web.Response:
-        return web.Response(text=box["html"], content_type="text/html")
-
-    app.router.add_get("/shop", shop)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "localhost", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://localhost:{port}"
 
 
 PARENT = """<!doctype html><title>Shop</title>
@@ -76,8 +56,8 @@ async def test_the_player_takes_a_token_only_from_an_allowed_parent_origin(make_
     also removed on the way (a browser that ignores frame-ancestors): the postMessage check stops it."""
     good_box: dict[str, str] = {}
     evil_box: dict[str, str] = {}
-    good_runner, good = await _serve(good_box)
-    evil_runner, evil = await _serve(evil_box)
+    good_runner, good = await serve_merchant(good_box)
+    evil_runner, evil = await serve_merchant(evil_box)
     try:
         srv = await make_server(embed_origins=good)
         await create_broadcast(srv.url, token("host", "b1", "h1"))

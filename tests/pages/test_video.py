@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.pages.conftest import PHONE, create_broadcast, lan_ip, new_page, shot, until
+from tests.pages.conftest import PHONE, lan_ip, open_player, open_studio, shot, start_show, until
 
 
 @pytest.mark.parametrize("playback", ["webrtc", "hls"])
@@ -13,22 +13,16 @@ async def test_go_live_viewer_sees_moving_video(make_server, browser, token, tmp
     if lan_ip() is None:
         pytest.skip("no non-loopback IPv4 interface: WebRTC ICE cannot gather candidates here")
     extra = {} if playback == "webrtc" else {"webrtc_viewer_cap": 0}
-    srv = await make_server(media_dir=str(tmp_path / "media"), **extra)
-    host = token("host", "b1", "h1")
-    await create_broadcast(srv.url, host)
-    studio = await new_page(browser)
-    await studio.goto(f"{srv.url}/studio#token={host}")
-    await studio.wait_for_selector("body[data-ready='1']")
-    viewer = await new_page(browser)
-    await viewer.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', 'v1')}")
-    await viewer.wait_for_selector("body[data-ready='1']")
+    srv, host = await start_show(make_server, token, media_dir=str(tmp_path / "media"), **extra)
+    studio = await open_studio(browser, srv.url, host)
+    viewer = await open_player(browser, srv.url, token('viewer', 'b1', 'v1'))
     assert await viewer.locator("#video-status").text_content() == "Waiting for the host's video…"
 
     await until(lambda: studio.evaluate("() => !!document.querySelector('#preview').srcObject"), what="camera preview")
     await studio.click("#golive")
     await studio.wait_for_selector("body[data-publishing='1']", timeout=60_000)
 
-    async def playing() -> dict | None:  # type: ignore[type-arg]
+    async def playing() -> dict | None:
         v = await viewer.evaluate("() => { const v = document.querySelector('#video'); return {w: v.videoWidth, t: v.currentTime}; }")
         return v if v["w"] > 0 and v["t"] > 0 else None
 
@@ -45,21 +39,15 @@ async def test_go_live_viewer_sees_moving_video(make_server, browser, token, tmp
     await viewer.locator("#video-status", has_text="Waiting for the host's video").wait_for(timeout=30_000)
 
 
-async def _later(page, t0: float) -> bool:  # type: ignore[no-untyped-def]
+async def _later(page, t0: float) -> bool:
     return await page.evaluate("() => document.querySelector('#video').currentTime") > t0 + 0.5
 
 
 async def test_phone_size_and_korean(make_server, browser, token) -> None:
-    srv = await make_server()
-    host = token("host", "b1", "h1")
-    await create_broadcast(srv.url, host)
-    studio = await new_page(browser, viewport=PHONE)
-    await studio.goto(f"{srv.url}/studio#token={host}")
-    await studio.wait_for_selector("body[data-ready='1']")
+    srv, host = await start_show(make_server, token)
+    studio = await open_studio(browser, srv.url, host, viewport=PHONE)
     await studio.locator("#products li[data-product='mug'] button").click()
-    viewer = await new_page(browser, viewport=PHONE, locale="ko-KR")
-    await viewer.goto(f"{srv.url}/watch/b1#token={token('viewer', 'b1', 'v1', name='민지')}")
-    await viewer.wait_for_selector("body[data-ready='1']")
+    viewer = await open_player(browser, srv.url, token('viewer', 'b1', 'v1', name='민지'), viewport=PHONE, locale="ko-KR")
     await viewer.wait_for_selector("#buy-card:not([hidden])")
     assert await viewer.locator("html").get_attribute("lang") == "ko"
     assert await viewer.locator("#chat-title").text_content() == "채팅"

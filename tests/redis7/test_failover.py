@@ -51,13 +51,13 @@ async def test_a_change_no_replica_confirmed_answers_unavailable_and_the_retry_f
                 await inv.reserve("ack", "bob", 1, "r1")
             over = overload_code(caught.value)
             assert over is not None and over.code == UNAVAILABLE
-            assert (await inv.snapshot("ack")).held == 2  # made on the master, just not confirmed  # type: ignore[union-attr]
+            assert (await inv.snapshot("ack")).held == 2  # made on the master, just not confirmed
             assert inv.pipeline.ack_failures == 1
         finally:
             for pid in _replica_pids(sentinel):
                 os.kill(pid, signal.SIGCONT)
         again = await inv.reserve("ack", "bob", 1, "r1")
-        assert again.ok and (await inv.snapshot("ack")).held == 2  # type: ignore[union-attr]
+        assert again.ok and (await inv.snapshot("ack")).held == 2
         assert [r.user for r in await inv.reservations("ack")].count("bob") == 1
     finally:
         await client.aclose()
@@ -96,14 +96,14 @@ async def test_without_the_ack_a_failover_loses_an_acknowledged_hold_with_it_non
         await acked.aclose()
 
 
-async def _retrying(call, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
+async def _retrying(call, timeout_s: float = 30.0):
     """A client's retry loop: BUSY/UNAVAILABLE are retried, anything else is a failure."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while True:
         try:
             return await call()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - re-raised below unless it is BUSY/UNAVAILABLE
             if overload_code(exc) is None or loop.time() > deadline:
                 raise
             await asyncio.sleep(0.1)
@@ -165,7 +165,7 @@ async def test_the_master_killed_mid_sale_loses_no_confirmed_hold_or_order(senti
 
 
 async def test_a_server_through_the_sentinels_answers_unavailable_until_a_replica_has_the_hold(
-        sentinel, make_server, token) -> None:  # type: ignore[no-untyped-def]
+        sentinel, make_server, token) -> None:
     """`hawker serve` with HAWKER_REDIS_MODE=sentinel and HAWKER_REDIS_REPLICAS_ACK=1: a buyer's
     reserve over the socket answers UNAVAILABLE with retry_after (never OK, never INTERNAL) while no
     replica confirms, and the player's retry with the same request_id gets that one hold."""
@@ -196,7 +196,7 @@ async def test_a_server_through_the_sentinels_answers_unavailable_until_a_replic
                 os.kill(pid, signal.SIGCONT)
         again = await buyer.call("sale.reserve", {"sale_id": sale, "qty": 1, "request_id": "once"})
         assert again["ok"], again
-        audit = await node.app["hub"].sales.inv.audit(sale)
+        audit = await node.app["node"].sales.inv.audit(sale)
         assert audit.ok and audit.levels.held == 1
         await asyncio.gather(buyer.close(), host.close())
 

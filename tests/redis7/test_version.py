@@ -127,7 +127,7 @@ async def test_a_node_started_while_redis_is_down_exits_once_it_finds_an_old_one
         await wait_http(f"http://127.0.0.1:{port}/readyz", proc, timeout=10, status=503)
         old.start()
         code = proc.wait(timeout=60)
-        err = proc.stderr.read()  # type: ignore[union-attr]
+        err = proc.stderr.read()
         assert code == EXIT_REDIS_TOO_OLD, err[-2000:]
         assert "refusing to run" in err and "Redis 6.2." in err
     finally:

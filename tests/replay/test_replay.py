@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.hub.conftest import bc, clients, wait_for  # noqa: F401 - fixtures
 
 
-async def test_replay_sales_stay_open_and_info_lists_chapters(bc, make_server, clients, token, tmp_path):  # noqa: F811
+async def test_replay_sales_stay_open_and_info_lists_chapters(bc, make_server, clients, token, tmp_path):  # noqa: F811 - the fixture imported above
     srv = await make_server(media_dir=str(tmp_path))
     host = await clients(srv.url, token("host", "b1", "h1"))
     viewer = await clients(srv.url, token("viewer", "b1", "v1"))

@@ -1,0 +1,1 @@
+"""HTTP (REST) handlers of every feature, one module per feature, each with `register(app, node)`."""

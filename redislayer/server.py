@@ -1,0 +1,103 @@
+"""One redis-server process on loopback, started and stopped the same way everywhere.
+
+The demo's embedded Redis (live/embedded_redis.py), the tests' fixtures (tests/redis_proc.py) and
+the domain benchmarks (inventory/, chat/, checkout/ bench.py) all need "start a server on a free
+port, wait until it answers PING, stop it cleanly". It lives here because redislayer imports nothing
+of ours, so every one of those users may import it (tests/foundation/test_layering.py)."""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def answers_ping(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server on `port` answers PING now (a loading or absent server does not)."""
+    try:
+        with socket.create_connection((host, port), timeout=0.2) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def spawn(binary: str, port: int, data_dir: str | Path, args: Sequence[str] = (), *,
+          new_session: bool = False) -> subprocess.Popen[bytes]:
+    """Start `binary` on 127.0.0.1:`port` with its files in `data_dir` and no RDB snapshots;
+    `args` add to (or override) the defaults. `new_session`: Ctrl-C in our terminal does not reach it."""
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(Path(data_dir).resolve()),
+            "--save", "", "--daemonize", "no", "--loglevel", "warning", *args]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=new_session)
+
+
+def wait_ready(proc: subprocess.Popen[bytes], port: int, timeout: float = 10.0) -> None:
+    """Block until the server answers PING; raise RuntimeError when it exits or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server on port {port} exited with {proc.returncode}")
+        if answers_ping(port):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"redis-server did not answer on port {port} in {timeout:g}s")
+
+
+def stop_server(proc: subprocess.Popen[bytes] | None, wait_s: float = 10.0) -> None:
+    """SIGTERM (it flushes its AOF), then SIGKILL if it has not gone after `wait_s`."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class ThrowawayRedis:
+    """A redis-server in a fresh temp folder, removed on stop: `with ThrowawayRedis() as r: r.url`.
+    For benchmarks; `args` choose persistence (none by default) or cluster/replica flags."""
+
+    def __init__(self, args: Sequence[str] = ("--appendonly", "no"), *, binary: str | None = None,
+                 prefix: str = "hawker-bench-") -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        self.args = list(args)
+        self.binary = binary or shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> ThrowawayRedis:
+        self.proc = spawn(self.binary, self.port, self.dir, self.args)
+        try:
+            wait_ready(self.proc, self.port)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        stop_server(self.proc)
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> ThrowawayRedis:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

@@ -32,7 +32,7 @@ import redis.asyncio as aioredis
 from live.fanout import metrics
 from live.fanout.conn import Conn
 from live.fanout.frames import CODECS, Encoded
-from live.fanout.relay import VIEWERS, Batch, Relay, bc_channel
+from live.fanout.relay import SEQ, VIEWERS, Batch, Relay, bc_channel, put_level
 from redislayer.shardpubsub import ShardedSubscriber
 
 log = logging.getLogger("hawker.fanout")
@@ -43,7 +43,7 @@ VIEWERS_EVERY_MS = 1000  # a tick that would carry only a changed viewer count: 
 class _Room:
     """The local members of one broadcast, grouped by (codec, staff) so a tick's loop is flat."""
 
-    __slots__ = ("groups", "count", "users", "last_viewers", "viewers_at")
+    __slots__ = ("groups", "count", "users", "last_viewers", "viewers_at", "seqs")
 
     def __init__(self) -> None:
         self.groups: dict[tuple[str, bool], dict[str, Conn]] = {(c, s): {} for c in CODECS for s in (False, True)}
@@ -51,6 +51,19 @@ class _Room:
         self.users: dict[str, set[str]] = {}
         self.last_viewers = -1
         self.viewers_at = 0  # server ms of the last tick sent to this room
+        self.seqs: dict[str, int] = {}  # the highest `v` delivered, per versioned level
+
+    def fresh(self, levels: dict[str, Any]) -> dict[str, Any]:
+        """The levels to send: versioned ones older than what was delivered go."""
+        out: dict[str, Any] = {}
+        for key, value in levels.items():
+            seq = value.get(SEQ) if isinstance(value, dict) else None
+            if isinstance(seq, int):
+                if seq <= self.seqs.get(key, -1):
+                    continue
+                self.seqs[key] = seq
+            out[key] = value
+        return out
 
 
 class _Member:
@@ -229,7 +242,9 @@ class Fanout(Relay):
         self._batch(broadcast).hearts += int(n)
 
     def level(self, broadcast: str, key: str, value: Any) -> None:
-        self._batch(broadcast).levels[key] = value
+        """Set a level for the next tick (latest wins; a dict with an int `v` is versioned: an older
+        one is dropped here, when batches of several nodes merge and at delivery, as clients would)."""
+        put_level(self._batch(broadcast).levels, key, value)
 
     def urgent(self, broadcast: str, event: str, data: Any) -> None:
         self._deliver_event(broadcast, event, data)
@@ -285,8 +300,9 @@ class Fanout(Relay):
         base: dict[str, Any] = {"ts": now}
         if batch.hearts:
             base["hearts"] = batch.hearts
-        if batch.levels:
-            base["levels"] = batch.levels
+        levels = room.fresh(batch.levels) if batch.levels else None
+        if levels:
+            base["levels"] = levels
         base["viewers"] = viewers
         chat = batch.chat
         for_viewers = chat

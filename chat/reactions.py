@@ -1,15 +1,20 @@
 """Reactions (hearts and a small fixed emoji set) are counted, never fanned out one by one.
 
 Each node keeps a `ReactionTally` of what its own sockets sent during the current tick; once a tick
-`flush` adds those deltas to the broadcast's totals in Redis (one pipeline) and returns the totals,
-which the fan-out sends as a level (latest value wins)."""
+`flush` adds those deltas to the broadcast's totals in Redis (one script, lua/react.lua) and
+returns the totals with their version `v`, which the fan-out sends as a versioned level: when two
+nodes flush at once, the older total can never replace the newer one on a viewer's screen."""
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from chat.errors import RATE_LIMITED, VALIDATION, ChatRefused
 from chat.keys import ChatKeys
+
+_REACT = (Path(__file__).parent / "lua" / "react.lua").read_text(encoding="utf-8")
+SEQ = "v"  # the totals' version (docs/protocol.md: keep the highest `v`): bumped by every flush
 
 # name -> glyph. A client may send either.
 REACTIONS: dict[str, str] = {
@@ -43,6 +48,7 @@ class ReactionTally:
         self._pending: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._window = -1
         self._sent: dict[tuple[str, str], int] = defaultdict(int)
+        self._scripts: dict[int, Any] = {}  # the react script, per Redis client
 
     def add(self, broadcast: str, user: str, emoji: object, now_ms: int) -> str:
         """Count one reaction; returns its name. RATE_LIMITED past the user's cap this second."""
@@ -63,17 +69,22 @@ class ReactionTally:
         return [b for b, d in self._pending.items() if d]
 
     async def flush(self, redis: Any, broadcast: str) -> dict[str, int] | None:
-        """Add this node's deltas to the totals; return all totals (None when nothing was pending)."""
+        """Add this node's deltas to the totals; return all totals and their version `v` (None when
+        nothing was pending)."""
         deltas = self._pending.pop(broadcast, None)
         if not deltas:
             return None
-        key = ChatKeys(broadcast).reactions
-        pipe = redis.pipeline(transaction=False)
+        script = self._scripts.get(id(redis))
+        if script is None:
+            script = self._scripts[id(redis)] = redis.register_script(_REACT)
+        args: list[Any] = []
         for name, n in deltas.items():
-            pipe.hincrby(key, name, n)
-        pipe.hgetall(key)
-        res = await pipe.execute()
-        return decode_totals(res[-1])
+            args += [name, n]
+        flat = await script(keys=[ChatKeys(broadcast).reactions], args=args)
+        raw = dict(zip(flat[::2], flat[1::2], strict=True))
+        totals = decode_totals(raw)
+        totals[SEQ] = int(raw.get(b"_seq") or raw.get("_seq") or 0)
+        return totals
 
 
 def decode_totals(raw: dict[Any, Any]) -> dict[str, int]:

@@ -117,6 +117,16 @@ class Config:
         "replicas that must confirm a stock or payment change before it is acknowledged (WAIT; 0: off); none in time answers "
         "UNAVAILABLE, safe to retry (docs/scaling.md)")
     redis_replicas_ack_timeout_ms: int = setting(100, "how long a change waits for its replica confirmations (WAIT timeout)")
+    # join path under load (live/hub/registry.py shared snapshot parts; docs/loadtesting.md)
+    snapshot_cache_ms: int = setting(200,
+        "ms a join-snapshot value that is the same for the whole broadcast (broadcast, media, sale records, chat state) "
+        "is reused; concurrent joins always share one fetch (0: no reuse after it)")
+    join_max_inflight: int = setting(256,
+        "joins a process has admitted and not yet sent their snapshot, at most; a connect past it waits up to 5 s for a "
+        "slot, then is refused BUSY with retry_after (0: no bound)")
+    fanout_max_writes_per_s: int = setting(50_000,
+        "tick frames a process hands to its sockets per second at most: past it the tick period stretches beyond "
+        "tick_ms (10,000 sockets at 50,000: 200 ms); 0: no limit")
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

@@ -116,11 +116,13 @@ async def _nothing() -> None:
 def build(config: Config, redis: aioredis.Redis, sio: FanoutServer) -> Node:
     """Every part, in dependency order; nothing here touches the network."""
     node_id = uuid.uuid4().hex[:12]
-    fanout = Fanout(sio, redis, node_id=node_id, tick_ms=config.tick_ms)
+    fanout = Fanout(sio, redis, node_id=node_id, tick_ms=config.tick_ms, max_writes_per_s=config.fanout_max_writes_per_s)
     hub = Hub(sio=sio, redis=redis, fanout=fanout, secret=config.secret,
               registry=Registry(max_bytes=min(16 * 1024, config.max_message_bytes),
                                 timeout_s=config.command_deadline_ms / 1000,
-                                join_deadline_s=config.join_deadline_ms / 1000), node_id=node_id)
+                                join_deadline_s=config.join_deadline_ms / 1000,
+                                snapshot_cache_s=config.snapshot_cache_ms / 1000),
+              node_id=node_id, max_joining=config.join_max_inflight)
     fanout.clock = hub.clock.now_ms  # tick `ts` on the server clock the clients sync to (Redis TIME)
     inventory = Inventory(redis)
     idempotency = IdempotencyStore(redis)

@@ -84,14 +84,18 @@ def read(path: Path) -> list[GenSample]:
 
 class SelfSampler:
     """Runs in a generator process under gevent: `run()` is a greenlet body that calls `emit(sample)`
-    once a second. `light_lag` returns (and resets) the light loop's worst pass in ms."""
+    once a second. `light_lag` returns (and resets) the light loop's worst pass in ms; `children`
+    gives (pid, viewers, loop lag ms) of light-viewer child processes, each sampled and judged as a
+    generator process of its own."""
 
     def __init__(self, emit: Callable[[GenSample], None], light_lag: Callable[[], float] = lambda: 0.0,
-                 viewers: Callable[[], int] = lambda: 0, throttle: float = 0.0) -> None:
+                 viewers: Callable[[], int] = lambda: 0, throttle: float = 0.0,
+                 children: Callable[[], list[tuple[str, int, float]]] = lambda: []) -> None:
         import socket
 
-        self.emit, self.light_lag, self.viewers = emit, light_lag, viewers
-        self.process = f"{socket.gethostname()}:{os.getpid()}"
+        self.emit, self.light_lag, self.viewers, self.children = emit, light_lag, viewers, children
+        self.host = socket.gethostname()
+        self.process = f"{self.host}:{os.getpid()}"
         self.gevent_lag_ms = 0.0
         self.throttle = throttle
 
@@ -125,8 +129,21 @@ class SelfSampler:
         gevent.spawn(self._lag_probe)
         if self.throttle > 0:
             gevent.spawn(self._burn)
+        kids: dict[str, Any] = {}
         while True:
             gevent.sleep(1.0)
             lag, self.gevent_lag_ms = self.gevent_lag_ms, 0.0
-            self.emit(GenSample(self.process, int(time.time() * 1000), round(proc.cpu_percent(None), 1),
-                                round(lag, 1), round(self.light_lag(), 1), self.viewers()))
+            now = int(time.time() * 1000)
+            children = self.children()
+            self.emit(GenSample(self.process, now, round(proc.cpu_percent(None), 1),
+                                round(lag, 1), round(self.light_lag(), 1), 0 if children else self.viewers()))
+            for pid, viewers, light_lag in children:  # a light-viewer child: a generator process of its own
+                try:
+                    if pid not in kids:
+                        kids[pid] = psutil.Process(int(pid))
+                        kids[pid].cpu_percent(None)
+                        continue
+                    cpu = kids[pid].cpu_percent(None)
+                except psutil.Error:
+                    continue
+                self.emit(GenSample(f"{self.host}:{pid}", now, round(cpu, 1), 0.0, round(light_lag, 1), viewers))

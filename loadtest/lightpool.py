@@ -263,17 +263,23 @@ class Viewer:
                 hl += 4
             if n - pos < hl + ln:
                 break
-            payload = bytes(buf[pos + hl:pos + hl + ln])
-            pos += hl + ln
-            self._message(b0 & 0x0F, payload, now_ms)
+            start, end = pos + hl, pos + hl + ln
+            pos = end
+            opcode = b0 & 0x0F
+            if self.state == "live" and (
+                    (opcode == 2 and buf.find(_TICK_MSGPACK, start, min(end, start + 32)) >= 0)
+                    or (opcode == 1 and buf.startswith(b'42["tick"', start))):
+                # the bulk of what a viewer reads: counted in place, copied and decoded only when sampled
+                self.ticks += 1
+                if self.pending_chat or self.ticks % self.pool.tick_sample_every == 0:
+                    self._tick(bytes(buf[start:end]), now_ms, binary=opcode == 2)
+                continue
+            self._message(opcode, bytes(buf[start:end]), now_ms)
         if self.sock is not None:
             del buf[:pos]
 
     def _message(self, opcode: int, p: bytes, now_ms: float) -> None:
         if opcode == 2:
-            if self.state == "live" and _TICK_MSGPACK in p[:32]:
-                self._tick(p, now_ms, binary=True)
-                return
             pkt = msgpack.unpackb(p, strict_map_key=False)
             kind = pkt.get("type")
             if kind == 0:
@@ -288,8 +294,6 @@ class Viewer:
         elif opcode == 1:
             if p == b"2":
                 self._send_raw(_frame(1, b"3"))
-            elif p.startswith(b'42["tick"') and self.state == "live":
-                self._tick(p, now_ms, binary=False)
             elif p.startswith(b"42"):
                 data = orjson.loads(p[2:])
                 self._event(data[0], data[1] if len(data) > 1 else None, now_ms)
@@ -396,16 +400,15 @@ class Viewer:
             entry[0](None, "TIMEOUT")
 
     def _tick(self, p: bytes, now_ms: float, binary: bool) -> None:
-        self.ticks += 1
-        if self.pending_chat or self.ticks % self.pool.tick_sample_every == 0:
-            try:
-                if binary:
-                    data = msgpack.unpackb(p, strict_map_key=False)["data"][1]
-                else:
-                    data = orjson.loads(p[2:])[1]
-            except Exception:  # noqa: BLE001 - a tick we cannot read is simply not sampled
-                return
-            self._tick_data(data, now_ms)
+        """A sampled tick (or one that may carry our own chat line), already counted: decode it."""
+        try:
+            if binary:
+                data = msgpack.unpackb(p, strict_map_key=False)["data"][1]
+            else:
+                data = orjson.loads(p[2:])[1]
+        except Exception:  # noqa: BLE001 - a tick we cannot read is simply not sampled
+            return
+        self._tick_data(data, now_ms)
 
     def _tick_data(self, data: dict[str, Any], now_ms: float) -> None:
         server_now = now_ms + self.offset_ms

@@ -25,6 +25,7 @@ same HAWKER_LT_SECRET, the rest reaches them from the master):
 """
 from __future__ import annotations
 
+import gc
 import os
 import random
 import time
@@ -32,17 +33,20 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import engineio
 import gevent
 import gevent.event
+import gevent.lock
 from locust import User, between, constant_pacing, events, task
-from locust.contrib.socketio import SocketIOUser
+from locust.contrib.socketio import SocketIOClient, SocketIOUser
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
 from loadtest import buying, generator
 from loadtest.client import Clock, error_code, find_sale, now_ms
 from loadtest.lightclient import mint
-from loadtest.lightpool import JOIN_TIMEOUT_S, LightPool, Report, Viewer
+from loadtest.lightpool import JOIN_TIMEOUT_S
+from loadtest.lightproc import LightProcess
 from loadtest.samples import Sample, SampleWriter
 
 SECRET = os.environ.get("HAWKER_LT_SECRET", "")
@@ -61,6 +65,7 @@ BLOCKED_WORD = os.environ.get("HAWKER_LT_BLOCKED_WORD", "")
 CARD_OK = "4242424242424242"
 MESSAGE = "hawker_rows"
 RAW_TICKS_PER_S = 200  # raw tick samples kept per process and second (Locust's stats get every sampled tick)
+GC_THRESHOLD_0 = 20_000
 LINES = ["wow", "so pretty", "price?", "가격이 어떻게 되나요?", "ship to Busan?", "need this", "colour?"]
 
 
@@ -134,6 +139,15 @@ def record(s: Sample) -> None:
     ROWS.add(s)
 
 
+@events.spawning_complete.add_listener
+def _freeze_gc(**_kw: Any) -> None:
+    """Every user of this process exists now: take them out of the collector's sight. A full
+    collection over a few hundred full clients and their greenlets stopped the gevent loop for up
+    to 0.7 s, which the saturation rule reads as generator lag."""
+    gc.collect()
+    gc.freeze()
+
+
 @events.test_stopping.add_listener
 def _ship_on_stop(**_kw: Any) -> None:
     ROWS.ship()
@@ -149,24 +163,27 @@ def _ship_on_quit(**_kw: Any) -> None:
 # ---- the light-viewer loop of this process ----------------------------------------------------
 
 class _Light:
-    """One LightPool per generator process (started lazily: after Locust forks its workers), and the
-    gevent side that turns its reports into Locust request events and raw samples."""
+    """One light-viewer pool per generator process, in a child process of its own (started lazily:
+    after Locust forks its workers; loadtest/lightproc.py says why not a thread), and the gevent
+    side that turns its reports into Locust request events and raw samples."""
 
     def __init__(self) -> None:
-        self.pool: LightPool | None = None
+        self.pool: LightProcess | None = None
         self.viewers = 0
         self.wake = gevent.event.Event()
+        self.lock = gevent.lock.Semaphore()
 
-    def get(self, host: str, env: Any) -> LightPool:
-        if self.pool is None:
-            self.pool = LightPool(host, TICK_SAMPLE)
-            self.env = env
-            watcher = gevent.get_hub().loop.async_()
-            watcher.start(self.wake.set)
-            self.watcher = watcher
-            self.pool.start(watcher.send)
-            gevent.spawn(self._drain)
-            _start_process_helpers(env, self.pool)
+    def get(self, host: str, env: Any) -> LightProcess:
+        with self.lock:  # starting the child yields to other greenlets: the users spawned beside us wait
+            if self.pool is None:
+                import gevent.subprocess
+
+                pool = LightProcess(host, TICK_SAMPLE, popen=gevent.subprocess.Popen)
+                self.env = env
+                pool.start(self.wake.set, gevent.spawn, gevent.sleep)
+                self.pool = pool
+                gevent.spawn(self._drain)
+                _start_process_helpers(env, pool)
         return self.pool
 
     def _drain(self) -> None:
@@ -179,34 +196,37 @@ class _Light:
             n = 0
             while pool.outbox:
                 item = pool.outbox.popleft()
-                if isinstance(item, Report):
-                    fire(request_type=item.request_type, name=item.name, response_time=item.ms, response_length=0,
-                         exception=None if item.code in ("OK", "PARTIAL") or item.request_type == "TICK"
-                         else RuntimeError(item.code), context={})
-                    if item.sample:
-                        record(Sample(item.sample, now_ms(), item.ms, item.code, item.user))
-                else:
-                    fn, args = item
-                    fn(*args)
+                fire(request_type=item.request_type, name=item.name, response_time=item.ms, response_length=0,
+                     exception=None if item.code in ("OK", "PARTIAL") or item.request_type == "TICK"
+                     else RuntimeError(item.code), context={})
+                if item.sample:
+                    record(Sample(item.sample, now_ms(), item.ms, item.code, item.user))
                 n += 1
                 if n % 500 == 0:
                     gevent.sleep(0)
+
+    def child(self) -> list[tuple[str, int, float]]:
+        """(pid, viewers, loop lag ms) of the child pool, for the self-sampler."""
+        if self.pool is None:
+            return []
+        return [(str(self.pool.pid), self.viewers, self.pool.take_busy_max_ms())]
 
 
 LIGHT = _Light()
 _helpers_started = False
 
 
-def _start_process_helpers(env: Any, pool: LightPool | None) -> None:
+def _start_process_helpers(env: Any, pool: LightProcess | None) -> None:
     """Once per generator process: the row shipper and the self-sampler."""
     global _helpers_started
     if _helpers_started:
         return
     _helpers_started = True
+    gc.set_threshold(GC_THRESHOLD_0, 20, 100)  # fewer, larger young collections (CPython's default: 700)
     ROWS.env = env
     gevent.spawn(ROWS.loop)
-    sampler = generator.SelfSampler(ROWS.add_gen, light_lag=lambda: LIGHT.pool.take_busy_max_ms() if LIGHT.pool else 0.0,
-                                    viewers=lambda: LIGHT.viewers, throttle=THROTTLE)
+    sampler = generator.SelfSampler(ROWS.add_gen, viewers=lambda: LIGHT.viewers, throttle=THROTTLE,
+                                    children=LIGHT.child)
     gevent.spawn(sampler.run)
 
 
@@ -225,26 +245,26 @@ class LightViewerUser(User):
         self.user_id = f"viewer-{uuid.uuid4().hex[:10]}"
         codec = CODEC if CODEC in ("msgpack", "json") else random.choice(("msgpack", "json"))
         joined = gevent.event.AsyncResult()
-        self.viewer = Viewer(pool, self.user_id, mint(SECRET, sub=self.user_id, role="viewer", broadcast=BROADCAST),
-                             codec, on_joined=lambda ok, code: joined.set((ok, code)))
-        pool.submit(self.viewer.start)
+        self.joined = False
+        pool.start_viewer(self.user_id, mint(SECRET, sub=self.user_id, role="viewer", broadcast=BROADCAST), codec,
+                          on_joined=lambda ok, code: joined.set((ok, code)))
         try:
             ok, _code = joined.get(timeout=JOIN_TIMEOUT_S + 10)
         except gevent.Timeout:
             ok = False
         if not ok:
             raise StopUser()
+        self.joined = True
         LIGHT.viewers += 1
         self.sent = 0
         if STORM_AT:
-            v = self.viewer
-            pool.submit(lambda: pool.at(max(0.0, (STORM_AT - (time.time() * 1000 + v.offset_ms)) / 1000),
-                                        v.drop_and_rejoin, random.uniform(0.0, 5.0)))
+            pool.storm(self.user_id, STORM_AT, random.uniform(0.0, 5.0))
 
     def on_stop(self) -> None:
-        if getattr(self, "viewer", None) is not None and LIGHT.pool is not None:
-            LIGHT.viewers -= 1
-            LIGHT.pool.submit(self.viewer.close)
+        if getattr(self, "user_id", None) is not None and LIGHT.pool is not None:
+            if getattr(self, "joined", False):
+                LIGHT.viewers -= 1
+            LIGHT.pool.close(self.user_id)
 
     def _chat(self) -> None:
         self.sent += 1
@@ -252,7 +272,7 @@ class LightViewerUser(User):
         if BLOCKED_WORD and random.random() < 0.05:
             text = f"{BLOCKED_WORD} {text}"
         assert LIGHT.pool is not None
-        LIGHT.pool.submit(self.viewer.chat, text)
+        LIGHT.pool.chat(self.user_id, text)
 
     @task(3)
     def hearts(self) -> None:
@@ -260,7 +280,7 @@ class LightViewerUser(User):
             self._chat()
             return
         assert LIGHT.pool is not None
-        LIGHT.pool.submit(self.viewer.hearts, random.randint(1, 5))
+        LIGHT.pool.hearts(self.user_id, random.randint(1, 5))
 
     @task(1)
     def chat(self) -> None:
@@ -269,10 +289,34 @@ class LightViewerUser(User):
 
 # ---- full Socket.IO clients: buyers and the host ------------------------------------------------
 
+class _InlineEngineIO(engineio.Client):
+    """python-socketio's client starts a thread (under gevent, a greenlet) for every message it
+    reads; with a few hundred buyers per process each reading 10 ticks a second that was a fifth of
+    the process and the bursts showed as gevent loop lag. Our handlers never block (they record,
+    set events or spawn), so messages are handled in the read loop itself."""
+
+    def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == "message":
+            kwargs["run_async"] = False
+        return super()._trigger_event(event, *args, **kwargs)
+
+
+class _BuyerClient(SocketIOClient):
+    def _engineio_client_class(self) -> type:
+        return _InlineEngineIO
+
+
 class HawkerUser(SocketIOUser):
     """Connects one full python-socketio client for one person."""
 
     abstract = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # SocketIOUser's, with the inline client
+        User.__init__(self, *args, **kwargs)
+        self.sio = _BuyerClient(self.environment.events.request, **self.options)
+        self.sio_greenlet = gevent.spawn(self.sio.wait)
+        self.sio.on("*", self.sio.on_message)
+
     role = "viewer"
     prefix = "buyer"
     options = {"reconnection": True, "reconnection_attempts": 3, "serializer": "msgpack" if CODEC != "json" else "default"}

@@ -429,7 +429,14 @@ def wait_for_settled(url: str, token: str, sale_id: str, deadline_s: float) -> d
     is what the audit judges."""
     end = time.monotonic() + deadline_s
     while True:
-        data = fetch_audit(url, token, sale_id)
+        try:
+            data = fetch_audit(url, token, sale_id)
+        except (requests.ConnectionError, requests.Timeout):
+            # a server still closing thousands of sockets may answer late: ask again until the deadline
+            if time.monotonic() > end:
+                raise
+            time.sleep(2.0)
+            continue
         live = [r for r in data["reservations"] if r["state"] in ("HELD", "PAYING")]
         if not live or time.monotonic() > end:
             return data

@@ -26,6 +26,9 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from redislayer import batch
+from redislayer.batch import BatchedPipeline, Batcher
+
 RETRIES = 3
 
 # fn(operation, seconds): how long one Redis round trip took (a command, or a pipeline of scripts).
@@ -65,8 +68,22 @@ class TimedRedis(aioredis.Redis):
     timer: RedisTimer | None = None
     replicas_ack: int = 0
     ack_timeout_ms: int = 0
+    _batcher: Batcher | None = None
+
+    def _batch(self) -> Batcher:
+        if self._batcher is None:
+            self._batcher = Batcher(self, self.timer)
+        return self._batcher
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        """Inside redislayer.batched(), a non-transactional pipeline joins the iteration's batch."""
+        if not transaction and shard_hint is None and batch.active():
+            return BatchedPipeline(self._batch(), self.connection_pool, self.response_callbacks, False, None)
+        return super().pipeline(transaction, shard_hint)
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if batch.active() and batch.batchable(args):  # inside redislayer.batched(): one pipeline per iteration
+            return await self._batch().add(args, options)
         timer = self.timer
         if timer is None:
             return await super().execute_command(*args, **options)

@@ -32,21 +32,38 @@ import redis.asyncio as aioredis
 from live.fanout import metrics
 from live.fanout.conn import Conn
 from live.fanout.frames import CODECS, Encoded
-from live.fanout.relay import VIEWERS, Batch, Relay, bc_channel
+from live.fanout.relay import SEQ, VIEWERS, Batch, Relay, bc_channel, put_level
 from redislayer.shardpubsub import ShardedSubscriber
 
 log = logging.getLogger("hawker.fanout")
 
+VIEWERS_EVERY_MS = 1000  # a tick that would carry only a changed viewer count: at most this often
+
+
 class _Room:
     """The local members of one broadcast, grouped by (codec, staff) so a tick's loop is flat."""
 
-    __slots__ = ("groups", "count", "users", "last_viewers")
+    __slots__ = ("groups", "count", "users", "last_viewers", "viewers_at", "seqs")
 
     def __init__(self) -> None:
         self.groups: dict[tuple[str, bool], dict[str, Conn]] = {(c, s): {} for c in CODECS for s in (False, True)}
         self.count = 0
         self.users: dict[str, set[str]] = {}
         self.last_viewers = -1
+        self.viewers_at = 0  # server ms of the last tick sent to this room
+        self.seqs: dict[str, int] = {}  # the highest `v` delivered, per versioned level
+
+    def fresh(self, levels: dict[str, Any]) -> dict[str, Any]:
+        """The levels to send: versioned ones older than what was delivered go."""
+        out: dict[str, Any] = {}
+        for key, value in levels.items():
+            seq = value.get(SEQ) if isinstance(value, dict) else None
+            if isinstance(seq, int):
+                if seq <= self.seqs.get(key, -1):
+                    continue
+                self.seqs[key] = seq
+            out[key] = value
+        return out
 
 
 class _Member:
@@ -70,7 +87,8 @@ class Fanout(Relay):
     def __init__(self, sio: Any, redis: aioredis.Redis, *, node_id: str, tick_ms: int = 100,
                  chat_overload_rate: float = 50.0, chat_overload_k: int = 10,
                  viewers_ttl_ms: int = 5000, clock: Callable[[], int] | None = None,
-                 max_outbox: int = 10_000) -> None:
+                 max_outbox: int = 10_000, viewers_every_ms: int = VIEWERS_EVERY_MS,
+                 max_writes_per_s: int = 0) -> None:
         if not hasattr(sio, "conn"):
             raise TypeError("Fanout needs a live.fanout.FanoutServer as its Socket.IO server")
         from chat.overload import ChatSampler, OverloadPolicy
@@ -81,6 +99,8 @@ class Fanout(Relay):
         self.tick_s = max(0.005, tick_ms / 1000)
         self.chat_sampler: Any = ChatSampler(OverloadPolicy(chat_overload_rate, chat_overload_k))
         self.viewers_ttl_ms = viewers_ttl_ms
+        self.viewers_every_ms = viewers_every_ms
+        self.max_writes_per_s = max_writes_per_s  # 0: no budget (a tick every tick_s whatever the audience)
         self.clock = clock or _now_ms
         self.max_outbox = max_outbox
         self._members: dict[str, _Member] = {}
@@ -222,7 +242,9 @@ class Fanout(Relay):
         self._batch(broadcast).hearts += int(n)
 
     def level(self, broadcast: str, key: str, value: Any) -> None:
-        self._batch(broadcast).levels[key] = value
+        """Set a level for the next tick (latest wins; a dict with an int `v` is versioned: an older
+        one is dropped here, when batches of several nodes merge and at delivery, as clients would)."""
+        put_level(self._batch(broadcast).levels, key, value)
 
     def urgent(self, broadcast: str, event: str, data: Any) -> None:
         self._deliver_event(broadcast, event, data)
@@ -267,15 +289,20 @@ class Fanout(Relay):
     def _deliver_tick(self, broadcast: str, room: _Room, batch: Batch | None, now: int) -> int:
         viewers = self.viewer_count(broadcast)
         if batch is None or batch.empty():
-            if viewers == room.last_viewers:
+            # a changed count alone goes at most every viewers_every_ms: while thousands join, the
+            # count changes every tick, and a tick to every socket for it alone was most of the
+            # CPU of a join ramp (on the server and on every client)
+            if viewers == room.last_viewers or now - room.viewers_at < self.viewers_every_ms:
                 return 0
             batch = batch or Batch()
         room.last_viewers = viewers
+        room.viewers_at = now
         base: dict[str, Any] = {"ts": now}
         if batch.hearts:
             base["hearts"] = batch.hearts
-        if batch.levels:
-            base["levels"] = batch.levels
+        levels = room.fresh(batch.levels) if batch.levels else None
+        if levels:
+            base["levels"] = levels
         base["viewers"] = viewers
         chat = batch.chat
         for_viewers = chat
@@ -301,7 +328,7 @@ class Fanout(Relay):
         loop = asyncio.get_running_loop()
         due = loop.time()
         while self._running:
-            due += self.tick_s
+            due += self.period()
             delay = due - loop.time()
             if delay < 0:  # behind: do not try to catch up with a burst of ticks
                 due = loop.time()
@@ -356,3 +383,15 @@ class Fanout(Relay):
             metrics.TICK_SECONDS.observe(time.perf_counter() - start)
         self.ticks += 1
         return n
+
+    def period(self) -> float:
+        """Seconds between ticks: `tick_s`, stretched so this node hands at most `max_writes_per_s`
+        tick frames a second to its sockets (a tick is one write per socket). Past that budget a
+        node spent most of a core in send() and fell behind on everything else (joins, commands);
+        a longer period coalesces more into each tick (chat lines, hearts summed, latest levels)
+        and urgent events still go at once."""
+        period = self.tick_s
+        if self.max_writes_per_s > 0:
+            period = max(period, len(self._members) / self.max_writes_per_s)
+        metrics.TICK_PERIOD.set(period)
+        return period

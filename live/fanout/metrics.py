@@ -14,6 +14,9 @@ TICK_LAG = Histogram(
     "hawker_fanout_tick_lag_seconds",
     "Tick fan-out lag: when the tick was due -> its last frame handed to a socket's transport",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+TICK_PERIOD = Gauge("hawker_fanout_tick_period_seconds",
+                    "Seconds between ticks on this node (tick_ms, stretched by HAWKER_FANOUT_MAX_WRITES_PER_S)",
+                    multiprocess_mode="max")
 DROPPED = Counter("hawker_fanout_dropped_frames_total", "Coalescible frames dropped for slow sockets")
 SLOW_CLOSED = Counter("hawker_fanout_slow_closed_total", "Sockets closed for being too slow", ["reason"])
 PUBLISHED = Counter("hawker_fanout_published_total", "Messages this node published to Redis", ["kind"])

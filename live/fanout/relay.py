@@ -26,8 +26,27 @@ def bc_channel(broadcast: str) -> str:
     return channel(CHANNEL, broadcast)
 
 
+SEQ = "v"  # a level value (a dict) with an int "v" is versioned: a lower one never replaces a higher (docs/protocol.md)
+
+
+def supersedes(new: Any, old: Any) -> bool:
+    """Whether `new` may replace `old` as a level's value: always, unless both are versioned and
+    `new` is older (two nodes' totals can arrive in either order)."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        n, o = new.get(SEQ), old.get(SEQ)
+        if isinstance(n, int) and isinstance(o, int):
+            return n >= o
+    return True
+
+
+def put_level(levels: dict[str, Any], key: str, value: Any) -> None:
+    if key not in levels or supersedes(value, levels[key]):
+        levels[key] = value
+
+
 class Batch:
-    """One tick's coalesced input of a broadcast: chat in order, hearts summed, levels latest-wins."""
+    """One tick's coalesced input of a broadcast: chat in order, hearts summed, levels latest-wins
+    (a versioned level: highest `v` wins)."""
 
     __slots__ = ("chat", "hearts", "levels")
 
@@ -42,7 +61,8 @@ class Batch:
         if hearts:
             self.hearts += hearts
         if levels:
-            self.levels.update(levels)
+            for key, value in levels.items():
+                put_level(self.levels, key, value)
 
     def empty(self) -> bool:
         return not (self.chat or self.hearts or self.levels)

@@ -20,17 +20,19 @@ from live.hub import metrics
 from live.hub.clock import ServerClock
 from live.hub.connect import Refused, authenticate
 from live.hub.registry import Caller, Handler, Registry, SnapshotPart
-from redislayer import overload_code
+from redislayer import batched, overload_code
 from shop.broadcasts import BroadcastStore
 
 log = logging.getLogger("hawker.hub")
 
 Hook = Callable[[Caller], Awaitable[None]]
+JOIN_QUEUE_S = 5.0  # how long a connect waits for a join slot before it is refused BUSY
+JOIN_RETRY_AFTER_MS = 500  # retry_after of a connect refused for too many joins in progress
 
 
 class Hub:
     def __init__(self, *, sio: FanoutServer, redis: aioredis.Redis, fanout: Fanout, secret: str,
-                 registry: Registry | None = None, node_id: str | None = None) -> None:
+                 registry: Registry | None = None, node_id: str | None = None, max_joining: int = 0) -> None:
         self.sio = sio
         self.redis = redis
         self.fanout = fanout
@@ -46,6 +48,10 @@ class Hub:
         self._starters: list[Callable[[], Awaitable[None]]] = []
         self._stoppers: list[Callable[[], Awaitable[None]]] = []
         self._tasks: set[asyncio.Task] = set()
+        self.max_joining = max_joining  # joins admitted and not yet sent their snapshot, at most (0: no bound)
+        self.join_queue_s = JOIN_QUEUE_S
+        self.joining = 0  # joins admitted or waiting for admission, not yet sent their snapshot
+        self._slots: asyncio.Semaphore | None = None
         sio.on("connect", self._on_connect)
         sio.on("disconnect", self._on_disconnect)
         sio.on("*", self._on_event)
@@ -57,9 +63,14 @@ class Hub:
         """See Registry.command."""
         return self.registry.command(event, **kw)
 
-    def snapshot_part(self, name: str) -> Callable[[SnapshotPart], SnapshotPart]:
+    def snapshot_part(self, name: str, *, shared: bool = False) -> Callable[[SnapshotPart], SnapshotPart]:
         """See Registry.snapshot_part."""
-        return self.registry.snapshot_part(name)
+        return self.registry.snapshot_part(name, shared=shared)
+
+    async def shared(self, key: tuple[Any, ...], fetch: Callable[[], Awaitable[Any]]) -> Any:
+        """A snapshot value the same for every join of a broadcast: one fetch for a burst of joins,
+        reused briefly (see Registry.shared; `key[1]` must be the broadcast)."""
+        return await self.registry.shared(key, fetch)
 
     def on_join(self, fn: Hook) -> Hook:
         """Called after a socket joined (before its snapshot is built)."""
@@ -152,7 +163,8 @@ class Hub:
         try:
             ident = authenticate(self.secret, environ, auth)
             try:
-                found = await self.broadcasts.exists(ident.broadcast)
+                with batched():  # a burst of connects: one round trip per loop iteration
+                    found = await self.broadcasts.exists(ident.broadcast)
             except Exception as exc:  # noqa: BLE001 - Redis slow or down: refuse with a reason, the client retries
                 over = overload_code(exc)
                 if over is None:
@@ -163,23 +175,53 @@ class Hub:
                 raise Refused(over.code, over.message) from None
             if not found:
                 raise Refused(Code.BROADCAST_NOT_FOUND, f"no broadcast {ident.broadcast!r}")
+            await self._admit()
         except Refused as exc:
             metrics.HUB_CONNECTS.labels(exc.code).inc()
             raise exc.refusal() from None
         c = ident.claims
         caller = Caller(sid=sid, user=c.sub, name=c.name, role=c.role, broadcast=ident.broadcast, exp=c.exp)
-        self._callers[sid] = caller
-        await self.fanout.join(sid, caller.broadcast, staff=caller.is_staff, user=caller.user)
+        try:
+            self._callers[sid] = caller
+            await self.fanout.join(sid, caller.broadcast, staff=caller.is_staff, user=caller.user)
+        except BaseException:
+            self._joined(None)
+            raise
         metrics.HUB_CONNECTS.labels("OK").inc()
         # The CONNECT packet goes out when this handler returns; the snapshot follows it.
-        self.spawn(self._welcome(caller))
+        task = self.spawn(self._welcome(caller))
+        task.add_done_callback(self._joined)
         return True
+
+    async def _admit(self) -> None:
+        """Join admission: at most `max_joining` joins between admission and their snapshot. A
+        connect past it waits (FIFO) up to `join_queue_s` for a slot: waiting costs an open socket,
+        where refusing costs a whole new handshake later; one that waited in vain is refused BUSY
+        with retry_after. Without a bound, an overrun made every join late, late joins timed out
+        and came back, and the node never caught up."""
+        self.joining += 1
+        if not self.max_joining:
+            return
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_joining)
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.join_queue_s)
+        except TimeoutError:
+            self.joining -= 1
+            metrics.OVERLOAD_ANSWERS.labels("BUSY", "connect").inc()
+            raise Refused(Code.BUSY, "too many joins in progress; retry", retry_after=JOIN_RETRY_AFTER_MS) from None
+
+    def _joined(self, _task: asyncio.Task | None) -> None:
+        self.joining -= 1
+        if self._slots is not None:
+            self._slots.release()
 
     async def _welcome(self, caller: Caller) -> None:
         start = time.perf_counter()
         for hook in self._join_hooks:
             try:
-                await hook(caller)
+                with batched():
+                    await hook(caller)
             except Exception as exc:  # noqa: BLE001 - a hook must not stop the snapshot
                 if overload_code(exc) is None:
                     log.exception("join hook failed")
@@ -203,7 +245,8 @@ class Hub:
             log.exception("fanout leave failed")
         for hook in self._leave_hooks:
             try:
-                await hook(caller)
+                with batched():  # a wave of disconnects (a node restart, a retry storm): one round trip per iteration
+                    await hook(caller)
             except Exception:  # noqa: BLE001
                 log.exception("leave hook failed")
 

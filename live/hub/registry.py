@@ -28,6 +28,9 @@ return value is merged into `{"ok": true, ...}`. Nothing here knows about a spec
 
 The join snapshot gathers every part at once; a part that fails is retried until the join deadline,
 and if it still fails the snapshot names it in `partial` (with `retry_after`) instead of hiding it.
+Its Redis reads travel as one pipeline per loop iteration (redislayer.batched), and parts that are
+the same for a whole audience (`shared=True`) are fetched once for all the joins of a burst and
+reused for `snapshot_cache_s` (`shared`): a join burst costs a few round trips, not a dozen per join.
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ import orjson
 from domain import Code, DomainError
 from live.auth import ROLES
 from live.hub import metrics
-from redislayer import overload_code
+from redislayer import batched, overload_code
 
 log = logging.getLogger("hawker.hub")
 
@@ -110,9 +113,15 @@ class Registry:
     burst: float = 40.0  # events a socket may send at once
     timeout_s: float = 5.0  # a command's deadline (BUSY past it)
     join_deadline_s: float = 3.0  # how long a snapshot's failed parts are retried
+    snapshot_cache_s: float = 0.2  # a shared snapshot value is reused this long (0: only concurrent joins share)
     commands: dict[str, Command] = field(default_factory=dict)
     parts: dict[str, SnapshotPart] = field(default_factory=dict)
+    shared_parts: set[str] = field(default_factory=set)
+    fetches: int = 0  # shared values fetched from the stores (not served from the cache)
+    _epoch: int = 0  # bumped by invalidate: a fetch that started before is not kept
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
+    _cache: dict[tuple[Any, ...], tuple[float, Any]] = field(default_factory=dict)
+    _inflight: dict[tuple[Any, ...], asyncio.Future[Any]] = field(default_factory=dict)
 
     # ---- plugging in ---------------------------------------------------------------------------
 
@@ -137,16 +146,71 @@ class Registry:
 
         return deco
 
-    def snapshot_part(self, name: str) -> Callable[[SnapshotPart], SnapshotPart]:
-        """Decorator: `snapshot[name] = await fn(caller)` in every join snapshot."""
+    def snapshot_part(self, name: str, *, shared: bool = False) -> Callable[[SnapshotPart], SnapshotPart]:
+        """Decorator: `snapshot[name] = await fn(caller)` in every join snapshot.
+
+        `shared=True`: the value depends only on the caller's broadcast and whether it is staff, so
+        one fetch serves every join of that broadcast and audience (see `shared`); `fn` then gets
+        whichever caller asked first and must not look at who it is beyond that."""
         if name in self.parts:
             raise ValueError(f"snapshot part {name!r} is already registered")
 
         def deco(fn: SnapshotPart) -> SnapshotPart:
             self.parts[name] = fn
+            if shared:
+                self.shared_parts.add(name)
             return fn
 
         return deco
+
+    # ---- the shared snapshot cache -------------------------------------------------------------
+
+    async def shared(self, key: tuple[Any, ...], fetch: Callable[[], Awaitable[Any]]) -> Any:
+        """`await fetch()`, shared: concurrent callers with the same `key` wait for ONE fetch
+        (single flight), and its value is reused until `snapshot_cache_s` after that fetch
+        *started*, so a change made before a join began is in its snapshot if it is older than
+        the cache age. `key[1]` is the broadcast (`invalidate`). A failed fetch is not kept: every
+        waiter gets its exception and the next caller fetches again. Values are shared between
+        callers: never mutate one."""
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        fut = self._inflight.get(key)
+        if fut is None:
+            fut = self._inflight[key] = asyncio.ensure_future(self._fetch(key, fetch, time.monotonic(), self._epoch))
+            fut.add_done_callback(_retrieve)
+        return await asyncio.shield(fut)  # a waiter that times out does not cancel the others' fetch
+
+    def _fresh(self, key: tuple[Any, ...]) -> Any:
+        hit = self._cache.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else _MISS
+
+    async def _fetch(self, key: tuple[Any, ...], fetch: Callable[[], Awaitable[Any]], started: float,
+                     epoch: int) -> Any:
+        try:
+            self.fetches += 1
+            value = await fetch()
+        finally:
+            if self._inflight.get(key) is asyncio.current_task():
+                del self._inflight[key]
+        if self.snapshot_cache_s > 0 and epoch == self._epoch:
+            if len(self._cache) >= _CACHE_MAX:
+                now = time.monotonic()
+                for k in [k for k, (exp, _v) in self._cache.items() if exp <= now]:
+                    del self._cache[k]
+                if len(self._cache) >= _CACHE_MAX:
+                    self._cache.clear()
+            self._cache[key] = (started + self.snapshot_cache_s, value)
+        return value
+
+    def invalidate(self, broadcast: str) -> None:
+        """Forget this node's shared values of a broadcast (its staff changed something here): the
+        next join fetches again, and a fetch already under way is not kept."""
+        self._epoch += 1
+        for k in [k for k in self._cache if len(k) > 1 and k[1] == broadcast]:
+            del self._cache[k]
+        for k in [k for k in self._inflight if len(k) > 1 and k[1] == broadcast]:
+            del self._inflight[k]
 
     # ---- running -------------------------------------------------------------------------------
 
@@ -179,6 +243,8 @@ class Registry:
         label = cmd.event if cmd else "_unknown"
         ack = await self._run(caller, event, cmd, args)
         code = "OK" if ack.get("ok") else ack["error"]["code"]
+        if code == "OK" and caller is not None and caller.is_staff and (self._cache or self._inflight):
+            self.invalidate(caller.broadcast)  # the host's change is in the next join on this node
         metrics.HUB_COMMANDS.labels(label, code).inc()
         metrics.HUB_COMMAND_SECONDS.labels(label, code).observe(time.perf_counter() - start)
         return ack
@@ -229,24 +295,47 @@ class Registry:
         return {"ok": True, **result}
 
     async def snapshot(self, caller: Caller) -> dict[str, Any]:
-        """Every registered part, gathered concurrently. A failing part is retried (backoff) until the
-        join deadline; one that still fails is None and named in `partial`, with `retry_after` ms."""
+        """Every registered part, fetched concurrently (shared parts from the cache when fresh). A
+        failing part is retried (backoff) until the join deadline; one that still fails is None and
+        named in `partial`, with `retry_after` ms."""
         deadline = time.monotonic() + self.join_deadline_s
         out: dict[str, Any] = {}
         pending = list(self.parts)
         delay = 0.05
         last: dict[str, BaseException] = {}
         while pending:
-            left = deadline - time.monotonic()
-            results = await asyncio.gather(*(self._part(n, caller, left) for n in pending), return_exceptions=True)
-            failed = []
-            for name, value in zip(pending, results):
-                if isinstance(value, BaseException):
-                    metrics.SNAPSHOT_PART_FAILURES.labels(name).inc()
-                    last[name] = value
-                    failed.append(name)
+            todo = []
+            for name in pending:
+                value = self._fresh(self._key(name, caller)) if name in self.shared_parts else _MISS
+                if value is _MISS:
+                    todo.append(name)
                 else:
                     out[name] = value
+            if not todo:
+                pending = []
+                break
+            with batched():  # every part's reads (and other joins' beside them) in one round trip
+                tasks = [asyncio.ensure_future(self._part(n, caller)) for n in todo]
+            try:
+                _done, late = await asyncio.wait(tasks, timeout=max(0.05, deadline - time.monotonic()))
+            except asyncio.CancelledError:
+                for t in tasks:
+                    t.cancel()
+                raise
+            for t in late:
+                t.cancel()
+            failed = []
+            for name, t in zip(todo, tasks):
+                if t in late or t.cancelled():
+                    exc: BaseException | None = TimeoutError(f"snapshot part {name} timed out")
+                else:
+                    exc = t.exception()
+                if exc is not None:
+                    metrics.SNAPSHOT_PART_FAILURES.labels(name).inc()
+                    last[name] = exc
+                    failed.append(name)
+                else:
+                    out[name] = t.result()
             pending = failed
             if not pending or time.monotonic() + delay >= deadline:
                 break
@@ -267,5 +356,21 @@ class Registry:
             out["retry_after"] = max((o.retry_after_ms for o in over if o is not None), default=500)
         return out
 
-    async def _part(self, name: str, caller: Caller, left_s: float) -> Any:
-        return await asyncio.wait_for(self.parts[name](caller), max(0.05, left_s))
+    def _key(self, name: str, caller: Caller) -> tuple[Any, ...]:
+        return ("part", caller.broadcast, name, caller.is_staff)
+
+    async def _part(self, name: str, caller: Caller) -> Any:
+        fn = self.parts[name]
+        if name in self.shared_parts:
+            return await self.shared(self._key(name, caller), lambda: fn(caller))
+        return await fn(caller)
+
+
+_MISS = object()
+_CACHE_MAX = 4096  # shared values kept at most (parts x broadcasts x audiences)
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    """A shared fetch whose every waiter gave up must not log "exception never retrieved"."""
+    if not fut.cancelled():
+        fut.exception()

@@ -22,7 +22,7 @@ def register(node: Node) -> None:
     async def snapshot(caller: Caller, payload: dict) -> dict:
         return {"snapshot": await hub.build_snapshot(caller)}
 
-    @hub.snapshot_part("broadcast")
+    @hub.snapshot_part("broadcast", shared=True)
     async def broadcast_part(caller: Caller) -> dict[str, Any] | None:
         bc = await hub.broadcasts.get(caller.broadcast)
         return bc.to_dict() if bc else None

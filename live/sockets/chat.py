@@ -247,7 +247,10 @@ class ChatEvents:
         return [m.to_wire() for m in msgs]
 
     async def snapshot_state(self, caller: Caller) -> dict[str, Any]:
-        state = (await self.chat.state(caller.broadcast)).to_wire()
+        async def fetch() -> dict[str, Any]:
+            return (await self.chat.state(caller.broadcast)).to_wire()
+
+        state = dict(await self.hub.shared(("chat_state", caller.broadcast), fetch))  # one read per join burst
         state["banned"] = (not caller.is_staff) and await self.chat.is_banned(caller.broadcast, caller.user)
         return state
 

@@ -70,7 +70,7 @@ def register(node: Node) -> None:
         if session_id is not None:
             await media.end_play(caller.broadcast, session_id)
 
-    @hub.snapshot_part("media")
+    @hub.snapshot_part("media", shared=True)
     async def _snapshot(caller: Caller) -> dict:
         return await media.current_state(caller.broadcast)
 

@@ -133,7 +133,8 @@ class Sales:
     # ---- snapshot --------------------------------------------------------------------------------
 
     async def snapshot_part(self, caller: Caller) -> list[dict[str, Any]]:
-        sales = await self.store.of_broadcast(caller.broadcast)
+        # the sale records: one read for a burst of joins (Registry.shared); levels and holds: fresh
+        sales = await self.hub.shared(("sales", caller.broadcast), lambda: self.store.of_broadcast(caller.broadcast))
         # concurrent calls: the inventory pipelines them into one round trip
         levels = await asyncio.gather(*(self.inv.snapshot(s.id) for s in sales))
         holds = await asyncio.gather(*(self.inv.holds_of(s.id, caller.user) for s in sales))

@@ -139,3 +139,26 @@ async def test_a_long_polling_client_is_served_and_upgrades(make_server, bc, tok
         assert (await c.call("time", {}, timeout=30))["ok"]
     finally:
         await c.disconnect()
+
+
+async def test_the_tick_period_stretches_past_the_write_budget(make_server, bc, clients, token) -> None:
+    """HAWKER_FANOUT_MAX_WRITES_PER_S: 4 sockets at 20 tick frames/s -> a tick every 200 ms, not
+    every 50 ms; what comes in between is coalesced into it (hearts summed), nothing is lost."""
+    import asyncio
+
+    srv = await make_server(tick_ms=50, fanout_max_writes_per_s=20)
+    cs = [await clients(srv.url, token("viewer", bc, f"u{i}")) for i in range(4)]
+    await wait_for(lambda: all(c.of("snapshot") for c in cs), what="snapshots")
+    fan = fanout_of(srv)
+    assert fan.period() == 0.2
+    before = len(cs[0].ticks())
+    for _ in range(40):  # a heart every 25 ms for 1 s: news in every 50 ms window
+        fan.hearts(bc)
+        await asyncio.sleep(0.025)
+    await asyncio.sleep(0.3)
+    got = cs[0].ticks()[before:]
+    assert 3 <= len(got) <= 8, len(got)  # about 5 ticks in 1.3 s, not about 26
+    assert sum(t.get("hearts", 0) for t in got) == 40
+
+    fan.max_writes_per_s = 0  # no budget: tick_ms again
+    assert fan.period() == 0.05

@@ -139,3 +139,27 @@ async def test_chat_sampling_keeps_staff_complete(make_server, bc, clients, toke
         # the inbound-rate meter needs a moment to climb past the threshold; after that, K per tick
         assert all(len(t["chat"]) <= 3 for t in chat_ticks[-10:])
         assert len(v.chat()) < sent
+
+
+async def test_a_versioned_level_never_goes_back_whichever_node_sends_it_last(make_server, bc, clients, token) -> None:
+    """Reaction totals are read by two nodes at once; the older total may reach a node after the
+    newer one. A level with `v` keeps the highest, as the protocol tells clients to."""
+    a, b = await make_server(tick_ms=100), await make_server(tick_ms=100)
+    viewer = await clients(b.url, token("viewer", bc, "u1"))
+    await wait_for(lambda: fanout_of(b).members(bc) == 1, what="member on b")
+    fb, fa = fanout_of(b), fanout_of(a)
+
+    def seen() -> list[dict]:
+        return [t["levels"]["reactions"] for t in viewer.ticks() if "reactions" in (t.get("levels") or {})]
+
+    fb.level(bc, "reactions", {"heart": 3, "v": 2})  # b's newer total goes out first
+    await wait_for(lambda: seen(), what="the newer total on b")
+    fa.level(bc, "reactions", {"heart": 2, "v": 1})  # a's older total arrives afterwards
+    fb.level(bc, "reactions", {"heart": 2, "v": 1})  # ...and the same one again on b itself
+    fa.chat(bc, {"id": "after", "text": "after", "role": "viewer"})  # a marker in a's later tick
+    await wait_for(lambda: viewer.chat(), what="a's later tick on b")
+    await asyncio.sleep(0.3)  # a few more ticks
+    assert seen() == [{"heart": 3, "v": 2}]
+    fa.level(bc, "reactions", {"heart": 4, "v": 3})
+    await wait_for(lambda: len(seen()) == 2, what="a newer total from a")
+    assert seen()[-1] == {"heart": 4, "v": 3}

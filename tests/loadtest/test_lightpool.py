@@ -96,3 +96,52 @@ def test_a_refused_join_is_retried_until_it_gets_in():
         retries = [r.code for r in got if r.name == "join retry"]
         assert retries and set(retries) <= {"REFUSED_UNAVAILABLE", "REFUSED_BUSY"}, [(r.name, r.code) for r in got]
         assert result and result[0][0] is True, (result, retries)
+
+
+def test_light_viewers_in_a_child_process_join_chat_and_report_back():
+    """The Locust side's handle (loadtest/lightproc.py): commands over the child's stdin, reports,
+    join results and the child's loop lag back over its stdout; closing stdin ends the child."""
+    from loadtest.lightproc import LightProcess
+
+    with LocalStack(env={"HAWKER_TICK_MS": "100"}) as stack:
+        _broadcast(stack)
+        child = LightProcess(stack.url, 1)
+        wake = threading.Event()
+
+        def spawn(fn, *args):  # noqa: ANN001, ANN202 - gevent.spawn's shape, on a thread
+            threading.Thread(target=fn, args=args, daemon=True).start()
+
+        child.start(wake.set, spawn, time.sleep)
+        joined: dict[str, tuple[bool, str]] = {}
+        got: list[Report] = []
+
+        def wait(cond, timeout: float = 30.0) -> None:  # noqa: ANN001
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                while child.outbox:
+                    got.append(child.outbox.popleft())
+                if cond():
+                    return
+                wake.wait(0.1)
+                wake.clear()
+            raise AssertionError(f"timed out; reports: {[(r.name, r.code) for r in got][-20:]}")
+
+        try:
+            for i in range(10):
+                user = f"viewer-{i}"
+                child.start_viewer(user, mint(stack.secret, sub=user, role="viewer", broadcast="b1"),
+                                   "msgpack" if i % 2 else "json",
+                                   on_joined=lambda ok, code, user=user: joined.__setitem__(user, (ok, code)))
+            wait(lambda: len(joined) == 10)
+            assert all(ok for ok, _ in joined.values()), joined
+            assert sorted(r.user for r in got if r.name == "join" and r.code == "OK") == sorted(joined)
+            for i in range(10):
+                child.hearts(f"viewer-{i}", 1)
+            child.chat("viewer-0", "hello from the child")
+            wait(lambda: any(r.name == "chat latency" for r in got) and sum(r.name == "tick latency" for r in got) >= 10)
+            time.sleep(0.6)
+            assert child.take_busy_max_ms() >= 0.0
+            assert child.proc.poll() is None
+        finally:
+            child.stop()
+        assert child.proc.wait(10) == 0  # stdin closed: the child closed its sockets and ended

@@ -126,7 +126,7 @@ async def test_a_join_past_the_bound_waits_for_a_slot_or_is_refused_busy(make_se
     from tests.hub.conftest import Client
 
     server = await make_server(join_max_inflight=1)
-    hub = server.app["hub"]
+    hub = server.app["node"].hub
     hub.join_queue_s = 0.3
     gate = asyncio.Event()
 

@@ -351,7 +351,7 @@ class HawkerUser(SocketIOUser):
                 code = f"CONNECT_{type(exc).__name__}"
                 try:
                     self.sio.disconnect()
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - a half-open client may fail to disconnect; the next attempt connects anew
                     pass
                 if time.perf_counter() - t0 > 25:
                     break
@@ -364,7 +364,7 @@ class HawkerUser(SocketIOUser):
     def on_stop(self) -> None:
         try:
             self.sio.disconnect()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - the socket may be gone already; stopping a user must not raise
             pass
 
     def _on_snapshot(self, data: dict[str, Any]) -> None:

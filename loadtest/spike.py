@@ -354,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
         scraper.stop_event.set()
         try:
             monitor.sio.disconnect()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - the monitor's socket may be dead already; the server must still stop
             pass
         if stack:
             if stack.proc is not None and stack.proc.poll() is not None:

@@ -126,5 +126,5 @@ class LightClient:
         self._reader.cancel()
         try:
             await asyncio.wait_for(self.ws.close(), 2)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - closing is best effort: a dead or slow (2 s) socket must not fail the caller's cleanup
             pass

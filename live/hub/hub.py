@@ -90,7 +90,7 @@ class Hub:
         for fn in self._end_hooks:
             try:
                 await fn(broadcast)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - logged; one failing end hook must not keep the others from closing their part
                 log.exception("broadcast end hook failed")
 
     def on_start(self, fn: Callable[[], Awaitable[None]]) -> None:
@@ -143,7 +143,7 @@ class Hub:
         for fn in reversed(self._stoppers):
             try:
                 await fn()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - logged; one failing stop hook must not stop the rest of the shutdown
                 log.exception("hub stop hook failed")
         for task in list(self._tasks):
             task.cancel()
@@ -154,7 +154,7 @@ class Hub:
         for sid in list(self._callers):
             try:
                 await self.sio.disconnect(sid)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - a socket already gone must not keep the others from being closed
                 log.debug("disconnect %s failed", sid, exc_info=True)
 
     # ---- socket.io handlers --------------------------------------------------------------------
@@ -241,13 +241,13 @@ class Hub:
             return
         try:
             await self.fanout.leave(sid)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - logged; the leave hooks below must still free the socket's state
             log.exception("fanout leave failed")
         for hook in self._leave_hooks:
             try:
                 with batched():  # a wave of disconnects (a node restart, a retry storm): one round trip per iteration
                     await hook(caller)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - logged; one failing leave hook must not skip the others' cleanup
                 log.exception("leave hook failed")
 
     async def _on_event(self, event: Any, sid: str, *args: Any) -> dict[str, Any]:

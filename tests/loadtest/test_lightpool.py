@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import requests
 
@@ -115,7 +116,7 @@ def test_light_viewers_in_a_child_process_join_chat_and_report_back():
         joined: dict[str, tuple[bool, str]] = {}
         got: list[Report] = []
 
-        def wait(cond, timeout: float = 30.0) -> None:  # noqa: ANN001
+        def wait(cond: Callable[[], bool], timeout: float = 30.0) -> None:
             end = time.monotonic() + timeout
             while time.monotonic() < end:
                 while child.outbox:

@@ -64,7 +64,12 @@ if m.held > 0 then
 end
 local quiet_since = m.closes_at or tonumber(redis.call('HGET', KM, 'created_at'))
 local ev = redis.call('XREVRANGE', KE, '+', '-', 'COUNT', 1)
-if #ev > 0 then quiet_since = math.max(quiet_since, tonumber(string.match(ev[1][1], '^(%d+)'))) end
+if #ev > 0 then  -- the last event's own `at` (its stream id can be a millisecond later)
+  local f = ev[1][2]
+  for i = 1, #f, 2 do
+    if f[i] == 'at' then quiet_since = math.max(quiet_since, tonumber(f[i + 1])) break end
+  end
+end
 local due = quiet_since + tonumber(ARGV[2])
 if NOW < due then return {'NOT_DUE', due} end
 local released, expired = 0, 0

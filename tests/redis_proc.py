@@ -25,7 +25,7 @@ def find_redis_server() -> str:
     unset or 'system': Debian's redis-server (scripts/test.sh installs it when root) when it is
     Redis >= 7, else the `embedded` extra's Valkey; 'embedded': only the embedded Valkey (the second
     pass of scripts/test.sh), failing loudly when it is not installed."""
-    from live.embedded_redis import find_binary
+    from redislayer.server import find_binary
 
     mode = redis_test_mode()
     return find_binary(prefer="embedded" if mode == "embedded" else "system")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from live.embedded_redis import embedded_binary
+from redislayer.server import embedded_binary
 from tests.redis_proc import RedisProcess
 
 

@@ -6,9 +6,9 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from live.embedded_redis import embedded_binary, find_binary
 from live.redis_gate import EXIT_REDIS_TOO_OLD
-from live.redis_version import (
+from redislayer.server import embedded_binary, find_binary
+from redislayer.version import (
     RedisTooOld,
     from_banner,
     from_info,

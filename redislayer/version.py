@@ -5,8 +5,9 @@ part; 6.2 answers two parts and the worker would fail on every round), and the s
 Redis 7 semantics. Valkey forked from Redis 7.2.4 and reports `redis_version:7.2.4` in INFO, so
 every Valkey passes this check too.
 
-A node checks the server it talks to when it first reaches it (see RedisGate in
-live/redis_gate.py); `hawker demo` checks the binary it is about to start."""
+A node checks the server it talks to when it first reaches it (RedisGate, in the transport);
+`find_binary` (redislayer/server.py) checks every binary it might start. Pure Redis knowledge,
+it imports nothing of ours, so every package (and the load tests) may use it."""
 from __future__ import annotations
 
 import re

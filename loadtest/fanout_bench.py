@@ -24,13 +24,13 @@ import asyncio
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import time
 from typing import Any
 
 from loadtest.localstack import free_port
+from redislayer.server import find_binary
 
 MODES = ("hub", "stock", "raw")
 ROOM = "bench"
@@ -229,9 +229,10 @@ def _wait_line(p: subprocess.Popen, want: str, timeout: float) -> str:
 def run(clients: int, seconds: float, rate: float, procs: int, size: int) -> dict[str, Any]:
     import urllib.request
 
-    redis_bin = shutil.which("redis-server")
-    if not redis_bin:
-        raise SystemExit("redis-server is needed (the engine publishes its ticks to Redis)")
+    try:
+        redis_bin = find_binary()  # the first Redis >= 7 on PATH (or the embedded Valkey)
+    except RuntimeError as exc:
+        raise SystemExit(f"{exc} (the engine publishes its ticks to Redis)") from None
     rport, port = free_port(), free_port()
     redis = subprocess.Popen([redis_bin, "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                              stdout=subprocess.DEVNULL)

@@ -1,8 +1,10 @@
 """A redis-server and `hawker serve` started as separate processes for one load-test run.
 
 Load tests reach the server over the network only: the server is started with its CLI
-(`python -m live serve`), Redis is a `redis-server` (or `valkey-server`) binary on PATH, and
-nothing of the server's code is imported here."""
+(`python -m live serve`) and nothing of the server's code is imported here. Redis is the binary
+`redislayer.server.find_binary` picks (the Redis library the demo and the tests use too): the first
+`redis-server` (then `valkey-server`) on PATH that is Redis >= 7, else the embedded Valkey; a
+virtualenv's older redis-server ahead of the system's is passed over, not started."""
 from __future__ import annotations
 
 import os
@@ -17,19 +19,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+from redislayer.server import find_binary
+
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _redis_binary() -> str:
-    for name in ("redis-server", "valkey-server"):
-        found = shutil.which(name)
-        if found:
-            return found
-    raise RuntimeError("no redis-server (or valkey-server) on PATH: install Redis >= 7 or pass --url")
 
 
 class LocalStack:
@@ -44,6 +40,7 @@ class LocalStack:
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_env = env or {}
         self.ready_timeout_s = ready_timeout_s
+        self.redis_binary: str | None = None  # found at start()
         self.redis: subprocess.Popen[bytes] | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -64,9 +61,11 @@ class LocalStack:
         self.stop()
 
     def start(self) -> None:
-        self.redis = subprocess.Popen(
-            [_redis_binary(), "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--dir", str(self.dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self.redis_binary = find_binary()
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc} (or pass --url to test a running server)") from None
+        self.start_redis()
         env = {**os.environ, "HAWKER_SECRET": self.secret, "HAWKER_REDIS_URL": self.redis_url,
                "HAWKER_PORT": str(self.port), "HAWKER_HOST": "127.0.0.1", "HAWKER_LOG_LEVEL": "warning",
                "HAWKER_DATA_DIR": str(self.dir), "HAWKER_PAYMENT_PROVIDER": "sandbox", **self.extra_env}
@@ -100,8 +99,9 @@ class LocalStack:
             self.redis.wait(10)
 
     def start_redis(self) -> None:
+        assert self.redis_binary is not None, "start() picks the binary"
         self.redis = subprocess.Popen(
-            [_redis_binary(), "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
+            [self.redis_binary, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "yes", "--dir", str(self.dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:

@@ -47,6 +47,7 @@ from typing import Any
 from loadtest.localstack import free_port
 from loadtest.media_bench_figures import fps_summary, ingest_bytes, ingest_lost, p99_ms, per_process
 from loadtest.media_bench_worker import SECRET, mint_token, worker
+from redislayer.server import find_binary
 
 # ---- orchestration ---------------------------------------------------------------------------
 
@@ -66,7 +67,7 @@ class Bench:
 
     def start_redis(self) -> None:
         redis_port = free_port()
-        redis_bin = shutil.which("redis-server") or "/usr/bin/redis-server"
+        redis_bin = find_binary()  # the first Redis >= 7 on PATH (or the embedded Valkey), never an older one
         self.procs.append(subprocess.Popen(
             [redis_bin, "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", self.tmp],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

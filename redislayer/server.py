@@ -137,10 +137,10 @@ class ThrowawayRedis:
 
     def __init__(self, args: Sequence[str] = ("--appendonly", "no"), *, binary: str | None = None,
                  prefix: str = "hawker-bench-") -> None:
+        self.binary = binary or find_binary()  # before the temp folder: a RuntimeError leaves nothing behind
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix=prefix)
         self.args = list(args)
-        self.binary = binary or shutil.which("redis-server") or "/usr/bin/redis-server"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

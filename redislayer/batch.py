@@ -28,6 +28,8 @@ from typing import Any
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
+from redislayer.futures import fail, settle, spawn
+
 MAX_BATCH = 256
 
 _ON: contextvars.ContextVar[bool] = contextvars.ContextVar("redislayer_batched", default=False)
@@ -92,9 +94,7 @@ class Batcher:
         self._scheduled = False
         queue, self._queue = self._queue, []
         for i in range(0, len(queue), self.max_batch):
-            task = asyncio.ensure_future(self._run(queue[i:i + self.max_batch]))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            spawn(self._tasks, self._run(queue[i:i + self.max_batch]))
 
     async def _run(self, batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]) -> None:
         live = [c for c in batch if not c[2].done()]  # callers that gave up (timeouts) are not sent
@@ -109,22 +109,14 @@ class Batcher:
         try:
             results = await pipe.execute(raise_on_error=False)
         except BaseException as exc:  # noqa: BLE001 - every caller gets what its own command would have raised
-            for _a, _o, fut in live:
-                if not fut.done():
-                    fut.set_exception(exc)
+            fail((fut for *_, fut in live), exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
         finally:
             if self.timer is not None:
                 self.timer("BATCH", time.perf_counter() - start)
-        for (_a, _o, fut), res in zip(live, results):
-            if fut.done():
-                continue
-            if isinstance(res, Exception):
-                fut.set_exception(res)
-            else:
-                fut.set_result(res)
+        settle((fut for *_, fut in live), results)
 
 
 class BatchedPipeline(Pipeline):

@@ -13,7 +13,7 @@ TICK_SECONDS = Histogram("hawker_fanout_tick_seconds", "Time to fan one tick out
 TICK_LAG = Histogram(
     "hawker_fanout_tick_lag_seconds",
     "Tick fan-out lag: when the tick was due -> its last frame handed to a socket's transport",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5))
 TICK_PERIOD = Gauge("hawker_fanout_tick_period_seconds",
                     "Seconds between ticks on this node (tick_ms, stretched by HAWKER_FANOUT_MAX_WRITES_PER_S)",
                     multiprocess_mode="max")

@@ -110,7 +110,7 @@ class TimedRedis(aioredis.Redis):
         if batch.active() and batch.batchable(args):  # inside redislayer.batched(): one pipeline per iteration
             return await self._batch().add(args, options)
         timer = self.timer
-        if timer is None:
+        if timer is None or _blocking(args):  # a blocking read's time is its wait, not a round trip
             return await super().execute_command(*args, **options)
         start = time.perf_counter()
         try:
@@ -118,6 +118,19 @@ class TimedRedis(aioredis.Redis):
         finally:
             name = args[0] if args else "?"
             timer(name.decode() if isinstance(name, bytes) else str(name).upper(), time.perf_counter() - start)
+
+
+def _blocking(args: tuple[Any, ...]) -> bool:
+    """XREAD/XREADGROUP ... BLOCK ms, BLPOP and the like: they wait for data by design."""
+    name = args[0] if args else b""
+    name = (name.decode() if isinstance(name, bytes) else str(name)).upper()
+    if name.startswith("XREAD"):
+        for a in args[1:]:
+            word = a.decode() if isinstance(a, bytes) else a
+            if isinstance(word, str) and word.upper() in ("BLOCK", "STREAMS"):
+                return word.upper() == "BLOCK"
+        return False
+    return name in ("BLPOP", "BRPOP", "BLMOVE", "BZPOPMIN", "BZPOPMAX", "BLMPOP", "BZMPOP", "WAIT")
 
 
 _INSIDE: contextvars.ContextVar[bool] = contextvars.ContextVar("redislayer_inside_gate", default=False)
@@ -162,7 +175,7 @@ class BoundedCluster(RedisCluster):
         try:
             return await self._through_gate(lambda: super(BoundedCluster, self).execute_command(*args, **kwargs))
         finally:
-            if self.timer is not None and args:
+            if self.timer is not None and args and not _blocking(args):
                 name = args[0]
                 self.timer(name.decode() if isinstance(name, bytes) else str(name).upper(),
                            time.perf_counter() - start)

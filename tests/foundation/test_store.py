@@ -39,3 +39,19 @@ async def test_commands_ride_out_a_redis_restart():
     finally:
         await client.aclose()
         own.cleanup()
+
+
+async def test_blocking_reads_are_not_timed_as_round_trips(redis_url):
+    """hawker_redis_seconds is a round-trip figure (the load test reports its p99 as the server's
+    Redis latency); an XREAD BLOCK that waited 200 ms for nothing is not a slow Redis."""
+    from redislayer import connect as connect_timed
+    from tests.conftest import CLUSTER
+    seen: list[str] = []
+    client = connect_timed(redis_url, timer=lambda op, _s: seen.append(op), mode="cluster" if CLUSTER else "standalone")
+    try:
+        await client.xread({"{s}:empty": "$"}, count=1, block=200)
+        await client.xread({"{s}:empty": "0"}, count=1)  # no BLOCK: a round trip
+        await client.get("{s}:k")
+    finally:
+        await client.aclose()
+    assert seen.count("XREAD") == 1 and "GET" in seen

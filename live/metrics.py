@@ -28,7 +28,8 @@ def render() -> tuple[bytes, str]:
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75,
                    1, 2.5, 5, 10)
 REDIS_ROUND_TRIP = Histogram(
-    "hawker_redis_seconds", "Redis round trip by operation (a command, or script:<name> for a pipeline of scripts; blocking reads are not timed)",
+    "hawker_redis_seconds",
+    "Redis round trip by operation (a command, or script:<name> for a pipeline of scripts; blocking reads are not timed)",
     ["op"], buckets=LATENCY_BUCKETS,
 )
 

@@ -209,11 +209,11 @@ def run(url: str, secret: str, bidders: int, seconds: int, processes: int, rate:
            "clients_cpu_pct": round(100 * (sum(cpu_seconds(p.pid) for p in procs) - clients0) / wall, 1)}
     for pipe in pipes:
         value = receive(pipe)
-        accepted += [tuple(x) for x in value["accepted"]]  # type: ignore[misc]  # JSON arrays from the pipe, in the tuple's order
+        accepted += [tuple(x) for x in value["accepted"]]  # JSON arrays from the pipe, in the tuple's order
         latencies += value["latencies"]
         for k, n in value["codes"].items():
             codes[k] = codes.get(k, 0) + n
-        holds += [tuple(h) for h in value["holds"]]  # type: ignore[misc]  # JSON arrays from the pipe, in the tuple's order
+        holds += [tuple(h) for h in value["holds"]]  # JSON arrays from the pipe, in the tuple's order
         won += value["won"]
         won_count += value["won_count"]
     for p in procs:

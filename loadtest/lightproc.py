@@ -128,6 +128,13 @@ class LightProcess:
             pass
 
 
+def _joined(emit: Callable[[Any], None], user: str) -> Callable[[bool, str], None]:
+    """A viewer's first join result, reported to the Locust process as `["j", user, ok, code]`."""
+    def joined(ok: bool, code: str) -> None:
+        emit(["j", user, ok, code])
+    return joined
+
+
 def _child(url: str, tick_sample_every: int) -> None:
     pool = LightPool(url, tick_sample_every)
     viewers: dict[str, Viewer] = {}
@@ -176,10 +183,8 @@ def _child(url: str, tick_sample_every: int) -> None:
             continue
         op, user = cmd[0], cmd[1]
         if op == "start":
-            v = Viewer(pool, user, cmd[2], cmd[3],
-                       on_joined=lambda ok, code, user=user: emit(["j", user, ok, code]))
-            viewers[user] = v
-            pool.submit(v.start)
+            viewer = viewers[user] = Viewer(pool, user, cmd[2], cmd[3], on_joined=_joined(emit, user))
+            pool.submit(viewer.start)
             continue
         v = viewers.get(user)
         if v is None:

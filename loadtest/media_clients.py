@@ -200,7 +200,7 @@ class Viewer:
                 frame = await track.recv()
                 if track.kind == "video":
                     self.video_frames += 1
-                    self.sizes.append((frame.width, frame.height))
+                    self.sizes.append((frame.width, frame.height))  # type: ignore[union-attr]  # a video track yields VideoFrames
                 else:
                     self.audio_frames += 1
         except MediaStreamError:

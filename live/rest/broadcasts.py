@@ -1,47 +1,27 @@
 """REST for hosts: create / update / list broadcasts, add / edit products (Bearer JWT).
 
 A host token for broadcast X manages X only; a `*` host token manages every broadcast.
-Mutating calls honour `Idempotency-Key`: a retry within a day gets the first response."""
+Mutating calls honour `Idempotency-Key` through live.idempotent, as checkout does: a retry within a
+day gets the first answer, the same key on another request is refused."""
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from domain import Code, DomainError
 from domain import validate as v
 from live.auth import ADMIN_BROADCAST, Claims, require
 from live.errors import json_response, read_json
+from live.idempotent import idempotent
 from live.node import Node, node_of
 from shop.broadcasts import BroadcastStore, parse_product
 
-IDEMPOTENCY_TTL_S = 24 * 3600
 MAX_PRODUCTS = 200
 
 
 def _store(request: web.Request) -> BroadcastStore:
     return node_of(request.app).hub.broadcasts
-
-
-async def _idempotent(request: web.Request, claims: Claims, make: Callable[[], Awaitable[web.Response]]) -> web.Response:
-    key = request.headers.get("Idempotency-Key")
-    if not key:
-        return await make()
-    if len(key) > 128:
-        raise DomainError(Code.BAD_REQUEST, "Idempotency-Key longer than 128 characters")
-    redis = node_of(request.app).redis
-    rkey = f"hub:idem:{claims.sub}:{request.method}:{request.path}:{key}"
-    cached = await redis.get(rkey)
-    if cached is not None:
-        saved = orjson.loads(cached)
-        return json_response(saved["body"], status=saved["status"], headers={"Idempotent-Replayed": "true"})
-    resp = await make()
-    if resp.status < 500 and isinstance(resp.body, (bytes, bytearray)):  # a JSON answer (not a streamed payload)
-        await redis.set(rkey, orjson.dumps({"status": resp.status, "body": orjson.loads(resp.body)}),
-                        ex=IDEMPOTENCY_TTL_S, nx=True)
-    return resp
 
 
 def _scheduled_start(body: dict[str, Any]) -> int | None:
@@ -93,7 +73,7 @@ async def create_broadcast(request: web.Request) -> web.Response:
                                           products=products)
         return json_response(bc.to_dict(), status=201)
 
-    return await _idempotent(request, claims, make)
+    return await idempotent(request, claims.sub, make)
 
 
 async def list_broadcasts(request: web.Request) -> web.Response:
@@ -128,7 +108,7 @@ async def update_broadcast(request: web.Request) -> web.Response:
         node_of(request.app).hub.fanout.urgent(bid, "broadcast.updated", bc.to_dict())
         return json_response(bc.to_dict())
 
-    return await _idempotent(request, claims, make)
+    return await idempotent(request, claims.sub, make)
 
 
 async def add_product(request: web.Request) -> web.Response:
@@ -140,7 +120,7 @@ async def add_product(request: web.Request) -> web.Response:
         node_of(request.app).hub.fanout.urgent(bid, "product.updated", {"broadcast_id": bid, "product": product.to_dict()})
         return json_response(product.to_dict(), status=201)
 
-    return await _idempotent(request, claims, make)
+    return await idempotent(request, claims.sub, make)
 
 
 async def edit_product(request: web.Request) -> web.Response:
@@ -153,7 +133,7 @@ async def edit_product(request: web.Request) -> web.Response:
         node_of(request.app).hub.fanout.urgent(bid, "product.updated", {"broadcast_id": bid, "product": product.to_dict()})
         return json_response(product.to_dict())
 
-    return await _idempotent(request, claims, make)
+    return await idempotent(request, claims.sub, make)
 
 
 def register(app: web.Application, node: Node) -> None:

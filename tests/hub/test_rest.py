@@ -100,6 +100,43 @@ async def test_idempotency_key_replays_the_first_answer(server, http, token, red
     assert await first.json() == await again.json() and again.headers.get("Idempotent-Replayed") == "true"
 
 
+async def test_an_idempotency_key_reused_on_another_request_is_refused_and_changes_nothing(server, http, token):
+    """The broadcasts door uses the one idempotency protocol (live.idempotent), as checkout does:
+    before, a key reused with another body silently replayed the first answer."""
+    h = {**auth(token("host", "*", "op")), "Idempotency-Key": "k-2"}
+    first = await http.post(server.url + "/api/broadcasts", json={"id": "s2", "title": "Two"}, headers=h)
+    assert first.status == 201
+    other = await http.post(server.url + "/api/broadcasts", json={"id": "s3", "title": "Three"}, headers=h)
+    assert other.status == 422 and (await other.json())["error"]["code"] == "IDEMPOTENCY_MISMATCH"
+    listed = await http.get(server.url + "/api/broadcasts", headers=auth(token("host", "*", "op")))
+    assert "s3" not in [b["id"] for b in (await listed.json())["broadcasts"]]
+    # keys are per user: another host's same key is a request of its own
+    mine = await http.post(server.url + "/api/broadcasts", json={"id": "s3", "title": "Three"},
+                           headers={**auth(token("host", "*", "op2")), "Idempotency-Key": "k-2"})
+    assert mine.status == 201 and "Idempotent-Replayed" not in mine.headers
+
+
+async def test_concurrent_retries_with_one_key_run_the_change_once(server, http, token, clients, bc):
+    """A double click (or a client retrying before the first answer): one edit, one
+    `product.updated` to viewers; the other answer is the replay or IDEMPOTENCY_IN_PROGRESS."""
+    import asyncio
+
+    viewer = await clients(server.url, token("viewer", "b1", "watcher"))
+    await viewer.snapshot()
+    h = {**auth(token("host", "b1", "h1")), "Idempotency-Key": "edit-1"}
+
+    async def edit() -> tuple[int, dict]:
+        async with http.patch(server.url + "/api/broadcasts/b1/products/p1", json={"price": 777}, headers=h) as r:
+            return r.status, await r.json()
+
+    answers = await asyncio.gather(*(edit() for _ in range(8)))
+    codes = sorted(a[1].get("error", {}).get("code", "OK") for a in answers)
+    assert set(codes) <= {"OK", "IDEMPOTENCY_IN_PROGRESS"} and "OK" in codes, answers
+    assert all(a[1]["price"] == 777 for a in answers if a[0] == 200)
+    await asyncio.sleep(0.3)
+    assert len(viewer.of("product.updated")) == 1
+
+
 async def test_ensure_is_idempotent_and_keeps_edits(redis):
     store = BroadcastStore(redis)
     await store.ensure("demo", title="Demo", host="demo-host", products=PRODUCTS)

@@ -128,6 +128,9 @@ class Config:
     fanout_max_writes_per_s: int = setting(50_000,
         "tick frames a process hands to its sockets per second at most: past it the tick period stretches beyond "
         "tick_ms (10,000 sockets at 50,000: 200 ms); 0: no limit")
+    fanout_slice_sockets: int = setting(500,
+        "sockets a process hands a tick to between two turns of its event loop, so commands and joins are not held "
+        "up by a big room's tick (events produced meanwhile still follow the tick); 0: the whole tick at once")
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod

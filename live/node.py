@@ -116,7 +116,8 @@ async def _nothing() -> None:
 def build(config: Config, redis: aioredis.Redis, sio: FanoutServer) -> Node:
     """Every part, in dependency order; nothing here touches the network."""
     node_id = uuid.uuid4().hex[:12]
-    fanout = Fanout(sio, redis, node_id=node_id, tick_ms=config.tick_ms, max_writes_per_s=config.fanout_max_writes_per_s)
+    fanout = Fanout(sio, redis, node_id=node_id, tick_ms=config.tick_ms, max_writes_per_s=config.fanout_max_writes_per_s,
+                    slice_size=config.fanout_slice_sockets or 1_000_000_000)
     hub = Hub(sio=sio, redis=redis, fanout=fanout, secret=config.secret,
               registry=Registry(max_bytes=min(16 * 1024, config.max_message_bytes),
                                 timeout_s=config.command_deadline_ms / 1000,

@@ -30,51 +30,15 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from live.fanout import metrics
-from live.fanout.conn import Conn
-from live.fanout.frames import CODECS, Encoded
-from live.fanout.relay import SEQ, VIEWERS, Batch, Relay, bc_channel, put_level
+from live.fanout.frames import Encoded
+from live.fanout.handout import SLICE_SIZE, Budget, Handout, Targets, hold_or_push, release
+from live.fanout.relay import VIEWERS, Batch, Relay, bc_channel, put_level
+from live.fanout.room import Member, Room
 from redislayer.shardpubsub import ShardedSubscriber
 
 log = logging.getLogger("hawker.fanout")
 
 VIEWERS_EVERY_MS = 1000  # a tick that would carry only a changed viewer count: at most this often
-
-
-class _Room:
-    """The local members of one broadcast, grouped by (codec, staff) so a tick's loop is flat."""
-
-    __slots__ = ("groups", "count", "users", "last_viewers", "viewers_at", "seqs")
-
-    def __init__(self) -> None:
-        self.groups: dict[tuple[str, bool], dict[str, Conn]] = {(c, s): {} for c in CODECS for s in (False, True)}
-        self.count = 0
-        self.users: dict[str, set[str]] = {}
-        self.last_viewers = -1
-        self.viewers_at = 0  # server ms of the last tick sent to this room
-        self.seqs: dict[str, int] = {}  # the highest `v` delivered, per versioned level
-
-    def fresh(self, levels: dict[str, Any]) -> dict[str, Any]:
-        """The levels to send: versioned ones older than what was delivered go."""
-        out: dict[str, Any] = {}
-        for key, value in levels.items():
-            seq = value.get(SEQ) if isinstance(value, dict) else None
-            if isinstance(seq, int):
-                if seq <= self.seqs.get(key, -1):
-                    continue
-                self.seqs[key] = seq
-            out[key] = value
-        return out
-
-
-class _Member:
-    __slots__ = ("broadcast", "staff", "user", "conn", "key")
-
-    def __init__(self, broadcast: str, staff: bool, user: str | None, conn: Conn, key: tuple[str, bool]) -> None:
-        self.broadcast = broadcast
-        self.staff = staff
-        self.user = user
-        self.conn = conn
-        self.key = key
 
 
 def _now_ms() -> int:
@@ -88,7 +52,7 @@ class Fanout(Relay):
                  chat_overload_rate: float = 50.0, chat_overload_k: int = 10,
                  viewers_ttl_ms: int = 5000, clock: Callable[[], int] | None = None,
                  max_outbox: int = 10_000, viewers_every_ms: int = VIEWERS_EVERY_MS,
-                 max_writes_per_s: int = 0) -> None:
+                 max_writes_per_s: int = 0, slice_size: int = SLICE_SIZE) -> None:
         if not hasattr(sio, "conn"):
             raise TypeError("Fanout needs a live.fanout.FanoutServer as its Socket.IO server")
         from chat.overload import ChatSampler, OverloadPolicy
@@ -101,10 +65,11 @@ class Fanout(Relay):
         self.viewers_ttl_ms = viewers_ttl_ms
         self.viewers_every_ms = viewers_every_ms
         self.max_writes_per_s = max_writes_per_s  # 0: no budget (a tick every tick_s whatever the audience)
+        self.slice_size = slice_size  # the ticker yields to the loop every this many sockets
         self.clock = clock or _now_ms
         self.max_outbox = max_outbox
-        self._members: dict[str, _Member] = {}
-        self._rooms: dict[str, _Room] = {}
+        self._members: dict[str, Member] = {}
+        self._rooms: dict[str, Room] = {}
         self._pending: dict[str, Batch] = {}   # this node's input since the last tick
         self._inbound: dict[str, Batch] = {}   # other nodes' batches since the last tick
         self._totals: dict[str, tuple[int, int]] = {}  # broadcast -> (total, our count at the time)
@@ -168,18 +133,18 @@ class Fanout(Relay):
         key = (conn.out_codec, bool(staff))
         room = self._rooms.get(broadcast)
         if room is None:
-            room = self._rooms[broadcast] = _Room()
+            room = self._rooms[broadcast] = Room()
             self._gone.discard(broadcast)
         room.groups[key][sid] = conn
         room.count += 1
         if user:
             room.users.setdefault(user, set()).add(sid)
-        self._members[sid] = _Member(broadcast, bool(staff), user, conn, key)
+        self._members[sid] = Member(broadcast, bool(staff), user, conn, key)
         metrics.SOCKETS.labels(broadcast).inc()
         if room.count == 1:
             await self._subscribe(broadcast, room)
 
-    async def _subscribe(self, broadcast: str, room: _Room) -> None:
+    async def _subscribe(self, broadcast: str, room: Room) -> None:
         """Subscribe this node to a broadcast; if Redis is away, the ticker retries (the join stands)."""
         async with self._sub_lock:
             if self._pubsub is not None and self._rooms.get(broadcast) is room:
@@ -266,14 +231,13 @@ class Fanout(Relay):
         if room is None:
             return
         enc = Encoded(event, data)
-        n = 0
+        targets: Targets = []
         for (codec, _staff), conns in room.groups.items():
             if conns:
                 frame = enc.frame(codec)
-                for conn in conns.values():
-                    conn.push(frame, False)
-                n += len(conns)
-        metrics.DELIVERIES.labels("urgent").inc(n)
+                targets += [(conn, frame) for conn in conns.values()]
+        hold_or_push(room, targets)
+        metrics.DELIVERIES.labels("urgent").inc(len(targets))
 
     def _deliver_user(self, broadcast: str, user: str, event: str, data: Any) -> None:
         room = self._rooms.get(broadcast)
@@ -281,19 +245,23 @@ class Fanout(Relay):
         if not sids:
             return
         enc = Encoded(event, data)
+        targets: Targets = []
         for sid in sids:
             m = self._members[sid]
-            m.conn.push(enc.frame(m.key[0]), False)
+            targets.append((m.conn, enc.frame(m.key[0])))
+        assert room is not None  # sids came from it
+        hold_or_push(room, targets)
         metrics.DELIVERIES.labels("user").inc(len(sids))
 
-    def _deliver_tick(self, broadcast: str, room: _Room, batch: Batch | None, now: int) -> int:
+    def _handout(self, broadcast: str, room: Room, batch: Batch | None, now: int) -> Handout | None:
+        """The room's tick (encoded once per codec), or None when there is nothing to send."""
         viewers = self.viewer_count(broadcast)
         if batch is None or batch.empty():
             # a changed count alone goes at most every viewers_every_ms: while thousands join, the
             # count changes every tick, and a tick to every socket for it alone was most of the
             # CPU of a join ramp (on the server and on every client)
             if viewers == room.last_viewers or now - room.viewers_at < self.viewers_every_ms:
-                return 0
+                return None
             batch = batch or Batch()
         room.last_viewers = viewers
         room.viewers_at = now
@@ -312,15 +280,10 @@ class Fanout(Relay):
         spay = {**base, "chat": chat} if chat and len(for_viewers) != len(chat) else vpay
         encs = {False: Encoded("tick", vpay)}
         encs[True] = encs[False] if spay is vpay else Encoded("tick", spay)
-        n = 0
-        for (codec, staff), conns in room.groups.items():
-            if conns:
-                frame = encs[staff].frame(codec)
-                for conn in conns.values():
-                    conn.push(frame, True)
-                n += len(conns)
+        work = [(encs[staff].frame(codec), conns, list(conns.items()))
+                for (codec, staff), conns in room.groups.items() if conns]
         metrics.BATCH_SIZE.observe(len(chat) + len(batch.levels) + (1 if batch.hearts else 0))
-        return n
+        return Handout(room, work)
 
     # ---- the tick -----------------------------------------------------------------------------
 
@@ -335,7 +298,7 @@ class Fanout(Relay):
                 delay = 0
             await asyncio.sleep(delay)
             try:
-                if self.tick():  # tick due -> the last socket's bytes handed to its transport
+                if await self._tick_in_slices():  # tick due -> the last socket's bytes handed to its transport
                     metrics.TICK_LAG.observe(max(0.0, loop.time() - due))
                 for bc in list(self._unsubscribed):
                     room = self._rooms.get(bc)
@@ -348,8 +311,41 @@ class Fanout(Relay):
                 log.warning("fan-out tick failed", exc_info=True)
 
     def tick(self) -> int:
-        """One tick: publish our input, deliver the merged batch to local members. Returns how
-        many sockets got it."""
+        """One tick: publish our input, deliver the merged batch to every local member now.
+        Returns how many sockets got it. (The ticker hands big rooms their tick in slices.)"""
+        handouts = self._handouts()
+        return self._ticked(handouts, sum(h.all_now() for h in handouts))
+
+    async def _tick_in_slices(self) -> int:
+        """`tick()`, but the loop turns every `slice_size` sockets; meanwhile events for the rooms
+        of this tick are held and written after each room's last slice (live/fanout/handout.py)."""
+        handouts = self._handouts()
+        if sum(h.n for h in handouts) <= self.slice_size:
+            return self._ticked(handouts, sum(h.all_now() for h in handouts))
+        for h in handouts:
+            h.room.sending = True
+        spent = 0.0
+        budget = Budget(self.slice_size, sum(h.n for h in handouts))
+        try:
+            for h in handouts:
+                spent += await h.in_slices(budget)
+                release(h.room)
+        finally:  # cancelled midway (stop): nothing stays held
+            for h in handouts:
+                if h.room.sending:
+                    release(h.room)
+        return self._ticked(handouts, spent)
+
+    def _ticked(self, handouts: list[Handout], seconds: float) -> int:
+        n = sum(h.n for h in handouts)
+        if n:
+            metrics.DELIVERIES.labels("tick").inc(n)
+            metrics.TICK_SECONDS.observe(seconds)
+        self.ticks += 1
+        return n
+
+    def _handouts(self) -> list[Handout]:
+        """Publish our input; each room's merged batch as a tick to hand out."""
         now = self.clock()
         pending, self._pending = self._pending, {}
         inbound, self._inbound = self._inbound, {}
@@ -364,8 +360,7 @@ class Fanout(Relay):
                     msg["l"] = b.levels
                 self._publish(bc, msg, "tick")
                 self.published_ticks += 1
-        start = time.perf_counter()
-        n = 0
+        handouts: list[Handout] = []
         for bc, room in self._rooms.items():
             batch = pending.get(bc)
             remote = inbound.get(bc)
@@ -377,12 +372,10 @@ class Fanout(Relay):
                     merged.merge(remote.chat, remote.hearts, remote.levels)
                     merged.merge(batch.chat, batch.hearts, batch.levels)
                     batch = merged
-            n += self._deliver_tick(bc, room, batch, now)
-        if n:
-            metrics.DELIVERIES.labels("tick").inc(n)
-            metrics.TICK_SECONDS.observe(time.perf_counter() - start)
-        self.ticks += 1
-        return n
+            h = self._handout(bc, room, batch, now)
+            if h is not None:
+                handouts.append(h)
+        return handouts
 
     def period(self) -> float:
         """Seconds between ticks: `tick_s`, stretched so this node hands at most `max_writes_per_s`

@@ -45,8 +45,6 @@ class Hub:
         self._join_hooks: list[Hook] = []
         self._leave_hooks: list[Hook] = []
         self._end_hooks: list[Callable[[str], Awaitable[None]]] = []
-        self._starters: list[Callable[[], Awaitable[None]]] = []
-        self._stoppers: list[Callable[[], Awaitable[None]]] = []
         self._tasks: set[asyncio.Task] = set()
         self.max_joining = max_joining  # joins admitted and not yet sent their snapshot, at most (0: no bound)
         self.join_queue_s = JOIN_QUEUE_S
@@ -93,12 +91,6 @@ class Hub:
             except Exception:  # noqa: BLE001 - logged; one failing end hook must not keep the others from closing their part
                 log.exception("broadcast end hook failed")
 
-    def on_start(self, fn: Callable[[], Awaitable[None]]) -> None:
-        self._starters.append(fn)
-
-    def on_stop(self, fn: Callable[[], Awaitable[None]]) -> None:
-        self._stoppers.append(fn)
-
     def caller(self, sid: str) -> Caller | None:
         return self._callers.get(sid)
 
@@ -136,15 +128,8 @@ class Hub:
 
     async def start(self) -> None:
         await self.clock.start()
-        for fn in self._starters:
-            await fn()
 
     async def stop(self) -> None:
-        for fn in reversed(self._stoppers):
-            try:
-                await fn()
-            except Exception:  # noqa: BLE001 - logged; one failing stop hook must not stop the rest of the shutdown
-                log.exception("hub stop hook failed")
         for task in list(self._tasks):
             task.cancel()
         await self.clock.stop()

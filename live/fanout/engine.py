@@ -280,8 +280,7 @@ class Fanout(Relay):
         spay = {**base, "chat": chat} if chat and len(for_viewers) != len(chat) else vpay
         encs = {False: Encoded("tick", vpay)}
         encs[True] = encs[False] if spay is vpay else Encoded("tick", spay)
-        work = [(encs[staff].frame(codec), conns, list(conns.items()))
-                for (codec, staff), conns in room.groups.items() if conns]
+        work = [(encs[staff].frame(codec), conns) for (codec, staff), conns in room.groups.items() if conns]
         metrics.BATCH_SIZE.observe(len(chat) + len(batch.levels) + (1 if batch.hearts else 0))
         return Handout(room, work)
 
@@ -323,6 +322,7 @@ class Fanout(Relay):
         if sum(h.n for h in handouts) <= self.slice_size:
             return self._ticked(handouts, sum(h.all_now() for h in handouts))
         for h in handouts:
+            h.freeze()
             h.room.sending = True
         spent = 0.0
         budget = Budget(self.slice_size, sum(h.n for h in handouts))

@@ -38,31 +38,37 @@ class Budget:
 
 
 class Handout:
-    """One tick for one room: `(frame, group, members)` per (codec, staff) group, where `members`
-    is the group's `(sid, conn)` pairs when the tick was built and `group` the live dict (a socket
-    that left meanwhile is skipped)."""
+    """One tick for one room: `(frame, group)` per (codec, staff) group, `group` being the room's
+    live `{sid: conn}` dict."""
 
-    __slots__ = ("room", "work", "n")
+    __slots__ = ("room", "work", "n", "frozen")
 
-    def __init__(self, room: Any, work: list[tuple[Frame, dict[str, Conn], list[tuple[str, Conn]]]]) -> None:
+    def __init__(self, room: Any, work: list[tuple[Frame, dict[str, Conn]]]) -> None:
         self.room = room  # live.fanout.room.Room: its `sending` and `held`
         self.work = work
-        self.n = sum(len(members) for _, _, members in work)
+        self.n = sum(len(group) for _, group in work)
+        self.frozen: list[tuple[Frame, dict[str, Conn], list[tuple[str, Conn]]]] = []
 
     def all_now(self) -> float:
         """Every socket now (no yield). Returns the seconds spent writing."""
         start = time.perf_counter()
-        for frame, _, members in self.work:
-            for _, conn in members:
+        for frame, group in self.work:
+            for conn in group.values():
                 conn.push(frame, True)
         return time.perf_counter() - start
 
+    def freeze(self) -> None:
+        """Take the members as they are now, before the loop turns: a socket that joins during the
+        handout got a snapshot newer than this tick and must not get it."""
+        self.frozen = [(frame, group, list(group.items())) for frame, group in self.work]
+
     async def in_slices(self, budget: Budget) -> float:
-        """The sockets a budget at a time, the loop turning between slices. The caller has set
-        `room.sending` (events for the room are held meanwhile) and releases the room after.
+        """The frozen members a budget at a time, the loop turning between slices (a socket that
+        left meanwhile is skipped). The caller has frozen every handout of the tick and set
+        `room.sending` (events for the room are held meanwhile), and releases the room after.
         Returns the seconds spent writing (the turns of the loop excluded)."""
         spent = 0.0
-        for frame, group, members in self.work:
+        for frame, group, members in self.frozen:
             i = 0
             while i < len(members):
                 take = min(budget.left, len(members) - i)

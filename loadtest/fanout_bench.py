@@ -29,8 +29,7 @@ import sys
 import time
 from typing import Any
 
-from loadtest.localstack import free_port
-from redislayer.server import find_binary
+from redislayer.server import find_binary, free_port
 
 MODES = ("hub", "stock", "raw")
 ROOM = "bench"

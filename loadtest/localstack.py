@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,13 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from redislayer.server import find_binary
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from redislayer.server import find_binary, free_port
 
 
 class LocalStack:

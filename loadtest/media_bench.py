@@ -44,10 +44,9 @@ import tempfile
 import time
 from typing import Any
 
-from loadtest.localstack import free_port
 from loadtest.media_bench_figures import fps_summary, ingest_bytes, ingest_lost, p99_ms, per_process
 from loadtest.media_bench_worker import SECRET, mint_token, worker
-from redislayer.server import find_binary
+from redislayer.server import find_binary, free_port
 
 # ---- orchestration ---------------------------------------------------------------------------
 

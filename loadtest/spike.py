@@ -29,9 +29,10 @@ import requests
 
 from loadtest import audit, compare, generator, report, serverside
 from loadtest.lightclient import mint
-from loadtest.localstack import LocalStack, free_port
+from loadtest.localstack import LocalStack
 from loadtest.samples import read_all
 from loadtest.spike_watch import Monitor, ResourceSampler, server_pids
+from redislayer.server import free_port
 
 MAX_USERS = 20_000
 MAX_RUN_S = 2_100  # a 30 min soak plus its ramp

@@ -116,14 +116,18 @@ class TimedRedis(aioredis.Redis):
         try:
             return await super().execute_command(*args, **options)
         finally:
-            name = args[0] if args else "?"
-            timer(name.decode() if isinstance(name, bytes) else str(name).upper(), time.perf_counter() - start)
+            timer(_op(args), time.perf_counter() - start)
+
+
+def _op(args: tuple[Any, ...]) -> str:
+    """A command's name as the Redis timer labels it."""
+    name = args[0] if args else "?"
+    return name.decode() if isinstance(name, bytes) else str(name).upper()
 
 
 def _blocking(args: tuple[Any, ...]) -> bool:
     """XREAD/XREADGROUP ... BLOCK ms, BLPOP and the like: they wait for data by design."""
-    name = args[0] if args else b""
-    name = (name.decode() if isinstance(name, bytes) else str(name)).upper()
+    name = _op(args).upper()
     if name.startswith("XREAD"):
         for a in args[1:]:
             word = a.decode() if isinstance(a, bytes) else a
@@ -176,9 +180,7 @@ class BoundedCluster(RedisCluster):
             return await self._through_gate(lambda: super(BoundedCluster, self).execute_command(*args, **kwargs))
         finally:
             if self.timer is not None and args and not _blocking(args):
-                name = args[0]
-                self.timer(name.decode() if isinstance(name, bytes) else str(name).upper(),
-                           time.perf_counter() - start)
+                self.timer(_op(args), time.perf_counter() - start)
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
         pipe = super().pipeline(transaction, shard_hint)

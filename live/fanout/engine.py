@@ -319,13 +319,14 @@ class Fanout(Relay):
         """`tick()`, but the loop turns every `slice_size` sockets; meanwhile events for the rooms
         of this tick are held and written after each room's last slice (live/fanout/handout.py)."""
         handouts = self._handouts()
-        if sum(h.n for h in handouts) <= self.slice_size:
+        sockets = sum(h.n for h in handouts)
+        if sockets <= self.slice_size:
             return self._ticked(handouts, sum(h.all_now() for h in handouts))
         for h in handouts:
             h.freeze()
             h.room.sending = True
         spent = 0.0
-        budget = Budget(self.slice_size, sum(h.n for h in handouts))
+        budget = Budget(self.slice_size, sockets)
         try:
             for h in handouts:
                 spent += await h.in_slices(budget)
